@@ -1,0 +1,21 @@
+"""Music Zoo: compose a backbone, features and tasks from plugins; train, track and predict.
+
+The Python entry points are re-exported lazily so that ``import zoo`` stays cheap (no torch).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Registry": ("zoo.registry", "Registry"),
+    "parse_spec": ("zoo.compose", "parse_spec"),
+    "ZooError": ("zoo.errors", "ZooError"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,77 @@
+"""The ``zoo`` command: list components, run compositions, inspect data, compare runs, predict.
+
+Each sub-command lives in its own module exposing ``register(subparsers)``; the parser it adds
+sets ``func(args, registry) -> int``. Environment variables are read here and nowhere else.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import ZooError
+from ..registry import AUTOLOAD_ENV, PLUGINS_ENV, Registry
+
+COMMAND_MODULES = (
+    "zoo.cli.list_cmd",
+    "zoo.cli.run_cmd",
+    "zoo.cli.data_cmd",
+    "zoo.cli.track_cmd",
+    "zoo.cli.predict_cmd",
+    "zoo.cli.lab_cmd",
+)
+
+DESCRIPTION = """\
+Music Zoo: compose a backbone, one or more features and one or more tasks in one spec, train it
+on the GPU (or the CPU), track every run in MLflow, and apply the result to new audio.
+
+A spec is BACKBONE+FEATURE[+FEATURE...]:TASK[,TASK...], for example
+  zoo run lstm+chroma:genre                      an LSTM on chromagrams, genre classes
+  zoo run cnn+mel+chroma:genre                   a 2D CNN on mel and chroma stacked
+  zoo run ast+mel:valence,energy,danceability    one AST, three emotion regressions
+Without --data, runs use the embedded data set the zoo synthesises on first use.
+`zoo list` shows every installed component and the distribution that provides it.
+"""
+
+EPILOG = f"""\
+environment:
+  MLFLOW_TRACKING_URI   where runs are recorded (default: a sqlite store under ~/.zoo/mlflow)
+  ZOO_HOME              the zoo's folder for data, caches and runs (default: ~/.zoo)
+  {AUTOLOAD_ENV}=1  load only the core and the plugins named in {PLUGINS_ENV}
+  {PLUGINS_ENV}=a,b           distributions to load when autoloading is off
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"music-zoo {__import__('zoo').__version__}")
+    parser.add_argument("-p", "--plugin", action="append", default=[], metavar="DIST",
+                        help="load this plugin distribution even when autoloading is off (repeatable)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    registry = Registry.from_env(plugins=args.plugin)
+    try:
+        return int(args.func(args, registry) or 0)
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Typed configuration: build a component's frozen config dataclass from a mapping or CLI strings."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Mapping
+
+from .errors import ConfigError, suggest
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (often a CLI string) to the annotated type ``tp``; raise ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: cannot use {value!r}")
+    if origin is typing.Literal:
+        for arg in args:
+            if value == arg or (isinstance(value, str) and str(arg) == value):
+                return arg
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}{suggest(str(value), map(str, args))}")
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, where) for v in value] if inner is not Any else list(value)
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    return value
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotation of every field of dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def make_config(cls: type, values: Mapping[str, Any] | None = None, *, where: str = "config") -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, converting types and refusing unknown keys.
+
+    ``where`` names the component in messages, e.g. ``backbone 'lstm'``.
+    """
+    values = dict(values or {})
+    types = field_types(cls)
+    unknown = [k for k in values if k not in types]
+    if unknown:
+        key = unknown[0]
+        valid = ", ".join(types) or "(none: this component takes no settings)"
+        raise ConfigError(f"{where}: unknown setting '{key}'; valid: {valid}{suggest(key, types)}")
+    kwargs = {k: _coerce(v, types[k], f"{where} setting '{k}'") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as a plain dict (for logging and saving)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, dict[str, str]]:
+    """Parse CLI ``--set backbone.hidden=256`` items into ``{"backbone": {"hidden": "256"}}``.
+
+    The scope is a kind (backbone, feature, task, train) or a component name (``mel.n_mels=64``).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: expected SCOPE.KEY=VALUE, e.g. backbone.hidden=256 or train.lr=0.001")
+        key, value = item.split("=", 1)
+        scope, name = key.split(".", 1)
+        out.setdefault(scope.strip(), {})[name.strip()] = value.strip()
+    return out

@@ -1,0 +1,175 @@
+"""The contracts between the core and its plugins: Feature, Backbone, Task, Dataset and their specs.
+
+A plugin never needs to inherit from anything here: the protocols are structural. What a plugin
+*does* register is one :class:`ComponentSpec` per entry point.
+
+Shapes used throughout::
+
+    feature output        np.ndarray [F, T]   float32, F = n_bins, T frames or beats
+    backbone input  x     Tensor [B, F, T]    float32, zero-padded along T
+                    lengths Tensor [B]        int64, true lengths (<= T)
+    backbone output       Tensor [B, D]       pooled embedding, or
+                          Tensor [B, T', D]   a sequence, with its lengths Tensor [B]
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+API_VERSION = 1
+"""Version of these contracts. A spec built for another major version is refused at load time."""
+
+KINDS = ("feature", "backbone", "task", "dataset")
+Kind = Literal["feature", "backbone", "task", "dataset"]
+Rate = Literal["frames", "beats"]
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Config for a component that has no settings."""
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a plugin registers under one entry point.
+
+    ``config`` is a frozen dataclass type whose fields all have defaults; ``build`` turns an
+    instance of it (plus the kind's extra arguments, see :func:`zoo.registry.Registry.create`)
+    into the component:
+
+    - feature:  ``build(config) -> Feature``
+    - backbone: ``build(config, n_bins: int) -> Backbone`` (a ``torch.nn.Module``)
+    - task:     ``build(config) -> Task``
+    - dataset:  ``build(config, root: pathlib.Path) -> Dataset``
+    """
+
+    kind: str
+    name: str
+    build: Callable[..., Any]
+    summary: str
+    config: type = NoConfig
+    api_version: int = API_VERSION
+    detect: Callable[[Any], bool] | None = None
+    """Datasets only: ``detect(root) -> bool`` says whether a folder is in this layout (cheap)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"spec kind must be one of {KINDS}, got {self.kind!r}")
+        if not dataclasses.is_dataclass(self.config):
+            raise TypeError(f"spec {self.name!r}: config must be a dataclass type")
+
+
+class BackboneOutput(NamedTuple):
+    """What a backbone returns: an embedding ``[B, D]`` or a sequence ``[B, T', D]`` + lengths."""
+
+    hidden: Any
+    lengths: Any = None
+
+
+@runtime_checkable
+class Feature(Protocol):
+    """Turns audio (or the lab's precomputed arrays) into one ``[F, T]`` float32 array.
+
+    Attributes: ``name``; ``n_bins`` (F); ``rate`` ("frames" or "beats"); ``sample_rate`` the
+    audio must have; ``hop_length`` in samples (the frame step, also for beat features).
+    """
+
+    name: str
+    n_bins: int
+    rate: str
+    sample_rate: int
+    hop_length: int
+
+    def settings(self) -> Mapping[str, Any]:
+        """Every setting that changes the output (keys the on-disk cache)."""
+
+    def from_audio(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """``y``: mono waveform ``[N]`` at ``sr`` Hz -> ``[n_bins, T]`` float32."""
+
+    def from_lab(self, fused: np.ndarray) -> np.ndarray:
+        """The lab's fused array ``[140, T]`` (rows 0-127 mel dB, 128-139 chroma) -> ``[n_bins, T]``."""
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A ``torch.nn.Module``: ``forward(x[B,F,T], lengths[B]) -> BackboneOutput``.
+
+    ``out_dim`` is D. Backbones never move themselves to a device and never log.
+    """
+
+    out_dim: int
+
+    def forward(self, x: Any, lengths: Any) -> BackboneOutput: ...
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """What a task predicts: class names for a classification, the target name for a regression."""
+
+    task: str
+    kind: Literal["classification", "regression"]
+    classes: tuple[str, ...] = ()
+    target: str = ""
+
+    @property
+    def out_dim(self) -> int:
+        return len(self.classes) if self.kind == "classification" else 1
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A head and its objective: pooling, output layer, loss, metrics and label schema.
+
+    ``kind`` is "classification" (reads a clip's label) or "regression" (reads the target
+    column ``target``). ``primary_metric`` and ``greater_is_better`` drive early stopping.
+    """
+
+    name: str
+    kind: str
+    target: str
+    primary_metric: str
+    greater_is_better: bool
+
+    def schema(self, classes: tuple[str, ...]) -> LabelSchema: ...
+
+    def make_head(self, in_dim: int, schema: LabelSchema) -> Any:
+        """A module ``(BackboneOutput) -> Tensor[B, out_dim]``."""
+
+    def loss(self, output: Any, y: Any) -> Any: ...
+
+    def predict(self, output: Any) -> np.ndarray:
+        """Head output -> class probabilities ``[B, C]`` or values ``[B]`` (numpy)."""
+
+    def metrics(self, pred: np.ndarray, y: np.ndarray, schema: LabelSchema) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One item of a data set: where its data is, its split, its label and targets.
+
+    Exactly one of ``audio`` (a file to decode) and ``array`` (a lab ``[140, T]`` .npy/.npy.gz)
+    is set. ``split`` is "train", "val", "test" or None (the zoo then assigns one).
+    """
+
+    id: str
+    split: str | None = None
+    label: str | None = None
+    targets: Mapping[str, float] = field(default_factory=dict)
+    audio: Any = None
+    array: Any = None
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A labelled collection of clips in one layout (embedded, Kaggle, FMA, audio folder)."""
+
+    name: str
+
+    def clips(self, rate: str) -> list[Clip]:
+        """The clips whose data suits features of ``rate`` ("frames" or "beats")."""
+
+    def describe(self) -> str:
+        """One line: layout, root and size, for logs and errors."""

@@ -1,0 +1,216 @@
+"""The component registry: discover plugins from entry points without importing, load on demand.
+
+Two phases, as in flake8's plugin finder:
+
+* :meth:`Registry.discover` reads installed distributions' metadata only and returns immutable
+  :class:`EntryInfo` values (kind, name, providing distribution and version).
+* :meth:`Registry.load` imports one entry point when it is first needed, checks that it is a
+  :class:`~zoo.protocols.ComponentSpec` of the right kind and API version, and wraps any failure in
+  a :class:`~zoo.errors.PluginError` naming ``distribution[entry]``.
+
+A broken plugin only breaks the components it provides. Built-in components (the tasks and data
+sets of the ``music-zoo`` distribution, the backbones and features of ``plugins/``) register
+through exactly the same entry points as a third party's.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .config import make_config
+from .errors import PluginError, UnknownComponentError, unknown
+from .protocols import API_VERSION, KINDS, ComponentSpec
+
+GROUP_PREFIX = "music_zoo."
+GROUPS = {kind: f"{GROUP_PREFIX}{kind}s" for kind in KINDS}
+"""Entry-point group per kind: ``music_zoo.features``, ``music_zoo.backbones``, ..."""
+
+AUTOLOAD_ENV = "ZOO_DISABLE_PLUGIN_AUTOLOAD"
+PLUGINS_ENV = "ZOO_PLUGINS"
+CORE_DISTRIBUTION = "music-zoo"
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One discovered entry point, known from metadata alone (nothing imported)."""
+
+    kind: str
+    name: str
+    distribution: str
+    version: str
+    value: str
+
+    @property
+    def provider(self) -> str:
+        """``distribution==version``, as recorded with every run."""
+        return f"{self.distribution}=={self.version}"
+
+    @property
+    def label(self) -> str:
+        """``distribution[entry]``, as named in errors."""
+        return f"{self.distribution}[{self.name}]"
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def installed_entries() -> list[EntryInfo]:
+    """Every zoo entry point of every installed distribution (first copy of a distribution wins)."""
+    seen: set[str] = set()
+    out: list[EntryInfo] = []
+    groups = {g: k for k, g in GROUPS.items()}
+    for dist in md.distributions():
+        dname = dist.metadata["Name"] if dist.metadata else None
+        if not dname or _norm(dname) in seen:
+            continue
+        seen.add(_norm(dname))
+        for ep in dist.entry_points:
+            if ep.group in groups:
+                out.append(EntryInfo(groups[ep.group], ep.name, dname, dist.version, ep.value))
+    return sorted(out, key=lambda e: (KINDS.index(e.kind), e.name, e.distribution))
+
+
+@dataclass
+class Registry:
+    """The components available to this process.
+
+    ``autoload=False`` disables discovery of third-party plugins: only the core distribution and
+    the distributions named in ``plugins`` are used (like pytest's ``-p NAME``). ``entries`` lets
+    tests inject discovered entries; normally they are read from installed metadata.
+    """
+
+    autoload: bool = True
+    plugins: tuple[str, ...] = ()
+    entries: tuple[EntryInfo, ...] | None = None
+    _loaded: dict[tuple[str, str], ComponentSpec] = field(default_factory=dict, repr=False)
+    _failed: dict[tuple[str, str], PluginError] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, plugins: Iterable[str] = ()) -> "Registry":
+        """The registry the CLI uses: ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns autoloading off and
+        ``ZOO_PLUGINS=dist1,dist2`` (or ``plugins``) names the distributions to load then."""
+        env = os.environ if environ is None else environ
+        off = env.get(AUTOLOAD_ENV, "").strip().lower() not in ("", "0", "false", "no")
+        named = [p for p in env.get(PLUGINS_ENV, "").split(",") if p.strip()] + list(plugins)
+        return cls(autoload=not off, plugins=tuple(p.strip() for p in named))
+
+    # -- discovery (metadata only) -------------------------------------------------------
+    def discover(self) -> tuple[EntryInfo, ...]:
+        """All entries this registry may use, without importing any plugin."""
+        if self.entries is None:
+            self.entries = tuple(installed_entries())
+        if self.autoload:
+            return self.entries
+        allowed = {_norm(CORE_DISTRIBUTION)} | {_norm(p) for p in self.plugins}
+        return tuple(e for e in self.entries if _norm(e.distribution) in allowed)
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted unique component names of ``kind``."""
+        self._check_kind(kind)
+        return sorted({e.name for e in self.discover() if e.kind == kind})
+
+    def conflicts(self) -> dict[tuple[str, str], list[EntryInfo]]:
+        """Names provided by more than one distribution: ``{(kind, name): [entries]}``."""
+        by: dict[tuple[str, str], list[EntryInfo]] = {}
+        for e in self.discover():
+            by.setdefault((e.kind, e.name), []).append(e)
+        return {k: v for k, v in by.items() if len(v) > 1}
+
+    def info(self, kind: str, name: str) -> EntryInfo:
+        """The entry for ``kind``/``name``; raise with installed names and a suggestion if absent."""
+        self._check_kind(kind)
+        found = [e for e in self.discover() if e.kind == kind and e.name == name]
+        if not found:
+            hint = ""
+            if not self.autoload:
+                hint = f"(plugin autoloading is off: name its distribution in {PLUGINS_ENV} or unset {AUTOLOAD_ENV})"
+            else:
+                hint = "(install a plugin that provides it, then check `zoo list`)"
+            raise UnknownComponentError(unknown(kind, name, self.names(kind), hint))
+        if len(found) > 1:
+            who = ", ".join(e.label for e in found)
+            raise PluginError(
+                f"{kind} '{name}' is provided by more than one distribution: {who}; "
+                f"uninstall one of them (pip uninstall ...) so the name is unambiguous"
+            )
+        return found[0]
+
+    # -- loading (imports one plugin) ----------------------------------------------------
+    def load(self, kind: str, name: str) -> ComponentSpec:
+        """Import and validate the spec registered as ``kind``/``name``."""
+        key = (kind, name)
+        if key in self._loaded:
+            return self._loaded[key]
+        if key in self._failed:
+            raise self._failed[key]
+        entry = self.info(kind, name)
+        try:
+            spec = self._import(entry)
+        except PluginError as exc:
+            self._failed[key] = exc
+            raise
+        self._loaded[key] = spec
+        return spec
+
+    def _import(self, entry: EntryInfo) -> ComponentSpec:
+        ep = md.EntryPoint(name=entry.name, value=entry.value, group=GROUPS[entry.kind])
+        try:
+            obj = ep.load()
+        except Exception as exc:  # any import-time failure of a plugin is the plugin's fault
+            raise PluginError(
+                f"plugin {entry.label} ({entry.provider}) failed to import {entry.value!r}: "
+                f"{type(exc).__name__}: {exc}; reinstall or upgrade it, or uninstall it"
+            ) from exc
+        spec = obj() if callable(obj) and not isinstance(obj, ComponentSpec) else obj
+        if not isinstance(spec, ComponentSpec):
+            raise PluginError(
+                f"plugin {entry.label}: entry point {entry.value!r} gave {type(spec).__name__}, "
+                f"not a zoo.protocols.ComponentSpec"
+            )
+        if spec.kind != entry.kind:
+            raise PluginError(
+                f"plugin {entry.label}: registered in group '{GROUPS[entry.kind]}' (a {entry.kind}) "
+                f"but its spec says kind '{spec.kind}'; move the entry point to '{GROUPS[spec.kind]}'"
+            )
+        if spec.name != entry.name:
+            raise PluginError(
+                f"plugin {entry.label}: entry point is named '{entry.name}' but its spec is named "
+                f"'{spec.name}'; make them the same"
+            )
+        if spec.api_version != API_VERSION:
+            raise PluginError(
+                f"plugin {entry.label} targets zoo API {spec.api_version}, this zoo speaks "
+                f"{API_VERSION}; upgrade the plugin or the zoo"
+            )
+        return spec
+
+    def create(self, kind: str, name: str, settings: Mapping[str, Any] | None = None, *args: Any) -> Any:
+        """Load ``kind``/``name``, build its typed config from ``settings`` and build it."""
+        spec = self.load(kind, name)
+        config = make_config(spec.config, settings, where=f"{kind} '{name}'")
+        return spec.build(config, *args)
+
+    def provider(self, kind: str, name: str) -> str:
+        """``distribution==version`` of the component, for run records."""
+        return self.info(kind, name).provider
+
+    def check_all(self) -> dict[tuple[str, str], PluginError]:
+        """Try to load every entry; return the failures (the rest stay usable)."""
+        failures = {}
+        conflicts = self.conflicts()
+        for e in self.discover():
+            if (e.kind, e.name) in conflicts:
+                continue
+            try:
+                self.load(e.kind, e.name)
+            except PluginError as exc:
+                failures[(e.kind, e.name)] = exc
+        return failures
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise UnknownComponentError(unknown("component kind", kind, KINDS))
