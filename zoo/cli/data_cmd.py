@@ -1,5 +1,170 @@
-"""Sub-commands of `zoo` (being written)."""
+"""``zoo data stats`` (what a data set holds) and ``zoo show`` (spectrograms of one clip or file)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import parse_assignments
+from ..errors import ConfigError, DataError
+
+SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
+                 ("chroma", "chroma", "chromagram"), ("beat-chroma", "chroma", "beat-synced chromagram"))
+"""(feature name, kind of picture, panel title) drawn by ``zoo show``, full and beat-synced side by side."""
 
 
 def register(sub) -> None:
-    """Add this module's sub-commands to ``sub``."""
+    data = sub.add_parser("data", help="inspect a data set (zoo data stats)",
+                          description="Inspect a data set in any layout the zoo reads (see `zoo list dataset`).")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    stats = data_sub.add_parser(
+        "stats", help="clips per class (before / after the class mapping), splits, lengths; histogram PNG",
+        description="Count the clips per class, before and after the class mapping (the Kaggle set), per "
+                    "split, with length and target statistics; draw the class histogram as a PNG.")
+    _data_args(stats)
+    stats.add_argument("--rate", choices=("frames", "beats"), default="frames",
+                       help="which clips to count: the frame-rate or the beat-synced ones (default: frames)")
+    stats.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                       help="folder for the histogram PNG (default: the current folder)")
+    stats.set_defaults(func=run_stats)
+    data.set_defaults(func=lambda args, registry: (data.print_help(), 0)[1])
+
+    show = sub.add_parser(
+        "show", help="mel spectrogram and chromagram of an audio file or a clip, full and beat-synced",
+        description="Draw the mel spectrogram and the chromagram of FILE_OR_ID, full and beat-synced side by "
+                    "side, and print their shapes. FILE_OR_ID is an audio file (features computed with the "
+                    "installed feature plugins), a lab .npy array, or the id of a clip of --data (for the "
+                    "Kaggle set, e.g. 1042 or genre/1042: the full and beat arrays are read).")
+    show.add_argument("item", metavar="FILE_OR_ID")
+    _data_args(show)
+    show.add_argument("--out", type=Path, default=None, metavar="PNG",
+                      help="the PNG to write (default: show-<name>.png in the current folder)")
+    show.set_defaults(func=run_show)
+
+
+def _data_args(p) -> None:
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="data folder (default: the embedded set); its layout is detected")
+    p.add_argument("--layout", default=None, metavar="NAME", help="the layout of --data, when detection is not wanted")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
+                   help="a data set setting, e.g. dataset.mapping=none (repeatable)")
+
+
+def _settings(items) -> dict:
+    scoped = parse_assignments(items)
+    other = [s for s in scoped if s != "dataset"]
+    if other:
+        raise ConfigError(f"--set {other[0]}.…: here only dataset settings apply (--set dataset.KEY=VALUE)")
+    return scoped.get("dataset", {})
+
+
+def _open(args, registry):
+    from ..data.layout import open_dataset
+
+    return open_dataset(args.data, layout=args.layout, registry=registry, settings=_settings(args.sets))
+
+
+def run_stats(args, registry) -> int:
+    from ..data.plots import class_histogram
+    from ..data.stats import compute_stats, format_stats
+
+    dataset = _open(args, registry)
+    stats = compute_stats(dataset, args.rate)
+    print(format_stats(stats))
+    if stats.after or stats.before:
+        png = class_histogram(stats, Path(args.out) / f"{dataset.name}-classes.png")
+        print(f"\nclass histogram: {png}")
+    return 0
+
+
+# -- zoo show ------------------------------------------------------------------------------
+def _lab_pair(clip_frames, clip_beats):
+    from ..data.labarray import CHROMA_ROWS, MEL_ROWS, load_lab_array
+
+    out = {}
+    for clip, suffix in ((clip_frames, ""), (clip_beats, "beat")):
+        if clip is None:
+            continue
+        fused = load_lab_array(clip.array)
+        out["beat" if suffix else "mel"] = fused[MEL_ROWS]
+        out["beat-chroma" if suffix else "chroma"] = fused[CHROMA_ROWS]
+    return out
+
+
+def _from_audio(path: Path, registry) -> dict:
+    from ..data.audio import load_audio
+
+    out, waves = {}, {}
+    for name, _, _ in SHOW_FEATURES:
+        feature = registry.create("feature", name)
+        sr = int(feature.sample_rate)
+        if sr not in waves:
+            waves[sr] = load_audio(path, sr)
+        out[name] = feature.from_audio(waves[sr], sr)
+    return out
+
+
+def _find(clips, item: str):
+    exact = [c for c in clips if c.id == item]
+    return exact[0] if exact else next((c for c in clips if c.id.rsplit("/", 1)[-1] == item), None)
+
+
+def _beat_twin(path: Path):
+    """The Kaggle beat-folder twin of a frame-rate lab array, if the set is laid out as downloaded."""
+    from ..data.kagglefiles import clip_id
+
+    part = path.parent.parent
+    twin_dir = part.with_name(part.name + "_beat") / path.parent.name
+    if not twin_dir.is_dir():
+        return None
+    cid = clip_id(path.name)
+    for name in (f"{cid}.fused.full.npy", f"{cid}.fused.full.npy.gz"):
+        if (twin_dir / name).is_file():
+            return twin_dir / name
+    return None
+
+
+def _arrays_for(args, registry) -> tuple[dict, str, str]:
+    """``(arrays by feature name, title, output stem)`` for FILE_OR_ID."""
+    from ..protocols import Clip
+
+    path = Path(args.item)
+    if path.is_file():
+        if path.name.endswith((".npy", ".npy.gz")):
+            twin = _beat_twin(path)
+            arrays = _lab_pair(Clip(id=path.name, array=path), Clip(id="", array=twin) if twin else None)
+            return arrays, str(path), path.name.split(".")[0]
+        return _from_audio(path, registry), str(path), path.stem
+    if args.data is None and not args.layout:
+        raise DataError(f"{args.item} is not a file; to show a clip by id, give the data set with --data PATH")
+    dataset = _open(args, registry)
+    frames = _find(dataset.clips("frames"), args.item)
+    if frames is None:
+        raise DataError(f"no clip {args.item!r} in {dataset.describe()}; give a clip id of that set or a file path")
+    try:
+        beats = _find(dataset.clips("beats"), frames.id)
+    except DataError:
+        beats = None  # e.g. a Kaggle download without its _beat folders: show the full arrays only
+    title = f"{frames.id}" + (f" ({frames.label})" if frames.label else "")
+    stem = frames.id.replace("/", "-")
+    if frames.array is not None:
+        return _lab_pair(frames, beats), title, stem
+    return _from_audio(Path(frames.audio), registry), title, stem
+
+
+def run_show(args, registry) -> int:
+    from ..data.plots import spectrogram_panels
+
+    arrays, title, stem = _arrays_for(args, registry)
+    panels = [(title_, arrays[name], kind) for name, kind, title_ in SHOW_FEATURES if name in arrays]
+    for full, beat in (("mel", "beat"), ("chroma", "beat-chroma")):
+        a = arrays[full]
+        line = f"{full} {a.shape[0]} x {a.shape[1]}"
+        if beat in arrays:
+            b = arrays[beat]
+            line += f" -> beat {b.shape[0]} x {b.shape[1]} ({b.shape[1] / a.shape[1]:.1%} of the frames)"
+        else:
+            line += " (no beat-synced version found)"
+        print(line)
+    out = args.out or Path(f"show-{stem}.png")
+    png = spectrogram_panels(panels, out, title=title)
+    print(f"wrote {png}")
+    return 0

@@ -1,5 +1,131 @@
-"""Sub-commands of `zoo` (being written)."""
+"""``zoo run``: train a composition (or a named recipe) on a data set, evaluate it, track it."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..config import parse_assignments
+
+EXAMPLES = """\
+examples:
+  zoo run lstm+chroma:genre                       embedded data, default settings
+  zoo run ast+mel:valence --epochs 10 --lr 3e-4
+  zoo run cnn+mel:genre --data ~/data/patreco3 --seeds 5
+  zoo run lab-cnn-mel                             a recipe from registry.yaml
+  zoo run cnn+mel:genre --overfit-batches 2       sanity check: can it fit two batches?
+  zoo run lstm+mel:genre --set backbone.hidden=256 --set train.schedule=plateau
+"""
 
 
 def register(sub) -> None:
-    """Add this module's sub-commands to ``sub``."""
+    p = sub.add_parser(
+        "run", help="train and evaluate a composition or recipe, tracked in MLflow",
+        description="Train SPEC (BACKBONE+FEATURE[+FEATURE...]:TASK[,TASK...]) or a recipe name from "
+                    "registry.yaml, evaluate it on the test split, write the reports and the packaged model, "
+                    "and record everything in MLflow. Without --data the embedded data set is used.",
+        epilog=EXAMPLES, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC_OR_RECIPE", help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel")
+    p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest); default: embedded set")
+    p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)")
+    p.add_argument("--epochs", type=int, help="most epochs (train.epochs)")
+    p.add_argument("--batch-size", type=int, help="batch size (train.batch_size)")
+    p.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs, 0 = off (train.patience)")
+    p.add_argument("--limit", type=int, metavar="N", help="use at most N clips (stratified), for quick runs")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
+    p.add_argument("--overfit-batches", type=int, metavar="N",
+                   help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
+                   help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
+                        "dataset.mapping=none (repeatable)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed and logged) instead of stopping")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
+    p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
+    p.add_argument("--init-from", metavar="RUN", help="start the backbone from a trained model: run id, recipe or model folder")
+    p.add_argument("--freeze", metavar="WHAT", help="with --init-from: none (default), backbone, or N first blocks")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (messages go to stderr)")
+    p.set_defaults(func=run)
+
+
+def _print_seed(res, say) -> None:
+    r = res.results[0]
+    say(f"\ntest results ({res.data['counts']['test']} clips, best epoch {r.best_epoch} of {len(r.history)}):")
+    from ..engine.reports import format_metrics
+    nested: dict = {}
+    for key, value in r.test.items():
+        task, metric = key.split(".", 1)
+        nested.setdefault(task, {})[metric] = value
+    say(format_metrics(nested))
+    if r.report_text:
+        say("\n" + r.report_text.rstrip())
+
+
+def _print_seeds(res, say) -> None:
+    from ..engine.stats import plus_minus
+    say(f"\ntest results over {len(res.results)} seeds {res.seeds} (mean ± 95% t-interval half-width):")
+    width = max(len(k) for k in res.summary) if res.summary else 0
+    for key, s in res.summary.items():
+        say(f"  {key:<{width}}  {plus_minus(s, 4)}")
+
+
+def _print_reference(recipe, res, say) -> None:
+    refs = recipe.references()
+    if not refs:
+        return
+    say(f"\nlab reference for {recipe.name} ({recipe.summary}):")
+    for task, values in refs.items():
+        parts = []
+        for metric, ref in values.items():
+            got = res.test.get(f"{task}.{metric}")
+            parts.append(f"{metric} {ref}" + (f" (here {got:.3f})" if got is not None else ""))
+        say(f"  {task}: " + ", ".join(parts))
+
+
+def run(args, registry) -> int:
+    from .. import api
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
+    settings = parse_assignments(args.assignments)
+    recipe = None
+    if ":" not in args.spec:
+        from ..recipes import get_recipe
+        recipe = get_recipe(args.spec.strip())
+        say(f"recipe {recipe.name}: {recipe.spec}" + (f" ({recipe.summary})" if recipe.summary else ""))
+    res = api.train(args.spec, data=args.data, layout=args.layout, settings=settings, epochs=args.epochs,
+                    lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                    overfit_batches=args.overfit_batches, device=args.device, seed=args.seed, seeds=args.seeds,
+                    limit=args.limit, skip_bad=args.skip_bad, workers=args.workers, track=not args.no_track,
+                    experiment=args.experiment, registry=registry, init_from=args.init_from, freeze=args.freeze,
+                    progress=not args.no_progress, echo=say)
+    if res.overfit is not None:
+        o = res.overfit
+        if o["reached"]:
+            say(f"\noverfit check PASSED: loss {o['first_loss']:.4f} -> {o['final_loss']:.4g} < {o['threshold']:g} "
+                f"after {o['epochs']} epochs on {o['batches']} batch(es) ({o['clips']} clips)")
+        else:
+            say(f"\noverfit check FAILED: loss {o['first_loss']:.4f} -> {o['final_loss']:.4g}, still >= {o['threshold']:g} "
+                f"after {o['epochs']} epochs on {o['batches']} batch(es); a healthy model and pipeline fit a few batches "
+                f"almost perfectly: check the labels, the lr (--lr), the model size, or allow more epochs "
+                f"(--set train.overfit_epochs=...)")
+    elif len(res.results) == 1:
+        _print_seed(res, say)
+    else:
+        _print_seeds(res, say)
+    if recipe is not None and res.overfit is None:
+        _print_reference(recipe, res, say)
+    r = res.results[0]
+    say(f"\nreports: {r.folder / 'reports'}" if len(res.results) == 1 else f"\nreports: {res.folder}/seed*/reports")
+    if r.model_dir:
+        say(f"model:   {r.model_dir}" if len(res.results) == 1 else f"models:  {res.folder}/seed*/model")
+    if args.no_track:
+        say("run:     not tracked (--no-track)")
+    else:
+        say(f"run:     {res.tracking}")
+        say("browse:  zoo ui   (then open the address it prints);  compare: zoo compare")
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2, default=str))
+    return 0 if res.ok else 1

@@ -1,0 +1,93 @@
+"""The ``ast`` backbone of Music Zoo (Audio Spectrogram Transformer): typed config and registry spec.
+
+Importing this package is cheap (no torch, no timm); the network is in :mod:`zoo_ast.model`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from zoo.errors import ConfigError
+from zoo.protocols import ComponentSpec
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class ASTConfig:
+    """Architecture, input grid and weights of the AST.
+
+    - ``embed_dim``, ``depth``, ``heads``, ``mlp_ratio``: the transformer (timm ViT blocks).
+    - ``patch_size`` square patches taken every ``fstride`` bins and ``tstride`` frames
+      (strides below the patch size overlap, as in AST: 16 / 10 / 10).
+    - ``max_frames``: the time span the learned positional embeddings cover (1300 holds the
+      lab's 30 s clips, 1291-1293 frames). Shorter inputs use the first columns (cropped);
+      longer ones get the embeddings linearly interpolated along time.
+    - ``dropout`` on embeddings, attention and projections; ``drop_path`` stochastic depth.
+    - ``output``: "cls" gives the CLS embedding ``[B, D]``; "sequence" gives the patch tokens
+      averaged over frequency ``[B, T', D]`` with lengths, for the task head to pool.
+    - ``out_dim``: 0 keeps ``D = embed_dim``; otherwise a linear layer maps to this size.
+    - ``weights``: a local ImageNet ViT state dict (timm format, .pt/.pth/.safetensors) with the
+      same ``embed_dim``, ``depth``, ``heads`` and ``mlp_ratio``; empty trains from scratch.
+    - ``freeze``: keep the patch and position embeddings, the CLS token and the first
+      ``freeze`` blocks fixed (0: train everything).
+    """
+
+    embed_dim: int = 192
+    depth: int = 4
+    heads: int = 3
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    fstride: int = 10
+    tstride: int = 10
+    max_frames: int = 1300
+    dropout: float = 0.1
+    drop_path: float = 0.1
+    output: Literal["cls", "sequence"] = "cls"
+    out_dim: int = 0
+    weights: str = ""
+    freeze: int = 0
+
+    def __post_init__(self) -> None:
+        where = "backbone 'ast'"
+        for name in ("embed_dim", "depth", "heads", "patch_size", "max_frames"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}: {name}={getattr(self, name)} must be at least 1")
+        if self.embed_dim % self.heads:
+            raise ConfigError(
+                f"{where}: embed_dim={self.embed_dim} is not divisible by heads={self.heads}; each head "
+                f"takes an equal share (e.g. embed_dim=192 with heads=3, 384 with 6, 768 with 12)"
+            )
+        for name in ("fstride", "tstride"):
+            stride = getattr(self, name)
+            if not 1 <= stride <= self.patch_size:
+                raise ConfigError(
+                    f"{where}: {name}={stride} must be in 1..patch_size ({self.patch_size}); a larger "
+                    f"step would skip rows or frames between patches"
+                )
+        if self.mlp_ratio <= 0:
+            raise ConfigError(f"{where}: mlp_ratio={self.mlp_ratio} must be positive (4.0 is usual)")
+        for name in ("dropout", "drop_path"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{where}: {name}={getattr(self, name)} must be in [0, 1)")
+        if self.out_dim < 0:
+            raise ConfigError(f"{where}: out_dim={self.out_dim} must be 0 (keep embed_dim) or a positive size")
+        if not 0 <= self.freeze <= self.depth:
+            raise ConfigError(f"{where}: freeze={self.freeze} must be in 0..depth ({self.depth})")
+
+
+def build(config: ASTConfig, n_bins: int):
+    """An :class:`zoo_ast.model.ASTBackbone` for ``n_bins`` frequency rows."""
+    from .model import ASTBackbone
+
+    return ASTBackbone(config, n_bins)
+
+
+spec = ComponentSpec(
+    kind="backbone",
+    name="ast",
+    config=ASTConfig,
+    build=build,
+    summary="Audio Spectrogram Transformer on timm ViT blocks: overlapping 16x16 patches (stride 10), "
+            "any length, padded patches masked; CLS embedding [B, 192]; optional local ViT weights",
+)

@@ -1,0 +1,127 @@
+"""The AST network: overlapping spectrogram patches, learned 2-D positions, timm ViT blocks."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.errors import DataError
+from zoo.protocols import BackboneOutput
+
+from . import ASTConfig
+from .grid import n_patches, padded_size
+
+
+class ASTBackbone(nn.Module):
+    """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> BackboneOutput``.
+
+    The spectrogram is a one-channel image cut into ``patch_size`` squares every ``fstride``
+    bins and ``tstride`` frames (timm's ``PatchEmbed`` with an overlapping projection), giving
+    a grid ``[nf, nt]`` of tokens (see :func:`zoo_ast.grid.n_patches`: every bin and frame is
+    covered, the axis is zero-padded up to the last patch). A CLS token is prepended and the
+    tokens go through the blocks of a timm ``VisionTransformer``.
+
+    Positions: one learned embedding per grid cell for ``nf`` x ``n_patches(max_frames)``.
+    An input with fewer time patches uses the first columns (so a patch's position does not
+    depend on the padding of its batch); a longer one interpolates the table linearly along
+    time (then positions, and outputs, do depend on the padded length).
+
+    Padding: frames past a clip's length are zeroed, and the time patches past the ones that
+    cover the clip alone (``n_patches(length)``) are masked out of attention as keys. So in eval
+    mode a clip gives the same output alone and in a padded batch (up to ``max_frames``).
+
+    Output (``config.output``): "cls" -> ``Tensor[B, D]``; "sequence" -> ``Tensor[B, nt, D]``
+    (tokens averaged over frequency, zero past each clip's patch count) with those counts as
+    lengths. ``D = out_dim`` (``embed_dim`` unless ``config.out_dim`` > 0).
+
+    Submodules (for freezing or fine-tuning by name): ``vit.patch_embed``, ``pos_embed``,
+    ``cls_pos_embed``, ``vit.cls_token``, ``vit.blocks.{i}``, ``vit.norm``, ``proj``.
+    """
+
+    def __init__(self, config: ASTConfig, n_bins: int):
+        super().__init__()
+        from timm.layers import PatchEmbed
+        from timm.models.vision_transformer import VisionTransformer
+
+        if n_bins < 1:
+            raise DataError(f"backbone 'ast': n_bins={n_bins}; the features must give at least one bin per step")
+        self.config = config
+        self.n_bins = int(n_bins)
+        k, D = config.patch_size, config.embed_dim
+        self.patch, self.fstride, self.tstride = k, config.fstride, config.tstride
+        self.n_freq = n_patches(self.n_bins, k, config.fstride)
+        self.max_time = n_patches(config.max_frames, k, config.tstride)
+        self.out_dim = config.out_dim or D
+        self.output = config.output
+
+        # timm builds the blocks, the CLS token and the final norm; positions are ours because
+        # timm's table is tied to one fixed image size and we need crop/interpolate per batch.
+        self.vit = VisionTransformer(
+            img_size=k, patch_size=k, in_chans=1, num_classes=0, global_pool="token",
+            embed_dim=D, depth=config.depth, num_heads=config.heads, mlp_ratio=config.mlp_ratio,
+            class_token=True, pos_embed="none", pos_drop_rate=config.dropout,
+            proj_drop_rate=config.dropout, attn_drop_rate=config.dropout, drop_path_rate=config.drop_path,
+        )
+        # img_size=None lifts timm's fixed-size check; the projection is swapped for one whose
+        # stride is smaller than its kernel (overlapping patches, which PatchEmbed cannot make).
+        self.vit.patch_embed = PatchEmbed(img_size=None, patch_size=k, in_chans=1, embed_dim=D)
+        self.vit.patch_embed.proj = nn.Conv2d(1, D, kernel_size=k, stride=(config.fstride, config.tstride))
+        self.pos_embed = nn.Parameter(torch.zeros(1, D, self.n_freq, self.max_time))
+        self.cls_pos_embed = nn.Parameter(torch.zeros(1, 1, D))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_pos_embed, std=0.02)
+        self.proj = nn.Linear(D, config.out_dim) if config.out_dim else nn.Identity()
+
+        if config.weights:
+            from .weights import load_vit_weights
+
+            load_vit_weights(self, config.weights)
+        if config.freeze:
+            frozen = [self.vit.patch_embed, self.vit.blocks[: config.freeze]]
+            for p in [self.pos_embed, self.cls_pos_embed, self.vit.cls_token] + [q for m in frozen for q in m.parameters()]:
+                p.requires_grad_(False)
+
+    def positions(self, nt: int) -> torch.Tensor:
+        """Position embeddings for a ``[n_freq, nt]`` grid: ``Tensor[1, n_freq * nt, D]``."""
+        pos = self.pos_embed
+        if nt <= self.max_time:
+            pos = pos[..., :nt]
+        else:
+            pos = F.interpolate(pos, size=(self.n_freq, nt), mode="bilinear", align_corners=False)
+        return pos.flatten(2).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
+        """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]`` (clamped to 1..T;
+        checking them would force a host sync every step)."""
+        if x.dim() != 3 or x.shape[1] != self.n_bins:
+            raise DataError(
+                f"backbone 'ast' expects x of shape [batch, {self.n_bins}, time], got {list(x.shape)}; "
+                f"the model was built for {self.n_bins} feature bins"
+            )
+        B, Fb, T = x.shape
+        lengths = lengths.reshape(-1).to(device=x.device, dtype=torch.int64).clamp(1, T)
+        frames = torch.arange(T, device=x.device)
+        # Zeroed so a clip's last, partly padded patch sees what it sees alone: zeros.
+        x = x * (frames[None, :] < lengths[:, None]).to(x.dtype)[:, None, :]
+        nt = n_patches(T, self.patch, self.tstride)
+        x = F.pad(x, (0, padded_size(nt, self.patch, self.tstride) - T,
+                      0, padded_size(self.n_freq, self.patch, self.fstride) - Fb))
+        tokens = self.vit.patch_embed(x.unsqueeze(1)) + self.positions(nt)  # [B, nf*nt, D]
+        cls = self.vit.cls_token.expand(B, -1, -1) + self.cls_pos_embed
+        h = self.vit.norm_pre(self.vit.pos_drop(torch.cat([cls, tokens], dim=1)))
+
+        # Time patches a clip has alone; the rest are keys nobody may attend to.
+        valid_t = torch.div((lengths - self.patch).clamp(min=0) + self.tstride - 1, self.tstride,
+                            rounding_mode="floor") + 1  # [B]
+        keep_t = torch.arange(nt, device=x.device)[None, :] < valid_t[:, None]  # [B, nt]
+        keep = torch.cat([keep_t.new_ones(B, 1), keep_t[:, None, :].expand(B, self.n_freq, nt).reshape(B, -1)], dim=1)
+        attn_mask = keep[:, None, None, :]  # [B, 1, 1, 1 + nf*nt], True = may be attended to
+        for block in self.vit.blocks:
+            h = block(h, attn_mask=attn_mask)
+        h = self.vit.norm(h)
+
+        if self.output == "cls":
+            return BackboneOutput(self.proj(h[:, 0]))
+        seq = h[:, 1:].reshape(B, self.n_freq, nt, -1).mean(dim=1)  # [B, nt, D]
+        seq = self.proj(seq) * keep_t[:, :, None].to(seq.dtype)
+        return BackboneOutput(seq, valid_t)

@@ -1,0 +1,70 @@
+"""The ``cnn`` backbone of Music Zoo: its typed config and its registry spec.
+
+Importing this package is cheap (no torch); the network is in :mod:`zoo_cnn.model`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.errors import ConfigError
+from zoo.protocols import ComponentSpec
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """One block per entry of ``channels``: a k x k convolution to ``channels[i]`` filters,
+    batch norm, ReLU, then a ``pool`` x ``pool`` max pool; ``dropout`` after each block.
+
+    ``kernels`` gives k per block; when it is shorter than ``channels`` its last size repeats,
+    so ``--set backbone.channels=16,32`` alone keeps working. The defaults are the lab's network:
+    filters 32/64/128/256, a 5x5 kernel then 3x3 ones.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    kernels: tuple[int, ...] = (5, 3)
+    pool: int = 2
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        where = "backbone 'cnn'"
+        if not self.channels:
+            raise ConfigError(f"{where}: channels is empty; give one filter count per block, e.g. channels=32,64,128,256")
+        if not self.kernels or len(self.kernels) > len(self.channels):
+            raise ConfigError(
+                f"{where}: {len(self.channels)} blocks (channels {tuple(self.channels)}) but kernels "
+                f"{tuple(self.kernels)}; give at most one kernel size per block (the last one repeats), "
+                f"e.g. kernels=5,3"
+            )
+        if any(c < 1 for c in self.channels):
+            raise ConfigError(f"{where}: channels {tuple(self.channels)} must all be at least 1")
+        # An even kernel cannot be centred, so 'same' padding would shift the time axis.
+        if any(k < 1 or k % 2 == 0 for k in self.kernels):
+            raise ConfigError(f"{where}: kernels {tuple(self.kernels)} must all be odd (1, 3, 5, ...) so each output stays centred on its input")
+        if self.pool < 1:
+            raise ConfigError(f"{where}: pool={self.pool} must be at least 1 (1 turns pooling off)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{where}: dropout={self.dropout} must be in [0, 1)")
+
+    @property
+    def block_kernels(self) -> tuple[int, ...]:
+        """The kernel size of every block: ``kernels`` with its last entry repeated."""
+        return tuple(self.kernels) + (self.kernels[-1],) * (len(self.channels) - len(self.kernels))
+
+
+def build(config: CNNConfig, n_bins: int):
+    """A :class:`zoo_cnn.model.CNNBackbone` reading ``n_bins`` frequency rows."""
+    from .model import CNNBackbone
+
+    return CNNBackbone(config, n_bins)
+
+
+spec = ComponentSpec(
+    kind="backbone",
+    name="cnn",
+    config=CNNConfig,
+    build=build,
+    summary="the lab's 2D CNN: 4 blocks of conv, batch norm, ReLU, max pool (32/64/128/256 filters); "
+            "padding-safe on variable lengths; returns a sequence [B, T', 256]",
+)

@@ -1,0 +1,130 @@
+"""Typed settings of the four features; the defaults are the lab's extractor settings.
+
+Every field can be set from the command line (``--set mel.n_mels=64``); values are checked here
+so that a bad one fails when the feature is built, not half-way through extracting a data set.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from zoo.errors import ConfigError
+
+
+def _positive(where: str, **values: float | int | None) -> None:
+    for key, value in values.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"{where} setting '{key}' must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Mel spectrogram: power (``|STFT|**2``) mel bands, then dB relative to the clip's maximum.
+
+    ``fmax`` None means ``sr / 2``; ``top_db`` clips the dB range below the maximum (None: no clip).
+    """
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float | None = 80.0
+
+    def __post_init__(self) -> None:
+        where = f"feature '{_name(self)}'"
+        _positive(where, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
+                  top_db=self.top_db)
+        if self.fmin < 0:
+            raise ConfigError(f"{where} setting 'fmin' must be >= 0 Hz, got {self.fmin!r}")
+        if self.fmax is not None and not self.fmin < self.fmax <= self.sr / 2:
+            raise ConfigError(
+                f"{where} setting 'fmax' must lie between fmin ({self.fmin}) and sr/2 ({self.sr / 2}), "
+                f"got {self.fmax!r}; leave it unset (None) to use sr/2"
+            )
+
+
+@dataclass(frozen=True)
+class ChromaConfig:
+    """Chromagram from a constant-Q transform (``chroma_cqt``).
+
+    ``fmin`` None means C1 (about 32.7 Hz); ``bins_per_octave`` must be a multiple of ``n_chroma``.
+    """
+
+    sr: int = 22050
+    hop_length: int = 512
+    n_chroma: int = 12
+    n_octaves: int = 7
+    bins_per_octave: int = 36
+    fmin: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"feature '{_name(self)}'"
+        _positive(where, sr=self.sr, hop_length=self.hop_length, n_chroma=self.n_chroma,
+                  n_octaves=self.n_octaves, bins_per_octave=self.bins_per_octave, fmin=self.fmin)
+        if self.bins_per_octave % self.n_chroma:
+            raise ConfigError(
+                f"{where}: bins_per_octave ({self.bins_per_octave}) must be a multiple of n_chroma "
+                f"({self.n_chroma}), e.g. n_chroma=12 with bins_per_octave=12, 24 or 36"
+            )
+
+
+@dataclass(frozen=True)
+class BeatSettings:
+    """How beats are found: HPSS splits the audio, the beat tracker reads its percussive part.
+
+    ``hpss_margin`` >= 1 (larger: a stricter percussive part); ``start_bpm`` is the tracker's
+    tempo guess and ``tightness`` how strictly beats follow the tempo. A clip with fewer than
+    ``min_beats`` beats is refused.
+    """
+
+    hpss_margin: float = 1.0
+    start_bpm: float = 120.0
+    tightness: float = 100.0
+    min_beats: int = 2
+
+    def _check_beats(self) -> None:
+        where = f"feature '{_name(self)}'"
+        _positive(where, start_bpm=self.start_bpm, tightness=self.tightness, min_beats=self.min_beats)
+        if self.hpss_margin < 1:
+            raise ConfigError(f"{where} setting 'hpss_margin' must be >= 1, got {self.hpss_margin!r}")
+
+
+@dataclass(frozen=True)
+class BeatMelConfig(BeatSettings, MelConfig):
+    """Beat-synchronous mel: the power mel's median between beats, then dB (see MelConfig, BeatSettings)."""
+
+    def __post_init__(self) -> None:
+        MelConfig.__post_init__(self)
+        self._check_beats()
+
+
+@dataclass(frozen=True)
+class BeatChromaConfig(BeatSettings, ChromaConfig):
+    """Beat-synchronous chroma: the chroma's median between beats (see ChromaConfig, BeatSettings)."""
+
+    def __post_init__(self) -> None:
+        ChromaConfig.__post_init__(self)
+        self._check_beats()
+
+
+# Settings that decide which clips are accepted but not the numbers: the lab's arrays say nothing
+# about them, so they may differ from the lab's defaults when reading those arrays.
+NOT_IN_OUTPUT = frozenset({"min_beats"})
+
+_NAMES = {MelConfig: "mel", ChromaConfig: "chroma", BeatMelConfig: "beat", BeatChromaConfig: "beat-chroma"}
+
+
+def _name(config: object) -> str:
+    return _NAMES.get(type(config), type(config).__name__)
+
+
+def differs_from_lab(config: object) -> dict[str, tuple[object, object]]:
+    """``{setting: (value, lab value)}`` for every output-changing setting that is not the lab's."""
+    lab = type(config)()
+    return {
+        f.name: (getattr(config, f.name), getattr(lab, f.name))
+        for f in dataclasses.fields(config)
+        if f.name not in NOT_IN_OUTPUT and getattr(config, f.name) != getattr(lab, f.name)
+    }

@@ -1,0 +1,157 @@
+"""The four feature objects (zoo.protocols.Feature): mel, chroma and their beat-synchronous versions.
+
+Each turns a mono waveform into a float32 ``[n_bins, T]`` array exactly as the lab's extractor
+did, or picks its rows out of one of the lab's fused ``[140, T]`` arrays.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ConfigError, DataError
+
+from . import compute
+from .configs import BeatChromaConfig, BeatMelConfig, ChromaConfig, MelConfig, differs_from_lab
+
+LAB_ROWS = 140
+"""Rows of the lab's fused arrays: 128 mel bands (dB), then 12 chroma bins."""
+LAB_MEL = slice(0, 128)
+LAB_CHROMA = slice(128, 140)
+
+
+class _Feature:
+    """Shared behaviour; subclasses set ``rate``, ``lab_rows``, ``n_bins`` and ``_compute``."""
+
+    rate = "frames"
+    lab_rows = LAB_MEL
+
+    def __init__(self, name: str, config: Any):
+        self.name = name
+        self.config = config
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sr
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest waveform (at ``sample_rate``) the feature accepts."""
+        return 2048
+
+    def settings(self) -> dict[str, Any]:
+        """The config's fields: exactly what ``--set NAME.KEY=VALUE`` accepts (JSON-able)."""
+        return dataclasses.asdict(self.config)
+
+    def from_audio(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """``y[N]`` mono at ``sr`` Hz (resampled to ``sample_rate`` if different) -> ``[n_bins, T]`` float32.
+
+        Raises DataError for silence, NaN/inf samples, audio too short or (beat features) too few beats.
+        """
+        y = compute.prepare_waveform(y, sr, self.sample_rate, self.min_samples)
+        return np.ascontiguousarray(self._compute(y), dtype=np.float32)
+
+    def _compute(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def from_lab(self, fused: np.ndarray) -> np.ndarray:
+        """The lab's ``fused[140, T]`` -> this feature's rows ``[n_bins, T]`` float32.
+
+        The lab's beat folder already holds beat-synchronous arrays, so a beat feature takes the
+        same rows as its frame-rate twin; which folder is read is the data set's business.
+        """
+        self._check_lab_settings()
+        a = np.asarray(fused)
+        if a.ndim != 2 or a.shape[0] != LAB_ROWS or a.shape[1] == 0:
+            raise DataError(
+                f"expected one of the lab's fused arrays [140, T] (rows 0-127 mel dB, 128-139 chroma), "
+                f"got shape {a.shape}"
+            )
+        rows = a[self.lab_rows]
+        if not np.all(np.isfinite(rows)):
+            raise DataError(f"the lab array's {self.name} rows hold NaN or infinite values")
+        return np.ascontiguousarray(rows, dtype=np.float32)
+
+    def _check_lab_settings(self) -> None:
+        changed = differs_from_lab(self.config)
+        if not changed:
+            return
+        ours = ", ".join(f"{k}={v[0]!r}" for k, v in changed.items())
+        lab = ", ".join(f"{k}={v[1]!r}" for k, v in changed.items())
+        raise ConfigError(
+            f"feature '{self.name}' is set to {ours}, but the lab's arrays were computed with {lab}; "
+            f"their rows cannot stand for these settings. Use the default settings with the lab's "
+            f"data set, or train on audio, where any settings work"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.config!r})"
+
+
+class Mel(_Feature):
+    """Mel spectrogram in dB ``[n_mels, T]``: 0 dB at the clip's loudest bin, down to ``-top_db``."""
+
+    def __init__(self, config: MelConfig, name: str = "mel"):
+        super().__init__(name, config)
+
+    @property
+    def n_bins(self) -> int:
+        return self.config.n_mels
+
+    @property
+    def min_samples(self) -> int:
+        return self.config.n_fft
+
+    def _compute(self, y: np.ndarray) -> np.ndarray:
+        return compute.to_db(compute.mel_power(y, self.config), self.config)
+
+
+class Chroma(_Feature):
+    """Chromagram ``[n_chroma, T]`` from the constant-Q transform, values in [0, 1]."""
+
+    lab_rows = LAB_CHROMA
+
+    def __init__(self, config: ChromaConfig, name: str = "chroma"):
+        super().__init__(name, config)
+
+    @property
+    def n_bins(self) -> int:
+        return self.config.n_chroma
+
+    def _compute(self, y: np.ndarray) -> np.ndarray:
+        return compute.chroma(y, self.config)
+
+
+class BeatMel(Mel):
+    """Beat-synchronous mel ``[n_mels, B]``: the POWER mel's median between beats, then dB."""
+
+    rate = "beats"
+
+    def __init__(self, config: BeatMelConfig, name: str = "beat"):
+        super().__init__(config, name)
+
+    def _compute(self, y: np.ndarray) -> np.ndarray:
+        c = self.config
+        beats = compute.beat_frames(y, c.sr, c.hop_length, c)
+        compute.check_beats(beats, c, y.size / c.sr)
+        return compute.to_db(compute.beat_sync(compute.mel_power(y, c), beats), c)
+
+
+class BeatChroma(Chroma):
+    """Beat-synchronous chroma ``[n_chroma, B]``: the chroma's median between beats."""
+
+    rate = "beats"
+
+    def __init__(self, config: BeatChromaConfig, name: str = "beat-chroma"):
+        super().__init__(config, name)
+
+    def _compute(self, y: np.ndarray) -> np.ndarray:
+        c = self.config
+        beats = compute.beat_frames(y, c.sr, c.hop_length, c)
+        compute.check_beats(beats, c, y.size / c.sr)
+        return compute.beat_sync(compute.chroma(y, c), beats)

@@ -1,0 +1,58 @@
+"""The ``lstm`` backbone of Music Zoo: its typed config and its registry spec.
+
+Importing this package is cheap (no torch): ``zoo list`` reads ``spec`` to show the summary.
+The network itself lives in :mod:`zoo_lstm.model` and is imported only when a model is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.errors import ConfigError
+from zoo.protocols import ComponentSpec
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """``hidden`` units per direction, ``layers`` stacked LSTMs, ``bidirectional`` (D doubles),
+    ``dropout`` between stacked layers (ignored by torch with one layer).
+
+    The defaults train in minutes on a 2-core CPU; the lab used one bidirectional LSTM of this size.
+    """
+
+    hidden: int = 128
+    layers: int = 2
+    bidirectional: bool = True
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        where = "backbone 'lstm'"
+        if self.hidden < 1:
+            raise ConfigError(f"{where}: hidden={self.hidden} must be at least 1 (e.g. --set backbone.hidden=128)")
+        if self.layers < 1:
+            raise ConfigError(f"{where}: layers={self.layers} must be at least 1 (e.g. --set backbone.layers=2)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{where}: dropout={self.dropout} must be in [0, 1) (e.g. --set backbone.dropout=0.2)")
+
+    @property
+    def out_dim(self) -> int:
+        """Width D of each output step: ``hidden`` times the number of directions."""
+        return self.hidden * (2 if self.bidirectional else 1)
+
+
+def build(config: LSTMConfig, n_bins: int):
+    """An :class:`zoo_lstm.model.LSTMBackbone` reading ``n_bins`` features per step."""
+    from .model import LSTMBackbone
+
+    return LSTMBackbone(config, n_bins)
+
+
+spec = ComponentSpec(
+    kind="backbone",
+    name="lstm",
+    config=LSTMConfig,
+    build=build,
+    summary="LSTM over packed sequences of the true lengths (bidirectional, stacked); "
+            "returns the sequence [B, T, D] for the task head to pool",
+)

@@ -1,0 +1,184 @@
+"""Every installed backbone, feature and task against the zoo's contracts (zoo.testing).
+
+The parametrization comes from the registry, so a newly installed plugin is checked here with
+no change to this file. The second half checks the checkers: each must reject a component
+that breaks the promise it guards.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from zoo.errors import DataError
+from zoo.protocols import BackboneOutput, ComponentSpec
+from zoo.registry import Registry
+from zoo.tasks import Classification, ClassificationConfig
+from zoo.testing import (
+    check_backbone,
+    check_backbone_backward,
+    check_backbone_determinism,
+    check_backbone_forward,
+    check_backbone_lengths,
+    check_backbone_short,
+    check_feature,
+    check_task,
+    installed,
+)
+
+REGISTRY = Registry()
+
+
+@pytest.mark.parametrize("name", installed("backbone", REGISTRY))
+def test_backbone_contract(name):
+    # 12 bins: chroma, the narrowest feature (narrower than one AST patch, pooled to 1 by the CNN).
+    check_backbone(REGISTRY.load("backbone", name), n_bins=12)
+
+
+@pytest.mark.parametrize("name", installed("feature", REGISTRY))
+def test_feature_contract(name):
+    check_feature(REGISTRY.create("feature", name))
+
+
+@pytest.mark.parametrize("name", installed("task", REGISTRY))
+def test_task_contract(name):
+    check_task(REGISTRY.create("task", name))
+
+
+def test_installed_lists_the_registry_names():
+    assert installed("backbone", REGISTRY) == REGISTRY.names("backbone")
+    assert {"lstm", "cnn", "ast"} <= set(installed("backbone"))
+    assert {"genre", "valence", "energy", "danceability"} <= set(installed("task"))
+
+
+# -- the checkers reject broken components -------------------------------------------------
+
+class _Base(nn.Module):
+    """A minimal conforming backbone: a linear map per step, masked mean over valid steps."""
+
+    def __init__(self, n_bins: int, out_dim: int = 6):
+        super().__init__()
+        self.lin = nn.Linear(n_bins, out_dim)
+        self.out_dim = out_dim
+
+    def steps(self, x):
+        return self.lin(x.transpose(1, 2))  # [B, T, D]
+
+    def forward(self, x, lengths):
+        h = self.steps(x)
+        mask = (torch.arange(x.shape[2])[None, :] < lengths[:, None]).unsqueeze(-1).float()
+        return BackboneOutput((h * mask).sum(1) / mask.sum(1))
+
+
+class _Leaky(_Base):
+    def forward(self, x, lengths):  # averages over the padding too
+        return BackboneOutput(self.steps(x).mean(1))
+
+
+class _Unused(_Base):
+    def __init__(self, n_bins):
+        super().__init__(n_bins)
+        self.spare = nn.Linear(3, 3)
+
+
+class _NumpyInit(_Base):
+    def __init__(self, n_bins):
+        super().__init__(n_bins)
+        with torch.no_grad():  # numpy's unseeded generator: torch.manual_seed cannot reproduce it
+            self.lin.weight.copy_(torch.from_numpy(np.random.default_rng().standard_normal(self.lin.weight.shape)))
+
+
+class _ShortNaN(_Base):
+    def forward(self, x, lengths):
+        h = self.steps(x)
+        return BackboneOutput(h.sum(1) / (lengths[:, None].float() - 1))  # T = 1 divides by zero
+
+
+class _WrongWidth(_Base):
+    def forward(self, x, lengths):
+        return BackboneOutput(super().forward(x, lengths).hidden[:, :-1])
+
+
+def test_a_conforming_toy_backbone_passes():
+    check_backbone(_Base, n_bins=5)
+
+
+@pytest.mark.parametrize("factory, check, promise", [
+    (_Leaky, check_backbone_lengths, "padding leaks"),
+    (_Unused, check_backbone_backward, "no gradient reaches"),
+    (_NumpyInit, check_backbone_determinism, "differ"),
+    (_ShortNaN, check_backbone_short, "non-finite"),
+    (_WrongWidth, check_backbone_forward, "out_dim"),
+])
+def test_backbone_checks_reject_broken_backbones(factory, check, promise):
+    with pytest.raises(AssertionError, match=promise):
+        check(factory, n_bins=5)
+
+
+def test_backbone_check_accepts_specs_with_settings():
+    spec = REGISTRY.load("backbone", "lstm")
+    check_backbone_forward(spec, n_bins=4, settings={"hidden": "8", "layers": "1"})
+    with pytest.raises(AssertionError, match="needs a backbone spec"):
+        check_backbone_forward(REGISTRY.load("task", "genre"), n_bins=4)
+    fake = ComponentSpec(kind="backbone", name="toy", build=lambda config, n: _Leaky(n), summary="leaky")
+    with pytest.raises(AssertionError, match="backbone 'toy'"):
+        check_backbone_lengths(fake, n_bins=4)
+
+
+class _Feature:
+    """A tiny frame-rate feature: RMS per frame, 1 bin, or the lab's chroma rows."""
+
+    name, n_bins, rate, sample_rate, hop_length = "toy", 1, "frames", 8000, 256
+
+    def __init__(self, dtype=np.float32, frames_off: int = 0, lab_ok: bool = True):
+        self.dtype, self.frames_off, self.lab_ok = dtype, frames_off, lab_ok
+
+    def settings(self):
+        return {"hop_length": self.hop_length}
+
+    def from_audio(self, y, sr):
+        n = 1 + len(y) // self.hop_length + self.frames_off
+        padded = np.pad(y, (0, n * self.hop_length))
+        frames = padded[: n * self.hop_length].reshape(n, self.hop_length)
+        return np.sqrt((frames ** 2).mean(1))[None, :].astype(self.dtype)
+
+    def from_lab(self, fused):
+        if not self.lab_ok:
+            raise DataError("feature 'toy' cannot be read from the lab's arrays; use audio")
+        return fused[128:129].astype(np.float32)
+
+
+def test_feature_check_passes_and_rejects():
+    check_feature(_Feature(), seconds=2.0)
+    check_feature(_Feature(lab_ok=False), seconds=2.0, lab=False)
+    with pytest.raises(AssertionError, match="float32"):
+        check_feature(_Feature(dtype=np.float64), seconds=2.0)
+    with pytest.raises(AssertionError, match="1 \\+ N // hop_length"):
+        check_feature(_Feature(frames_off=5), seconds=2.0)
+    with pytest.raises(AssertionError, match="without a ZooError"):
+        check_feature(_Feature(), seconds=2.0, lab=False)
+
+
+class _UnmaskedClassification(Classification):
+    """Pools over every step, padding included: the check must notice."""
+
+    def make_head(self, in_dim, schema):
+        out = nn.Linear(in_dim, schema.out_dim)
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.out = out
+
+            def forward(self, o):
+                h = o.hidden if o.hidden.dim() == 2 else o.hidden.mean(1)
+                return self.out(h)
+
+        return Head()
+
+
+def test_task_check_rejects_a_head_that_reads_padding():
+    check_task(Classification("genre", ClassificationConfig(pooling="last")))
+    with pytest.raises(AssertionError, match="padded steps"):
+        check_task(_UnmaskedClassification("genre", ClassificationConfig()))

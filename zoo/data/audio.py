@@ -1,0 +1,199 @@
+"""Audio decoding: any file the zoo reads becomes a checked float32 mono waveform, or a DataError.
+
+Decoding goes through libsndfile (the ``soundfile`` package: WAV, FLAC, OGG/Vorbis, MP3, AIFF),
+falling back to ``audioread`` for anything libsndfile cannot open. Mixing down to mono and
+resampling (soxr, high quality) follow ``librosa.load``, so a waveform loaded here equals the
+one the lab's extractor worked on.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+"""File name endings the zoo treats as audio (lower case)."""
+
+# A header's frame count is exact for PCM and lossless formats; for MP3 it may be an estimate
+# from the bit rate, so only a gross shortfall there means the file is cut off.
+_SHORTFALL = {"MP3": 0.25}
+_DEFAULT_SHORTFALL = 0.02
+
+
+class AudioInfo(NamedTuple):
+    """What a file's header says: ``duration`` in seconds, ``sample_rate`` in Hz, ``channels``,
+    ``frames`` (samples per channel) and ``format`` (libsndfile's name, e.g. "WAV", "MP3")."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+
+def is_audio(path: Path | str) -> bool:
+    """Whether ``path``'s ending is one of :data:`AUDIO_EXTENSIONS`."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def audio_info(path: Path | str) -> AudioInfo:
+    """Read the header of ``path`` (cheap: no decoding); DataError if it is missing or unreadable."""
+    import soundfile as sf
+
+    path = _existing(path)
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.SoundFileError) as exc:
+        raise DataError(f"audio file {path}: cannot read its header ({_reason(exc)})") from exc
+    return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float = 1.0,
+               offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Decode ``path`` to a mono float32 waveform ``[N]`` at ``sr`` Hz (None: the file's own rate).
+
+    ``offset`` and ``duration`` (seconds) select a part of the file. Raises DataError naming the
+    file when it is missing, empty, unreadable, corrupt or truncated, shorter than
+    ``min_seconds``, digital silence, or holds NaN/inf samples.
+    """
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise ConfigError(f"load_audio: offset must be >= 0 and duration > 0 (or None), got offset={offset}, duration={duration}")
+    if sr is not None and sr <= 0:
+        raise ConfigError(f"load_audio: sr must be a positive number of Hz or None, got {sr!r}")
+    path = _existing(path)
+    y, native = _decode(path, offset, duration)
+    _check_samples(path, y, native, min_seconds, offset)
+    if sr is not None and native != sr:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=native, target_sr=sr)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _existing(path: Path | str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"audio file {path} does not exist; check the path (and the data set's manifest)")
+    if not path.is_file():
+        raise DataError(f"audio file {path} is not a regular file (a folder?); give the path of one audio file")
+    if path.stat().st_size == 0:
+        raise DataError(f"audio file {path} is empty (0 bytes): an interrupted copy or download? replace it")
+    return path
+
+
+def _decode(path: Path, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """``(mono float32 [N], native rate)``; libsndfile first, audioread if that cannot open it."""
+    import soundfile as sf
+
+    _check_wav_length(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            native, declared, fmt = int(f.samplerate), int(f.frames), str(f.format)
+            start = int(offset * native)
+            if start >= declared > 0:
+                raise DataError(
+                    f"audio file {path}: offset {offset} s is at or past its end ({declared / native:.2f} s)"
+                )
+            if start:
+                f.seek(start)
+            frames = -1 if duration is None else int(duration * native)
+            data = f.read(frames=frames, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.SoundFileError) as exc:
+        return _decode_fallback(path, offset, duration, exc)
+    if duration is None:
+        expected = declared - start
+        # Headers of streams of unknown length carry a huge sentinel instead of a frame count.
+        if 0 < expected < 2**62 and len(data) < expected * (1 - _SHORTFALL.get(fmt, _DEFAULT_SHORTFALL)):
+            raise DataError(
+                f"audio file {path} is truncated or corrupt: its header promises {expected / native:.2f} s "
+                f"but only {len(data) / native:.2f} s could be decoded; re-create or re-download it"
+            )
+    y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    return y, native
+
+
+def _check_wav_length(path: Path) -> None:
+    """A WAV whose data chunk is cut short is read without complaint by libsndfile: catch it here."""
+    try:
+        _scan_wav(path)
+    except OSError as exc:
+        raise DataError(f"audio file {path} cannot be read: {exc.strerror or exc}; check its permissions") from exc
+
+
+def _scan_wav(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            cid, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"data":
+                available = size - pos - 8
+                # 0 and 0xFFFFFFFF are placeholders written by streaming recorders, not promises.
+                if length not in (0, 0xFFFFFFFF) and length > available:
+                    raise DataError(
+                        f"audio file {path} is truncated: its WAV header announces {length} bytes of "
+                        f"samples but only {available} are there (an interrupted copy or download?); "
+                        f"re-create or re-download it"
+                    )
+                return
+            pos += 8 + length + (length & 1)
+
+
+def _decode_fallback(path: Path, offset: float, duration: float | None, first: Exception) -> tuple[np.ndarray, int]:
+    import audioread
+
+    backends = [b.__name__ for b in audioread.available_backends()]
+    try:
+        import librosa
+
+        with warnings.catch_warnings():
+            # librosa marks its audioread path deprecated; using it on purpose, as the fallback.
+            warnings.simplefilter("ignore")
+            y, native = librosa.load(str(path), sr=None, mono=True, offset=offset, duration=duration)
+    except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
+        raise DataError(
+            f"audio file {path} cannot be decoded: libsndfile: {_reason(first)}; audioread "
+            f"(backends: {', '.join(backends) or 'none'}): {_reason(exc)}. The file is "
+            f"corrupt or in a format neither reads ({', '.join(AUDIO_EXTENSIONS)} are supported; "
+            f"installing ffmpeg lets audioread read more); convert or replace it"
+        ) from exc
+    return np.asarray(y, dtype=np.float32), int(native)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().rstrip(".")
+    if not text:
+        return type(exc).__name__
+    # libsndfile says this for any content it does not recognise, even for a file that exists.
+    if "does not exist or is not a regular file" in text:
+        return "unrecognised format or corrupt data"
+    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+
+
+def _check_samples(path: Path, y: np.ndarray, native: int, min_seconds: float, offset: float) -> None:
+    where = f" from {offset} s on" if offset else ""
+    if y.size == 0:
+        raise DataError(f"audio file {path} holds no samples{where} (0 s of audio); replace it or leave it out")
+    if not np.all(np.isfinite(y)):
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        raise DataError(f"audio file {path} holds {bad} NaN or infinite samples: corrupt data; re-create it")
+    seconds = y.size / native
+    if seconds < min_seconds:
+        raise DataError(
+            f"audio file {path} is {seconds:.2f} s long{where}; the zoo needs at least {min_seconds:.2f} s "
+            f"(leave the file out, e.g. with --skip-bad, or replace it)"
+        )
+    if not np.any(y):
+        raise DataError(
+            f"audio file {path} is digital silence (every sample{where} is 0): nothing to learn from; "
+            f"leave it out or replace it"
+        )

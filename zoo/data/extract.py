@@ -1,0 +1,330 @@
+"""Feature extraction from audio files: in parallel, each file decoded once, results cached on disk.
+
+A cached result is keyed by the sha256 of the file's *content* plus the feature's name, its
+``settings()`` and the ``name==version`` of the distribution that provides it, so an edited file
+or a changed setting is recomputed, never served stale. Entries are written atomically (a
+temporary file renamed into place), so parallel runs and interrupted ones never leave half files.
+
+Layout: ``CACHE/features/<key[:2]>/<key>.npy``, one float32 ``[F, T]`` array per (file, feature).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import pickle
+import sys
+import uuid
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, PluginError, ZooError
+from .audio import load_audio
+
+CACHE_FORMAT = 1
+"""Bumped when the layout or meaning of cache entries changes: older entries are then ignored."""
+
+Result = dict[str, np.ndarray] | DataError
+_FILES_PER_WORKER = 4
+
+
+def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_dir: Path | None = None,
+                  workers: int | None = None, progress: bool = True, skip_bad: bool = False,
+                  desc: str = "features", min_seconds: float = 1.0,
+                  stats: dict[str, int] | None = None) -> list[Result]:
+    """Compute every feature of ``features`` for every audio file of ``paths``.
+
+    Returns one entry per path, in order: ``{name: array[F, T] float32}`` keyed like
+    ``features``, or (only with ``skip_bad``) the DataError that explains why that file failed.
+    Without ``skip_bad`` the first failing file raises its DataError (naming the file and the
+    reason) after the other workers' pending files are cancelled.
+
+    ``workers`` processes share the files not yet cached (1: compute in this process; default:
+    up to ``os.cpu_count()``, one per 4 files to compute, as starting a worker takes seconds). ``cache_dir`` defaults to ``zoo.paths.cache_dir()``. ``min_seconds`` is
+    passed to :func:`zoo.data.audio.load_audio`. ``stats``, when given, receives counts:
+    ``files``, ``cached`` (files served wholly from the cache), ``computed`` and ``failed``.
+    Run from a script, the call must sit under ``if __name__ == "__main__":`` (worker processes
+    are spawned, and re-import the script).
+    """
+    paths = [Path(p) for p in paths]
+    features = dict(features)
+    if not features:
+        raise ConfigError("extract_audio: no features given; name at least one (e.g. mel)")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"extract_audio: workers must be >= 1 (or None for one per CPU), got {workers}")
+    root = _feature_cache(cache_dir)
+    idents = {name: feature_identity(f) for name, f in features.items()}
+    counts = {"files": len(paths), "cached": 0, "computed": 0, "failed": 0}
+    from tqdm import tqdm
+
+    with tqdm(total=len(paths), desc=desc, unit="file", disable=not progress, file=sys.stderr) as bar:
+        results: list[Result | None] = [None] * len(paths)
+        jobs: dict[str, _Job] = {}
+        owners: dict[str, list[int]] = {}
+        for i, item in enumerate(_lookup_all(paths, features, idents, root, skip_bad)):
+            if isinstance(item, DataError):
+                results[i] = item
+                counts["failed"] += 1
+                bar.update()
+                continue
+            digest, arrays = item
+            missing = [n for n in features if n not in arrays]
+            if not missing:
+                results[i] = arrays
+                counts["cached"] += 1
+                bar.update()
+                continue
+            results[i] = arrays
+            owners.setdefault(digest, []).append(i)
+            if digest not in jobs:
+                todo = tuple((n, features[n], str(_entry(root, digest, idents[n]))) for n in missing)
+                jobs[digest] = _Job(paths[i], digest, todo, min_seconds)
+
+        def finish(digest: str, outcome: Result) -> None:
+            for i in owners[digest]:
+                if isinstance(outcome, DataError):
+                    if paths[i] != jobs[digest].path:
+                        outcome = DataError(f"{paths[i]} has the same content as {jobs[digest].path}: {outcome}")
+                    if not skip_bad:
+                        raise outcome
+                    results[i] = outcome
+                    counts["failed"] += 1
+                else:
+                    results[i] = {**results[i], **outcome}
+                    counts["computed"] += 1
+            bar.update(len(owners[digest]))
+
+        _run_jobs(list(jobs.values()), features, workers, finish)
+    if stats is not None:
+        stats.update(counts)
+    return [{n: r[n] for n in features} if isinstance(r, dict) else r for r in results]
+
+
+def stack(parts: Mapping[str, np.ndarray], order: Sequence[str], *,
+          tolerance: int = 1) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """Stack ``parts[name][F_i, T_i]`` along the bin axis in ``order`` -> ``([sum F_i, T], slices)``.
+
+    ``T`` is the shortest ``T_i``: a mel spectrogram and a chromagram of the same audio may differ
+    by a frame (``tolerance``); a larger gap means the features do not share a time axis (another
+    hop or sample rate) and is a DataError. ``slices[name] = (start, stop)`` rows of the result.
+    """
+    if not order:
+        raise ConfigError("stack: no feature names given")
+    missing = [n for n in order if n not in parts]
+    if missing:
+        raise DataError(f"stack: no array for feature(s) {', '.join(missing)}; have {', '.join(parts) or 'none'}")
+    arrays = [np.asarray(parts[n]) for n in order]
+    for name, a in zip(order, arrays):
+        if a.ndim != 2 or a.shape[1] == 0:
+            raise DataError(f"stack: feature '{name}' is not a [F, T] array with T >= 1 (shape {a.shape})")
+    lengths = {n: a.shape[1] for n, a in zip(order, arrays)}
+    t = min(lengths.values())
+    if max(lengths.values()) - t > tolerance:
+        detail = ", ".join(f"{n} T={v}" for n, v in lengths.items())
+        raise DataError(
+            f"stack: features differ in length by more than {tolerance} frame(s) ({detail}): they do not "
+            f"share a time axis; give them the same sr and hop_length, and the same rate (frames or beats)"
+        )
+    out = np.empty((sum(a.shape[0] for a in arrays), t), dtype=np.float32)
+    slices, row = {}, 0
+    for name, a in zip(order, arrays):
+        out[row:row + a.shape[0]] = a[:, :t]
+        slices[name] = (row, row + a.shape[0])
+        row += a.shape[0]
+    return out, slices
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the file's bytes (hex); DataError if it is missing or unreadable."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise DataError(f"audio file {path} does not exist; check the path (and the data set's manifest)") from None
+    except OSError as exc:
+        raise DataError(f"audio file {path} cannot be read: {exc.strerror or exc}") from exc
+    return h.hexdigest()
+
+
+def feature_identity(feature: Any) -> str:
+    """Everything that decides a feature's output, as a canonical JSON string (part of cache keys)."""
+    ident = {
+        "format": CACHE_FORMAT,
+        "feature": feature.name,
+        "class": f"{type(feature).__module__}.{type(feature).__qualname__}",
+        "provider": provider_version(feature),
+        "settings": dict(feature.settings()),
+    }
+    return json.dumps(ident, sort_keys=True, default=repr)
+
+
+def provider_version(feature: Any) -> str:
+    """``distribution==version`` of the package that defines ``feature``'s class."""
+    return _module_provider(type(feature).__module__.split(".")[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _module_provider(top: str) -> str:
+    for dist in md.packages_distributions().get(top, []):
+        try:
+            return f"{dist}=={md.version(dist)}"
+        except md.PackageNotFoundError:
+            continue
+    # A class defined outside any installed distribution (a script, a test): its module stands in.
+    return f"{top}==unversioned"
+
+
+def _feature_cache(cache_dir: Path | None) -> Path:
+    from ..paths import cache_dir as default_cache
+
+    return Path(cache_dir if cache_dir is not None else default_cache()) / "features"
+
+
+def _entry(root: Path, digest: str, ident: str) -> Path:
+    key = hashlib.sha256(f"{digest}\n{ident}".encode()).hexdigest()
+    return root / key[:2] / f"{key}.npy"
+
+
+def _lookup_all(paths: list[Path], features: dict[str, Any], idents: dict[str, str], root: Path,
+                skip_bad: bool) -> Iterator[tuple[str, dict[str, np.ndarray]] | DataError]:
+    """Hash every file and load its cached features, in order (threads: this is reading and hashing)."""
+
+    def lookup(path: Path) -> tuple[str, dict[str, np.ndarray]] | DataError:
+        try:
+            digest = file_digest(path)
+        except DataError as exc:
+            return exc
+        arrays = {}
+        for name, feature in features.items():
+            cached = _load(_entry(root, digest, idents[name]), feature)
+            if cached is not None:
+                arrays[name] = cached
+        return digest, arrays
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as pool:
+        for item in pool.map(lookup, paths):
+            if isinstance(item, DataError) and not skip_bad:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise item
+            yield item
+
+
+def _load(entry: Path, feature: Any) -> np.ndarray | None:
+    """A cached array, or None when absent or unusable (it is then recomputed and overwritten)."""
+    try:
+        a = np.load(entry, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if a.ndim != 2 or a.dtype != np.float32 or a.shape[0] != feature.n_bins or a.shape[1] == 0:
+        return None
+    return a
+
+
+def _save(entry: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``entry`` atomically; a cache that cannot be written only costs speed."""
+    tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, entry)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"feature cache {entry.parent} cannot be written ({exc}); results are not cached", stacklevel=2)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One file to compute: its path, content digest and ``(name, feature, cache entry)`` to do."""
+
+    path: Path
+    digest: str
+    todo: tuple[tuple[str, Any, str], ...]
+    min_seconds: float = 1.0
+
+
+def _compute(job: _Job) -> Result:
+    """Decode the file once per sample rate, compute its missing features and cache them.
+
+    Runs in a worker process: returns (not raises) a DataError so the parent decides whether to
+    skip the file; any other ZooError is a setup problem and is raised.
+    """
+    waves: dict[int, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
+    for name, feature, entry in job.todo:
+        sr = int(feature.sample_rate)
+        try:
+            if sr not in waves:
+                waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds)
+            array = feature.from_audio(waves[sr], sr)
+        except DataError as exc:
+            if str(job.path) in str(exc):
+                return exc
+            return _named(DataError(f"{job.path}: feature '{name}': {exc}"), exc)
+        except ZooError:
+            raise
+        except Exception as exc:  # numerical libraries raise many types on odd input: report, don't crash
+            return _named(DataError(
+                f"{job.path}: feature '{name}' failed: {type(exc).__name__}: {exc} (if every file fails "
+                f"like this, the feature's plugin is at fault)"), exc)
+        out[name] = _checked(job.path, name, feature, array)
+        _save(Path(entry), out[name])
+    return out
+
+
+def _named(error: DataError, cause: Exception) -> DataError:
+    error.__cause__ = cause
+    return error
+
+
+def _checked(path: Path, name: str, feature: Any, array: Any) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 2 or a.shape[0] != feature.n_bins:
+        raise PluginError(
+            f"feature '{name}' returned shape {a.shape} for {path}, but promises [{feature.n_bins}, T]; "
+            f"the plugin ({provider_version(feature)}) is broken: report it or upgrade it"
+        )
+    if not np.all(np.isfinite(a)):
+        raise DataError(f"{path}: feature '{name}' gave NaN or infinite values")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _run_jobs(jobs: list[_Job], features: Mapping[str, Any], workers: int | None, finish) -> None:
+    """Run ``jobs`` in this process or a spawned pool; ``finish(digest, result)`` as each ends."""
+    if workers is None:
+        # A spawned worker spends seconds importing librosa and loading its compiled code: by
+        # default start one only for every few files it will have to do.
+        n = min(os.cpu_count() or 1, -(-len(jobs) // _FILES_PER_WORKER))
+    else:
+        n = min(workers, len(jobs))
+    if n > 1:
+        try:
+            pickle.dumps(tuple(features.values()))
+        except Exception as exc:  # a feature that cannot travel to workers still works here
+            warnings.warn(f"features cannot be sent to worker processes ({exc}); computing in this process", stacklevel=3)
+            n = 1
+    if n <= 1:
+        for job in jobs:
+            finish(job.digest, _compute(job))
+        return
+    import multiprocessing
+
+    # spawn, not fork: the parent may hold torch / BLAS thread pools that a fork would copy broken.
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_compute, job): job for job in jobs}
+        try:
+            for fut in as_completed(futures):
+                finish(futures[fut].digest, fut.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+

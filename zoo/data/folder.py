@@ -1,0 +1,236 @@
+"""Any folder of audio as a zoo data set: one sub-folder per label (GTZAN style) or a CSV manifest.
+
+Label folders: ``ROOT/<label>/<file>.wav|flac|ogg|mp3|...`` (files in deeper folders of a label
+folder belong to it). Manifest: a CSV with a ``path`` column (relative to the CSV), a ``label``
+column and/or numeric target columns (``valence``, ``energy``...), optionally ``split``
+(train / val / test) and ``id``. Other non-numeric columns are ignored and named in the
+description. Without splits, ``test_fraction`` of the clips become the test split and
+``val_fraction`` of the rest the validation split, stratified and seeded.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from ..protocols import Clip, ComponentSpec
+from .splits import assign_splits, normalise_split, stratum_keys
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".au", ".aif", ".aiff")
+_SPECIAL = ("path", "label", "split", "id")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """``manifest``: the CSV to read (relative to the folder; empty: a ``*.csv`` with a ``path``
+    column if there is one, else label folders). Split fractions and seed as described above."""
+
+    manifest: str = ""
+    test_fraction: float = 0.2
+    val_fraction: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"dataset 'folder': {name} must be in [0, 1), got {value}")
+
+
+def is_audio(name: str) -> bool:
+    return name.lower().endswith(AUDIO_SUFFIXES) and not name.startswith(".")
+
+
+def _csv_columns(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return [c.strip().lower() for c in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def find_manifest(root: Path, name: str = "") -> Path | None:
+    """The manifest CSV of ``root`` (a CSV file itself, ``name``, or the one CSV with a path column)."""
+    if root.is_file():
+        return root if root.suffix.lower() == ".csv" else None
+    if name:
+        path = root / name
+        if not path.is_file():
+            raise DataError(f"manifest {path} does not exist; check --set dataset.manifest=...")
+        return path
+    found = sorted(p for p in root.glob("*.csv") if "path" in _csv_columns(p))
+    if len(found) > 1:
+        named = [p for p in found if p.name == "manifest.csv"]
+        if named:
+            return named[0]
+        raise DataError(f"{root} holds several CSV manifests ({', '.join(p.name for p in found)}); choose one with "
+                        f"--set dataset.manifest=NAME or pass the CSV itself as --data")
+    return found[0] if found else None
+
+
+def _has_audio(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            return any(e.is_file() and is_audio(e.name) for e in it)
+    except OSError:
+        return False
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+class FolderDataset:
+    """Audio under ``root``, labelled by folder or by a CSV manifest."""
+
+    name = "folder"
+
+    def __init__(self, config: FolderConfig, root: Path):
+        self.config = config
+        self.root = Path(root)
+        if not self.root.exists():
+            raise DataError(f"{self.root} does not exist; check --data")
+        self.manifest = find_manifest(self.root, config.manifest)
+        self._clips: list[Clip] | None = None
+        self._notes: list[str] = []
+
+    def clips(self, rate: str) -> list[Clip]:
+        """Every audio clip (both rates come from the audio)."""
+        if rate not in ("frames", "beats"):
+            raise ConfigError(f"rate {rate!r} is not one of frames, beats")
+        if self._clips is None:
+            self._clips = self._from_manifest() if self.manifest else self._from_folders()
+        return list(self._clips)
+
+    def describe(self) -> str:
+        self.clips("frames")
+        how = f"manifest {self.manifest.name}" if self.manifest else "label folders"
+        return f"folder data at {self.root} ({how}): " + "; ".join(self._notes)
+
+    # -- label folders ---------------------------------------------------------------------
+    def _from_folders(self) -> list[Clip]:
+        if not self.root.is_dir():
+            raise DataError(f"{self.root} is neither a folder nor a .csv manifest; pass a folder of audio or a CSV")
+        labelled, empty = [], []
+        for sub in _subdirs(self.root):
+            (labelled if _has_audio(sub) else empty).append(sub)
+        if not labelled:
+            deeper = sorted({p.parent.name for sub in _subdirs(self.root) for p in _subdirs(sub) if _has_audio(p)})
+            hint = (f"; the audio seems to be one level down, in {', '.join(deeper)}: point --data there"
+                    if deeper else f"; put the audio ({', '.join(AUDIO_SUFFIXES)}) in one sub-folder per label, "
+                                   f"or write a CSV manifest with path and label columns")
+            raise DataError(f"{self.root} has no label folders with audio in them{hint}")
+        ids, labels, paths = [], [], []
+        for sub in labelled:
+            files = sorted(Path(d) / f for d, _, fs in os.walk(sub) for f in fs if is_audio(f))
+            for f in files:
+                ids.append(f.relative_to(self.root).with_suffix("").as_posix())
+                labels.append(sub.name)
+                paths.append(f)
+        loose = [e for e in os.listdir(self.root) if is_audio(e)]
+        notes = [f"{len(ids)} audio files in {len(labelled)} label folders"]
+        if loose:
+            notes.append(f"{len(loose)} audio files directly in {self.root} have no label folder and are not used")
+        if empty:
+            notes.append(f"folders without audio ignored: {', '.join(p.name for p in empty)}")
+        return self._finish(ids, labels, [{}] * len(ids), [None] * len(ids), paths, notes)
+
+    # -- manifest --------------------------------------------------------------------------
+    def _from_manifest(self) -> list[Clip]:
+        path = self.manifest
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = [c.strip().lower() for c in next(reader, [])]
+            rows = [(n, r) for n, r in enumerate(reader, 2) if any(c.strip() for c in r)]
+        if "path" not in header:
+            raise DataError(f"manifest {path} has no 'path' column (columns: {', '.join(header)}); "
+                            f"add one with each audio file's path relative to the CSV")
+        if len(set(header)) != len(header):
+            raise DataError(f"manifest {path} repeats a column name ({', '.join(header)}); rename one")
+        if not rows:
+            raise DataError(f"manifest {path} lists no audio file; add one line per clip")
+        for n, r in rows:
+            if len(r) != len(header):
+                raise DataError(f"manifest {path} line {n}: {len(r)} fields, the header has {len(header)}; fix the line")
+        cols = {name: [r[j].strip() for _, r in rows] for j, name in enumerate(header)}
+        numeric, ignored = [], []
+        for name in header:
+            if name in _SPECIAL:
+                continue
+            filled = [v for v in cols[name] if v]
+            (numeric if filled and all(_is_number(v) for v in filled) else ignored).append(name)
+        if "label" not in header and not numeric:
+            raise DataError(f"manifest {path} has neither a 'label' column nor a numeric target column "
+                            f"(columns: {', '.join(header)}); add label and/or targets such as valence")
+        base = path.parent
+        ids, labels, targets, given, paths = [], [], [], [], []
+        seen: dict[str, int] = {}
+        for k, (n, _) in enumerate(rows):
+            rel = cols["path"][k]
+            if not rel:
+                raise DataError(f"manifest {path} line {n}: empty path; fill it in or remove the line")
+            cid = cols["id"][k] if "id" in cols and cols["id"][k] else Path(rel).with_suffix("").as_posix()
+            if cid in seen:
+                raise DataError(f"manifest {path}: clip {cid!r} appears on lines {seen[cid]} and {n}; ids must be unique")
+            seen[cid] = n
+            try:
+                split = normalise_split(cols["split"][k]) if "split" in cols else None
+            except KeyError:
+                raise DataError(f"manifest {path} line {n}: split {cols['split'][k]!r} is not train, val or test") from None
+            ids.append(cid)
+            labels.append((cols["label"][k] or None) if "label" in cols else None)
+            targets.append({t: float(cols[t][k]) for t in numeric if cols[t][k]})
+            given.append(split)
+            paths.append(Path(rel) if Path(rel).is_absolute() else base / rel)
+        notes = [f"{len(ids)} clips listed"]
+        if numeric:
+            notes.append(f"targets {', '.join(numeric)}")
+        if ignored:
+            notes.append(f"non-numeric columns ignored: {', '.join(ignored)}")
+        return self._finish(ids, labels, targets, given, paths, notes)
+
+    def _finish(self, ids, labels, targets, given, paths, notes) -> list[Clip]:
+        c = self.config
+        classes = sorted({lab for lab in labels if lab is not None})
+        if classes:
+            notes.append(f"{len(classes)} classes")
+        # Also a manifest that gives only train and test still needs a validation split.
+        keys = stratum_keys(labels, targets)
+        splits, made = assign_splits(ids, keys, given, val_fraction=c.val_fraction,
+                                     test_fraction=c.test_fraction, seed=c.seed)
+        notes += made
+        self._notes = notes
+        return [Clip(id=i, split=s, label=lab, targets=t, audio=p)
+                for i, s, lab, t, p in zip(ids, splits, labels, targets, paths)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def detect(root: Path) -> bool:
+    """True for a .csv manifest, a folder holding one, or a folder with label sub-folders of audio."""
+    root = Path(root)
+    try:
+        if root.is_file():
+            return root.suffix.lower() == ".csv" and "path" in _csv_columns(root)
+        if not root.is_dir():
+            return False
+        if any("path" in _csv_columns(p) for p in root.glob("*.csv")):
+            return True
+        return any(_has_audio(sub) for sub in _subdirs(root)[:200])
+    except OSError:
+        return False
+
+
+spec = ComponentSpec(
+    kind="dataset", name="folder", config=FolderConfig, detect=detect,
+    build=lambda config, root: FolderDataset(config, root),
+    summary="any audio: one sub-folder per label (GTZAN style) or a CSV manifest (path, label and/or targets, split)",
+)

@@ -1,0 +1,82 @@
+"""Open a data set: pick its layout (``--layout``, or ask every registered layout to recognise the folder).
+
+Detection asks ``kaggle``, ``fma`` and ``folder`` first, then every other registered data set
+(the embedded set, third-party layouts) in name order. ``folder`` accepts almost any folder of
+audio, so it is the fallback: it is chosen only when no more specific layout recognises the path.
+Two specific layouts recognising the same path is an error that asks for ``--layout``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import DataError, PluginError
+from ..paths import data_dir
+from ..protocols import Dataset
+from ..registry import Registry
+
+DETECT_ORDER = ("kaggle", "fma", "folder")
+FALLBACK = ("folder",)
+DEFAULT = "embedded"
+
+
+def detection_order(registry: Registry) -> list[str]:
+    """Data set names in the order their ``detect`` is asked."""
+    names = registry.names("dataset")
+    return [n for n in DETECT_ORDER if n in names] + [n for n in names if n not in DETECT_ORDER]
+
+
+def detect_layout(root: Path, registry: Registry) -> str:
+    """The name of the one layout that recognises ``root``; DataError naming the candidates otherwise."""
+    matches, problems, summaries = [], [], []
+    for name in detection_order(registry):
+        try:
+            spec = registry.load("dataset", name)
+        except PluginError as exc:  # a broken third-party layout must not stop the others
+            problems.append(f"{name}: {exc}")
+            continue
+        summaries.append(f"{name} ({spec.summary})")
+        if spec.detect is None:
+            continue
+        try:
+            if spec.detect(root):
+                matches.append(name)
+        except Exception as exc:  # a layout's detect is plugin code: report, keep going
+            problems.append(f"{name}: detect({root}) failed: {type(exc).__name__}: {exc}")
+    chosen = [m for m in matches if m not in FALLBACK] or matches
+    if len(chosen) == 1:
+        return chosen[0]
+    extra = f" (not asked: {'; '.join(problems)})" if problems else ""
+    if not chosen:
+        raise DataError(
+            f"cannot tell the layout of {root}: no installed layout recognises it. Layouts: "
+            f"{'; '.join(summaries)}{extra}. Arrange the data as one of them, or name one with --layout NAME"
+        )
+    raise DataError(
+        f"{root} looks like more than one layout: {', '.join(chosen)}; choose one with --layout NAME "
+        f"(e.g. --layout {chosen[0]}){extra}"
+    )
+
+
+def open_dataset(path: str | Path | None, *, layout: str | None = None, registry: Registry | None = None,
+                 settings: Mapping[str, Any] | None = None) -> Dataset:
+    """The data set at ``path`` (None: the embedded set), built with ``settings`` for its config.
+
+    ``layout`` names the layout instead of detecting it. Raises DataError for a missing path or an
+    unrecognised / ambiguous layout, ConfigError for settings the layout does not have.
+    """
+    registry = registry or Registry()
+    if path is None:
+        if layout not in (None, DEFAULT):
+            raise DataError(f"--layout {layout} needs --data PATH (the folder in that layout); "
+                            f"without --data the zoo uses the {DEFAULT} set")
+        return registry.create("dataset", DEFAULT, settings, data_dir())
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist; check --data (absolute, or relative to {Path.cwd()})")
+    name = layout
+    if name is None:
+        name = detect_layout(root, registry)
+    else:
+        registry.info("dataset", name)  # unknown layout: error listing the installed ones
+    return registry.create("dataset", name, settings, root)

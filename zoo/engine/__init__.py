@@ -1,0 +1,22 @@
+"""The training engine: device, batches, the loop, evaluation, reports, tracking and packaging.
+
+The model owns the math (forward, loss, metrics: :mod:`zoo.compose`, the tasks); the engine owns
+the loop, the device and precision, normalisation, checkpoints, reports and logging. Nothing here
+is imported by ``import zoo``: torch and MLflow load only when a run starts.
+
+Modules, one job each:
+
+- :mod:`~zoo.engine.config`    ``TrainConfig`` and the split of ``--set`` scopes
+- :mod:`~zoo.engine.device`    which device and precision a run uses
+- :mod:`~zoo.engine.seeds`     seeding python, numpy and torch
+- :mod:`~zoo.engine.batches`   normalisation and device-resident padded splits
+- :mod:`~zoo.engine.train`     the optimisation loop (early stopping, overfit check)
+- :mod:`~zoo.engine.evaluate`  predictions and metrics on a split
+- :mod:`~zoo.engine.reports`   classification report, metrics.json and plots on disk
+- :mod:`~zoo.engine.plots`     the PNG figures
+- :mod:`~zoo.engine.tracking`  the Tracker interface, MLflow and no-op implementations
+- :mod:`~zoo.engine.package`   the packaged model folder (``zoo_model.json`` + ``weights.pt``)
+- :mod:`~zoo.engine.stats`     mean and t-interval over seeds
+- :mod:`~zoo.engine.runner`    one ``zoo run``: compose, prepare, train per seed, evaluate, log
+- :mod:`~zoo.engine.compare`   the table of tracked runs behind ``zoo compare``
+"""

@@ -1,0 +1,79 @@
+"""The training hyper-parameters (``TrainConfig``) and how ``--set`` scopes are divided."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Mapping
+
+from ..config import make_config
+
+ENGINE_SCOPES = ("train", "dataset")
+"""Settings scopes the engine consumes itself; every other scope configures a component."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained. Every field can be set with ``--set train.KEY=VALUE``.
+
+    The defaults are sized so that the default compositions train on the embedded data set on
+    a 2-core CPU in a few minutes.
+    """
+
+    epochs: int = 30
+    """Most passes over the training split (early stopping may end sooner)."""
+    batch_size: int = 32
+    lr: float = 1e-3
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 1e-2
+    """AdamW decoupled weight decay (not applied to biases, norms and task log-variances)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 turns clipping off."""
+    schedule: Literal["cosine", "plateau", "none"] = "cosine"
+    """cosine: warm-up then cosine decay per step; plateau: halve the lr when the validation
+    metric stalls; none: constant."""
+    warmup: float = 0.05
+    """Fraction of all steps spent warming the lr up linearly (cosine schedule only)."""
+    patience: int = 8
+    """Stop after this many epochs without a better primary validation metric; 0: never stop."""
+    bucket: bool = False
+    """Batch clips of similar length together (less padding); default: uniformly random batches."""
+    eval_batch_size: int = 64
+    task_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """How the losses of several tasks add up: fixed weights or learned (uncertainty) weights."""
+    task_weights: tuple[float, ...] = ()
+    """Fixed weight per task in spec order (default 1 each)."""
+    overfit_batches: int = 0
+    """Sanity check: train on this many fixed batches only, until the loss is below
+    ``overfit_loss`` or ``overfit_epochs`` passes; 0: train normally."""
+    overfit_loss: float = 0.01
+    overfit_epochs: int = 300
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: cuda when available, else cpu."""
+    amp: bool = True
+    """Mixed precision on cuda (bf16 where supported, else fp16 with loss scaling); cpu is fp32."""
+    refresh_steps: int = 10
+    """Read the running loss back for the progress bar every this many steps (a device sync)."""
+
+
+def train_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
+    """A ``TrainConfig`` from override mappings, later ones winning (recipe, --set, flags)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in (layer or {}).items() if v is not None})
+    return make_config(TrainConfig, merged, where="train")
+
+
+def with_overrides(config: TrainConfig, **values: Any) -> TrainConfig:
+    """``config`` with the non-None ``values`` replaced (typed like ``--set``)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return config
+    checked = make_config(TrainConfig, given, where="train")
+    return replace(config, **{k: getattr(checked, k) for k in given})
+
+
+def split_settings(settings: Mapping[str, Mapping[str, Any]] | None) -> tuple[dict, dict, dict]:
+    """Divide ``{scope: {key: value}}`` into (component settings, train, dataset)."""
+    settings = {k: dict(v) for k, v in (settings or {}).items()}
+    train = settings.pop("train", {})
+    dataset = settings.pop("dataset", {})
+    return settings, train, dataset

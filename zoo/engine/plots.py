@@ -1,0 +1,86 @@
+"""The run's figures as PNG files: training curves, confusion matrix, predicted-vs-true scatter."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "") -> Path:
+    """Loss per epoch (train and val) and every validation metric per epoch, side by side."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    metric_keys = sorted({k for r in history for k in r if k.startswith("val.") and k != "val.loss"
+                          and not k.endswith(".loss")})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key, style in (("train.loss", "-"), ("val.loss", "--")):
+        values = [r.get(key, np.nan) for r in history]
+        if not np.all(np.isnan(values)):
+            axes[0].plot(epochs, values, style, label=key)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    axes[0].set_title("loss")
+    for key in metric_keys:
+        axes[1].plot(epochs, [r.get(key, np.nan) for r in history], label=key[4:])
+    axes[1].set_xlabel("epoch")
+    axes[1].set_title("validation metrics")
+    if metric_keys:
+        axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, title: str = "") -> Path:
+    """A confusion matrix (rows: true class, columns: predicted), counts and row-normalised colour."""
+    plt = _pyplot()
+    n = len(classes)
+    size = max(4.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def scatter(pred: np.ndarray, true: np.ndarray, path: Path, *, title: str = "", label: str = "value") -> Path:
+    """Predicted against true values with the identity line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(true, pred, s=10, alpha=0.6)
+    lo = float(np.nanmin([np.nanmin(true), np.nanmin(pred)])) if len(true) else 0.0
+    hi = float(np.nanmax([np.nanmax(true), np.nanmax(pred)])) if len(true) else 1.0
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="prediction = truth")
+    ax.set_xlabel(f"true {label}")
+    ax.set_ylabel(f"predicted {label}")
+    ax.legend(loc="upper left")
+    ax.set_title(title or label)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,443 @@
+"""One training invocation: compose, prepare the data, train one model per seed, evaluate, log.
+
+Every seed's run is tracked; with several seeds they nest under a parent run that logs the mean
+and 95 % t-interval of each test metric. Reports and the packaged model of each seed go to a
+folder under ``ZOO_HOME/runs`` and are logged as the run's ``reports/`` and ``model/`` artifacts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..compose import Built, build_components, build_model, parse_spec
+from ..data.prepared import Prepared
+from ..errors import ConfigError, DataError
+from . import stats
+from .batches import Normaliser, make_splits
+from .composing import resolved_configs, task_weight_map
+from .config import TrainConfig
+from .device import pick_device
+from .evaluate import flat, predict_split, split_metrics
+from .package import prepared_meta, save_model
+from .reports import jsonable, write_reports
+from .seeds import seed_everything
+from .tracking import NullTracker, Tracker, flatten, tracked_run
+from .transfer import TransferSource, adopt_settings, load_backbone_weights
+
+Echo = Callable[[str], None]
+SKIPPED_SHOWN = 10
+# Settings that change speed or placement, not the model a run produces: not part of its group.
+_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp")
+
+
+@dataclass
+class SeedResult:
+    """One trained model (one seed): its metrics, history, files and run.
+
+    ``val`` and ``test`` are flat ``{"genre.accuracy": 0.41, ...}`` of the restored best model;
+    ``test`` is empty for an overfit check, whose outcome is ``overfit``.
+    """
+
+    seed: int
+    run_id: str | None
+    val: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+    folder: Path
+    reports: dict[str, Path]
+    model: Any = field(repr=False, default=None)
+    model_dir: Path | None = None
+    report_text: str = ""
+    overfit: dict[str, Any] | None = None
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` (and ``zoo.train``) returns.
+
+    ``results``: one :class:`SeedResult` per seed. With one seed, ``val``, ``test``,
+    ``history``, ``model`` and ``reports`` are that seed's; with several, ``val``/``test``
+    are means over the seeds and ``summary`` has mean, std and 95 % half-width per metric.
+    """
+
+    spec: str
+    results: list[SeedResult]
+    parent_run_id: str | None
+    summary: dict[str, dict[str, float]]
+    data: dict[str, Any]
+    device: str
+    classes: tuple[str, ...]
+    targets: tuple[str, ...]
+    tracking: str
+    folder: Path
+
+    @property
+    def run_id(self) -> str | None:
+        """The parent run with several seeds, else the single run."""
+        return self.parent_run_id or self.results[0].run_id
+
+    @property
+    def run_ids(self) -> list[str | None]:
+        return [r.run_id for r in self.results]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.results]
+
+    def _mean(self, attr: str) -> dict[str, float]:
+        if len(self.results) == 1:
+            return dict(getattr(self.results[0], attr))
+        return {k: v["mean"] for k, v in stats.summarise(getattr(r, attr) for r in self.results).items()}
+
+    @property
+    def val(self) -> dict[str, float]:
+        return self._mean("val")
+
+    @property
+    def test(self) -> dict[str, float]:
+        return self._mean("test")
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.results[0].history
+
+    @property
+    def model(self) -> Any:
+        return self.results[0].model
+
+    @property
+    def reports(self) -> dict[str, Path]:
+        return self.results[0].reports
+
+    @property
+    def overfit(self) -> dict[str, Any] | None:
+        return self.results[0].overfit
+
+    @property
+    def ok(self) -> bool:
+        """False only for an overfit check that did not reach its loss threshold."""
+        return all(r.overfit is None or r.overfit["reached"] for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary (no model), as printed by ``zoo run --json``."""
+        return {
+            "spec": self.spec, "run_id": self.run_id, "run_ids": self.run_ids, "seeds": self.seeds,
+            "val": self.val, "test": self.test, "summary": self.summary, "data": self.data,
+            "device": self.device, "classes": list(self.classes), "targets": list(self.targets),
+            "tracking": self.tracking, "folder": str(self.folder), "ok": self.ok,
+            "per_seed": [{"seed": r.seed, "run_id": r.run_id, "val": r.val, "test": r.test,
+                          "best_epoch": r.best_epoch, "epochs": len(r.history), "stopped_early": r.stopped_early,
+                          "seconds": round(r.seconds, 2), "overfit": r.overfit,
+                          "reports": {k: str(v) for k, v in r.reports.items()},
+                          "model_dir": str(r.model_dir) if r.model_dir else None} for r in self.results],
+        }
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+def run_folder(spec: str, root: Path | None = None) -> Path:
+    """A fresh folder ``ZOO_HOME/runs/<time>-<spec>-<random>`` for a run's files."""
+    from ..paths import zoo_home
+    base = Path(root) if root else zoo_home() / "runs"
+    folder = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(spec)}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def needed_columns(built: Built) -> tuple[str, ...]:
+    """What the tasks read from each clip: "label" and/or target names."""
+    return tuple(dict.fromkeys(t.target for t in built.tasks.values()))
+
+
+def load_data(built: Built, registry: Any, *, data: Any = None, layout: str | None = None,
+              dataset_settings: Mapping[str, Any] | None = None, skip_bad: bool = False, limit: int | None = None,
+              seed: int = 0, workers: int | None = None, progress: bool = True) -> Prepared:
+    """Open the data set (the embedded one when ``data`` is None) and prepare it for ``built``."""
+    from ..data.layout import open_dataset
+    from ..data.prepare import prepare
+    dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(dataset_settings or {}))
+    return prepare(dataset, built.features, rate=built.rate, skip_bad=skip_bad, limit=limit, seed=seed,
+                   workers=workers, progress=progress, need=needed_columns(built))
+
+
+def check_prepared(prepared: Prepared, built: Built) -> None:
+    """The data must match the composition: rate and number of bins."""
+    if len(prepared) == 0:
+        raise DataError(f"{prepared.description}: no usable clips for {built.composition}")
+    if prepared.rate != built.rate or prepared.n_bins != built.n_bins:
+        raise DataError(
+            f"{prepared.description} holds {prepared.rate}-rate arrays of {prepared.n_bins} bins, but "
+            f"{built.composition} needs {built.rate}-rate input of {built.n_bins} bins; prepare the data with "
+            f"this composition's features"
+        )
+
+
+def describe_data(prepared: Prepared) -> dict[str, Any]:
+    counts = {s: int((prepared.splits == s).sum()) for s in ("train", "val", "test")}
+    return {"description": prepared.description, "fingerprint": prepared.fingerprint, "counts": counts,
+            "clips": len(prepared), "skipped": len(prepared.skipped), "rate": prepared.rate,
+            "n_bins": prepared.n_bins, "classes": list(prepared.classes), "targets": sorted(prepared.targets)}
+
+
+def group_key(spec: str, configs: Mapping[str, Any], config: TrainConfig, fingerprint: str) -> str:
+    """A short hash of everything that defines a run except its seed: runs that differ only in the
+    seed share it, so ``zoo compare`` can pool them."""
+    train = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_GROUPED}
+    blob = json.dumps({"spec": spec, "configs": configs, "train": train, "data": fingerprint},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def key_metrics(built: Built) -> list[str]:
+    """The test metrics ``zoo compare`` shows: each task's primary metric, plus macro F1 / MAE."""
+    out = []
+    for name, task in built.tasks.items():
+        out.append(f"test.{name}.{task.primary_metric}")
+        second = {"classification": "macro_f1", "regression": "mae"}.get(task.kind)
+        if second and second != task.primary_metric:
+            out.append(f"test.{name}.{second}")
+    return out
+
+
+@dataclass
+class _Context:
+    """What every seed of one invocation shares."""
+
+    built: Built
+    registry: Any
+    config: TrainConfig
+    prepared: Prepared
+    norm: Normaliser
+    splits: dict
+    device: Any
+    tracker: Tracker
+    configs: dict
+    base_tags: dict
+    folder: Path
+    progress: bool
+    echo: Echo
+    transfer: TransferSource | None = None
+
+
+def _write_skipped(prepared: Prepared, folder: Path) -> Path | None:
+    if not prepared.skipped:
+        return None
+    path = folder / "skipped.txt"
+    path.write_text("".join(f"{item}\t{reason}\n" for item, reason in prepared.skipped))
+    return path
+
+
+def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
+    data = describe_data(ctx.prepared)
+    params = {"spec": str(ctx.built.composition), "seed": seed}
+    params.update(flatten(ctx.configs))
+    params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
+    params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
+    params.update({"data.description": data["description"], "data.fingerprint": data["fingerprint"],
+                   "data.clips": data["clips"], "data.skipped": data["skipped"], "data.rate": data["rate"],
+                   "data.n_bins": data["n_bins"], "data.classes": ",".join(data["classes"]),
+                   "data.targets": ",".join(data["targets"])})
+    params.update({f"data.{s}": n for s, n in data["counts"].items()})
+    params["device"] = ctx.device.describe()
+    if ctx.transfer is not None:
+        params.update({"transfer.from": ctx.transfer.label, "transfer.source_spec": ctx.transfer.spec,
+                       "transfer.freeze": ctx.transfer.freeze})
+    return params
+
+
+def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
+    import torch
+    built, tracker = ctx.built, ctx.tracker
+    folder = ctx.folder / f"seed{seed}"
+    reports_dir = folder / "reports"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    tracker.log_params(run_id, _seed_params(ctx, seed))
+    seed_everything(seed)
+    schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
+    backbone = built.make_backbone(ctx.registry)
+    model = build_model(backbone, built.tasks, schemas, task_weighting=ctx.config.task_weighting,
+                        task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
+    if ctx.transfer is not None:
+        copied = load_backbone_weights(model, ctx.transfer)
+        ctx.echo(f"transfer: backbone from {ctx.transfer.label} ({ctx.transfer.spec}), {copied} tensors; "
+                 f"freeze {ctx.transfer.freeze}")
+    model.to(ctx.device.device)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    tracker.log_params(run_id, {"model.parameters": n_params})
+    ctx.echo(f"model: {built.composition} (seed {seed}), {n_params:,} trainable parameters")
+
+    from .train import fit
+
+    def log_epoch(epoch: int, row: Mapping[str, float]) -> None:
+        tracker.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+
+    result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed,
+                 progress=ctx.progress, on_epoch=log_epoch)
+    skipped = _write_skipped(ctx.prepared, reports_dir)
+    title = f"{built.composition} seed {seed}"
+    if result.overfit is not None:
+        from .plots import curves
+        curves(result.history, reports_dir / "curves.png", title=f"{title}: overfit check")
+        (reports_dir / "overfit.json").write_text(json.dumps(result.overfit, indent=2))
+        tracker.log_metrics(run_id, {"overfit.final_loss": result.overfit["final_loss"],
+                                     "overfit.epochs": result.overfit["epochs"]})
+        tracker.set_tags(run_id, {"zoo.overfit.reached": str(result.overfit["reached"]).lower()})
+        tracker.log_artifacts(run_id, reports_dir, "reports")
+        reports = {"curves": reports_dir / "curves.png", "overfit": reports_dir / "overfit.json"}
+        return SeedResult(seed, run_id, {}, {}, result.history, result.best_epoch, False, result.seconds,
+                          folder, reports, model, None, "", result.overfit)
+
+    val_preds = predict_split(model, ctx.splits["val"], ctx.device, ctx.config.eval_batch_size)
+    val = split_metrics(model, val_preds)
+    test_preds = predict_split(model, ctx.splits["test"], ctx.device, ctx.config.eval_batch_size)
+    test = split_metrics(model, test_preds)
+    extra = {"val": val, "spec": str(built.composition), "seed": seed, "best_epoch": result.best_epoch,
+             "epochs": len(result.history), "stopped_early": result.stopped_early, "monitor": result.monitor,
+             "train_seconds": result.seconds, "data": describe_data(ctx.prepared), "history": result.history}
+    reports = write_reports(reports_dir, model, test_preds, test, history=result.history, extra=extra, title=title)
+    if skipped:
+        reports["skipped"] = skipped
+    final = {**flat(val, "final.val."), **flat(test, "test."), "test.loss": test_preds.loss,
+             "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": result.seconds}
+    tracker.log_metrics(run_id, final)
+    metrics = {"val": flat(val), "test": flat(test)}
+    model_dir = save_model(folder / "model", model, built, prepared_meta(ctx.prepared), ctx.norm, ctx.config,
+                           registry=ctx.registry, metrics=metrics, seed=seed,
+                           run_id=None if isinstance(tracker, NullTracker) else run_id)
+    tracker.log_artifacts(run_id, reports_dir, "reports")
+    tracker.log_artifacts(run_id, model_dir, "model")
+    text = reports.get("classification_report")
+    model.to("cpu")
+    if ctx.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return SeedResult(seed, run_id, flat(val), flat(test), result.history, result.best_epoch, result.stopped_early,
+                      result.seconds, folder, reports, model, model_dir, text.read_text() if text else "")
+
+
+def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mapping[str, Any]] | None = None,
+        config: TrainConfig | None = None, data: Any = None, layout: str | None = None,
+        dataset_settings: Mapping[str, Any] | None = None, prepared: Prepared | None = None, seed: int = 0,
+        seeds: int = 1, limit: int | None = None, skip_bad: bool = False, workers: int | None = None,
+        tracker: Tracker | None = None, progress: bool = True, echo: Echo | None = None,
+        out_dir: Path | None = None, transfer: TransferSource | None = None,
+        tags: Mapping[str, str] | None = None) -> RunResult:
+    """Train ``spec`` (a spec string or a :class:`~zoo.compose.Built`) once per seed and evaluate it.
+
+    ``settings``: component settings per scope (not ``train``/``dataset``: those are ``config``
+    and ``dataset_settings``). ``prepared`` skips loading data (``data``, ``layout``, ``limit``,
+    ``skip_bad``, ``workers`` are then unused). ``tracker`` defaults to a :class:`NullTracker`.
+    ``transfer`` starts the backbone from a trained model's (a spec string is then required);
+    ``tags`` are added to every run (e.g. ``zoo.recipe``).
+    Failures end the affected runs FAILED and propagate.
+    """
+    from ..registry import Registry
+    registry = registry or Registry()
+    config = config or TrainConfig()
+    tracker = tracker or NullTracker()
+    echo = echo or _quiet
+    if seeds < 1:
+        raise ConfigError(f"seeds {seeds}: give 1 or more (--seeds K trains K models with seeds seed..seed+K-1)")
+    if isinstance(spec, Built):
+        if transfer is not None:
+            raise ConfigError("transfer needs a spec string (the backbone is rebuilt with the source's settings), "
+                              "not an already built composition")
+        built = spec
+    else:
+        comp = parse_spec(spec, registry)
+        if transfer is not None:
+            settings = adopt_settings(transfer, comp, settings, registry.load("backbone", comp.backbone).config)
+        built = build_components(comp, registry, settings)
+    text = str(built.composition)
+    task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
+    configs = resolved_configs(built, registry)
+    device = pick_device(config.device, amp=config.amp)
+    folder = run_folder(text, out_dir)
+    base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
+                 "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **(tags or {})}
+    if transfer is not None:
+        base_tags["zoo.transfer.from"] = transfer.label
+    seed_list = list(range(seed, seed + seeds))
+    top_tags = dict(base_tags, **({"zoo.kind": "seeds", "zoo.seeds": ",".join(map(str, seed_list))} if seeds > 1 else
+                                  {"zoo.seed": str(seed)}))
+    top_name = f"{text} seeds {seed_list[0]}-{seed_list[-1]}" if seeds > 1 else f"{text} seed {seed}"
+    with tracked_run(tracker, top_name, top_tags) as top_id:
+        if prepared is None:
+            prepared = load_data(built, registry, data=data, layout=layout, dataset_settings=dataset_settings,
+                                 skip_bad=skip_bad, limit=limit, seed=seed, workers=workers, progress=progress)
+        check_prepared(prepared, built)
+        info = describe_data(prepared)
+        c = info["counts"]
+        echo(f"data: {prepared.description}")
+        echo(f"clips: {info['clips']} (train {c['train']}, val {c['val']}, test {c['test']}); "
+             f"{prepared.rate} rate, {prepared.n_bins} bins" + (f"; {len(prepared.classes)} classes" if prepared.classes else ""))
+        if prepared.skipped:
+            echo(f"skipped {len(prepared.skipped)} clip(s) (--skip-bad); listed in reports/skipped.txt:")
+            for item, reason in prepared.skipped[:SKIPPED_SHOWN]:
+                echo(f"  {item}: {reason}")
+            if len(prepared.skipped) > SKIPPED_SHOWN:
+                echo(f"  ... and {len(prepared.skipped) - SKIPPED_SHOWN} more")
+        echo(f"device: {device.describe()}")
+        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")])
+        splits = make_splits(prepared, built.tasks, norm, device.device)
+        group = group_key(text, configs, config, prepared.fingerprint)
+        tracker.set_tags(top_id, {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint,
+                                  "zoo.group": group})
+        ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
+                       dict(base_tags, **{"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint,
+                                          "zoo.group": group}), folder, progress, echo, transfer)
+        results = []
+        if seeds == 1:
+            results.append(_train_seed(ctx, seed, top_id))
+        else:
+            for s in seed_list:
+                with tracked_run(tracker, f"{text} seed {s}", dict(ctx.base_tags, **{"zoo.seed": str(s)}),
+                                 parent=top_id) as child:
+                    results.append(_train_seed(ctx, s, child))
+        summary = stats.summarise(r.test for r in results) if seeds > 1 else {}
+        if seeds > 1:
+            _log_summary(tracker, top_id, ctx, summary, results, seed_list)
+    return RunResult(text, results, top_id if seeds > 1 else None, summary, describe_data(prepared),
+                     device.describe(), tuple(prepared.classes), tuple(built.tasks[n].target for n in built.tasks
+                                                                        if built.tasks[n].kind != "classification"),
+                     tracker.where(top_id), folder)
+
+
+def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[str, Mapping[str, float]],
+                 results: list[SeedResult], seed_list: list[int]) -> None:
+    """The parent run of several seeds: mean, std and 95 % half-width of every test metric."""
+    params = {"spec": str(ctx.built.composition), "seeds": len(seed_list), "seed.first": seed_list[0]}
+    params.update(flatten(ctx.configs))
+    params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
+    params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
+    params.update({"data.description": ctx.prepared.description, "data.fingerprint": ctx.prepared.fingerprint})
+    tracker.log_params(run_id, params)
+    metrics = {}
+    for key, s in summary.items():
+        for stat in ("mean", "std", "half_width"):
+            value = s[stat]
+            if value == value:  # NaN (one seed reported it) says nothing: leave it out
+                metrics[f"test.{key}.{'ci95' if stat == 'half_width' else stat}"] = value
+        metrics[f"test.{key}.n"] = s["n"]
+    tracker.log_metrics(run_id, metrics)
+    summary_dir = ctx.folder / "summary"
+    summary_dir.mkdir(exist_ok=True)
+    doc = {"seeds": seed_list, "summary": summary,
+           "per_seed": [{"seed": r.seed, "run_id": r.run_id, "test": r.test} for r in results]}
+    (summary_dir / "seeds.json").write_text(json.dumps(jsonable(doc), indent=2))
+    tracker.log_artifacts(run_id, summary_dir, "summary")

@@ -1,0 +1,247 @@
+"""The optimisation loop: AdamW, lr schedule, clipping, mixed precision, early stopping.
+
+One host sync per progress refresh (every ``refresh_steps`` steps) and one per epoch: the
+running loss is accumulated on the device and read back only then.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import RunError
+from .batches import SplitData, random_batches
+from .config import TrainConfig
+from .device import DeviceChoice
+from .evaluate import flat, predict_split, primary, split_metrics
+
+EpochHook = Callable[[int, dict[str, float]], None]
+"""Called after every epoch with ``(epoch, row)``, e.g. to log the row to a tracker."""
+
+
+@dataclass
+class FitResult:
+    """What training did.
+
+    ``history``: one row per epoch (``train.loss``, ``train.<task>.loss``, ``val.loss``,
+    ``val.<task>.<metric>``, ``lr``, ``seconds``). ``best_epoch``: the epoch whose weights the
+    model holds now. ``overfit``: the overfit check's outcome (None in normal training).
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    monitor: str = ""
+    stopped_early: bool = False
+    seconds: float = 0.0
+    overfit: dict[str, Any] | None = None
+
+
+def make_optimizer(model: Any, config: TrainConfig):
+    """AdamW; 1-D parameters (biases, norm scales, task log-variances) get no weight decay."""
+    import torch
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def make_schedule(optimizer: Any, config: TrainConfig, total_steps: int, greater_is_better: bool):
+    """(scheduler, kind): "step" schedulers step every batch, "epoch" ones take the val metric."""
+    import torch
+    if config.schedule == "cosine":
+        warm = max(1, int(round(config.warmup * total_steps))) if config.warmup > 0 else 0
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = (step - warm) / max(1, total_steps - warm)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+    if config.schedule == "plateau":
+        patience = max(1, config.patience // 3) if config.patience else 2
+        mode = "max" if greater_is_better else "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=patience), "epoch"
+    return None, "none"
+
+
+class _Stepper:
+    """One optimisation step with optional loss scaling and clipping (shared by both loops)."""
+
+    def __init__(self, model: Any, optimizer: Any, device: DeviceChoice, config: TrainConfig):
+        import torch
+        self.model, self.optimizer, self.device, self.config = model, optimizer, device, config
+        self.scaler = torch.amp.GradScaler("cuda") if device.scaler else None
+        self.names = list(model.heads)
+
+    def __call__(self, batch) -> tuple[Any, Any]:
+        """Forward, backward, update; returns the detached (total, per-task) losses on the device."""
+        import torch
+        with self.device.autocast():
+            out = self.model(batch.x, batch.lengths)
+            total, per = self.model.loss(out, batch.y)
+        self.optimizer.zero_grad(set_to_none=True)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            if self.config.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            if self.config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            self.optimizer.step()
+        return total.detach().float(), torch.stack([per[n].detach().float() for n in self.names])
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, leave=True)
+
+
+def _check_finite(value: float, epoch: int, config: TrainConfig) -> None:
+    if not math.isfinite(value):
+        raise RunError(
+            f"the training loss became {value} in epoch {epoch} (lr {config.lr}); the model diverged: "
+            f"lower the learning rate (--lr {config.lr / 10:g}), keep gradient clipping on "
+            f"(train.grad_clip, now {config.grad_clip}), or check the data for extreme values"
+        )
+
+
+def _better(score: float, best: float, greater: bool) -> bool:
+    if math.isnan(score):
+        return False
+    if math.isnan(best):
+        return True
+    return score > best if greater else score < best
+
+
+def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, device: DeviceChoice, *,
+        seed: int = 0, progress: bool = True, on_epoch: EpochHook | None = None) -> FitResult:
+    """Train ``model`` (already on ``device``) on ``train``; keep the weights of its best epoch.
+
+    The monitored value is the first task's primary validation metric. The best weights are
+    copied in memory and restored at the end, also when early stopping ends training.
+    """
+    import torch
+    if config.overfit_batches > 0:
+        return overfit(model, train, config, device, seed=seed, progress=progress, on_epoch=on_epoch)
+    rng = np.random.default_rng(seed)
+    optimizer = make_optimizer(model, config)
+    task, metric, greater = primary(model)
+    monitor = f"val.{task}.{metric}"
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    if len(train) % config.batch_size == 1 and steps_per_epoch > 1:
+        steps_per_epoch -= 1
+    scheduler, sched_kind = make_schedule(optimizer, config, steps_per_epoch * config.epochs, greater)
+    step = _Stepper(model, optimizer, device, config)
+    result = FitResult(monitor=monitor)
+    best_state = None
+    waited = 0
+    start = time.perf_counter()
+    bar = _progress(steps_per_epoch * config.epochs, "train", progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), device=device.device)
+            per_sum = torch.zeros(len(step.names), device=device.device)
+            n = 0
+            for rows in random_batches(train.lengths_host, config.batch_size, rng, config.bucket):
+                total, per = step(train.batch(rows))
+                if sched_kind == "step":
+                    scheduler.step()
+                loss_sum += total
+                per_sum += per
+                n += 1
+                bar.update(1)
+                if n % max(1, config.refresh_steps) == 0:
+                    bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}", refresh=False)
+            train_loss = float(loss_sum) / n
+            _check_finite(train_loss, epoch, config)
+            preds = predict_split(model, val, device, config.eval_batch_size)
+            row = {"epoch": float(epoch), "train.loss": train_loss}
+            row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
+            row["val.loss"] = preds.loss
+            row.update(flat(split_metrics(model, preds), "val."))
+            row["lr"] = float(optimizer.param_groups[0]["lr"])
+            row["seconds"] = time.perf_counter() - t0
+            result.history.append(row)
+            score = row.get(monitor, float("nan"))
+            if best_state is None or _better(score, result.best_score, greater):
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                result.best_epoch, result.best_score, waited = epoch, score, 0
+            else:
+                waited += 1
+            if sched_kind == "epoch":
+                scheduler.step(score if not math.isnan(score) else (-math.inf if greater else math.inf))
+            bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f} {monitor} {score:.4f} "
+                                f"(best {result.best_score:.4f} @ {result.best_epoch})", refresh=True)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            if config.patience and waited >= config.patience:
+                result.stopped_early = True
+                bar.total = bar.n
+                break
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def overfit(model: Any, train: SplitData, config: TrainConfig, device: DeviceChoice, *, seed: int = 0,
+            progress: bool = True, on_epoch: EpochHook | None = None) -> FitResult:
+    """The lab's sanity check: fit the same ``overfit_batches`` batches until the loss is tiny.
+
+    A model and pipeline that can learn must drive the loss of a handful of batches close to
+    zero; if it cannot, something upstream (labels, normalisation, lr, the model) is broken.
+    The model stays as it is (dropout included). ``result.overfit`` says whether it got there.
+    """
+    rng = np.random.default_rng(seed)
+    optimizer = make_optimizer(model, config)
+    step = _Stepper(model, optimizer, device, config)
+    fixed = list(random_batches(train.lengths_host, config.batch_size, rng))[: config.overfit_batches]
+    batches = [train.batch(rows) for rows in fixed]
+    result = FitResult(monitor="train.loss")
+    start = time.perf_counter()
+    reached = False
+    loss = float("nan")
+    bar = _progress(config.overfit_epochs, f"overfit {len(batches)} batch(es)", progress)
+    try:
+        for epoch in range(1, config.overfit_epochs + 1):
+            model.train()
+            sums = [step(b)[0] for b in batches]
+            loss = float(sum(sums)) / len(sums)
+            _check_finite(loss, epoch, config)
+            row = {"epoch": float(epoch), "train.loss": loss}
+            result.history.append(row)
+            bar.update(1)
+            bar.set_postfix_str(f"loss {loss:.4f} (target < {config.overfit_loss:g})", refresh=False)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            if loss < config.overfit_loss:
+                reached = True
+                break
+    finally:
+        bar.close()
+    result.best_epoch = len(result.history)
+    result.best_score = loss
+    result.seconds = time.perf_counter() - start
+    result.overfit = {
+        "reached": reached, "epochs": len(result.history), "final_loss": loss,
+        "threshold": config.overfit_loss, "batches": len(batches),
+        "clips": int(sum(len(r) for r in fixed)), "first_loss": result.history[0]["train.loss"] if result.history else loss,
+    }
+    return result

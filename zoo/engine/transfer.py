@@ -1,0 +1,121 @@
+"""Transfer learning: start a composition's backbone from a trained model's (lab step 9).
+
+The source is a packaged model folder (see :mod:`zoo.engine.package`). Its backbone settings are
+adopted (the weights only fit the same architecture), its backbone weights copied, and the heads
+start fresh. ``freeze``: "none" fine-tunes everything, "backbone" trains only the heads, an
+integer N is handed to the backbone's own ``freeze`` setting (e.g. the AST's first N blocks).
+Normalisation statistics are refitted on the new training split.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..compose import Composition
+from ..errors import ConfigError, SpecError
+from .package import INIT_ONLY_SETTINGS, WEIGHTS_FILE, read_meta
+
+
+@dataclass(frozen=True)
+class TransferSource:
+    """A trained model to start from: its folder, its ``zoo_model.json`` and what to freeze."""
+
+    folder: Path
+    meta: Mapping[str, Any]
+    freeze: str | int = "none"
+    label: str = ""
+    """How the user named it (recipe, run id or folder), for logs."""
+
+    @property
+    def spec(self) -> str:
+        return self.meta["spec"]
+
+
+def parse_freeze(value: Any) -> str | int:
+    """"none", "backbone" or a non-negative integer (from YAML, the CLI or Python)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"transfer freeze {value!r}: use none, backbone or a number of blocks")
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"transfer freeze {value}: a number of blocks must be 0 or more")
+        return value
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text in ("none", "backbone"):
+        return text
+    raise ConfigError(f"transfer freeze {value!r}: use none, backbone or a number of blocks (e.g. 2)")
+
+
+def source_from_folder(folder: Path, freeze: Any = "none", label: str = "") -> TransferSource:
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ConfigError(f"transfer source {folder} has no {WEIGHTS_FILE}; re-run the source training")
+    return TransferSource(folder, meta, parse_freeze(freeze), label or str(folder))
+
+
+def adopt_settings(source: TransferSource, comp: Composition, settings: Mapping[str, Mapping[str, Any]] | None,
+                   backbone_config: type) -> dict[str, dict[str, Any]]:
+    """``settings`` with the source's backbone config (and an integer ``freeze``) filled in.
+
+    The target must use the source's backbone and features: the copied weights expect them.
+    """
+    src = source.meta["composition"]
+    if src["backbone"] != comp.backbone:
+        raise SpecError(
+            f"cannot transfer from {source.label} ({source.spec}): its backbone is '{src['backbone']}', "
+            f"the target {comp} uses '{comp.backbone}'; use the same backbone"
+        )
+    if list(src["features"]) != list(comp.features):
+        raise SpecError(
+            f"cannot transfer from {source.label} ({source.spec}): it was trained on features "
+            f"{'+'.join(src['features'])}, the target {comp} uses {'+'.join(comp.features)}; use the same features"
+        )
+    out = {k: dict(v) for k, v in (settings or {}).items()}
+    given = {**out.pop("backbone", {}), **out.pop(comp.backbone, {})}
+    recorded = {k: v for k, v in source.meta["configs"]["backbone"].items() if k not in INIT_ONLY_SETTINGS}
+    clash = {k: v for k, v in given.items() if k in recorded and str(v) != str(recorded[k]) and k != "freeze"}
+    if clash:
+        key = next(iter(clash))
+        raise ConfigError(
+            f"backbone setting {key}={clash[key]} differs from the transfer source's {key}={recorded[key]} "
+            f"({source.label}); its weights only fit its own architecture: drop --set backbone.{key}"
+        )
+    merged = {**recorded, **given}
+    if isinstance(source.freeze, int) and source.freeze > 0:
+        fields = {f.name for f in dataclasses.fields(backbone_config)}
+        if "freeze" not in fields:
+            raise ConfigError(
+                f"transfer freeze {source.freeze}: backbone '{comp.backbone}' has no 'freeze' setting to freeze "
+                f"blocks with; use freeze: backbone (train only the heads) or none"
+            )
+        merged["freeze"] = source.freeze
+    out["backbone"] = merged
+    return out
+
+
+def load_backbone_weights(model: Any, source: TransferSource) -> int:
+    """Copy the source's backbone weights into ``model.backbone``; freeze it for "backbone".
+
+    Returns the number of tensors copied.
+    """
+    import torch
+    state = torch.load(source.folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    prefix = "backbone."
+    backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        model.backbone.load_state_dict(backbone_state)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"the backbone weights of {source.label} do not fit the new model ({exc}); the source and target "
+            f"must have the same backbone settings and feature bins"
+        ) from exc
+    if source.freeze == "backbone":
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+    return len(backbone_state)

@@ -1,0 +1,421 @@
+"""Contract checks for plugin authors: call them from your plugin's own tests.
+
+Each ``check_*`` runs a component through what the zoo relies on and raises ``AssertionError``
+with a message naming the broken promise; it returns nothing when the component conforms::
+
+    from zoo.testing import check_backbone, check_feature, check_task, installed
+    import my_plugin
+
+    def test_my_backbone():
+        check_backbone(my_plugin.spec, n_bins=12)
+
+    @pytest.mark.parametrize("name", installed("backbone"))
+    def test_every_backbone(name):
+        check_backbone(Registry().load("backbone", name))
+
+torch and librosa-backed features are only touched inside the checks, so importing this
+module is cheap. The checks use small random tensors and a few seconds of generated audio:
+they take seconds, not minutes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .config import make_config
+from .errors import ZooError
+from .protocols import BackboneOutput, ComponentSpec, Feature
+from .registry import Registry
+
+__all__ = [
+    "installed",
+    "check_backbone",
+    "check_backbone_forward",
+    "check_backbone_backward",
+    "check_backbone_lengths",
+    "check_backbone_determinism",
+    "check_backbone_short",
+    "check_feature",
+    "check_task",
+    "chord_and_clicks",
+    "fake_lab_array",
+]
+
+BackboneFactory = Callable[[int], Any]
+"""``factory(n_bins) -> nn.Module``: builds a fresh backbone for ``n_bins`` feature rows."""
+
+
+def installed(kind: str, registry: Registry | None = None) -> list[str]:
+    """Names of every installed component of ``kind``, for ``pytest.mark.parametrize``."""
+    return (registry or Registry()).names(kind)
+
+
+def _fail(message: str) -> None:
+    # Explicit raise rather than assert: these checks must still fire under ``python -O``.
+    raise AssertionError(message)
+
+
+def _factory(spec_or_factory: ComponentSpec | BackboneFactory, settings: Mapping[str, Any] | None) -> BackboneFactory:
+    """A ``factory(n_bins)`` from a backbone spec (its config built from ``settings``) or a callable."""
+    if isinstance(spec_or_factory, ComponentSpec):
+        spec = spec_or_factory
+        if spec.kind != "backbone":
+            _fail(f"check_backbone needs a backbone spec, got a {spec.kind} spec '{spec.name}'")
+        config = make_config(spec.config, settings, where=f"backbone '{spec.name}'")
+        return lambda n_bins: spec.build(config, n_bins)
+    if settings:
+        _fail("settings only apply to a ComponentSpec; bake them into your factory instead")
+    return spec_or_factory
+
+
+def _label(spec_or_factory: Any) -> str:
+    name = getattr(spec_or_factory, "name", None) or getattr(spec_or_factory, "__name__", None)
+    return f"backbone '{name}'" if name else "backbone"
+
+
+def _batch(n_bins: int, lengths: Sequence[int], seed: int = 0, pad: float = 0.0):
+    """A padded batch ``x[B, n_bins, max(lengths)]`` (``pad`` past each length) and its lengths."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    T = max(lengths)
+    x = torch.randn(len(lengths), n_bins, T, generator=g)
+    for i, n in enumerate(lengths):
+        x[i, :, n:] = pad
+    return x, torch.tensor(list(lengths), dtype=torch.int64)
+
+
+def _run(model: Any, x: Any, lengths: Any, who: str) -> BackboneOutput:
+    """Call the backbone and check the type and basic shape of what it returns."""
+    out = model(x, lengths)
+    if not isinstance(out, BackboneOutput):
+        _fail(f"{who}: forward must return zoo.protocols.BackboneOutput, got {type(out).__name__}")
+    h = out.hidden
+    B = x.shape[0]
+    if h.dim() not in (2, 3) or h.shape[0] != B or h.shape[-1] != model.out_dim:
+        _fail(f"{who}: output of shape {list(h.shape)}; expected [{B}, {model.out_dim}] or [{B}, T', {model.out_dim}] (out_dim={model.out_dim})")
+    if h.dim() == 3:
+        if out.lengths is None:
+            _fail(f"{who}: a sequence output [B, T', D] must come with its lengths [B]")
+        ol = out.lengths
+        if tuple(ol.shape) != (B,) or ol.dtype.is_floating_point:
+            _fail(f"{who}: output lengths must be an integer Tensor[{B}], got {ol.dtype} {list(ol.shape)}")
+        if int(ol.min()) < 1 or int(ol.max()) > h.shape[1]:
+            _fail(f"{who}: output lengths {ol.tolist()} must lie in 1..T' = 1..{h.shape[1]}")
+    return out
+
+
+def _valid(out: BackboneOutput, i: int):
+    """Clip ``i``'s part of an output: ``[D]`` or its valid steps ``[T'_i, D]``."""
+    h = out.hidden[i]
+    return h if h.dim() == 1 else h[: int(out.lengths[i])]
+
+
+def _check_module(model: Any, who: str) -> None:
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        _fail(f"{who}: build must return a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(getattr(model, "out_dim", None), int) or model.out_dim < 1:
+        _fail(f"{who}: needs an integer attribute out_dim >= 1 (the width D of its output), got {getattr(model, 'out_dim', None)!r}")
+    devices = {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()}
+    if devices - {"cpu"}:
+        _fail(f"{who}: parameters on {sorted(devices)} after build; backbones must not move themselves (the engine picks the device)")
+
+
+def check_backbone_forward(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                           settings: Mapping[str, Any] | None = None, lengths: Sequence[int] = (37, 25, 11)) -> None:
+    """Build, then forward a padded batch in train and eval mode: type, shape, ``out_dim``, finite."""
+    import torch
+
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    _check_module(model, who)
+    x, lens = _batch(n_bins, lengths)
+    for mode in (True, False):
+        model.train(mode)
+        with torch.no_grad():
+            out = _run(model, x, lens, who)
+        if not torch.isfinite(out.hidden).all():
+            _fail(f"{who}: non-finite output in {'train' if mode else 'eval'} mode for lengths {list(lengths)}")
+        if out.hidden.dim() == 3:
+            order = np.argsort(lens.numpy(), kind="stable")
+            if np.any(np.diff(out.lengths.cpu().numpy()[order]) < 0):
+                _fail(f"{who}: output lengths {out.lengths.tolist()} do not grow with input lengths {list(lengths)}")
+
+
+def check_backbone_backward(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                            settings: Mapping[str, Any] | None = None, lengths: Sequence[int] = (37, 25, 11)) -> None:
+    """One backward pass in train mode: every trainable parameter gets a finite gradient."""
+    import torch
+
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    model.train()
+    x, lens = _batch(n_bins, lengths, seed=1)
+    out = _run(model, x, lens, who)
+    # Random weights so no parameter's gradient cancels out by symmetry of a plain sum.
+    w = torch.randn(out.hidden.shape, generator=torch.Generator().manual_seed(2))
+    (out.hidden * w).sum().backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        _fail(f"{who}: has no trainable parameters")
+    none = [n for n, p in trainable if p.grad is None]
+    if none:
+        _fail(f"{who}: no gradient reaches {none[:5]}; every trainable parameter must take part in forward")
+    bad = [n for n, p in trainable if not torch.isfinite(p.grad).all()]
+    if bad:
+        _fail(f"{who}: non-finite gradients in {bad[:5]}")
+    if all(float(p.grad.abs().sum()) == 0.0 for _, p in trainable):
+        _fail(f"{who}: every gradient is zero; the output does not depend on the parameters")
+
+
+def check_backbone_lengths(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                           settings: Mapping[str, Any] | None = None, lengths: Sequence[int] = (41, 29, 16, 7),
+                           tolerance: float = 1e-4, pad: float = 0.0) -> None:
+    """Eval mode: each clip's output inside a padded batch equals its output alone.
+
+    Pooled outputs must match within ``tolerance`` (absolute, plus the same relative); sequence
+    outputs must have the same length and match on the valid steps. ``pad`` is the value
+    written past each length (the zoo pads with zeros; a non-zero value tests that padding is
+    masked rather than merely zero).
+    """
+    import torch
+
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    model.eval()
+    x, lens = _batch(n_bins, lengths, seed=3, pad=pad)
+    with torch.no_grad():
+        batch = _run(model, x, lens, who)
+        for i, n in enumerate(lengths):
+            alone = _run(model, x[i: i + 1, :, :n].clone(), lens[i: i + 1].clone(), who)
+            a, b = _valid(alone, 0), _valid(batch, i)
+            if a.shape != b.shape:
+                _fail(f"{who}: clip of length {n} gives output {list(a.shape)} alone but {list(b.shape)} in a batch padded to {max(lengths)}")
+            err = float((a - b).abs().max()) if a.numel() else 0.0
+            if not torch.allclose(a, b, atol=tolerance, rtol=tolerance):
+                _fail(f"{who}: clip of length {n} differs alone vs. in a batch padded to {max(lengths)} "
+                      f"(max abs difference {err:.3g} > tolerance {tolerance}); padding leaks into valid outputs")
+
+
+def check_backbone_determinism(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                               settings: Mapping[str, Any] | None = None, seed: int = 1234) -> None:
+    """The same torch seed gives the same initial weights and the same eval output, twice."""
+    import torch
+
+    who = _label(spec_or_factory)
+    factory = _factory(spec_or_factory, settings)
+    x, lens = _batch(n_bins, (30, 18), seed=4)
+    results = []
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
+        for _ in range(2):
+            torch.manual_seed(seed)
+            model = factory(n_bins).eval()
+            with torch.no_grad():
+                results.append((model.state_dict(), _run(model, x, lens, who).hidden, _run(model, x, lens, who).hidden))
+    (s1, o1, o1b), (s2, o2, _) = results
+    differ = [k for k in s1 if k not in s2 or not torch.equal(s1[k], s2[k])]
+    if differ or set(s1) != set(s2):
+        _fail(f"{who}: two builds under torch seed {seed} differ in {differ[:5] or sorted(set(s1) ^ set(s2))[:5]}; initialise only from torch's generator")
+    if not torch.equal(o1, o1b):
+        _fail(f"{who}: two eval forwards of the same input differ; eval mode must be deterministic")
+    if not torch.equal(o1, o2):
+        _fail(f"{who}: two builds under torch seed {seed} give different outputs for the same input")
+
+
+def check_backbone_short(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                         settings: Mapping[str, Any] | None = None, sizes: Iterable[int] = (1, 2, 3, 4)) -> None:
+    """Very short clips (T = 1..4, alone and mixed): finite outputs and gradients, no crash."""
+    import torch
+
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    sizes = list(sizes)
+    cases = [[t, t] for t in sizes] + [sorted(sizes, reverse=True)]
+    for lengths in cases:
+        x, lens = _batch(n_bins, lengths, seed=5)
+        model.eval()
+        with torch.no_grad():
+            out = _run(model, x, lens, who)
+        if not torch.isfinite(out.hidden).all():
+            _fail(f"{who}: non-finite eval output for lengths {lengths}")
+        model.train()
+        model.zero_grad(set_to_none=True)
+        out = _run(model, x, lens, who)
+        out.hidden.float().pow(2).mean().backward()
+        bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if not torch.isfinite(out.hidden).all() or bad:
+            _fail(f"{who}: non-finite train output or gradients ({bad[:3]}) for lengths {lengths}")
+
+
+def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                   settings: Mapping[str, Any] | None = None, tolerance: float = 1e-4) -> None:
+    """Every backbone check: forward, backward, variable lengths, determinism, short inputs.
+
+    ``spec_or_factory`` is a backbone :class:`~zoo.protocols.ComponentSpec` (built with its
+    config from ``settings``) or a callable ``factory(n_bins) -> nn.Module``.
+    """
+    check_backbone_forward(spec_or_factory, n_bins, settings=settings)
+    check_backbone_backward(spec_or_factory, n_bins, settings=settings)
+    check_backbone_lengths(spec_or_factory, n_bins, settings=settings, tolerance=tolerance)
+    check_backbone_determinism(spec_or_factory, n_bins, settings=settings)
+    check_backbone_short(spec_or_factory, n_bins, settings=settings)
+
+
+# -- features ------------------------------------------------------------------------------
+
+def chord_and_clicks(sr: int = 22050, seconds: float = 5.0, bpm: float = 120.0) -> np.ndarray:
+    """A mono float32 waveform ``[N]``: a sustained A-minor chord plus a click on every beat."""
+    n = int(round(sr * seconds))
+    t = np.arange(n) / sr
+    y = np.zeros(n)
+    for f0 in (220.0, 261.63, 329.63):  # A3, C4, E4
+        for h in (1, 2, 3):
+            y += 0.15 / h * np.sin(2 * np.pi * f0 * h * t)
+    rng = np.random.default_rng(0)
+    click = rng.standard_normal(int(0.03 * sr)) * np.exp(-np.linspace(0, 8, int(0.03 * sr)))
+    for start in np.arange(0.25, seconds - 0.05, 60.0 / bpm):
+        i = int(start * sr)
+        y[i: i + len(click)] += 0.8 * click[: n - i]
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def fake_lab_array(T: int = 50, seed: int = 0) -> np.ndarray:
+    """A lab-style fused array ``[140, T]`` float64: mel dB in [-80, 0] over chroma in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.uniform(-80.0, 0.0, (128, T)), rng.uniform(0.0, 1.0, (12, T))])
+
+
+def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, lab: bool = True) -> None:
+    """A feature object: attributes, ``from_audio`` on generated audio, ``from_lab``, ``settings``.
+
+    Frame-rate features must give ``1 + N // hop_length`` columns (within ``frame_slack``);
+    beat-rate ones at least one and no more than that. ``lab=False`` says the feature cannot be
+    derived from the lab's arrays: ``from_lab`` must then raise a ``ZooError`` that says so.
+    """
+    who = f"feature '{getattr(feature, 'name', '?')}'"
+    if not isinstance(feature, Feature):
+        _fail(f"{who}: does not provide the zoo.protocols.Feature attributes and methods")
+    for attr in ("n_bins", "sample_rate", "hop_length"):
+        value = getattr(feature, attr)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            _fail(f"{who}: {attr} must be a positive integer, got {value!r}")
+    if feature.rate not in ("frames", "beats"):
+        _fail(f"{who}: rate must be 'frames' or 'beats', got {feature.rate!r}")
+    try:
+        text = json.dumps(dict(feature.settings()), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        _fail(f"{who}: settings() must be a JSON-able mapping (it keys the cache): {exc}")
+    if json.dumps(dict(feature.settings()), sort_keys=True) != text:
+        _fail(f"{who}: settings() changes between calls")
+
+    y = chord_and_clicks(feature.sample_rate, seconds)
+    out = feature.from_audio(y, feature.sample_rate)
+    _check_array(out, feature, who, "from_audio")
+    frames = 1 + len(y) // feature.hop_length
+    T = out.shape[1]
+    if feature.rate == "frames" and abs(T - frames) > frame_slack:
+        _fail(f"{who}: from_audio gave {T} frames for {len(y)} samples; expected 1 + N // hop_length = {frames} (± {frame_slack})")
+    if feature.rate == "beats" and not 1 <= T <= frames:
+        _fail(f"{who}: from_audio gave {T} beats for {len(y)} samples; expected 1..{frames}")
+    again = feature.from_audio(y, feature.sample_rate)
+    if again.shape != out.shape or not np.allclose(again, out, atol=1e-5):
+        _fail(f"{who}: from_audio gives different results for the same audio")
+
+    fused = fake_lab_array()
+    if lab:
+        got = feature.from_lab(fused)
+        _check_array(got, feature, who, "from_lab")
+        if got.shape[1] != fused.shape[1]:
+            _fail(f"{who}: from_lab turned [140, {fused.shape[1]}] into {list(got.shape)}; the time axis must be kept")
+    else:
+        try:
+            feature.from_lab(fused)
+        except ZooError as exc:
+            if not str(exc):
+                _fail(f"{who}: from_lab raised {type(exc).__name__} without a message")
+        else:
+            _fail(f"{who}: declared unable to read lab arrays, yet from_lab returned without a ZooError")
+
+
+def _check_array(a: Any, feature: Any, who: str, method: str) -> None:
+    if not isinstance(a, np.ndarray):
+        _fail(f"{who}: {method} must return a numpy array, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        _fail(f"{who}: {method} returned {a.dtype}; it must be float32")
+    if a.ndim != 2 or a.shape[0] != feature.n_bins or a.shape[1] < 1:
+        _fail(f"{who}: {method} returned shape {list(a.shape)}; expected [n_bins={feature.n_bins}, T >= 1]")
+    if not np.isfinite(a).all():
+        _fail(f"{who}: {method} returned non-finite values")
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "b", "c"), batch: int = 6) -> None:
+    """A task: its head on a pooled and on a sequence output, loss, predict and metrics.
+
+    Labels include a missing one (-1 for classification, NaN for regression), which the loss
+    and metrics must skip. The head must ignore the padded steps of a sequence.
+    """
+    import torch
+
+    who = f"task '{getattr(task, 'name', '?')}'"
+    if task.kind not in ("classification", "regression"):
+        _fail(f"{who}: kind must be 'classification' or 'regression', got {task.kind!r}")
+    schema = task.schema(classes)
+    if schema.kind != task.kind:
+        _fail(f"{who}: schema kind {schema.kind!r} differs from the task's kind {task.kind!r}")
+    C = schema.out_dim
+    head = task.make_head(in_dim, schema)
+    g = torch.Generator().manual_seed(0)
+    T = 9
+    lengths = torch.tensor([T, 5, 1, 7, 3, 9][:batch] + [T] * max(0, batch - 6))
+    seq = torch.randn(batch, T, in_dim, generator=g)
+    seq = seq * (torch.arange(T)[None, :] < lengths[:, None])[..., None]
+    if task.kind == "classification":
+        y = torch.randint(0, C, (batch,), generator=g)
+        y[1] = -1
+    else:
+        y = torch.rand(batch, generator=g)
+        y[1] = float("nan")
+
+    for label, out in (("pooled", BackboneOutput(torch.randn(batch, in_dim, generator=g))),
+                       ("sequence", BackboneOutput(seq, lengths))):
+        head.train()
+        head.zero_grad(set_to_none=True)
+        pred = head(out)
+        if pred.shape[0] != batch or pred.numel() != batch * C:
+            _fail(f"{who}: head output {list(pred.shape)} on a {label} input; expected {batch} rows of {C}")
+        loss = task.loss(pred, y)
+        if loss.dim() != 0 or not torch.isfinite(loss):
+            _fail(f"{who}: loss on a {label} input must be a finite scalar, got {loss}")
+        loss.backward()
+        grads = [p.grad for p in head.parameters() if p.requires_grad]
+        if not grads or all(gr is None for gr in grads) or any(gr is not None and not torch.isfinite(gr).all() for gr in grads):
+            _fail(f"{who}: the loss does not give finite gradients to the head on a {label} input")
+        p = task.predict(pred)
+        if not isinstance(p, np.ndarray):
+            _fail(f"{who}: predict must return a numpy array, got {type(p).__name__}")
+        want = (batch, C) if task.kind == "classification" else (batch,)
+        if p.shape != want:
+            _fail(f"{who}: predict gave shape {list(p.shape)}; expected {list(want)}")
+        if task.kind == "classification" and not np.allclose(p.sum(-1), 1.0, atol=1e-4):
+            _fail(f"{who}: predict must give class probabilities that sum to 1 per clip")
+        metrics = task.metrics(p, y.numpy(), schema)
+        if not isinstance(metrics, dict) or task.primary_metric not in metrics:
+            _fail(f"{who}: metrics {sorted(metrics) if isinstance(metrics, dict) else metrics!r} lack the primary metric {task.primary_metric!r}")
+        if not all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items()):
+            _fail(f"{who}: metrics must map names to Python floats, got {metrics!r}")
+        if math.isnan(metrics[task.primary_metric]):
+            _fail(f"{who}: primary metric {task.primary_metric!r} is NaN on a batch with valid labels")
+
+    head.eval()
+    with torch.no_grad():
+        noisy = seq + 1e3 * (torch.arange(T)[None, :] >= lengths[:, None])[..., None]
+        a, b = head(BackboneOutput(seq, lengths)), head(BackboneOutput(noisy, lengths))
+    if not torch.allclose(a, b, atol=1e-5):
+        _fail(f"{who}: head output changes when only padded steps (past the lengths) change; pooling must mask them")
