@@ -258,3 +258,37 @@ def write_manifest(root: Path, rows: Sequence[dict], *, name: str = "manifest.cs
             if not target.exists():
                 write_audio(target, music(seconds, seed=k))
     return path
+
+
+# -- a third-party layout (for detection tests: register it with an injected EntryInfo) ------
+def _notes_detect(root) -> bool:
+    return (Path(root) / "NOTES.txt").is_file()
+
+
+class NotesDataset:
+    """A third party's layout: ``NOTES.txt`` lists ``<file> <label>`` lines of lab arrays."""
+
+    name = "notes"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def clips(self, rate: str):
+        from zoo.protocols import Clip
+
+        lines = (self.root / "NOTES.txt").read_text().split("\n")
+        return [Clip(id=f, label=lab, array=self.root / f) for f, lab in (ln.split() for ln in lines if ln.strip())]
+
+    def describe(self) -> str:
+        return f"notes data at {self.root}"
+
+
+def _notes_spec():
+    from zoo.protocols import ComponentSpec, NoConfig
+
+    return ComponentSpec(kind="dataset", name="notes", config=NoConfig, detect=_notes_detect,
+                         build=lambda config, root: NotesDataset(root), summary="a NOTES.txt list of lab arrays")
+
+
+NOTES_SPEC = _notes_spec()
+"""Entry-point target ``datafixtures:NOTES_SPEC`` of the third-party ``notes`` layout."""

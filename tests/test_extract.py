@@ -10,7 +10,7 @@ import soundfile as sf
 from zoo.data.audio import load_audio
 from zoo.data.extract import extract_audio, stack
 from zoo.data.pack import read_pack, write_pack
-from zoo.errors import DataError
+from zoo.errors import ConfigError, DataError, PluginError
 from zoo.registry import Registry
 
 SR = 22050
@@ -213,6 +213,41 @@ def test_a_feature_error_names_the_file(registry, tmp_path):
                         workers=1, progress=False, skip_bad=True)
     assert isinstance(out[0], DataError)
     assert str(steady) in str(out[0]) and "feature 'beat'" in str(out[0]) and "beat(s)" in str(out[0])
+
+
+class Faulty(Counting):
+    """A feature whose output is wrong: NaN values (a data problem) or the wrong rows (a plugin bug)."""
+
+    def __init__(self, inner, fault):
+        super().__init__(inner)
+        self.fault = fault
+
+    def settings(self):
+        return {**self.inner.settings(), "fault": self.fault}
+
+    def from_audio(self, y, sr):
+        out = self.inner.from_audio(y, sr)
+        if self.fault == "nan":
+            out[0, 0] = np.nan
+            return out
+        return out[:-1]
+
+
+def test_a_faulty_feature_output_is_caught(registry, songs, tmp_path):
+    mel = registry.create("feature", "mel")
+    out = extract_audio(songs[:1], {"mel": Faulty(mel, "nan")}, cache_dir=tmp_path / "c", workers=1,
+                        progress=False, skip_bad=True)
+    assert isinstance(out[0], DataError) and str(songs[0]) in str(out[0]) and "NaN" in str(out[0])
+    assert not list(tmp_path.rglob("*.npy"))  # nothing cached
+    with pytest.raises(PluginError, match=r"shape \(127, \d+\).*promises \[128, T\]"):
+        extract_audio(songs[:1], {"mel": Faulty(mel, "rows")}, cache_dir=tmp_path / "c", workers=1,
+                      progress=False, skip_bad=True)
+
+
+def test_nothing_to_do_and_nothing_asked(registry, tmp_path):
+    assert extract_audio([], {"mel": registry.create("feature", "mel")}, cache_dir=tmp_path, progress=False) == []
+    with pytest.raises(ConfigError, match="no features"):
+        extract_audio([tmp_path / "a.wav"], {}, cache_dir=tmp_path, progress=False)
 
 
 def test_stack_truncates_a_one_frame_difference(registry, songs):

@@ -69,11 +69,13 @@ def test_no_echonest_means_no_targets(tmp_path):
 
 def test_subset_folder_missing(tmp_path):
     write_fma(tmp_path, audio_dirs=("small",))
-    with pytest.raises(DataError, match=r"no fma_medium/.*unpack fma_medium.zip"):
+    with pytest.raises(DataError, match=r"no fma_medium/.*unpack fma_medium.zip") as err:
         dataset(tmp_path, subset="medium")
+    assert str(tmp_path) in str(err.value)
     shutil.rmtree(tmp_path / "fma_small")
-    with pytest.raises(DataError, match="no audio folder"):
+    with pytest.raises(DataError, match="no audio folder") as err:
         dataset(tmp_path)
+    assert str(tmp_path) in str(err.value)
 
 
 def test_tracks_csv_without_a_needed_column(tmp_path):
@@ -92,8 +94,9 @@ def test_tracks_csv_without_a_needed_column(tmp_path):
 def test_unknown_split_value(tmp_path):
     write_fma(tmp_path, [FMATrack(7, "Rock", "small", "holdout")], audio_dirs=())
     (tmp_path / "fma_small").mkdir()
-    with pytest.raises(DataError, match=r"track 7 has set.split 'holdout'"):
+    with pytest.raises(DataError, match=r"track 7 has set.split 'holdout'") as err:
         dataset(tmp_path).clips("frames")
+    assert str(tmp_path / "fma_metadata" / "tracks.csv") in str(err.value)
 
 
 def test_missing_audio_is_an_error_or_skipped_and_listed(tmp_path):

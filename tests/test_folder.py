@@ -53,8 +53,9 @@ def test_unlabelled_and_empty_folders_are_reported(tmp_path):
 
 def test_empty_folder_and_audio_one_level_down(tmp_path):
     (tmp_path / "nothing").mkdir()
-    with pytest.raises(DataError, match="no label folders with audio"):
+    with pytest.raises(DataError, match="no label folders with audio") as err:
         dataset(tmp_path / "nothing").clips("frames")
+    assert str(tmp_path / "nothing") in str(err.value)
     write_label_folders(tmp_path / "Data" / "genres_original", ("pop",), per_label=1)
     with pytest.raises(DataError, match="one level down, in genres_original"):
         dataset(tmp_path / "Data").clips("frames")

@@ -166,8 +166,9 @@ def test_missing_beat_folder_is_a_clear_error(tmp_path):
 
 
 def test_not_a_kaggle_folder(tmp_path):
-    with pytest.raises(DataError, match="not the lab's Kaggle data set"):
+    with pytest.raises(DataError, match="not the lab's Kaggle data set") as err:
         dataset(tmp_path)
+    assert str(tmp_path) in str(err.value)
 
 
 def test_fractions_are_checked():
@@ -206,3 +207,14 @@ def test_bad_lab_arrays_name_the_file_and_the_problem(tmp_path, make, problem):
     with pytest.raises(DataError) as err:
         load_lab_array(path)
     assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_a_set_present_only_at_the_other_rate_is_named(tmp_path):
+    write_kaggle(tmp_path, train_per_genre=2, test_per_genre=1,
+                 parts=(GENRE, GENRE + "_beat", "multitask_dataset"))
+    ds = dataset(tmp_path)
+    assert {c.id.split("/")[0] for c in ds.clips("beats")} == {"genre"}
+    assert "multitask set: no beat-rate folder (multitask_dataset_beat/), not used" in ds.describe()
+    only_genre = dataset(tmp_path, task_set="genre")
+    only_genre.clips("beats")
+    assert "multitask" not in only_genre.describe()

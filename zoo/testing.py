@@ -175,7 +175,7 @@ def check_backbone_backward(spec_or_factory: ComponentSpec | BackboneFactory, n_
 
 def check_backbone_lengths(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
                            settings: Mapping[str, Any] | None = None, lengths: Sequence[int] = (41, 29, 16, 7),
-                           tolerance: float = 1e-4, pad: float = 0.0) -> None:
+                           tolerance: float = 1e-5, pad: float = 0.0) -> None:
     """Eval mode: each clip's output inside a padded batch equals its output alone.
 
     Pooled outputs must match within ``tolerance`` (absolute, plus the same relative); sequence
@@ -253,7 +253,7 @@ def check_backbone_short(spec_or_factory: ComponentSpec | BackboneFactory, n_bin
 
 
 def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
-                   settings: Mapping[str, Any] | None = None, tolerance: float = 1e-4) -> None:
+                   settings: Mapping[str, Any] | None = None, tolerance: float = 1e-5) -> None:
     """Every backbone check: forward, backward, variable lengths, determinism, short inputs.
 
     ``spec_or_factory`` is a backbone :class:`~zoo.protocols.ComponentSpec` (built with its

@@ -34,15 +34,14 @@ def register(sub) -> None:
                     "installed feature plugins), a lab .npy array, or the id of a clip of --data (for the "
                     "Kaggle set, e.g. 1042 or genre/1042: the full and beat arrays are read).")
     show.add_argument("item", metavar="FILE_OR_ID")
-    _data_args(show)
+    _data_args(show, "the data folder FILE_OR_ID is a clip of (needed for a clip id); its layout is detected")
     show.add_argument("--out", type=Path, default=None, metavar="PNG",
                       help="the PNG to write (default: show-<name>.png in the current folder)")
     show.set_defaults(func=run_show)
 
 
-def _data_args(p) -> None:
-    p.add_argument("--data", default=None, metavar="PATH",
-                   help="data folder (default: the embedded set); its layout is detected")
+def _data_args(p, data_help: str = "data folder (default: the embedded set); its layout is detected") -> None:
+    p.add_argument("--data", default=None, metavar="PATH", help=data_help)
     p.add_argument("--layout", default=None, metavar="NAME", help="the layout of --data, when detection is not wanted")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
                    help="a data set setting, e.g. dataset.mapping=none (repeatable)")
@@ -71,7 +70,7 @@ def run_stats(args, registry) -> int:
     print(format_stats(stats))
     if stats.after or stats.before:
         png = class_histogram(stats, Path(args.out) / f"{dataset.name}-classes.png")
-        print(f"\nclass histogram: {png}")
+        print(f"\nclass histogram: {png.resolve()}")
     return 0
 
 
@@ -166,5 +165,5 @@ def run_show(args, registry) -> int:
         print(line)
     out = args.out or Path(f"show-{stem}.png")
     png = spectrogram_panels(panels, out, title=title)
-    print(f"wrote {png}")
+    print(f"wrote {png.resolve()}")
     return 0

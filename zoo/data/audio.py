@@ -61,7 +61,9 @@ def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float =
     ``min_seconds``, digital silence, or holds NaN/inf samples.
     """
     if offset < 0 or (duration is not None and duration <= 0):
-        raise ConfigError(f"load_audio: offset must be >= 0 and duration > 0 (or None), got offset={offset}, duration={duration}")
+        raise ConfigError(
+            f"load_audio: offset must be >= 0 and duration > 0 (or None), got offset={offset}, duration={duration}"
+        )
     if sr is not None and sr <= 0:
         raise ConfigError(f"load_audio: sr must be a positive number of Hz or None, got {sr!r}")
     path = _existing(path)
@@ -150,13 +152,15 @@ def _scan_wav(path: Path) -> None:
 
 def _decode_fallback(path: Path, offset: float, duration: float | None, first: Exception) -> tuple[np.ndarray, int]:
     import audioread
+    import librosa
 
-    backends = [b.__name__ for b in audioread.available_backends()]
+    with warnings.catch_warnings():
+        # librosa marks its audioread path deprecated, and audioread imports modules Python
+        # deprecates: both are used on purpose here, as the fallback.
+        warnings.simplefilter("ignore")
+        backends = [b.__name__ for b in audioread.available_backends()]
     try:
-        import librosa
-
         with warnings.catch_warnings():
-            # librosa marks its audioread path deprecated; using it on purpose, as the fallback.
             warnings.simplefilter("ignore")
             y, native = librosa.load(str(path), sr=None, mono=True, offset=offset, duration=duration)
     except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"

@@ -47,9 +47,10 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
     reason) after the other workers' pending files are cancelled.
 
     ``workers`` processes share the files not yet cached (1: compute in this process; default:
-    up to ``os.cpu_count()``, one per 4 files to compute, as starting a worker takes seconds). ``cache_dir`` defaults to ``zoo.paths.cache_dir()``. ``min_seconds`` is
-    passed to :func:`zoo.data.audio.load_audio`. ``stats``, when given, receives counts:
-    ``files``, ``cached`` (files served wholly from the cache), ``computed`` and ``failed``.
+    up to ``os.cpu_count()``, one per 4 files to compute, as starting a worker takes seconds).
+    ``cache_dir`` defaults to ``zoo.paths.cache_dir()``. ``min_seconds`` is passed to
+    :func:`zoo.data.audio.load_audio`. ``stats``, when given, receives counts: ``files``,
+    ``cached`` (files served wholly from the cache), ``computed`` and ``failed``.
     Run from a script, the call must sit under ``if __name__ == "__main__":`` (worker processes
     are spawned, and re-import the script).
     """
@@ -90,11 +91,12 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
         def finish(digest: str, outcome: Result) -> None:
             for i in owners[digest]:
                 if isinstance(outcome, DataError):
+                    error = outcome
                     if paths[i] != jobs[digest].path:
-                        outcome = DataError(f"{paths[i]} has the same content as {jobs[digest].path}: {outcome}")
+                        error = DataError(f"{paths[i]} has the same content as {jobs[digest].path}: {outcome}")
                     if not skip_bad:
-                        raise outcome
-                    results[i] = outcome
+                        raise error
+                    results[i] = error
                     counts["failed"] += 1
                 else:
                     results[i] = {**results[i], **outcome}
@@ -265,7 +267,7 @@ def _compute(job: _Job) -> Result:
         try:
             if sr not in waves:
                 waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds)
-            array = feature.from_audio(waves[sr], sr)
+            out[name] = _checked(job.path, name, feature, feature.from_audio(waves[sr], sr))
         except DataError as exc:
             if str(job.path) in str(exc):
                 return exc
@@ -276,7 +278,6 @@ def _compute(job: _Job) -> Result:
             return _named(DataError(
                 f"{job.path}: feature '{name}' failed: {type(exc).__name__}: {exc} (if every file fails "
                 f"like this, the feature's plugin is at fault)"), exc)
-        out[name] = _checked(job.path, name, feature, array)
         _save(Path(entry), out[name])
     return out
 
@@ -293,8 +294,8 @@ def _checked(path: Path, name: str, feature: Any, array: Any) -> np.ndarray:
             f"feature '{name}' returned shape {a.shape} for {path}, but promises [{feature.n_bins}, T]; "
             f"the plugin ({provider_version(feature)}) is broken: report it or upgrade it"
         )
-    if not np.all(np.isfinite(a)):
-        raise DataError(f"{path}: feature '{name}' gave NaN or infinite values")
+    if a.shape[1] == 0 or not np.all(np.isfinite(a)):
+        raise DataError(f"{path}: feature '{name}' gave no frames or NaN/infinite values (shape {a.shape})")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
@@ -310,7 +311,8 @@ def _run_jobs(jobs: list[_Job], features: Mapping[str, Any], workers: int | None
         try:
             pickle.dumps(tuple(features.values()))
         except Exception as exc:  # a feature that cannot travel to workers still works here
-            warnings.warn(f"features cannot be sent to worker processes ({exc}); computing in this process", stacklevel=3)
+            warnings.warn(f"features cannot be sent to worker processes ({exc}); computing in this process",
+                          stacklevel=3)
             n = 1
     if n <= 1:
         for job in jobs:

@@ -150,13 +150,18 @@ class KaggleDataset:
         clips: list[Clip] = []
         notes: list[str] = []
         report = MappingReport()
-        for part in self._select(rate):
+        chosen = self._select(rate)
+        for part in chosen:
             if part.kind == "genre":
                 got, note = self._genre(part, report)
             else:
                 got, note = self._multitask(part)
             clips += got
             notes.append(note)
+        # a set that is present only at the other rate is named, not silently absent
+        for kind in sorted({p.kind for p in self.parts} - {p.kind for p in chosen}):
+            if self.config.task_set in ("auto", kind):
+                notes.append(f"{kind} set: no {rate[:-1]}-rate folder ({CANONICAL[(kind, rate)]}/), not used")
         return clips, notes, report
 
     def _rows(self, part: Part, split: str):

@@ -115,6 +115,8 @@ def read_genre_labels(path: Path) -> list[Row]:
         if not text.strip():
             continue
         fields = [f.strip() for f in text.split("\t")]
+        while len(fields) > 2 and not fields[-1]:  # trailing tabs left by spreadsheet exports
+            fields.pop()
         if not rows and not seen and _has_header(fields[0]):
             seen[""] = n  # the header line
             continue

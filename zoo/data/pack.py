@@ -44,7 +44,9 @@ def write_pack(path: Path, arrays: Sequence[np.ndarray], meta: Mapping[str, Any]
     try:
         blob = json.dumps(header, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
-        raise DataError(f"write_pack {path}: meta must be JSON-serialisable (str, numbers, lists, dicts): {exc}") from exc
+        raise DataError(
+            f"write_pack {path}: meta must be JSON-serialisable (str, numbers, lists, dicts): {exc}"
+        ) from exc
     start = _data_offset(len(blob))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
@@ -79,6 +81,8 @@ def read_pack(path: Path, *, mmap: bool = False) -> tuple[list[np.ndarray], dict
             raise DataError(f"{path} is not a zoo pack (bad magic bytes); delete it and it will be rebuilt")
         length = int.from_bytes(head[8:], "little")
         try:
+            if length > size:
+                raise ValueError(f"header length {length} exceeds the file's {size} bytes")
             header = json.loads(f.read(length))
             n_bins, lengths, meta = int(header["n_bins"]), [int(t) for t in header["lengths"]], header["meta"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -89,8 +93,8 @@ def read_pack(path: Path, *, mmap: bool = False) -> tuple[list[np.ndarray], dict
                 f"pack {path} is {size} bytes, expected {start + n_bins * total * _DTYPE.itemsize} for "
                 f"{len(lengths)} arrays of {n_bins} rows: truncated or corrupt; delete it and it will be rebuilt"
             )
-        if mmap:
-            data = np.memmap(path, dtype=_DTYPE, mode="r", offset=start, shape=(n_bins, total)) if total else np.empty((n_bins, 0), _DTYPE)
+        if mmap and total:
+            data = np.memmap(path, dtype=_DTYPE, mode="r", offset=start, shape=(n_bins, total))
         else:
             f.seek(start)
             data = np.fromfile(f, dtype=_DTYPE, count=n_bins * total).reshape(n_bins, total)

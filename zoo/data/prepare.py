@@ -15,7 +15,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -88,9 +88,11 @@ def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad
     lab = [i for i, c in enumerate(clips) if c.array is not None]
     if lab:
         threads = max(1, min(8, workers or os.cpu_count() or 1))
-        with ThreadPoolExecutor(threads) as pool:
+        # Threads suffice: reading and gunzipping release the GIL, and from_lab only slices rows.
+        with ThreadPoolExecutor(threads) as pool, \
+                tqdm(total=len(lab), desc=desc, disable=not progress, file=sys.stderr, unit="clip") as bar:
             jobs = [pool.submit(_from_lab, source(clips[i]), features) for i in lab]
-            for i, job in zip(lab, tqdm(jobs, desc=desc, disable=not progress, file=sys.stderr, unit="clip")):
+            for i, job in zip(lab, jobs):
                 try:
                     out[i], slices = job.result()
                 except DataError as exc:
@@ -98,6 +100,7 @@ def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad
                         for j in jobs:
                             j.cancel()
                     bad(i, exc)
+                bar.update()
     return out, slices, skipped
 
 

@@ -235,8 +235,8 @@ def _melody(r: Recipe, bars: int, rng: np.random.Generator) -> list:
 
 
 def compose(r: Recipe, seconds: float, rng: np.random.Generator) -> tuple[list[Track], int]:
-    """Every track of the clip with onset times in seconds, and the number of distinct onsets
-    (notes and drum hits, 10 ms resolution) inside ``[0, seconds)``."""
+    """Every track of the clip with onset times in seconds, and the number of events inside
+    ``[0, seconds)``: each track's distinct onsets (a chord or a strum counts once)."""
     clock = Clock(r, rng)
     bars = int(np.ceil((seconds + clock.offset) / clock.beat / 4.0 * (1.0 + 2 * r.rubato))) + 1
     jitter = r.jitter_ms / 1000.0
@@ -264,8 +264,10 @@ def compose(r: Recipe, seconds: float, rng: np.random.Generator) -> tuple[list[T
     if r.lead != "none":
         tracks.append(Track("lead", r.lead, [sy.Note(timed(p), float(m), d * clock.beat, v)
                                              for p, m, d, v in _melody(r, bars, rng)]))
-    times = {round(n.time, 2) for t in tracks for n in t.notes if 0.0 <= n.time < seconds}
-    return tracks, len(times)
+    # a chord's notes (and a strum's) are one event; each track's events count separately
+    events = sum(len({round(n.time, 1 if t.name == "harmony" else 2) for n in t.notes if 0.0 <= n.time < seconds})
+                 for t in tracks)
+    return tracks, events
 
 
 def _render_track(t: Track, r: Recipe, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -303,9 +305,9 @@ def _render_track(t: Track, r: Recipe, n: int, sr: int, rng: np.random.Generator
 
 def render(r: Recipe, seconds: float, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The clip's waveform ``[round(seconds * sr)]`` float32 in [-1, 1] and what was measured:
-    ``rms_db`` (dBFS) and ``onsets_per_s``."""
+    ``rms_db`` (dBFS) and ``events_per_s``."""
     n = int(round(seconds * sr))
-    tracks, onsets = compose(r, seconds, rng)
+    tracks, events = compose(r, seconds, rng)
     mix = np.zeros(n)
     drums = np.zeros(n)
     for t in tracks:
@@ -325,13 +327,15 @@ def render(r: Recipe, seconds: float, sr: int, rng: np.random.Generator) -> tupl
     mix = sy.compress(mix, sr, r.squash)
     mix = sy.reverb(mix, sr, rng, t60=r.room, wet=r.reverb)
     mix = sy.lowpass(mix, 2800.0 * 3.6 ** r.bright, sr)  # the clip's overall tone
+    # a per-clip studio EQ, independent of the genre: shelves of bass and treble up or down
+    mix = mix + r.eq_low * sy.lowpass(mix, 200.0, sr) + r.eq_high * sy.highpass(mix, 3500.0, sr)
     mix *= sy.db(r.level_db) / sy.rms(mix)
     mix += sy.pink(n, rng) * sy.db(r.level_db - r.snr_db)
     if r.crackle:
         mix += sy.crackle(n, sr, rng, rate=float(rng.uniform(5, 25))) * sy.db(r.level_db - 12.0)
     mix = 0.98 * np.tanh(mix / 0.98)  # limiter: peaks round off instead of clipping
     level = 20.0 * np.log10(sy.rms(mix))
-    return mix.astype(np.float32), {"rms_db": round(float(level), 3), "onsets_per_s": round(onsets / seconds, 3)}
+    return mix.astype(np.float32), {"rms_db": round(float(level), 3), "events_per_s": round(events / seconds, 3)}
 
 
 def render_clip(genre: str, seed: int, index: int, seconds: float, sr: int = sy.SR) -> tuple[np.ndarray, dict]:
@@ -343,7 +347,7 @@ def render_clip(genre: str, seed: int, index: int, seconds: float, sr: int = sy.
     recipe = sample_recipe(genre, rng)
     audio, measured = render(recipe, seconds, sr, rng)
     record = {**recipe.record(), **measured}
-    record.update(targets(recipe, measured["rms_db"], measured["onsets_per_s"], rng))
+    record.update(targets(recipe, measured["rms_db"], measured["events_per_s"], rng))
     return audio, record
 
 

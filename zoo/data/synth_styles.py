@@ -260,6 +260,8 @@ class Recipe:
     room: float
     snr_db: float
     crackle: bool
+    eq_low: float            # bass shelf: added share of the low band (-0.5 cut .. +1 boost)
+    eq_high: float           # treble shelf, likewise
     kit: dict
     mix: dict
 
@@ -316,7 +318,8 @@ def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
         bright=_uni(rng, s.bright), drive=_uni(rng, s.drive), level_db=_uni(rng, s.level_db),
         squash=_uni(rng, s.squash), dyn_shape=_pick(rng, {"flat": 0.3, "crescendo": 0.3, "decrescendo": 0.2, "swell": 0.2}),
         dyn_db=_uni(rng, s.dyn_db), reverb=_uni(rng, s.reverb), room=_uni(rng, s.room),
-        snr_db=_uni(rng, s.snr_db), crackle=bool(rng.uniform() < s.crackle), kit=kit, mix=mix,
+        snr_db=_uni(rng, s.snr_db), crackle=bool(rng.uniform() < s.crackle),
+        eq_low=float(rng.uniform(-0.5, 1.0)), eq_high=float(rng.uniform(-0.5, 1.0)), kit=kit, mix=mix,
     )
 
 

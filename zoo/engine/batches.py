@@ -196,7 +196,8 @@ def random_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
         order = rng.permutation(n)
     chunks = [order[i: i + batch_size] for i in range(0, n, batch_size)]
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], last])
     if bucket:
         chunks = [chunks[i] for i in rng.permutation(len(chunks))]
     return iter(chunks)

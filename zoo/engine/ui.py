@@ -43,8 +43,11 @@ def start_server(uri: str, host: str = "127.0.0.1", port: int = 5000, *, log: IO
     if not port_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pass --port with a free one (e.g. {port + 1})")
     out = log if log is not None else subprocess.DEVNULL
+    # MLflow 3 also starts a job runner with several task-queue consumers (for its GenAI features);
+    # the zoo's UI only browses runs, so keep the server to its one web worker.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return subprocess.Popen(server_command(uri, host, port), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
 
 
 def address(host: str, port: int) -> str:

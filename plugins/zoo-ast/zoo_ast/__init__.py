@@ -23,7 +23,9 @@ class ASTConfig:
     - ``max_frames``: the time span the learned positional embeddings cover (1300 holds the
       lab's 30 s clips, 1291-1293 frames). Shorter inputs use the first columns (cropped);
       longer ones get the embeddings linearly interpolated along time.
-    - ``dropout`` on embeddings, attention and projections; ``drop_path`` stochastic depth.
+    - ``dropout`` on the embeddings and after each projection; ``attn_dropout`` on the attention
+      weights (off by default: drawing a random mask the size of every attention map made a
+      CPU training step markedly slower); ``drop_path`` stochastic depth.
     - ``output``: "cls" gives the CLS embedding ``[B, D]``; "sequence" gives the patch tokens
       averaged over frequency ``[B, T', D]`` with lengths, for the task head to pool.
     - ``out_dim``: 0 keeps ``D = embed_dim``; otherwise a linear layer maps to this size.
@@ -42,6 +44,7 @@ class ASTConfig:
     tstride: int = 10
     max_frames: int = 1300
     dropout: float = 0.1
+    attn_dropout: float = 0.0
     drop_path: float = 0.1
     output: Literal["cls", "sequence"] = "cls"
     out_dim: int = 0
@@ -67,7 +70,7 @@ class ASTConfig:
                 )
         if self.mlp_ratio <= 0:
             raise ConfigError(f"{where}: mlp_ratio={self.mlp_ratio} must be positive (4.0 is usual)")
-        for name in ("dropout", "drop_path"):
+        for name in ("dropout", "attn_dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}: {name}={getattr(self, name)} must be in [0, 1)")
         if self.out_dim < 0:

@@ -60,7 +60,7 @@ class ASTBackbone(nn.Module):
             img_size=k, patch_size=k, in_chans=1, num_classes=0, global_pool="token",
             embed_dim=D, depth=config.depth, num_heads=config.heads, mlp_ratio=config.mlp_ratio,
             class_token=True, pos_embed="none", pos_drop_rate=config.dropout,
-            proj_drop_rate=config.dropout, attn_drop_rate=config.dropout, drop_path_rate=config.drop_path,
+            proj_drop_rate=config.dropout, attn_drop_rate=config.attn_dropout, drop_path_rate=config.drop_path,
         )
         # img_size=None lifts timm's fixed-size check; the projection is swapped for one whose
         # stride is smaller than its kernel (overlapping patches, which PatchEmbed cannot make).
