@@ -10,7 +10,6 @@ _LAZY = {
     "Registry": ("zoo.registry", "Registry"),
     "parse_spec": ("zoo.compose", "parse_spec"),
     "ZooError": ("zoo.errors", "ZooError"),
-    "compose": ("zoo.api", "compose"),
     "train": ("zoo.api", "train"),
     "evaluate": ("zoo.api", "evaluate"),
     "load": ("zoo.api", "load"),

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 
 from ..config import parse_assignments
 
@@ -86,7 +88,22 @@ def _print_reference(recipe, res, say) -> None:
         say(f"  {task}: " + ", ".join(parts))
 
 
+def _terminated(signum, frame):
+    # Raising here unwinds the run like Ctrl-C does, so its MLflow run is ended FAILED with the reason.
+    raise SystemExit(f"zoo run: terminated by signal {signal.Signals(signum).name}")
+
+
 def run(args, registry) -> int:
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        return _run(args, registry)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(args, registry)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, registry) -> int:
     from .. import api
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
     settings = parse_assignments(args.assignments)

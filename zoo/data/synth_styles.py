@@ -233,6 +233,7 @@ class Recipe:
     manifest and the targets are computed from them)."""
 
     genre: str
+    intensity: float         # quiet intro (0) .. full chorus (1)
     tempo: float
     swing: float
     swing_unit: float
@@ -291,9 +292,20 @@ def _uni(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
+def _lean(rng: np.random.Generator, lo_hi: tuple[float, float], toward: float) -> float:
+    """A value in the range, pulled towards the fraction ``toward`` of it (60 %) plus chance (40 %)."""
+    return float(lo_hi[0] + (lo_hi[1] - lo_hi[0]) * (0.6 * toward + 0.4 * rng.uniform()))
+
+
 def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
-    """Draw one clip's choices for ``genre`` (one of :data:`GENRES`)."""
+    """Draw one clip's choices for ``genre`` (one of :data:`GENRES`).
+
+    A clip is a moment of a song: its ``intensity`` (0-1, uniform) says whether it is a quiet
+    intro or breakdown or a full chorus, and pulls loudness, melody density and compression up
+    or down within the genre's ranges; the quietest moments may drop the drums altogether.
+    """
     s = STYLES[genre]
+    intensity = float(rng.uniform())
     mean, sd, lo, hi = s.tempo
     tempo = float(np.clip(rng.normal(mean, sd), lo, hi))
     mode = _pick(rng, s.modes)
@@ -308,15 +320,18 @@ def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
     kit = {k: _uni(rng, s.kit.get(k, rng_range)) for k, rng_range in KIT_DEFAULTS.items()}
     # every clip gets its own mix: the style's levels plus a few dB either way
     mix = {k: float(v + rng.uniform(-4.0, 4.0)) for k, v in s.mix.items()}
+    drums = _pick(rng, s.drums)
+    if intensity < 0.15 and drums != "none" and rng.uniform() < 0.5:
+        drums = "sparse" if rng.uniform() < 0.5 else "none"  # an intro or a breakdown
     return Recipe(
-        genre=genre, tempo=tempo, swing=_uni(rng, s.swing), swing_unit=s.swing_unit,
-        jitter_ms=_uni(rng, s.jitter_ms), rubato=_uni(rng, s.rubato), drums=_pick(rng, s.drums),
+        genre=genre, intensity=intensity, tempo=tempo, swing=_uni(rng, s.swing), swing_unit=s.swing_unit,
+        jitter_ms=_uni(rng, s.jitter_ms), rubato=_uni(rng, s.rubato), drums=drums,
         key=int(rng.integers(12)), mode=mode, progression=tuple(progression),
         roots_are_semitones=family == "blues12", chord_size=int(_pick(rng, s.chord_size)),
         harmony=_pick(rng, s.harmony), comp=_pick(rng, s.comp), bass=_pick(rng, s.bass),
-        bass_line=_pick(rng, s.bass_line), lead=_pick(rng, s.lead), density=_uni(rng, s.density),
-        bright=_uni(rng, s.bright), drive=_uni(rng, s.drive), level_db=_uni(rng, s.level_db),
-        squash=_uni(rng, s.squash), dyn_shape=_pick(rng, {"flat": 0.3, "crescendo": 0.3, "decrescendo": 0.2, "swell": 0.2}),
+        bass_line=_pick(rng, s.bass_line), lead=_pick(rng, s.lead), density=_lean(rng, s.density, intensity),
+        bright=_uni(rng, s.bright), drive=_lean(rng, s.drive, intensity), level_db=_lean(rng, s.level_db, intensity),
+        squash=_lean(rng, s.squash, intensity), dyn_shape=_pick(rng, {"flat": 0.3, "crescendo": 0.3, "decrescendo": 0.2, "swell": 0.2}),
         dyn_db=_uni(rng, s.dyn_db), reverb=_uni(rng, s.reverb), room=_uni(rng, s.room),
         snr_db=_uni(rng, s.snr_db), crackle=bool(rng.uniform() < s.crackle),
         eq_low=float(rng.uniform(-0.5, 1.0)), eq_high=float(rng.uniform(-0.5, 1.0)), kit=kit, mix=mix,
@@ -334,7 +349,7 @@ def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + np.exp(-z)))
 
 
-def targets(recipe: Recipe, rms_db: float, onsets_per_s: float, rng: np.random.Generator) -> dict[str, float]:
+def targets(recipe: Recipe, rms_db: float, events_per_s: float, rng: np.random.Generator) -> dict[str, float]:
     """Valence, energy and danceability in [0, 1] from what generated the clip.
 
     With ``s(z) = 1 / (1 + exp(-z))`` and a per-clip ``N(0, 0.04)`` added before clipping to [0, 1]:
@@ -342,18 +357,20 @@ def targets(recipe: Recipe, rms_db: float, onsets_per_s: float, rng: np.random.G
     - valence = s(1.3 m + 0.45 (bright - 0.55) / 0.2 + 0.45 (tempo - 110) / 35), where the mode
       gives m: major 1, mixolydian 0.6, blues 0.2, dorian -0.1, minor -0.7, harmonic minor and
       phrygian -1.
-    - energy = s(0.6 (rms_db + 17) / 5 + 0.7 log2(onsets_per_s / 5) + 0.35 (tempo - 115) / 35
-      + 1.2 min(drive, 12) / 12 + 0.3 (2 squash - 1)): loudness as rendered (dBFS RMS), distinct
-      note and drum onsets per second, tempo, distortion, compression.
+    - energy = s(0.35 (rms_db + 16) / 4 + 0.8 log2(events_per_s / 12) + 0.3 (tempo - 115) / 35
+      + 0.5 min(drive, 12) / 12 + 0.2 (2 squash - 1) + 0.3): loudness as rendered (dBFS RMS),
+      events per second (each track's distinct onsets: notes, chords, drum hits), tempo,
+      distortion, compression.
     - danceability = s(3 g + 1.5 exp(-((tempo - 118) / 30)^2) - 0.6 jitter_ms / 15
       - 0.5 ((swing - 0.1) / 0.2)^2 - 0.8 rubato / 0.05 - 2), where g is the drum pattern's
       regularity (:data:`GROOVE`: four-on-the-floor 1 ... no drums 0): a steady beat near
       100-130 bpm with tight timing and a moderate swing dances best.
     """
     tempo = recipe.tempo
-    z_v = (1.3 * MODE_VALENCE[recipe.mode] + 0.45 * (recipe.bright - 0.55) / 0.2 + 0.45 * (tempo - 110.0) / 35.0)
-    z_e = (0.6 * (rms_db + 17.0) / 5.0 + 0.7 * np.log2(max(onsets_per_s, 0.1) / 5.0)
-           + 0.35 * (tempo - 115.0) / 35.0 + 1.2 * min(recipe.drive, 12.0) / 12.0 + 0.3 * (2.0 * recipe.squash - 1.0))
+    z_v = 1.3 * MODE_VALENCE[recipe.mode] + 0.45 * (recipe.bright - 0.55) / 0.2 + 0.45 * (tempo - 110.0) / 35.0
+    z_e = (0.35 * (rms_db + 16.0) / 4.0 + 0.8 * np.log2(max(events_per_s, 0.1) / 12.0)
+           + 0.3 * (tempo - 115.0) / 35.0 + 0.5 * min(recipe.drive, 12.0) / 12.0
+           + 0.2 * (2.0 * recipe.squash - 1.0) + 0.3)
     z_d = (3.0 * GROOVE[recipe.drums] + 1.5 * np.exp(-(((tempo - 118.0) / 30.0) ** 2)) - 0.6 * recipe.jitter_ms / 15.0
            - 0.5 * ((recipe.swing - 0.1) / 0.2) ** 2 - 0.8 * recipe.rubato / 0.05 - 2.0)
     out = {}

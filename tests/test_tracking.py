@@ -1,0 +1,209 @@
+"""Tracking against a real MLflow sqlite store in tmp: what a run logs, failures, seeds, compare, ui."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from enginefixtures import TINY_LSTM, separable
+from zoo.cli import main
+from zoo.engine.compare import compare_rows, failed_runs, format_table
+from zoo.engine.config import TrainConfig
+from zoo.engine.package import load_model
+from zoo.engine.runner import run
+from zoo.engine.stats import t_interval
+from zoo.engine.tracking import MlflowTracker, NullTracker, flatten, tracked_run
+from zoo.errors import RunError
+from zoo.registry import Registry
+
+FAST = TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=0, warmup=0.0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One real sqlite store for this module (creating one costs seconds): (uri, client, folder).
+    Each test uses its own experiment."""
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return uri, MlflowClient(uri), folder
+
+
+def tracked(store, experiment="exp", **kwargs):
+    uri = store[0]
+    tracker = MlflowTracker(experiment, uri=uri)
+    args = dict(registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(6), progress=False,
+                tracker=tracker)
+    args.update(kwargs)
+    return run(kwargs.pop("spec", "lstm+chroma:genre"), **{k: v for k, v in args.items() if k != "spec"})
+
+
+def test_flatten_names_nested_settings_with_dots():
+    assert flatten({"backbone": {"hidden": 8}, "feature": {"mel": {"n_mels": 64}}, "x": 1}) == {
+        "backbone.hidden": 8, "feature.mel.n_mels": 64, "x": 1}
+
+
+def test_a_run_logs_params_metrics_reports_and_the_model(store, tmp_path):
+    uri, client, folder = store
+    prepared = separable(6)
+    prepared.skipped = [("clip-bad-1.wav", "file is 0.3 s long"), ("clip-bad-2.wav", "digital silence")]
+    res = tracked(store, prepared=prepared, out_dir=tmp_path / "runs")
+    exp = client.get_experiment_by_name("exp")
+    assert exp.artifact_location == (folder / "artifacts" / "exp").as_uri()
+    r = client.get_run(res.run_id)
+    assert r.info.status == "FINISHED"
+    p, t, m = r.data.params, r.data.tags, r.data.metrics
+    assert p["spec"] == t["zoo.spec"] == "lstm+chroma:genre"
+    assert p["backbone.hidden"] == "16" and p["train.lr"] == "0.01" and p["task.genre.pooling"] == "mean"
+    assert p["feature.chroma.hop_length"] == "512"
+    assert p["provider.backbone.lstm"] == f"music-zoo-lstm=={md.version('music-zoo-lstm')}"
+    assert p["provider.task.genre"] == f"music-zoo=={md.version('music-zoo')}"
+    assert p["data.fingerprint"] == prepared.fingerprint and p["data.skipped"] == "2"
+    assert (p["data.train"], p["data.val"], p["data.test"]) == ("12", "3", "3")
+    history = client.get_metric_history(res.run_id, "val.genre.accuracy")
+    assert sorted(h.step for h in history) == [1, 2, 3]
+    assert m["test.genre.accuracy"] == pytest.approx(res.test["genre.accuracy"])
+    assert m["final.val.genre.accuracy"] == pytest.approx(res.val["genre.accuracy"])
+    files = {a.path for folder in ("reports", "model") for a in client.list_artifacts(res.run_id, folder)}
+    assert {"reports/metrics.json", "reports/classification_report.txt", "reports/confusion_genre.png",
+            "reports/curves.png", "reports/skipped.txt", "model/zoo_model.json", "model/weights.pt"} <= files
+    skipped = client.download_artifacts(res.run_id, "reports/skipped.txt", str(tmp_path))
+    assert "clip-bad-2.wav\tdigital silence" in open(skipped).read()
+    model_dir = client.download_artifacts(res.run_id, "model", str(tmp_path / "dl"))
+    model, meta = load_model(model_dir)
+    assert meta["run_id"] == res.run_id and meta["spec"] == "lstm+chroma:genre"
+
+
+def test_a_failing_run_is_ended_failed_with_the_reason(store, tmp_path):
+    uri, client, folder = store
+    prepared = separable(5)
+    prepared.x[prepared.indices("train")[0]][:] = np.nan
+    with pytest.raises(RunError, match="loss became nan"):
+        tracked(store, experiment="fails", prepared=prepared, out_dir=tmp_path)
+    exp = client.get_experiment_by_name("fails")
+    (r,) = client.search_runs([exp.experiment_id])
+    assert r.info.status == "FAILED"
+    assert r.data.tags["zoo.failure"].startswith("RunError: the training loss became nan")
+
+
+def test_ctrl_c_inside_a_run_ends_it_failed_and_propagates(store):
+    uri, client, folder = store
+    tracker = MlflowTracker("interrupts", uri=uri)
+    with pytest.raises(KeyboardInterrupt):
+        with tracked_run(tracker, "interrupted run") as run_id:
+            tracker.log_metrics(run_id, {"train.loss": 1.0}, step=1)
+            raise KeyboardInterrupt
+    r = client.get_run(run_id)
+    assert r.info.status == "FAILED" and "Ctrl-C" in r.data.tags["zoo.failure"]
+    with tracked_run(tracker, "fine run") as ok_id:
+        pass
+    assert client.get_run(ok_id).info.status == "FINISHED"
+
+
+def test_seeds_nest_under_a_parent_that_logs_mean_and_interval(store, tmp_path):
+    uri, client, folder = store
+    res = tracked(store, experiment="seeds", seeds=3, seed=10, out_dir=tmp_path)
+    assert res.seeds == [10, 11, 12] and len(set(res.run_ids)) == 3
+    parent = client.get_run(res.run_id)
+    assert parent.data.tags["zoo.kind"] == "seeds" and parent.info.status == "FINISHED"
+    children = [client.get_run(i) for i in res.run_ids]
+    assert all(c.data.tags["mlflow.parentRunId"] == res.run_id for c in children)
+    assert sorted(int(c.data.params["seed"]) for c in children) == [10, 11, 12]
+    values = [c.data.metrics["test.genre.accuracy"] for c in children]
+    expect = t_interval(values)
+    pm = parent.data.metrics
+    assert pm["test.genre.accuracy.mean"] == pytest.approx(np.mean(values))
+    assert pm["test.genre.accuracy.n"] == 3
+    if expect["std"] > 0:
+        assert pm["test.genre.accuracy.ci95"] == pytest.approx(expect["half_width"])
+    assert res.test["genre.accuracy"] == pytest.approx(np.mean(values))
+    summary = client.download_artifacts(res.run_id, "summary/seeds.json", str(tmp_path))
+    assert json.load(open(summary))["seeds"] == [10, 11, 12]
+
+
+def test_the_null_tracker_records_in_memory_only(tmp_path):
+    tracker = NullTracker()
+    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
+              progress=False, tracker=tracker, out_dir=tmp_path)
+    record = tracker.runs[res.results[0].run_id]
+    assert record.status == "FINISHED" and record.params["spec"] == "lstm+chroma:genre"
+    assert [s for k, _, s in record.metrics if k == "train.loss"] == [1, 2, 3]
+    assert {path for _, path in record.artifacts} == {"reports", "model"}
+    assert "not tracked" in res.tracking
+
+
+def test_compare_pools_seeds_and_lists_failures(store, tmp_path, monkeypatch, capsys):
+    uri, client, folder = store
+    three = tracked(store, experiment="cmp", seeds=2, out_dir=tmp_path)
+    other = tracked(store, experiment="cmp", spec="lstm+chroma:valence", out_dir=tmp_path)
+    broken = separable(5)
+    broken.x[broken.indices("train")[0]][:] = np.nan
+    with pytest.raises(RunError):
+        tracked(store, experiment="cmp", prepared=broken, out_dir=tmp_path)
+    rows = compare_rows("cmp", uri=uri)
+    assert [r["spec"] for r in rows] == ["lstm+chroma:valence", "lstm+chroma:genre"]  # latest first
+    genre = rows[1]
+    assert genre["seeds"] == [0, 1] and set(genre["run_ids"]) == set(three.run_ids)
+    assert genre["parent_run_ids"] == [three.run_id]
+    acc = genre["metrics"]["test.genre.accuracy"]
+    assert acc["mean"] == pytest.approx(three.test["genre.accuracy"]) and acc["n"] == 2
+    assert set(rows[0]["metrics"]) == {"test.valence.spearman", "test.valence.mae"}
+    assert rows[0]["run_ids"] == [other.run_id]
+    assert [r["spec"] for r in compare_rows("cmp", spec="*:genre", uri=uri)] == ["lstm+chroma:genre"]
+    (failed,) = failed_runs("cmp", uri=uri)
+    assert "loss became" in failed["reason"]
+    table = format_table(rows)
+    assert "lstm+chroma:genre" in table and three.run_ids[0][:8] in table
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(["compare", "--experiment", "cmp", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [r["spec"] for r in printed] == ["lstm+chroma:valence", "lstm+chroma:genre"]
+    assert main(["compare", "--experiment", "cmp", "--failed"]) == 0
+    assert "loss became" in capsys.readouterr().out
+    assert main(["compare", "--experiment", "nothing-here"]) == 2
+    assert "no experiment 'nothing-here'" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
+    uri, client, folder = store
+    client.create_experiment("visible")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ZOO_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "ui", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and body is None:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
+                                             data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
+                body = json.load(urllib.request.urlopen(req, timeout=2))
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        assert body is not None, "the UI never answered"
+        assert "visible" in {e["name"] for e in body["experiments"]}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert f"MLflow UI: http://127.0.0.1:{port}" in out and "stopping the MLflow UI" in out
+    with socket.socket() as s:  # the server let go of the port: nothing of it is left running
+        s.bind(("127.0.0.1", port))
