@@ -200,10 +200,12 @@ def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
                 time.sleep(0.5)
         assert body is not None, "the UI never answered"
         assert "visible" in {e["name"] for e in body["experiments"]}
+        lines = [proc.stdout.readline(), proc.stdout.readline()]  # "starting ...", then the address once ready
+        assert lines[1].startswith(f"MLflow UI: http://127.0.0.1:{port}"), lines
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert f"MLflow UI: http://127.0.0.1:{port}" in out and "stopping the MLflow UI" in out
+    assert proc.returncode == 0, out
+    assert "stopping the MLflow UI" in out
     with socket.socket() as s:  # the server let go of the port: nothing of it is left running
         s.bind(("127.0.0.1", port))
