@@ -6,6 +6,8 @@ bins 0-3, so a regression can learn it too. Lengths vary (16-32 frames) to exerc
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from zoo.data.prepared import Prepared
@@ -41,3 +43,22 @@ def separable(n_per_class: int = 20, *, seed: int = 0, shift: float = 2.0, class
         description=f"separable synthetic set ({n_per_class} per class, seed {seed})",
         feature_slices={"chroma": (0, bins)},
     )
+
+
+def _slow_backbone_spec():
+    """The real LSTM, registered under another name with a config that recommends training settings
+    (``train_defaults``), the way a backbone that is slow on a CPU asks for fewer epochs."""
+    from dataclasses import dataclass
+
+    import zoo_lstm
+    from zoo.protocols import ComponentSpec
+
+    @dataclass(frozen=True)
+    class PatientLSTMConfig(zoo_lstm.LSTMConfig):
+        train_defaults: ClassVar[dict] = {"epochs": 2, "lr": 0.02}
+
+    return ComponentSpec(kind="backbone", name="patient-lstm", config=PatientLSTMConfig, build=zoo_lstm.build,
+                         summary="the LSTM with recommended training settings (tests only)")
+
+
+patient_lstm = _slow_backbone_spec()

@@ -295,3 +295,14 @@ def test_transfer_copies_the_backbone_and_freezing_keeps_it(tmp_path, registry):
     with pytest.raises(SpecError, match="its backbone is 'lstm'"):
         run("cnn+chroma:valence", registry=registry, config=TrainConfig(**FAST, epochs=1), prepared=prepared,
             progress=False, out_dir=tmp_path, transfer=source)
+
+
+def test_partly_labelled_multitask_data_trains_without_nan(tmp_path, registry):
+    prepared = separable(10)
+    rows = prepared.indices("train")
+    prepared.labels[rows[: len(rows) // 2]] = -1  # half the training clips have no genre ...
+    prepared.targets["valence"][rows[len(rows) // 2:]] = np.nan  # ... the other half no valence
+    res = train_quick("lstm+chroma:genre,valence", prepared, tmp_path, registry, epochs=3, batch_size=2,
+                      bucket=True)
+    assert all(math.isfinite(h["train.loss"]) for h in res.history)
+    assert all(math.isfinite(v) for v in res.test.values())

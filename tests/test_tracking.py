@@ -209,3 +209,13 @@ def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
     assert "stopping the MLflow UI" in out
     with socket.socket() as s:  # the server let go of the port: nothing of it is left running
         s.bind(("127.0.0.1", port))
+
+
+def test_compare_counts_a_repeated_seed_once(store, tmp_path):
+    uri, client, folder = store
+    first = tracked(store, experiment="repeat", out_dir=tmp_path)
+    again = tracked(store, experiment="repeat", out_dir=tmp_path)  # same seed, same settings, same data
+    (row,) = compare_rows("repeat", uri=uri)
+    assert row["seeds"] == [0] and row["n_runs"] == 2
+    assert row["run_ids"] == [again.run_id] and row["repeated_run_ids"] == [first.run_id]
+    assert row["metrics"]["test.genre.accuracy"]["n"] == 1

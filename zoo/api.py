@@ -49,6 +49,8 @@ def _resolve_spec(spec: str | Built, settings: Mapping[str, Mapping[str, Any]] |
     merged = {k: dict(v) for k, v in (settings or {}).items()}
     if not isinstance(spec, str) or ":" in spec:
         return spec, merged, None
+    if "+" in spec:  # meant as a spec (recipe names have no '+'): let the parser explain what is missing
+        parse_spec(spec)
     from .recipes import get_recipe
     recipe = get_recipe(spec.strip())
     base = {k: dict(v) for k, v in recipe.settings.items()}
@@ -101,14 +103,20 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
     (folder, run id, recipe name or RunResult) with ``freeze`` "none" / "backbone" / N.
     A recipe with a ``transfer`` entry sets ``init_from``/``freeze`` itself.
     """
-    from .engine.config import split_settings, train_config, with_overrides
+    from .engine.composing import ObjectBuilt
+    from .engine.config import backbone_defaults, split_settings, train_config, with_overrides
     from .engine.runner import run
     from .engine.tracking import MlflowTracker, NullTracker
     from .engine.transfer import source_from_folder
     registry = _registry(registry)
     spec, merged, recipe = _resolve_spec(spec, settings)
     components, train_over, dataset_over = split_settings(merged)
-    config = with_overrides(train_config(train_over), epochs=epochs, lr=lr, batch_size=batch_size,
+    if isinstance(spec, ObjectBuilt):
+        recommended = {}
+    else:
+        backbone = spec.composition.backbone if isinstance(spec, Built) else parse_spec(spec, registry).backbone
+        recommended = backbone_defaults(registry, backbone)
+    config = with_overrides(train_config(recommended, train_over), epochs=epochs, lr=lr, batch_size=batch_size,
                             patience=patience, overfit_batches=overfit_batches, device=device)
     tags = {"zoo.recipe": recipe.name} if recipe else {}
     if recipe and recipe.transfer and init_from is None:
@@ -131,11 +139,18 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
 def load(model_or_run: Any, *, registry: Registry | None = None, experiment: str = "music-zoo"):
     """``(model, meta)`` of a packaged model: a folder, a run id, a recipe name or a RunResult.
 
-    ``model`` is a ``ZooModel`` in eval mode on the CPU; ``meta`` the parsed ``zoo_model.json``.
+    ``model`` is a ``ZooModel`` on the CPU (rebuilt in eval mode, or a RunResult's own model);
+    ``meta`` the parsed ``zoo_model.json``.
     """
-    from .engine.package import load_model
+    from .engine.package import load_model, read_meta
+    from .engine.runner import RunResult, SeedResult
     if isinstance(model_or_run, tuple) and len(model_or_run) == 2:
         return model_or_run
+    if isinstance(model_or_run, RunResult):
+        model_or_run = model_or_run.results[0]
+    if isinstance(model_or_run, SeedResult) and model_or_run.model_dir is not None:
+        # The trained model is at hand: no rebuild (which Python-object compositions cannot do).
+        return model_or_run.model, read_meta(model_or_run.model_dir)
     with tempfile.TemporaryDirectory(prefix="zoo-model-") as tmp:
         folder, _ = _model_source(model_or_run, experiment=experiment, workdir=Path(tmp))
         return load_model(folder, _registry(registry))

@@ -106,7 +106,11 @@ class Classification:
 
     def loss(self, output, y):
         import torch.nn.functional as F
-        return F.cross_entropy(output.float(), y, ignore_index=-1, label_smoothing=self.config.label_smoothing)
+        # Sum over the labelled clips / their count: the mean, except that a batch with no label
+        # (multi-task data labelled in part) gives 0 instead of 0/0 = NaN, without a host sync.
+        total = F.cross_entropy(output.float(), y, ignore_index=-1, label_smoothing=self.config.label_smoothing,
+                                reduction="sum")
+        return total / (y >= 0).sum().clamp(min=1)
 
     def predict(self, output) -> np.ndarray:
         import torch

@@ -144,5 +144,6 @@ def _run(args, registry) -> int:
         say(f"run:     {res.tracking}")
         say("browse:  zoo ui   (then open the address it prints);  compare: zoo compare")
     if args.json:
-        print(json.dumps(res.to_json(), indent=2, default=str))
+        from ..engine.reports import jsonable
+        print(json.dumps(jsonable(res.to_json()), indent=2, default=str))
     return 0 if res.ok else 1

@@ -27,6 +27,10 @@ def run_ui(args, registry) -> int:
     from ..engine import ui
     from ..paths import tracking_uri, zoo_home
     uri = tracking_uri()
+    if uri.startswith(("http://", "https://", "databricks")):
+        from ..errors import ConfigError
+        raise ConfigError(f"MLFLOW_TRACKING_URI is {uri}, a tracking server that already has its own UI: open it "
+                          f"in a browser; `zoo ui` serves a local store (unset MLFLOW_TRACKING_URI for the zoo's)")
     url = ui.address(args.host, args.port)
     log_path = zoo_home() / "mlflow" / f"ui-{args.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,10 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
 
     folder = Path(folder)
     parent = folder.parent
+    if folder.exists() and not is_embedded_set(folder):
+        raise DataError(f"{folder} exists but holds no finished embedded set (no {MANIFEST} of format "
+                        f"{FORMAT!r}); the zoo never leaves such a folder, so it is not the zoo's: move or "
+                        f"delete it (rm -r '{folder}') and run again")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -187,7 +191,8 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
     try:
         n, seconds = config.clips_per_genre, config.clip_seconds
         jobs = [(g, i, config.seed, seconds, str(tmp)) for g in GENRES for i in range(n)]
-        workers = config.workers or (1 if len(jobs) <= 40 else (os.cpu_count() or 1))
+        # starting worker processes costs about a second each: not worth it for a few minutes of audio
+        workers = config.workers or (1 if len(jobs) * seconds <= 300 else (os.cpu_count() or 1))
         records = _run_jobs(jobs, min(workers, len(jobs)), progress)
         for gi, genre in enumerate(GENRES):
             splits = assign_splits(n, config.seed, gi)

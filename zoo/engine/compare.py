@@ -36,7 +36,9 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
 
     A row: ``spec``, ``dataset``, ``fingerprint``, ``group``, ``seeds`` (sorted), ``n_runs``,
     ``metrics`` ``{name: {mean, std, half_width, n}}`` for the key test metrics,
-    ``run_ids`` and ``parent_run_ids`` (latest first), ``latest`` (start time, ms).
+    ``run_ids`` and ``parent_run_ids`` (latest first), ``latest`` (start time, ms). A seed run
+    again with the same settings counts once (its latest run); the older ones are listed in
+    ``repeated_run_ids``.
     ``spec`` filters with a shell-style pattern (``lstm+*:genre``).
     """
     c = client(uri)
@@ -48,7 +50,13 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
             continue
         groups.setdefault(tags.get("zoo.group") or run.info.run_id, []).append(run)
     rows = []
-    for key, runs in groups.items():
+    for key, found in groups.items():
+        # A seed trained twice with the same settings gives the same numbers: count it once (latest).
+        latest: dict[str, Any] = {}
+        for r in found:
+            latest.setdefault(r.data.params.get("seed", r.data.tags.get("zoo.seed", "0")), r)
+        runs = list(latest.values())
+        used = {r.info.run_id for r in runs}
         tags = runs[0].data.tags
         names = [m for m in tags.get("zoo.key_metrics", "").split(",") if m]
         if not names:
@@ -57,8 +65,9 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
         seeds = sorted({int(r.data.params.get("seed", tags.get("zoo.seed", "0"))) for r in runs})
         rows.append({
             "spec": tags.get("zoo.spec", ""), "dataset": tags.get("zoo.dataset", ""),
-            "fingerprint": tags.get("zoo.fingerprint", ""), "group": key, "seeds": seeds, "n_runs": len(runs),
+            "fingerprint": tags.get("zoo.fingerprint", ""), "group": key, "seeds": seeds, "n_runs": len(found),
             "metrics": metrics, "run_ids": [r.info.run_id for r in runs],
+            "repeated_run_ids": [r.info.run_id for r in found if r.info.run_id not in used],
             "parent_run_ids": sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}),
             "recipe": tags.get("zoo.recipe", ""), "latest": max(r.info.start_time for r in runs),
         })

@@ -5,7 +5,7 @@ import copy
 import dataclasses
 import importlib.metadata as md
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from ..compose import Built, Composition, check_rates
 from ..config import config_dict, make_config
@@ -114,9 +114,3 @@ def task_weight_map(tasks: Iterable[str], weights: tuple[float, ...]) -> dict[st
             + ",".join("1" for _ in names)
         )
     return dict(zip(names, (float(w) for w in weights)))
-
-
-def settings_of(configs: Mapping[str, Any]) -> dict[str, Any]:
-    """Resolved configs flattened for tracking: ``backbone.hidden``, ``feature.mel.n_mels``, ..."""
-    from .tracking import flatten
-    return flatten(configs)

@@ -50,6 +50,8 @@ class TrainConfig:
     """auto: cuda when available, else cpu."""
     amp: bool = True
     """Mixed precision on cuda (bf16 where supported, else fp16 with loss scaling); cpu is fp32."""
+    threads: int = 0
+    """CPU threads for torch; 0: one per core that other programs leave idle (at least 1)."""
     refresh_steps: int = 10
     """Read the running loss back for the progress bar every this many steps (a device sync)."""
 
@@ -69,6 +71,15 @@ def with_overrides(config: TrainConfig, **values: Any) -> TrainConfig:
         return config
     checked = make_config(TrainConfig, given, where="train")
     return replace(config, **{k: getattr(checked, k) for k in given})
+
+
+def backbone_defaults(registry: Any, backbone: str) -> dict[str, Any]:
+    """The training settings a backbone recommends: ``train_defaults``, an optional class attribute
+    (a ``ClassVar`` mapping, not a field) of its config dataclass, e.g. fewer epochs for a model that
+    is slow on a CPU. They sit above ``TrainConfig``'s defaults and below recipes, ``--set`` and flags."""
+    defaults = dict(getattr(registry.load("backbone", backbone).config, "train_defaults", None) or {})
+    make_config(TrainConfig, defaults, where=f"train_defaults of backbone '{backbone}'")  # fail early, naming it
+    return defaults
 
 
 def split_settings(settings: Mapping[str, Mapping[str, Any]] | None) -> tuple[dict, dict, dict]:

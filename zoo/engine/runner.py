@@ -34,7 +34,7 @@ from .transfer import TransferSource, adopt_settings, load_backbone_weights
 Echo = Callable[[str], None]
 SKIPPED_SHOWN = 10
 # Settings that change speed or placement, not the model a run produces: not part of its group.
-_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp")
+_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp", "threads")
 
 
 @dataclass
@@ -353,6 +353,13 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
     echo = echo or _quiet
     if seeds < 1:
         raise ConfigError(f"seeds {seeds}: give 1 or more (--seeds K trains K models with seeds seed..seed+K-1)")
+    if prepared is not None:
+        unused = [name for name, value in (("data", data), ("layout", layout), ("limit", limit),
+                                           ("skip_bad", skip_bad), ("dataset settings", dataset_settings))
+                  if value]
+        if unused:
+            raise ConfigError(f"prepared data is used as it is, so {', '.join(unused)} would be ignored; "
+                              f"pass either prepared or the data-loading arguments")
     if isinstance(spec, Built):
         if transfer is not None:
             raise ConfigError("transfer needs a spec string (the backbone is rebuilt with the source's settings), "
@@ -366,7 +373,7 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
     text = str(built.composition)
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
-    device = pick_device(config.device, amp=config.amp)
+    device = pick_device(config.device, amp=config.amp, threads=config.threads)
     folder = run_folder(text, out_dir)
     base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
                  "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **(tags or {})}

@@ -149,6 +149,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     result = FitResult(monitor=monitor)
     best_state = None
     waited = 0
+    shown = ""  # the last epoch's validation summary, kept on the bar between epochs
     start = time.perf_counter()
     bar = _progress(steps_per_epoch * config.epochs, "train", progress)
     try:
@@ -167,7 +168,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 n += 1
                 bar.update(1)
                 if n % max(1, config.refresh_steps) == 0:
-                    bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}", refresh=False)
+                    bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
             train_loss = float(loss_sum) / n
             _check_finite(train_loss, epoch, config)
             preds = predict_split(model, val, device, config.eval_batch_size)
@@ -186,13 +187,14 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 waited += 1
             if sched_kind == "epoch":
                 scheduler.step(score if not math.isnan(score) else (-math.inf if greater else math.inf))
-            bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f} {monitor} {score:.4f} "
-                                f"(best {result.best_score:.4f} @ {result.best_epoch})", refresh=True)
+            shown = f" | {monitor} {score:.4f} (best {result.best_score:.4f} @ {result.best_epoch})"
+            bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f}{shown}", refresh=True)
             if on_epoch is not None:
                 on_epoch(epoch, row)
             if config.patience and waited >= config.patience:
                 result.stopped_early = True
                 bar.total = bar.n
+                bar.refresh()
                 break
     finally:
         bar.close()

@@ -5,7 +5,7 @@ Importing this package is cheap (no torch, no timm); the network is in :mod:`zoo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
@@ -50,6 +50,9 @@ class ASTConfig:
     out_dim: int = 0
     weights: str = ""
     freeze: int = 0
+    train_defaults: ClassVar[dict] = {"epochs": 8, "patience": 4}
+    """Recommended training settings (read by the zoo's engine, below recipes, --set and flags):
+    a transformer trained from scratch is the slow one on a CPU, so a short cosine schedule."""
 
     def __post_init__(self) -> None:
         where = "backbone 'ast'"

@@ -1,0 +1,215 @@
+"""``zoo reproduce lab``: run every lab recipe over several seeds and write one markdown report.
+
+Each experiment is one ``zoo.train`` of a recipe (all seeds nested under one MLflow parent run).
+A transfer recipe starts from the packaged model (first seed) of its source recipe trained in the
+same invocation, so the whole lab is reproduced on the same data. A failing experiment is
+recorded with its reason and the rest go on; the report lists it and the exit code is 1.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ..errors import ZooError
+from .plan import Step, check_scopes, kind_of, make_plan, settings_for
+
+DEFAULT_EXPERIMENT = "music-zoo-lab"
+MAP_KINDS = ("genre",)
+"""The experiments whose latent maps the report shows (lab step 11 maps its genre models)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``zoo reproduce lab`` was asked to do (the command-line flags, typed)."""
+
+    data: str | None = None
+    layout: str | None = None
+    seeds: int = 3
+    seed: int = 0
+    epochs: int | None = None
+    limit: int | None = None
+    only: tuple[str, ...] = ()
+    out: str = "lab-report.md"
+    maps: tuple[str, ...] = ("pca",)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    device: str | None = None
+    workers: int | None = None
+    skip_bad: bool = False
+    experiment: str = DEFAULT_EXPERIMENT
+    track: bool = True
+    progress: bool = False
+    command: str = ""
+    """The command line, quoted in the report."""
+
+
+@dataclass
+class Outcome:
+    """One experiment: its recipe, whether it ran, its per-seed metrics, runs and latent maps."""
+
+    step: Step
+    ok: bool = False
+    seconds: float = 0.0
+    error: str = ""
+    result: Any = field(default=None, repr=False)
+    test: list[dict[str, float]] = field(default_factory=list)
+    val: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None
+    run_ids: list[str | None] = field(default_factory=list)
+    data: str = ""
+    device: str = ""
+    transfer_from: str = ""
+    maps: list[Any] = field(default_factory=list)
+    map_error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.step.recipe)
+
+    def summary(self, split: str = "test") -> dict[str, dict[str, float]]:
+        from ..engine.stats import summarise
+        return summarise(self.test if split == "test" else self.val)
+
+
+@dataclass
+class LabRun:
+    """Everything ``reproduce`` did: the outcomes in plan order, the report and the time taken."""
+
+    options: Options
+    outcomes: list[Outcome]
+    report: Path
+    seconds: float
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _elapsed(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{seconds:.1f} s"
+
+
+def _headline(o: Outcome) -> str:
+    """The one metric to show on the progress line (each task's primary metric)."""
+    from ..engine.stats import plus_minus
+    task_metrics = {"genre": "accuracy"}
+    parts = []
+    summary = o.summary()
+    for task in o.step.recipe.composition.tasks:
+        key = f"{task}.{task_metrics.get(task, 'spearman')}"
+        if key in summary:
+            parts.append(f"{key} {plus_minus(summary[key], 3)}")
+    return ", ".join(parts)
+
+
+def _train(step: Step, opt: Options, registry: Any, done: Mapping[str, Outcome], recipes: Mapping[str, Any]) -> Outcome:
+    """Train one recipe; a transfer from a recipe starts from that recipe's model trained just before."""
+    from .. import api
+    out = Outcome(step)
+    recipe = step.recipe
+    init_from = freeze = None
+    src = step.source
+    if src is not None and src in recipes:
+        source = done.get(src)
+        if source is None or not source.ok or source.result is None:
+            why = source.error if source is not None else "it is not part of this reproduction"
+            raise _SourceFailed(f"its transfer source {src} did not train ({why})")
+        init_from = source.result.results[0].model_dir
+        freeze = recipe.transfer.get("freeze", "none")
+        out.transfer_from = f"{src} (run {source.result.results[0].run_id})" if opt.track else src
+    res = api.train(recipe.name, data=opt.data, layout=opt.layout, settings=settings_for(recipe, opt.settings),
+                    epochs=opt.epochs, device=opt.device, seed=opt.seed, seeds=opt.seeds, limit=opt.limit,
+                    skip_bad=opt.skip_bad, workers=opt.workers, track=opt.track, experiment=opt.experiment,
+                    registry=registry, init_from=init_from, freeze=freeze, progress=opt.progress)
+    out.ok, out.result = True, res
+    out.test = [dict(r.test) for r in res.results]
+    out.val = [dict(r.val) for r in res.results]
+    out.run_id, out.run_ids = res.run_id, list(res.run_ids)
+    out.data, out.device = res.data["description"], res.device
+    return out
+
+
+class _SourceFailed(ZooError):
+    """A transfer experiment cannot start because its source experiment failed."""
+
+
+def _maps(o: Outcome, opt: Options, folder: Path, registry: Any) -> None:
+    from .embed import latent_maps
+    try:
+        o.maps = latent_maps(o.result, methods=opt.maps, split="test", data=opt.data, layout=opt.layout,
+                             settings=dict(opt.settings.get("dataset", {})), limit=opt.limit, data_seed=opt.seed,
+                             from_record=False,
+                             out_dir=folder / o.name, log=opt.track, experiment=opt.experiment, registry=registry,
+                             device=opt.device or "auto", progress=opt.progress)
+    except Exception as exc:  # a map that cannot be drawn is reported, the numbers still stand
+        o.map_error = f"{type(exc).__name__}: {exc}"
+
+
+def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None] | None = None,
+              recipes: Mapping[str, Any] | None = None) -> LabRun:
+    """Run the lab recipes as ``opt`` says, write the report to ``opt.out`` and return what happened.
+
+    ``recipes``: the catalogue (default: the zoo's registry.yaml). Failures do not stop the run.
+    """
+    from ..recipes import load_recipes
+    from ..registry import Registry
+    from .report import write_report
+    from .project import check_method
+    registry = registry or Registry()
+    echo = echo or (lambda line: print(line, flush=True))
+    if opt.seeds < 1:
+        from ..errors import ConfigError
+        raise ConfigError(f"--seeds {opt.seeds}: give 1 or more")
+    maps = tuple(check_method(m) for m in opt.maps)
+    recipes = recipes if recipes is not None else load_recipes()
+    steps = make_plan(recipes, opt.only)
+    check_scopes(opt.settings, registry)
+    report_path = Path(opt.out).expanduser()
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    map_folder = report_path.parent / f"{report_path.stem}-maps"
+    echo(f"reproducing the lab: {len(steps)} experiment(s) x {opt.seeds} seed(s) "
+         f"[{', '.join(s.name for s in steps)}]")
+    start = time.perf_counter()
+    outcomes: list[Outcome] = []
+    done: dict[str, Outcome] = {}
+    for n, step in enumerate(steps, 1):
+        t0 = time.perf_counter()
+        note = f" (needed by {', '.join(step.needed_by)})" if step.needed_by else ""
+        echo(f"[{n}/{len(steps)}] {step.name}: {step.recipe.spec}{note} ...")
+        try:
+            o = _train(step, opt, registry, done, recipes)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one failed experiment must not hide the others' results
+            o = Outcome(step, error=f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, ZooError):
+                o.error += "\n" + "".join(traceback.format_exception(exc)[-3:]).rstrip()
+        if o.ok and maps and o.kind in MAP_KINDS:
+            _maps(o, replace(opt, maps=maps), map_folder, registry)
+        o.seconds = time.perf_counter() - t0
+        outcomes.append(o)
+        done[step.name] = o
+        total = _elapsed(time.perf_counter() - start)
+        if o.ok:
+            echo(f"[{n}/{len(steps)}] {step.name}: done in {_elapsed(o.seconds)} (elapsed {total}); {_headline(o)}"
+                 + (f"; latent map failed: {o.map_error}" if o.map_error else ""))
+        else:
+            echo(f"[{n}/{len(steps)}] {step.name}: FAILED after {_elapsed(o.seconds)} (elapsed {total}): "
+                 f"{o.error.splitlines()[0]}")
+    lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start)
+    write_report(lab, registry=registry)
+    bad = len(lab.failed)
+    echo(f"report: {report_path} ({len(outcomes) - bad} of {len(outcomes)} experiments ran, {bad} failed; "
+         f"{_elapsed(lab.seconds)})")
+    return lab

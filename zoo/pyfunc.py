@@ -1,0 +1,216 @@
+"""The zoo's models as MLflow pyfunc models: log one for a run, register it by name, load and predict.
+
+A run's pyfunc model (artifact folder ``pyfunc_model``) wraps the packaged model (``zoo_model.json``
++ ``weights.pt``, copied in as the artifact ``zoo_model``) in :class:`ZooPyfunc`, so::
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/pyfunc_model")
+    table = model.predict(pandas.DataFrame({"path": ["song.mp3", "other.ogg"]}))
+
+works wherever the zoo and the model's plugins are installed (nothing is installed at load time).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, RunError
+
+PYFUNC_PATH = "pyfunc_model"
+"""Artifact folder of a run's pyfunc model."""
+ARTIFACT_KEY = "zoo_model"
+INPUT_COLUMNS = ("path", "audio", "features")
+
+
+class ZooPyfunc(mlflow.pyfunc.PythonModel):
+    """A packaged zoo model behind MLflow's pyfunc interface.
+
+    ``predict`` takes a DataFrame with one of the columns ``path`` (audio files), ``audio`` (mono
+    waveforms ``[N]``, with an optional ``sr`` column; default: the model's rate) or ``features``
+    (stacked ``[F, T]`` arrays as the model's feature plugins compute them, not normalised). It
+    returns one row per input row, same index: ``source``, ``error`` ("" when predicted),
+    ``windows``, then per classification task the top class (column ``<task>``) and a ``p_<class>``
+    column per class (``<task>.p_<class>`` when a model has several classification tasks), and
+    one column per regression task. Long audio is windowed as by ``zoo predict``; ``params`` may
+    set ``window_seconds`` and ``hop_seconds`` (0 or absent: the model's median training clip, half of it).
+    """
+
+    def __init__(self, device: str = "auto"):
+        self.device = device
+        self._predictor = None
+
+    def load_context(self, context: Any) -> None:
+        from .predict import Predictor
+        from .predict.resolve import find_model_folder
+        root = Path(context.artifacts[ARTIFACT_KEY])
+        folder = find_model_folder(root)
+        if folder is None:
+            raise RunError(f"the pyfunc model's artifact {root} holds no zoo_model.json: the model folder is damaged")
+        self._predictor = Predictor.load(folder, device=self.device)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        predictor = self._predictor
+        if predictor is None:
+            raise RunError("ZooPyfunc.predict before load_context: load it with mlflow.pyfunc.load_model")
+        # MLflow fills params the caller left out with their schema defaults (0): 0 means "the model's own".
+        window = float((params or {}).get("window_seconds") or 0) or None
+        hop = float((params or {}).get("hop_seconds") or 0) or None
+        if window is not None or hop is not None:
+            from .predict import Predictor
+            predictor = Predictor(predictor.model, predictor.meta, predictor.features, device=predictor.device,
+                                  window_seconds=window, hop_seconds=hop)
+        frame = _as_frame(model_input)
+        preds = [_predict_row(predictor, frame, i) for i in range(len(frame))]
+        return predictions_frame(preds, predictor.tasks, index=frame.index)
+
+
+def _as_frame(model_input: Any) -> pd.DataFrame:
+    if isinstance(model_input, pd.DataFrame):
+        frame = model_input
+    elif isinstance(model_input, Mapping):
+        frame = pd.DataFrame(dict(model_input))
+    else:
+        raise ConfigError(f"ZooPyfunc.predict takes a pandas DataFrame with a {', '.join(INPUT_COLUMNS)} column, "
+                          f"got {type(model_input).__name__}")
+    have = [c for c in INPUT_COLUMNS if c in frame.columns]
+    if len(have) != 1:
+        what = f"columns {', '.join(map(str, frame.columns))}" if len(frame.columns) else "no columns"
+        raise ConfigError(f"ZooPyfunc.predict: the DataFrame has {what}; give exactly one of 'path' (audio files), "
+                          f"'audio' (mono waveforms, optional 'sr') or 'features' (stacked [F, T] arrays)")
+    return frame
+
+
+def _predict_row(predictor: Any, frame: pd.DataFrame, i: int):
+    row = frame.iloc[i]
+    label = frame.index[i]
+    if "path" in frame.columns:
+        return predictor.predict_file(str(row["path"]))
+    if "audio" in frame.columns:
+        sr = row["sr"] if "sr" in frame.columns and pd.notna(row["sr"]) else predictor.sample_rate
+        return predictor.predict_waveform(np.asarray(row["audio"]), int(sr), source=f"row {label}")
+    return predictor.predict_features(np.asarray(row["features"]), source=f"row {label}")
+
+
+def predictions_frame(preds: list[Any], tasks: list[Any], index: Any = None) -> pd.DataFrame:
+    """The pyfunc output table of ``preds`` (:class:`zoo.predict.FilePrediction`), one row each."""
+    classifications = [t for t in tasks if t.kind == "classification"]
+    rows = []
+    for pred in preds:
+        row: dict[str, Any] = {"source": pred.source, "error": pred.error, "windows": len(pred.windows)}
+        for t in tasks:
+            if t.kind == "classification":
+                probs = pred.outputs.get(t.name) if pred.ok else None
+                row[t.name] = t.classes[int(np.argmax(probs))] if probs is not None else None
+                prefix = "p_" if len(classifications) == 1 else f"{t.name}.p_"
+                for j, c in enumerate(t.classes):
+                    row[f"{prefix}{c}"] = float(probs[j]) if probs is not None else np.nan
+            else:
+                row[t.name] = float(pred.outputs[t.name]) if pred.ok else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, index=index)
+
+
+def requirements(meta: Mapping[str, Any]) -> list[str]:
+    """pip requirements of a packaged model: the zoo and each component's ``distribution==version``."""
+    from . import __version__
+    found = {f"music-zoo=={__version__}"} | {str(v) for v in (meta.get("providers") or {}).values() if v}
+    return sorted(found)
+
+
+def save_pyfunc_model(model_folder: Path | str, dst: Path | str) -> Path:
+    """Write the pyfunc model of the packaged model in ``model_folder`` to the new folder ``dst``."""
+    from .engine.package import read_meta
+    model_folder = Path(model_folder)
+    meta = read_meta(model_folder)
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+    # Inputs are left unchecked (three input forms, arrays in cells); the params need a schema, or
+    # MLflow drops them before they reach ZooPyfunc.predict.
+    signature = ModelSignature(inputs=None, outputs=None, params=ParamSchema(
+        [ParamSpec("window_seconds", "double", 0.0), ParamSpec("hop_seconds", "double", 0.0)]))
+    log = logging.getLogger("mlflow.pyfunc")
+    level = log.level
+    # MLflow warns that a Python object is pickled (ZooPyfunc is, by reference to this installed
+    # module, holding no state) and that no input example was given (a file path cannot be one).
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(
+                str(dst), python_model=ZooPyfunc(), artifacts={ARTIFACT_KEY: str(model_folder)},
+                pip_requirements=requirements(meta), signature=signature,
+                metadata={"zoo.spec": meta.get("spec"), "zoo.format": meta.get("format"),
+                          "zoo.format_version": meta.get("format_version")},
+            )
+    finally:
+        log.setLevel(level)
+    return Path(dst)
+
+
+def log_pyfunc_model(run_id: str, model_folder: Path | str, *, uri: str | None = None) -> str:
+    """Log the packaged model in ``model_folder`` as run ``run_id``'s pyfunc model; return its
+    ``runs:/<run_id>/pyfunc_model`` URI. ``uri``: the tracking store (default: the zoo's)."""
+    from .engine.tracking import client
+    c = client(uri)
+    with tempfile.TemporaryDirectory(prefix="zoo-pyfunc-") as tmp:
+        folder = save_pyfunc_model(model_folder, Path(tmp) / PYFUNC_PATH)
+        c.log_artifacts(run_id, str(folder), artifact_path=PYFUNC_PATH)
+    return f"runs:/{run_id}/{PYFUNC_PATH}"
+
+
+def register_model(run_id: str, name: str, *, alias: str | None = None, uri: str | None = None) -> Any:
+    """Register run ``run_id``'s pyfunc model under ``name`` in the MLflow model registry.
+
+    A run that has a packaged model (``model/``) but no pyfunc model yet gets one logged first.
+    Returns the new ``ModelVersion``; ``alias`` (e.g. "champion") is pointed at it.
+    """
+    from .engine.tracking import client
+    c = client(uri)
+    if not name or any(ch in name for ch in "/:@") or name != name.strip():
+        raise ConfigError(f"model name {name!r}: use letters, digits, '-', '_' or '.' (no '/', ':' or '@')")
+    try:
+        run = c.get_run(run_id)
+    except Exception as exc:
+        raise ConfigError(f"no run '{run_id}' in the MLflow store {c.tracking_uri} ({type(exc).__name__}); "
+                          f"pick a run id from `zoo compare`") from exc
+    if not _has_artifact(c, run_id, PYFUNC_PATH):
+        if not _has_artifact(c, run_id, "model"):
+            raise RunError(_no_model(c, run))
+        with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
+            log_pyfunc_model(run_id, Path(c.download_artifacts(run_id, "model", tmp)), uri=c.tracking_uri)
+    try:
+        c.get_registered_model(name)
+    except Exception:
+        c.create_registered_model(name, description="a Music Zoo model (zoo predict NAME)")
+    tags = {k: v for k, v in run.data.tags.items() if k in ("zoo.spec", "zoo.recipe", "zoo.dataset", "zoo.seed")}
+    version = c.create_model_version(name, source=f"{run.info.artifact_uri}/{PYFUNC_PATH}", run_id=run_id, tags=tags)
+    if alias:
+        c.set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def _has_artifact(c: Any, run_id: str, path: str) -> bool:
+    try:
+        return bool(c.list_artifacts(run_id, path))
+    except Exception:
+        return False
+
+
+def _no_model(c: Any, run: Any) -> str:
+    run_id = run.info.run_id
+    kind = run.data.tags.get("zoo.kind", "")
+    if kind == "seeds":
+        children = c.search_runs([run.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
+        ids = ", ".join(r.info.run_id for r in children) or "none"
+        return (f"run {run_id} is the parent of several seeds and holds no model; register one of its seeds' "
+                f"runs: {ids}")
+    if kind == "overfit":
+        return f"run {run_id} is an overfit check: it saves no model; register a training run"
+    return (f"run {run_id} has no packaged model (no model/ artifacts; status {run.info.status}); only a "
+            f"finished training run has one")
