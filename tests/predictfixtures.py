@@ -58,8 +58,8 @@ def embedded_clips(n: int) -> list[Path]:
 
 def write_inputs(folder: Path) -> dict[str, Path]:
     """Audio to predict, good and bad: ``long`` (ogg, three embedded clips end to end), ``mp3``
-    (one embedded clip), ``chord`` (1.2 s wav: predicted whole), ``silent``, ``corrupt`` (mp3
-    bytes that are not audio), ``short`` (0.5 s) and ``missing`` (no file)."""
+    (one embedded clip), ``chord`` (1.2 s wav: predicted whole), ``silent``, ``corrupt`` (text
+    named .mp3), ``short`` (0.5 s) and ``missing`` (no file)."""
     import soundfile as sf
     clips = [sf.read(str(p), dtype="float32")[0] for p in embedded_clips(3)]
     sr = 22050
@@ -71,7 +71,7 @@ def write_inputs(folder: Path) -> dict[str, Path]:
         "short": write_audio(folder / "short.wav", music(0.5, seed=4), sr),
     }
     corrupt = folder / "corrupt.mp3"
-    corrupt.write_bytes(b"\xff\xfb\x90\x00" + bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)))
+    corrupt.write_bytes(b"this is no MP3, only text that claims to be one\n" * 100)
     out["corrupt"] = corrupt
     out["missing"] = folder / "missing.flac"
     return out

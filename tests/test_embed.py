@@ -42,7 +42,9 @@ def test_embed_cli_maps_the_runs_own_clips_and_logs_png_and_csv(kaggle_run, tmp_
     code = main(["embed", res.run_id, "--method", "pca,tsne", "--split", "all", "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "differs" not in printed  # the recorded source gave back exactly the training data
+    # The recorded source gave back exactly the training data.
+    assert "not the model's training data" not in printed and "differs" not in printed
+    assert f"logged to run {res.run_id} under embeddings/" in printed
     for method in ("pca", "tsne"):
         png, table = out / f"{method}-genre-all.png", out / f"{method}-genre-all.csv"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

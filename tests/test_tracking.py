@@ -207,8 +207,10 @@ def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "stopping the MLflow UI" in out
-    with socket.socket() as s:  # the server let go of the port: nothing of it is left running
+    with socket.socket() as s:  # nothing listens on the port any more (closed connections may linger)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 def test_compare_counts_a_repeated_seed_once(store, tmp_path):

@@ -32,12 +32,14 @@ def register(sub) -> None:
                     "the output layer for every clip of a split, project it to 2-D and save a scatter (PNG) and "
                     "the coordinates (CSV). Both are logged to the run as artifacts under embeddings/.",
         epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("run", metavar="RUN", help="run id (a parent of several seeds: its first seed), recipe name, or model folder")
+    e.add_argument("run", metavar="RUN",
+                   help="run id (a parent of several seeds: its first seed), recipe name, or model folder")
     e.add_argument("--method", default="pca", metavar="M",
                    help="pca (default), tsne, umap, a comma-separated list, or all")
     e.add_argument("--color", "--colour", dest="color", metavar="C",
                    help="genre (default when the data has labels) or a target: valence, energy, danceability")
-    e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="which clips (default test)")
+    e.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                   help="which clips (default test)")
     e.add_argument("--task", help="whose last hidden layer, for a model of several tasks (default: its first task)")
     e.add_argument("--data", metavar="PATH", help="map these data instead of the run's own (layout detected)")
     e.add_argument("--layout", metavar="L", help="the layout of --data when detection is ambiguous")
@@ -66,7 +68,7 @@ def register(sub) -> None:
     r.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous")
     r.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per experiment (default 3)")
     r.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    r.add_argument("--epochs", type=int, metavar="N", help="most epochs per model (default: each recipe's, 30)")
+    r.add_argument("--epochs", type=int, metavar="N", help="most epochs per model (default: the recipe's or backbone's, else 30)")
     r.add_argument("--limit", type=int, metavar="N", help="at most N clips per experiment (stratified)")
     r.add_argument("--only", action="append", default=[], metavar="GLOB",
                    help="only recipes matching this pattern, e.g. 'lab-lstm-*' (repeatable or comma-separated); "
@@ -81,7 +83,8 @@ def register(sub) -> None:
     r.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
     r.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed) instead of stopping")
     r.add_argument("--experiment", default="music-zoo-lab", help="MLflow experiment (default: music-zoo-lab)")
-    r.add_argument("--no-track", action="store_true", help="do not record the runs in MLflow (maps are then not logged)")
+    r.add_argument("--no-track", action="store_true",
+                   help="do not record the runs in MLflow (maps are then not logged)")
     r.add_argument("--progress", action="store_true", help="show each training's progress bars")
     r.set_defaults(func=run_reproduce)
 
@@ -112,10 +115,8 @@ def run_embed(args, registry) -> int:
                        experiment=args.experiment, registry=registry, progress=not args.no_progress,
                        echo=lambda line: print(line, flush=True))
     first = maps[0]
-    print(f"data: {first.data}" + ("" if first.same_data is not False else " (differs from the training data)"))
-    for m in maps:
-        print(f"{m.method}: {m.png}\n{' ' * len(m.method)}  {m.csv}")
-    if maps and not first.logged:
+    print(f"data: {first.data}" + ("" if first.same_data is not False else " (not the model's training data)"))
+    if not first.logged:
         print("(not logged to MLflow: " + ("--no-log" if args.no_log else "the model has no tracked run") + ")")
     return 0
 

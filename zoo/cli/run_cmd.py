@@ -16,15 +16,16 @@ examples:
   zoo run lab-cnn-mel                             a recipe from registry.yaml
   zoo run cnn+mel:genre --overfit-batches 2       sanity check: can it fit two batches?
   zoo run lstm+mel:genre --set backbone.hidden=256 --set train.schedule=plateau
+  zoo run ast+mel:valence --from lab-ast-mel --freeze none   transfer: start from a genre AST
 """
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "run", help="train and evaluate a composition or recipe, tracked in MLflow",
-        description="Train SPEC (BACKBONE+FEATURE[+FEATURE...]:TASK[,TASK...]) or a recipe name from "
-                    "registry.yaml, evaluate it on the test split, write the reports and the packaged model, "
-                    "and record everything in MLflow. Without --data the embedded data set is used.",
+        description="Train SPEC (BACKBONE+FEATURE[+FEATURE...]:TASK[,TASK...]) or a recipe name from\n"
+                    "registry.yaml, evaluate it on the test split, write the reports and the packaged\n"
+                    "model, and record everything in MLflow. Without --data the embedded data set is used.",
         epilog=EXAMPLES, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("spec", metavar="SPEC_OR_RECIPE", help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel")
     p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest); default: embedded set")
@@ -47,8 +48,9 @@ def register(sub) -> None:
     p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
-    p.add_argument("--init-from", metavar="RUN", help="start the backbone from a trained model: run id, recipe or model folder")
-    p.add_argument("--freeze", metavar="WHAT", help="with --init-from: none (default), backbone, or N first blocks")
+    p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
+                   help="transfer: start the backbone from a trained model: run id, recipe (its latest run) or model folder")
+    p.add_argument("--freeze", metavar="WHAT", help="with --from: none (default), backbone, or N (its first N blocks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (messages go to stderr)")
     p.set_defaults(func=run)

@@ -41,8 +41,8 @@ RATES = ("frames", "beats")
 class EmbeddedConfig:
     """``size``: tiny (8 clips per genre of 3 s, for tests), small (24 x 5 s), default (60 x 6 s)
     or large (150 x 10 s). ``seconds``: clip length overriding the size's (2-60 s). ``seed``: which
-    set (each seed is its own set, cached separately). ``workers``: processes that render (0: as
-    many as cores); it never changes the result."""
+    set (each seed is its own set, cached separately). ``workers``: processes that render (0: one
+    for a few minutes of audio, else one per core); it never changes the result."""
 
     size: Literal["tiny", "small", "default", "large"] = "default"
     seconds: float | None = None
@@ -113,10 +113,19 @@ def _render_job(job: tuple[str, int, int, float, str]) -> dict:
 
     from .synth_score import render_clip
     genre, index, seed, seconds, folder = job
-    audio, record = render_clip(genre, seed, index, seconds, SAMPLE_RATE)
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
     cid = clip_id(genre, index)
-    sf.write(os.path.join(folder, "audio", f"{cid}.wav"), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    path = os.path.join(folder, "audio", f"{cid}.wav")
+    try:
+        audio, record = render_clip(genre, seed, index, seconds, SAMPLE_RATE)
+        # quantise here rather than in libsndfile so the bytes depend on numpy alone
+        pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+        sf.write(path, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    except OSError as exc:
+        raise DataError(f"cannot write {path} of the embedded set: {exc}; free some disk space or set "
+                        f"ZOO_HOME to another folder") from exc
+    except Exception as exc:  # a fault of the synthesiser: say which clip, so it can be reproduced
+        raise DataError(f"rendering embedded clip {cid} (seed {seed}, {seconds:g} s) failed: "
+                        f"{type(exc).__name__}: {exc}; please report it with this message") from exc
     return {"id": cid, "file": f"audio/{cid}.wav", "genre": genre, **record}
 
 
@@ -171,7 +180,7 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
 
     If ``folder`` appears meanwhile (another process finished first), that set is kept.
     """
-    from .synth_styles import GENRES
+    from .synth_styles import GENRES, GROOVE, MODE_VALENCE
     from .synth_styles import targets as target_formulas
 
     folder = Path(folder)
@@ -180,14 +189,14 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
         raise DataError(f"{folder} exists but holds no finished embedded set (no {MANIFEST} of format "
                         f"{FORMAT!r}); the zoo never leaves such a folder, so it is not the zoo's: move or "
                         f"delete it (rm -r '{folder}') and run again")
+    tmp = parent / f".{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        _reap_stale(parent, folder.name)
+        (tmp / "audio").mkdir(parents=True)
     except OSError as exc:
-        raise DataError(f"cannot create {parent} for the embedded data set: {exc}; set ZOO_HOME to a "
+        raise DataError(f"cannot write the embedded data set under {parent}: {exc}; set ZOO_HOME to a "
                         f"writable folder or pass one with --data") from exc
-    _reap_stale(parent, folder.name)
-    tmp = parent / f".{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    (tmp / "audio").mkdir(parents=True)
     try:
         n, seconds = config.clips_per_genre, config.clip_seconds
         jobs = [(g, i, config.seed, seconds, str(tmp)) for g in GENRES for i in range(n)]
@@ -204,6 +213,7 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
             "format": FORMAT, "version": VERSION, "size": config.size, "seed": config.seed,
             "seconds": seconds, "clips_per_genre": n, "sample_rate": SAMPLE_RATE, "genres": list(GENRES),
             "targets": list(TARGETS), "target_formulas": " ".join((target_formulas.__doc__ or "").split()),
+            "target_tables": {"groove": GROOVE, "mode_valence": MODE_VALENCE},
             "made_with": {"numpy": np.__version__, "scipy": scipy.__version__},
             "clips": records,
         }

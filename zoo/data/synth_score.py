@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import synth as sy
-from .synth_styles import GENRES, PROGRESSIONS, SCALES, Recipe, sample_recipe, targets
+from .synth_styles import GENRES, SCALES, Recipe, sample_recipe, targets
 
 # Sixteen steps per bar; "x" a hit, "o" a ghost (soft) hit. Each drum lists variants; "" = absent.
 PATTERNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -50,7 +50,11 @@ LEAD_RANGE = {"guitar": (57, 81), "reed": (55, 79), "piano": (62, 86), "strings"
 
 @dataclass
 class Track:
-    """Notes for one instrument; ``drums`` tracks hold drum names in ``midi`` (as indices)."""
+    """The notes of one instrument (a drum track's ``instrument`` is the drum's name).
+
+    While composing, ``notes`` holds ``(beat, beats held, velocity)`` (drums) or
+    ``(beat, pitch, beats held, velocity)``; :func:`compose` turns them into timed :class:`Note`.
+    """
 
     name: str
     instrument: str
@@ -120,7 +124,7 @@ def _comp(r: Recipe, bars: int, rng: np.random.Generator) -> list:
     strum = ("x.x.xxx.", "x.xxx.x.", "x..x..x.", "xxxxxxxx")[int(rng.integers(4))]
     for bar in range(bars):
         tones, b0 = chord_tones(r, bar), bar * 4.0
-        power = [tones[0] - 12, tones[0] - 5, tones[0]]  # root, fifth, octave, an octave down
+        power = [tones[0] - 12, tones[0] - 5, tones[0]]  # a power chord: root, fifth, octave, low
         if r.comp == "sustain":
             out.append((b0, tones, 4.0, 0.8))
         elif r.comp == "half":
@@ -350,5 +354,3 @@ def render_clip(genre: str, seed: int, index: int, seconds: float, sr: int = sy.
     record.update(targets(recipe, measured["rms_db"], measured["events_per_s"], rng))
     return audio, record
 
-
-__all__ = ["PATTERNS", "compose", "render", "render_clip", "chord_tones", "PROGRESSIONS"]

@@ -363,7 +363,7 @@ def targets(recipe: Recipe, rms_db: float, events_per_s: float, rng: np.random.G
       distortion, compression.
     - danceability = s(3 g + 1.5 exp(-((tempo - 118) / 30)^2) - 0.6 jitter_ms / 15
       - 0.5 ((swing - 0.1) / 0.2)^2 - 0.8 rubato / 0.05 - 2), where g is the drum pattern's
-      regularity (:data:`GROOVE`: four-on-the-floor 1 ... no drums 0): a steady beat near
+      regularity (the table GROOVE: four-on-the-floor 1 ... no drums 0): a steady beat near
       100-130 bpm with tight timing and a moderate swing dances best.
     """
     tempo = recipe.tempo

@@ -101,16 +101,39 @@ def resolved_configs(built: Built, registry: Any) -> dict[str, Any]:
     }
 
 
-def task_weight_map(tasks: Iterable[str], weights: tuple[float, ...]) -> dict[str, float] | None:
-    """``train.task_weights`` (spec order) as ``{task: weight}``; None when not given."""
+def task_weight_map(tasks: Iterable[str], weights: tuple[float | str, ...]) -> dict[str, float] | None:
+    """``train.task_weights`` as ``{task: weight}``: one weight per task in spec order, or
+    ``NAME:WEIGHT`` items (tasks not named keep 1); None when not given."""
+    from ..errors import ConfigError, suggest
     names = list(tasks)
     if not weights:
         return None
+    named = [w for w in weights if isinstance(w, str) and ":" in w]
+    if named and len(named) != len(weights):
+        raise ConfigError(
+            f"train.task_weights {list(weights)}: give either one weight per task in spec order, or NAME:WEIGHT "
+            f"items (e.g. {names[-1]}:0.5), not both"
+        )
+    if named:
+        out = dict.fromkeys(names, 1.0)
+        for item in named:
+            name, _, value = item.partition(":")
+            name = name.strip()
+            if name not in out:
+                raise ConfigError(f"train.task_weights names task '{name}', but the spec's tasks are {names}"
+                                  f"{suggest(name, names)}")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise ConfigError(f"train.task_weights item {item!r}: '{value}' is not a number") from None
+        return out
     if len(weights) != len(names):
-        from ..errors import ConfigError
         raise ConfigError(
             f"train.task_weights has {len(weights)} value(s) {list(weights)} but the spec has {len(names)} "
             f"task(s) {names}; give one weight per task in spec order, e.g. --set train.task_weights="
-            + ",".join("1" for _ in names)
+            + ",".join("1" for _ in names) + f", or name them: {names[-1]}:0.5"
         )
-    return dict(zip(names, (float(w) for w in weights)))
+    try:
+        return dict(zip(names, (float(w) for w in weights)))
+    except ValueError:
+        raise ConfigError(f"train.task_weights {list(weights)}: each weight must be a number, or NAME:WEIGHT") from None

@@ -39,8 +39,9 @@ class TrainConfig:
     eval_batch_size: int = 64
     task_weighting: Literal["fixed", "uncertainty"] = "fixed"
     """How the losses of several tasks add up: fixed weights or learned (uncertainty) weights."""
-    task_weights: tuple[float, ...] = ()
-    """Fixed weight per task in spec order (default 1 each)."""
+    task_weights: tuple[float | str, ...] = ()
+    """Fixed weights: one per task in spec order (``2,1``), or by name (``valence:2``; tasks not
+    named keep 1). Default: 1 each."""
     overfit_batches: int = 0
     """Sanity check: train on this many fixed batches only, until the loss is below
     ``overfit_loss`` or ``overfit_epochs`` passes; 0: train normally."""

@@ -79,7 +79,7 @@ def scatter(pred: np.ndarray, true: np.ndarray, path: Path, *, title: str = "", 
     ax.set_xlabel(f"true {label}")
     ax.set_ylabel(f"predicted {label}")
     ax.legend(loc="upper left")
-    ax.set_title(title or label)
+    ax.set_title(title or label, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -64,7 +64,7 @@ def write_reports(folder: Path, model: Any, preds: SplitPredictions, metrics: Ma
             m = metrics.get(name, {})
             sub = ", ".join(f"{k} {m[k]:.3f}" for k in ("mae", "spearman") if k in m)
             paths[f"scatter_{name}"] = plots.scatter(pred[keep], y[keep], folder / f"scatter_{name}.png",
-                                                     title=f"{name}: {where} ({sub})", label=schema.target or name)
+                                                     title=f"{name}: {where}\n{sub}", label=schema.target or name)
     if texts:
         paths["classification_report"] = folder / "classification_report.txt"
         paths["classification_report"].write_text("\n\n".join(texts))

@@ -23,13 +23,14 @@ from . import stats
 from .batches import Normaliser, make_splits
 from .composing import resolved_configs, task_weight_map
 from .config import TrainConfig
+from .datasource import source_of
 from .device import pick_device
 from .evaluate import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
 from .reports import jsonable, write_reports
 from .seeds import seed_everything
 from .tracking import NullTracker, Tracker, flatten, tracked_run
-from .transfer import TransferSource, adopt_settings, load_backbone_weights
+from .transfer import TransferSource, adopt_settings, check_input, load_backbone_weights
 
 Echo = Callable[[str], None]
 SKIPPED_SHOWN = 10
@@ -257,7 +258,7 @@ def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
     params["device"] = ctx.device.describe()
     if ctx.transfer is not None:
         params.update({"transfer.from": ctx.transfer.label, "transfer.source_spec": ctx.transfer.spec,
-                       "transfer.freeze": ctx.transfer.freeze})
+                       "transfer.freeze": ctx.transfer.freeze, "transfer.source_run": ctx.transfer.source_run})
     return params
 
 
@@ -274,7 +275,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     model = build_model(backbone, built.tasks, schemas, task_weighting=ctx.config.task_weighting,
                         task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
     if ctx.transfer is not None:
-        copied = load_backbone_weights(model, ctx.transfer)
+        backbone_config = ctx.registry.load("backbone", built.composition.backbone).config
+        copied = load_backbone_weights(model, ctx.transfer, backbone_config)
         ctx.echo(f"transfer: backbone from {ctx.transfer.label} ({ctx.transfer.spec}), {copied} tensors; "
                  f"freeze {ctx.transfer.freeze}")
     model.to(ctx.device.device)
@@ -370,6 +372,8 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
         if transfer is not None:
             settings = adopt_settings(transfer, comp, settings, registry.load("backbone", comp.backbone).config)
         built = build_components(comp, registry, settings)
+        if transfer is not None:
+            check_input(transfer, built.rate, built.n_bins, comp)
     text = str(built.composition)
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
@@ -378,7 +382,10 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
     base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
                  "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **(tags or {})}
     if transfer is not None:
-        base_tags["zoo.transfer.from"] = transfer.label
+        base_tags.update(transfer.tags())
+    # Where the data came from, so the same clips can be prepared again later (zoo embed).
+    base_tags.update(source_of(data, layout=layout, settings=dataset_settings, limit=limit, seed=seed,
+                               skip_bad=skip_bad, prepared_given=prepared is not None).tags())
     seed_list = list(range(seed, seed + seeds))
     top_tags = dict(base_tags, **({"zoo.kind": "seeds", "zoo.seeds": ",".join(map(str, seed_list))} if seeds > 1 else
                                   {"zoo.seed": str(seed)}))

@@ -28,7 +28,8 @@ class FitResult:
     """What training did.
 
     ``history``: one row per epoch (``train.loss``, ``train.<task>.loss``, ``val.loss``,
-    ``val.<task>.<metric>``, ``lr``, ``seconds``). ``best_epoch``: the epoch whose weights the
+    ``val.<task>.<metric>``, ``lr``, ``seconds``; with learned task weights also ``log_var.<task>``
+    and ``weight.<task>``). ``best_epoch``: the epoch whose weights the
     model holds now. ``overfit``: the overfit check's outcome (None in normal training).
     """
 
@@ -39,6 +40,19 @@ class FitResult:
     stopped_early: bool = False
     seconds: float = 0.0
     overfit: dict[str, Any] | None = None
+
+
+def task_weights(model: Any) -> dict[str, float]:
+    """Learned (uncertainty) task weighting: each task's log-variance ``log_var.<task>`` and the
+    weight ``weight.<task>`` = exp(-log_var) its loss gets now; {} for fixed weights."""
+    if getattr(model, "task_weighting", "fixed") != "uncertainty":
+        return {}
+    s = model.log_vars.detach().float().cpu().numpy()
+    out = {}
+    for name, v in zip(model.heads, s):
+        out[f"log_var.{name}"] = float(v)
+        out[f"weight.{name}"] = float(np.exp(-v))
+    return out
 
 
 def make_optimizer(model: Any, config: TrainConfig):
@@ -177,6 +191,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             row["val.loss"] = preds.loss
             row.update(flat(split_metrics(model, preds), "val."))
             row["lr"] = float(optimizer.param_groups[0]["lr"])
+            row.update(task_weights(model))
             row["seconds"] = time.perf_counter() - t0
             result.history.append(row)
             score = row.get(monitor, float("nan"))

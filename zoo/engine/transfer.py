@@ -1,10 +1,14 @@
 """Transfer learning: start a composition's backbone from a trained model's (lab step 9).
 
 The source is a packaged model folder (see :mod:`zoo.engine.package`). Its backbone settings are
-adopted (the weights only fit the same architecture), its backbone weights copied, and the heads
-start fresh. ``freeze``: "none" fine-tunes everything, "backbone" trains only the heads, an
-integer N is handed to the backbone's own ``freeze`` setting (e.g. the AST's first N blocks).
-Normalisation statistics are refitted on the new training split.
+adopted (the weights only fit the same architecture), and so are its feature settings unless given
+again (the backbone learned from that input); its backbone weights are copied and the heads start
+fresh. ``freeze``: "none" fine-tunes everything, "backbone" trains only the heads, an integer N
+keeps the first N blocks of the backbone fixed. A backbone with its own ``freeze`` setting (the
+AST: patch and position embeddings plus its first N transformer blocks) decides what its blocks
+are; for any other backbone they are found by :func:`zoo.engine.freezing.backbone_blocks`.
+Frozen batch norms keep the source's running statistics. Normalisation statistics are refitted
+on the new training split.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any, Mapping
 
 from ..compose import Composition
 from ..errors import ConfigError, SpecError
+from .freezing import freeze, freeze_blocks
 from .package import INIT_ONLY_SETTINGS, WEIGHTS_FILE, read_meta
 
 
@@ -31,6 +36,19 @@ class TransferSource:
     @property
     def spec(self) -> str:
         return self.meta["spec"]
+
+    @property
+    def source_run(self) -> str:
+        """The MLflow run that trained the source ("" when it was not tracked)."""
+        return str(self.meta.get("run_id") or "")
+
+    def tags(self) -> dict[str, str]:
+        """Tags linking a run to its source; ``mlflow.note.content`` is the run's description in MLflow."""
+        run = f" (run {self.source_run})" if self.source_run else ""
+        note = (f"Transfer learning: the backbone starts from {self.label}{run}, a trained {self.spec} model; "
+                f"freeze {self.freeze}.")
+        return {"zoo.transfer.from": self.label, "zoo.transfer.source_run": self.source_run,
+                "mlflow.note.content": note}
 
 
 def parse_freeze(value: Any) -> str | int:
@@ -87,20 +105,34 @@ def adopt_settings(source: TransferSource, comp: Composition, settings: Mapping[
             f"({source.label}); its weights only fit its own architecture: drop --set backbone.{key}"
         )
     merged = {**recorded, **given}
-    if isinstance(source.freeze, int) and source.freeze > 0:
-        fields = {f.name for f in dataclasses.fields(backbone_config)}
-        if "freeze" not in fields:
-            raise ConfigError(
-                f"transfer freeze {source.freeze}: backbone '{comp.backbone}' has no 'freeze' setting to freeze "
-                f"blocks with; use freeze: backbone (train only the heads) or none"
-            )
+    if isinstance(source.freeze, int) and source.freeze > 0 and own_freeze(backbone_config):
         merged["freeze"] = source.freeze
     out["backbone"] = merged
+    # The source's feature settings, under anything given for the features now (which wins).
+    for name, config in (source.meta["configs"].get("feature") or {}).items():
+        out[name] = {**config, **out.get("feature", {}), **out.get(name, {})}
     return out
 
 
-def load_backbone_weights(model: Any, source: TransferSource) -> int:
-    """Copy the source's backbone weights into ``model.backbone``; freeze it for "backbone".
+def own_freeze(backbone_config: type | None) -> bool:
+    """Whether the backbone freezes its first N blocks itself (a ``freeze`` setting)."""
+    return backbone_config is not None and "freeze" in {f.name for f in dataclasses.fields(backbone_config)}
+
+
+def check_input(source: TransferSource, rate: str, n_bins: int, comp: Composition) -> None:
+    """The target's stacked input must have the source's rate and number of bins."""
+    want_rate, want_bins = source.meta.get("rate"), int(source.meta.get("n_bins", n_bins))
+    if (want_rate, want_bins) != (rate, n_bins):
+        raise SpecError(
+            f"cannot transfer from {source.label} ({source.spec}): the target {comp} gets {rate}-rate input of "
+            f"{n_bins} input bins, the source's backbone learned from {want_rate}-rate input of {want_bins} bins; "
+            f"drop the feature settings that change the bins (--set FEATURE.KEY=...) so the source's apply"
+        )
+
+
+def load_backbone_weights(model: Any, source: TransferSource, backbone_config: type | None = None) -> int:
+    """Copy the source's backbone weights into ``model.backbone``; freeze all of it for "backbone",
+    its first N blocks for N (unless the backbone's ``backbone_config`` has its own ``freeze``).
 
     Returns the number of tensors copied.
     """
@@ -116,6 +148,7 @@ def load_backbone_weights(model: Any, source: TransferSource) -> int:
             f"must have the same backbone settings and feature bins"
         ) from exc
     if source.freeze == "backbone":
-        for p in model.backbone.parameters():
-            p.requires_grad_(False)
+        freeze(list(model.backbone.parameters()), [model.backbone])
+    elif isinstance(source.freeze, int) and source.freeze > 0 and not own_freeze(backbone_config):
+        freeze_blocks(model.backbone, source.freeze, source.meta["composition"]["backbone"])
     return len(backbone_state)

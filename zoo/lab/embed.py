@@ -83,9 +83,10 @@ def prepare_for(ref: Any, model: Any, *, data: Any = None, layout: str | None = 
                 echo: Callable[[str], None] = print):
     """The clips to map for the run ``ref`` (a :class:`~zoo.lab.runs.RunRef`): ``(prepared, same_data)``.
 
-    With ``data`` (a folder, or None and a recorded source), the data set is prepared with the
-    model's own features. Without ``data``, the run's recorded source is used: the same folder,
-    layout, settings, limit and seed, hence the same clips and splits as in training.
+    The data set is prepared with the model's own features. Without any data argument, the run's
+    recorded source is used: the same folder, layout, settings, limit and seed, hence the same clips
+    and splits as in training. Otherwise ``data`` (None: the embedded set) with ``layout``,
+    ``settings`` and ``limit`` is prepared.
     ``data_seed`` draws the ``limit`` subset of explicitly given data (training used its first seed).
     ``from_record=False`` always uses the arguments given (``data`` None: the embedded set).
     """
@@ -183,7 +184,8 @@ def default_out(ref: Any) -> Path:
 def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | None = None, split: str = "test",
                 task: str | None = None, data: Any = None, layout: str | None = None,
                 settings: Mapping[str, Any] | None = None, limit: int | None = None, data_seed: int = 0,
-                from_record: bool = True, prepared: Any = None, out_dir: str | Path | None = None, log: bool = True, seed: int = 0, device: str = "auto",
+                from_record: bool = True, prepared: Any = None, out_dir: str | Path | None = None,
+                log: bool = True, seed: int = 0, device: str = "auto",
                 experiment: str = DEFAULT_EXPERIMENT, registry: Any = None, progress: bool = True,
                 echo: Callable[[str], None] | None = None) -> list[LatentMap]:
     """Latent maps of a trained model: one per method in ``methods``, from one pass of the model.
@@ -215,7 +217,8 @@ def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | Non
     same = None
     if prepared is None:
         prepared, same = prepare_for(ref, model, data=data, layout=layout, settings=settings, limit=limit,
-                                     data_seed=data_seed, from_record=from_record, registry=registry, progress=progress, echo=echo)
+                                     data_seed=data_seed, from_record=from_record, registry=registry,
+                                     progress=progress, echo=echo)
     elif prepared.n_bins != int(meta["n_bins"]) or prepared.rate != meta["rate"]:
         raise DataError(f"{prepared.description} holds {prepared.rate}-rate arrays of {prepared.n_bins} bins; the "
                         f"model {meta['spec']} needs {meta['rate']}-rate input of {meta['n_bins']} bins")
@@ -244,7 +247,8 @@ def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | Non
         if log and ref.run_id and ref.tags:
             log_files(ref.run_id, [png, table])
             logged = True
-        echo(f"{method}: {png}" + (f" (logged to run {ref.run_id} under {ARTIFACT_DIR}/)" if logged else ""))
+        echo(f"{method}: {png} (+ {table.name})"
+             + (f", logged to run {ref.run_id} under {ARTIFACT_DIR}/" if logged else ""))
         maps.append(LatentMap(png, table, method, colour, split, task, len(rows), int(z.shape[1]), ref.run_id,
                               logged, prepared.description, same))
     return maps

@@ -215,10 +215,11 @@ def header_section(lab: Any) -> list[str]:
         f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} by music-zoo {__version__}"
         + (f": `{opt.command}`" if opt.command else "") + ".", "",
         f"- experiments: {len(lab.outcomes)} ({len(ok)} ran, {len(lab.outcomes) - len(ok)} failed), "
-        f"in {minutes} min {secs:02d} s",
+        f"in {minutes} min {secs:02d} s"
+        + (f"; INTERRUPTED during {lab.interrupted}: the experiments after it did not run" if lab.interrupted else ""),
         f"- seeds: {', '.join(map(str, seeds))}; the zoo's numbers are the mean ± the 95 % Student-t half-width "
         f"over the seeds (the mean alone for one seed); the lab reports single runs",
-        f"- training: epochs {opt.epochs if opt.epochs is not None else 'as each recipe says (default 30, early stopping)'}"
+        f"- training: epochs {opt.epochs if opt.epochs is not None else 'as recipe / backbone say (else 30), early stopping'}"
         f", clips {('at most ' + str(opt.limit)) if opt.limit else 'all'}; device {', '.join(devices)}",
         f"- runs: {store}",
         "- data:", *[f"  - {d}" for d in data],

@@ -85,6 +85,8 @@ class LabRun:
     outcomes: list[Outcome]
     report: Path
     seconds: float
+    interrupted: str = ""
+    """The experiment that was running when the user interrupted (Ctrl-C); "" when it ran to the end."""
 
     @property
     def failed(self) -> list[Outcome]:
@@ -113,7 +115,8 @@ def _headline(o: Outcome) -> str:
     return ", ".join(parts)
 
 
-def _train(step: Step, opt: Options, registry: Any, done: Mapping[str, Outcome], recipes: Mapping[str, Any]) -> Outcome:
+def _train(step: Step, opt: Options, registry: Any, done: Mapping[str, Outcome],
+           recipes: Mapping[str, Any]) -> Outcome:
     """Train one recipe; a transfer from a recipe starts from that recipe's model trained just before."""
     from .. import api
     out = Outcome(step)
@@ -147,11 +150,11 @@ class _SourceFailed(ZooError):
 def _maps(o: Outcome, opt: Options, folder: Path, registry: Any) -> None:
     from .embed import latent_maps
     try:
+        # The data exactly as the experiment was given it (its first seed drew any --limit subset).
         o.maps = latent_maps(o.result, methods=opt.maps, split="test", data=opt.data, layout=opt.layout,
                              settings=dict(opt.settings.get("dataset", {})), limit=opt.limit, data_seed=opt.seed,
-                             from_record=False,
-                             out_dir=folder / o.name, log=opt.track, experiment=opt.experiment, registry=registry,
-                             device=opt.device or "auto", progress=opt.progress)
+                             from_record=False, out_dir=folder / o.name, log=opt.track, experiment=opt.experiment,
+                             registry=registry, device=opt.device or "auto", progress=opt.progress)
     except Exception as exc:  # a map that cannot be drawn is reported, the numbers still stand
         o.map_error = f"{type(exc).__name__}: {exc}"
 
@@ -190,6 +193,10 @@ def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None]
         try:
             o = _train(step, opt, registry, done, recipes)
         except KeyboardInterrupt:
+            # Keep what is done: the report of the finished experiments, then stop as asked.
+            lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start, interrupted=step.name)
+            write_report(lab, registry=registry)
+            echo(f"interrupted during {step.name}; report of the {len(outcomes)} finished experiment(s): {report_path}")
             raise
         except Exception as exc:  # one failed experiment must not hide the others' results
             o = Outcome(step, error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,125 @@
+"""The MLflow pyfunc model of a run: logged, loaded with mlflow.pyfunc, registered by name."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictfixtures import embedded_clips, trained_model, write_inputs
+from zoo.errors import ConfigError, RunError
+from zoo.paths import tracking_uri
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    t = trained_model(tmp_path_factory)
+    from zoo.pyfunc import log_pyfunc_model
+    from mlflow.tracking import MlflowClient
+    if not MlflowClient(tracking_uri()).list_artifacts(t.run_id, "pyfunc_model"):
+        log_pyfunc_model(t.run_id, t.model_dir)
+    return t
+
+
+@pytest.fixture(scope="module")
+def inputs(trained, tmp_path_factory):
+    return write_inputs(tmp_path_factory.mktemp("pyfunc-audio"))
+
+
+@pytest.fixture(scope="module")
+def loaded(trained):
+    import mlflow.pyfunc
+    return mlflow.pyfunc.load_model(f"runs:/{trained.run_id}/pyfunc_model")
+
+
+def test_the_pyfunc_model_predicts_files_like_zoo_predict(trained, inputs, loaded, capsys):
+    from zoo.cli import main
+    paths = [str(inputs[n]) for n in ("mp3", "silent", "long", "short")]
+    table = loaded.predict(pd.DataFrame({"path": paths}, index=["a", "b", "c", "d"]))
+    assert list(table.index) == ["a", "b", "c", "d"] and list(table["source"]) == paths
+    assert list(table.columns[:4]) == ["source", "error", "windows", "genre"]
+    assert [f"p_{c}" for c in trained.classes] == [c for c in table.columns if c.startswith("p_")]
+    assert {"valence", "energy"} <= set(table.columns)
+    assert "digital silence" in table.loc["b", "error"] and "too short" in table.loc["d", "error"]
+    assert table.loc[["b", "d"], "valence"].isna().all() and table.loc[["b", "d"], "genre"].isna().all()
+    assert table.loc["c", "windows"] > 1 and table.loc["a", "error"] == ""
+    # The same answer as the command line gives for the same file.
+    assert main(["predict", str(trained.model_dir), paths[0], "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["files"][0]["predictions"]
+    for c in trained.classes:
+        assert table.loc["a", f"p_{c}"] == pytest.approx(cli["genre"]["probabilities"][c], abs=1e-5)
+    assert table.loc["a", "genre"] == cli["genre"]["top"][0]["class"]
+    assert table.loc["a", "energy"] == pytest.approx(cli["energy"], abs=1e-5)
+
+
+def test_waveforms_and_features_are_accepted_too(trained, loaded):
+    import soundfile as sf
+    from zoo.data.extract import stack
+    from zoo.predict import open_model
+    y, sr = sf.read(str(embedded_clips(1)[0]), dtype="float32")
+    by_path = loaded.predict(pd.DataFrame({"path": [str(embedded_clips(1)[0])]}))
+    waves = loaded.predict(pd.DataFrame({"audio": [y, y[::2], np.zeros(sr, np.float32)], "sr": [sr, sr // 2, sr]}))
+    assert waves["error"].iloc[0] == "" and "digital silence" in waves["error"].iloc[2]
+    assert waves["genre"].iloc[0] == by_path["genre"].iloc[0]
+    assert waves["valence"].iloc[0] == pytest.approx(by_path["valence"].iloc[0], abs=1e-5)
+    assert waves["error"].iloc[1] == ""  # resampled from 11025 Hz
+    features = open_model(trained.model_dir).features
+    x, _ = stack({n: f.from_audio(y, sr) for n, f in features.items()}, list(features))
+    by_features = loaded.predict(pd.DataFrame({"features": [x]}))
+    assert by_features["genre"].iloc[0] == by_path["genre"].iloc[0]
+    assert by_features["energy"].iloc[0] == pytest.approx(by_path["energy"].iloc[0], abs=1e-5)
+
+
+def test_params_set_the_window(inputs, loaded):
+    frame = pd.DataFrame({"path": [str(inputs["long"])]})
+    assert loaded.predict(frame, params={"window_seconds": 2.0, "hop_seconds": 2.0})["windows"].iloc[0] == 5
+    assert loaded.predict(frame, params={"window_seconds": 4.5})["windows"].iloc[0] == 3
+
+
+def test_a_frame_without_a_known_column_is_refused(loaded):
+    with pytest.raises(ConfigError, match="give exactly one of 'path'"):
+        loaded.predict(pd.DataFrame({"file": ["a.wav"]}))
+    with pytest.raises(ConfigError, match="give exactly one of 'path'"):
+        loaded.predict(pd.DataFrame({"path": ["a.wav"], "audio": [np.zeros(3)]}))
+
+
+def test_register_logs_a_pyfunc_model_for_a_run_that_has_none(trained, inputs):
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+    from zoo.engine.tracking import get_experiment
+    from zoo.pyfunc import register_model
+    client = MlflowClient(tracking_uri())
+    exp = get_experiment(client, "pyfunc-tests", create=True)
+    run = client.create_run(exp.experiment_id, tags={"zoo.spec": "lstm+mel:genre,valence,energy"})
+    client.log_artifacts(run.info.run_id, str(trained.model_dir), "model")  # an older run: model/ only
+    client.set_terminated(run.info.run_id)
+    version = register_model(run.info.run_id, "pyfunc-older")
+    assert str(version.version) == "1" and client.list_artifacts(run.info.run_id, "pyfunc_model")
+    assert client.get_model_version("pyfunc-older", "1").tags["zoo.spec"] == "lstm+mel:genre,valence,energy"
+    model = mlflow.pyfunc.load_model("models:/pyfunc-older/1")
+    out = model.predict(pd.DataFrame({"path": [str(inputs["mp3"])]}))
+    assert out["genre"].iloc[0] in trained.classes
+    requirements = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri="models:/pyfunc-older/1", dst_path=tempfile.mkdtemp(), tracking_uri=tracking_uri())
+    ) / "requirements.txt"
+    wanted = requirements.read_text().split()
+    assert any(r.startswith("music-zoo==") for r in wanted) and any(r.startswith("music-zoo-lstm==") for r in wanted)
+    assert any(r.startswith("music-zoo-features==") for r in wanted)
+
+
+def test_register_refuses_a_run_without_a_model_and_a_bad_name(trained):
+    from mlflow.tracking import MlflowClient
+    from zoo.engine.tracking import get_experiment
+    from zoo.pyfunc import register_model
+    client = MlflowClient(tracking_uri())
+    exp = get_experiment(client, "pyfunc-tests", create=True)
+    run = client.create_run(exp.experiment_id, tags={"zoo.kind": "overfit"})
+    with pytest.raises(RunError, match="is an overfit check: it saves no model"):
+        register_model(run.info.run_id, "never")
+    with pytest.raises(ConfigError, match="no run 'not-a-run'"):
+        register_model("not-a-run", "never")
+    with pytest.raises(ConfigError, match="model name 'a/b'"):
+        register_model(trained.run_id, "a/b")

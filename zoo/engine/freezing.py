@@ -1,0 +1,75 @@
+"""Which parts of a backbone are its "blocks", and freezing the first N of them (transfer ``freeze: N``)."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..errors import ConfigError
+
+
+class Block(NamedTuple):
+    """One block: a name for messages, its parameters, and the modules whose batch norms it holds."""
+
+    name: str
+    params: list[Any]
+    modules: list[Any]
+
+
+def backbone_blocks(backbone: Any) -> list[Block]:
+    """The backbone's blocks in input-to-output order.
+
+    A block is a top-level child module that holds weights; a container child (``ModuleList``,
+    ``Sequential``) counts as its items, and a multi-layer recurrent child (``nn.LSTM``, ``GRU``,
+    ``RNN``) as its layers (``"rnn layer 0"``: that layer's weights, both directions). Weights held
+    by the backbone itself (e.g. position embeddings) join the first block: they meet the input.
+    """
+    from torch import nn
+    blocks: list[Block] = []
+    for name, child in backbone.named_children():
+        items = list(child.named_children()) if isinstance(child, (nn.ModuleList, nn.Sequential)) else [("", child)]
+        for sub, module in items:
+            label = f"{name}.{sub}" if sub else name
+            params = list(module.parameters())
+            if not params:
+                continue
+            if isinstance(module, nn.RNNBase) and module.num_layers > 1:
+                for layer in range(module.num_layers):
+                    ends = (f"_l{layer}", f"_l{layer}_reverse")
+                    mine = [p for n, p in module.named_parameters() if n.endswith(ends)]
+                    blocks.append(Block(f"{label} layer {layer}", mine, []))
+            else:
+                blocks.append(Block(label, params, [module]))
+    own = [p for _, p in backbone.named_parameters(recurse=False)]
+    if own:
+        first = blocks[0] if blocks else Block("parameters", [], [])
+        blocks[:1] = [Block(first.name, own + first.params, first.modules)]
+    return blocks
+
+
+def _keep_eval(module: Any, inputs: Any) -> None:
+    # A frozen batch norm normalises with the source's running statistics and never updates them.
+    module.training = False
+
+
+def freeze(params: list[Any], modules: list[Any]) -> None:
+    """Stop ``params`` from training; batch norms inside ``modules`` keep their running statistics."""
+    from torch import nn
+    for p in params:
+        p.requires_grad_(False)
+    for top in modules:
+        for m in top.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.register_forward_pre_hook(_keep_eval)
+
+
+def freeze_blocks(backbone: Any, n: int, name: str = "") -> list[str]:
+    """Freeze the first ``n`` of :func:`backbone_blocks`; return their names."""
+    blocks = backbone_blocks(backbone)
+    if n > len(blocks):
+        names = ", ".join(b.name for b in blocks) or "none"
+        raise ConfigError(
+            f"transfer freeze {n}: backbone '{name}' has {len(blocks)} blocks ({names}); freeze 0..{len(blocks)} "
+            f"of them, or the whole backbone (freeze: backbone)"
+        )
+    for b in blocks[:n]:
+        freeze(b.params, b.modules)
+    return [b.name for b in blocks[:n]]
