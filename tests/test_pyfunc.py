@@ -16,12 +16,7 @@ from zoo.paths import tracking_uri
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    t = trained_model(tmp_path_factory)
-    from zoo.pyfunc import log_pyfunc_model
-    from mlflow.tracking import MlflowClient
-    if not MlflowClient(tracking_uri()).list_artifacts(t.run_id, "pyfunc_model"):
-        log_pyfunc_model(t.run_id, t.model_dir)
-    return t
+    return trained_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +28,35 @@ def inputs(trained, tmp_path_factory):
 def loaded(trained):
     import mlflow.pyfunc
     return mlflow.pyfunc.load_model(f"runs:/{trained.run_id}/pyfunc_model")
+
+
+def test_every_tracked_run_logs_its_pyfunc_model(trained):
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri())
+    names = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model")}
+    assert {"MLmodel", "python_model.pkl", "requirements.txt", "artifacts"} <= names
+    packaged = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model/artifacts/zoo_model")}
+    assert packaged == {"zoo_model.json", "weights.pt"}
+    assert "zoo.pyfunc.error" not in client.get_run(trained.run_id).data.tags
+
+
+def test_zoo_run_register_trains_and_registers(trained, inputs, capsys):
+    import mlflow.pyfunc
+    from predictfixtures import EXPERIMENT, SETTINGS, SPEC
+    from zoo.cli import main
+    sets = [f"--set={scope}.{k}={v}" for scope, values in SETTINGS.items() for k, v in values.items()]
+    assert main(["run", SPEC, *sets, "--register", "never", "--no-track"]) == 2
+    assert "--register never: --no-track records no run to register" in capsys.readouterr().err
+    assert main(["run", SPEC, *sets, "--epochs", "1", "--workers", "1", "--experiment", EXPERIMENT,
+                 "--no-progress", "--register", "run-registered"]) == 0
+    out = capsys.readouterr().out
+    assert "registered: 'run-registered' version 1" in out
+    model = mlflow.pyfunc.load_model("models:/run-registered/1")
+    table = model.predict(pd.DataFrame({"path": [str(inputs["mp3"])]}))
+    assert table["error"].iloc[0] == "" and table["genre"].iloc[0] in trained.classes
+    assert main(["predict", "run-registered", str(inputs["mp3"]), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["files"][0]["predictions"]["genre"]["top"][0]["class"] == table["genre"].iloc[0]
 
 
 def test_the_pyfunc_model_predicts_files_like_zoo_predict(trained, inputs, loaded, capsys):

@@ -47,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry as NAME "
+                   "(with --seeds: the seed with the best validation score); then: zoo predict NAME AUDIO...")
     p.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
     p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
                    help="transfer: start the backbone from a trained model: run id, recipe (its latest run) or model folder")
@@ -109,6 +111,10 @@ def _run(args, registry) -> int:
     from .. import api
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
     settings = parse_assignments(args.assignments)
+    if args.register and (args.no_track or args.overfit_batches):
+        from ..errors import ConfigError
+        why = "--no-track records no run to register" if args.no_track else "an overfit check saves no model"
+        raise ConfigError(f"--register {args.register}: {why}; drop one of the two")
     recipe = None
     if ":" not in args.spec:
         from ..recipes import get_recipe
@@ -145,6 +151,11 @@ def _run(args, registry) -> int:
     else:
         say(f"run:     {res.tracking}")
         say("browse:  zoo ui   (then open the address it prints);  compare: zoo compare")
+    if args.register:
+        from ..pyfunc import register_result
+        version, chosen = register_result(res, args.register)
+        say(f"registered: '{args.register}' version {version.version} (run {chosen.run_id}); "
+            f"predict with: zoo predict {args.register}/{version.version} AUDIO...")
     if args.json:
         from ..engine.reports import jsonable
         print(json.dumps(jsonable(res.to_json()), indent=2, default=str))

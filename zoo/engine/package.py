@@ -7,7 +7,8 @@ model) and ``weights.pt`` (its ``state_dict``). This layout is a contract; see d
 - ``settings``: the overrides given per scope; ``configs``: every component's full config
   (defaults included) under ``backbone``, ``feature.<name>``, ``task.<name>``
 - ``feature_settings``: each feature's ``settings()``; ``feature_slices``: its rows in the stack
-- ``rate``, ``n_bins``, ``sample_rate``, ``hop_length``
+- ``rate``, ``n_bins``, ``sample_rate``, ``hop_length``; ``lengths``: {median, min, max} of the
+  training clips in frames (or beats)
 - ``tasks``: per task {kind, target, classes, primary_metric, greater_is_better}; ``classes``;
   ``targets`` (regression target names)
 - ``normalisation``: {mean, std} per bin, from the training split: feed ``(x - mean) / std``
@@ -46,7 +47,20 @@ def prepared_meta(prepared: Prepared) -> dict[str, Any]:
         "n_bins": prepared.n_bins, "fingerprint": prepared.fingerprint, "description": prepared.description,
         "counts": counts, "skipped": len(prepared.skipped),
         "feature_slices": {k: list(v) for k, v in prepared.feature_slices.items()},
+        "lengths": _train_lengths(prepared),
     }
+
+
+def _train_lengths(prepared: Prepared) -> dict[str, int]:
+    """Median, shortest and longest training clip in frames or beats: ``zoo predict`` cuts long
+    files into windows of the median."""
+    import numpy as np
+    lengths = prepared.lengths[prepared.indices("train")]
+    if lengths.size == 0:
+        lengths = prepared.lengths
+    if lengths.size == 0:
+        return {}
+    return {"median": int(np.median(lengths)), "min": int(lengths.min()), "max": int(lengths.max())}
 
 
 def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[str, Any], norm_stats: Normaliser,
@@ -74,6 +88,7 @@ def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[st
         "configs": resolved_configs(built, registry or Registry()),
         "feature_settings": {n: dict(f.settings()) for n, f in features.items()},
         "feature_slices": dict(prepared_meta.get("feature_slices") or _slices(features)),
+        "lengths": dict(prepared_meta.get("lengths") or {}),
         "rate": built.rate, "n_bins": built.n_bins,
         "sample_rate": int(first.sample_rate), "hop_length": int(first.hop_length),
         "tasks": {n: {"kind": s.kind, "target": model.tasks[n].target, "classes": list(s.classes),

@@ -324,6 +324,9 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
                            run_id=None if isinstance(tracker, NullTracker) else run_id)
     tracker.log_artifacts(run_id, reports_dir, "reports")
     tracker.log_artifacts(run_id, model_dir, "model")
+    if not isinstance(tracker, NullTracker):  # the MLflow pyfunc wrapper (zoo.pyfunc), for mlflow.pyfunc.load_model
+        from ..pyfunc import log_run_pyfunc
+        log_run_pyfunc(tracker, run_id, model_dir, ctx.echo)
     text = reports.get("classification_report")
     model.to("cpu")
     if ctx.device.type == "cuda":

@@ -206,6 +206,8 @@ def header_section(lab: Any) -> list[str]:
     devices = sorted({o.device for o in ok}) or [DASH]
     seeds = list(range(opt.seed, opt.seed + opt.seeds))
     minutes, secs = divmod(int(round(lab.seconds)), 60)
+    epochs = opt.epochs if opt.epochs is not None else "as recipe / backbone say (else 30), early stopping"
+    stopped = f"; INTERRUPTED during {lab.interrupted}: the experiments after it did not run" if lab.interrupted else ""
     store = "not tracked (--no-track)"
     if opt.track:
         from ..paths import tracking_uri
@@ -215,12 +217,11 @@ def header_section(lab: Any) -> list[str]:
         f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} by music-zoo {__version__}"
         + (f": `{opt.command}`" if opt.command else "") + ".", "",
         f"- experiments: {len(lab.outcomes)} ({len(ok)} ran, {len(lab.outcomes) - len(ok)} failed), "
-        f"in {minutes} min {secs:02d} s"
-        + (f"; INTERRUPTED during {lab.interrupted}: the experiments after it did not run" if lab.interrupted else ""),
+        f"in {minutes} min {secs:02d} s{stopped}",
         f"- seeds: {', '.join(map(str, seeds))}; the zoo's numbers are the mean ± the 95 % Student-t half-width "
         f"over the seeds (the mean alone for one seed); the lab reports single runs",
-        f"- training: epochs {opt.epochs if opt.epochs is not None else 'as recipe / backbone say (else 30), early stopping'}"
-        f", clips {('at most ' + str(opt.limit)) if opt.limit else 'all'}; device {', '.join(devices)}",
+        f"- training: epochs {epochs}, clips {f'at most {opt.limit}' if opt.limit else 'all'}; "
+        f"device {', '.join(devices)}",
         f"- runs: {store}",
         "- data:", *[f"  - {d}" for d in data],
         "", "The lab's numbers (LAB.md) come from its Kaggle set: 10 genres after its class mapping, 2305 training "

@@ -1,0 +1,211 @@
+"""Training throughput: the zoo's engine against a bare PyTorch loop, same model and data.
+
+Zoo: :func:`zoo.engine.batches.make_splits` (normalised, padded, resident data) and
+:func:`zoo.engine.train.fit` exactly as ``zoo run`` calls them: random batches gathered from
+the resident split, AdamW with its two parameter groups, the cosine schedule stepped per batch,
+gradient clipping, running losses kept on the device, the progress bar (written to /dev/null).
+
+Bare: the same ``ZooModel`` (same seed, so the same weights), ``torch.optim.AdamW``, the same
+gradient clipping, over batches built before the clock starts (``x[B, F, T]`` cut to each
+batch's longest clip, exactly the shapes the zoo draws): forward, cross-entropy, backward,
+clip, step. Nothing else.
+
+Steady state: the zoo's split is wrapped so that each ``batch()`` call records the time; the
+gap between two calls is one full step of the engine's loop. The first ``warmup`` steps and the
+step before validation are left out. The bare loop's clock runs over the same step numbers.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .common import Row, Section, interleaved, loadavg, row
+
+CLASSES = tuple(f"genre{i}" for i in range(10))
+SECTION = "training"
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """One backbone at one input shape: clips of ``bins`` x about ``frames`` (90-100 % of it)."""
+
+    backbone: str
+    frames: int = 300
+    bins: int = 128
+    batch_size: int = 32
+    steps: int = 6
+    warmup: int = 2
+    settings: dict = field(default_factory=dict)
+    """Backbone settings (``--set backbone.KEY``); empty: the plugin's default sizes."""
+
+    @property
+    def label(self) -> str:
+        size = "default size" if not self.settings else ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.backbone} ({size}), {self.bins}x{self.frames}, batch {self.batch_size}"
+
+
+def synthetic(case: TrainCase, seed: int = 0):
+    """A :class:`~zoo.data.prepared.Prepared` of mel-shaped clips: ``(warmup + steps + 1)``
+    batches of training clips, and a small batch each for validation and test."""
+    from zoo.data.prepared import Prepared
+    rng = np.random.default_rng(seed)
+    n_train = case.batch_size * (case.warmup + case.steps + 1)
+    n_eval = 4
+    n = n_train + 2 * n_eval
+    lo = max(1, int(0.9 * case.frames))
+    x = [rng.normal(-40.0, 15.0, size=(case.bins, int(rng.integers(lo, case.frames + 1)))).astype(np.float32)
+         for _ in range(n)]
+    labels = rng.integers(0, len(CLASSES), size=n).astype(np.int64)
+    splits = np.array(["train"] * n_train + ["val"] * n_eval + ["test"] * n_eval)
+    return Prepared(ids=[f"clip{i}" for i in range(n)], x=x, splits=splits, labels=labels, classes=CLASSES,
+                    targets={}, rate="frames", fingerprint=f"bench-{case}", description="benchmark clips",
+                    feature_slices={"mel": (0, case.bins)})
+
+
+class _Setup:
+    """What both loops of one case share: the composition, the resident splits, the batches' rows."""
+
+    def __init__(self, case: TrainCase, registry: Any, device: Any, seed: int = 0):
+        from zoo.compose import build_components, parse_spec
+        from zoo.engine.batches import Normaliser, make_splits, random_batches
+        self.case, self.registry, self.device, self.seed = case, registry, device, seed
+        # The mel feature's bands decide how many bins the backbone is built for.
+        settings = {"backbone": dict(case.settings), "mel": {"n_mels": case.bins}}
+        self.built = build_components(parse_spec(f"{case.backbone}+mel:genre", registry), registry, settings)
+        prepared = synthetic(case, seed)
+        t0 = time.perf_counter()
+        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")])
+        self.splits = make_splits(prepared, self.built.tasks, norm, device.device)
+        self.setup_seconds = time.perf_counter() - t0
+        self.normalised = [norm.apply(prepared.x[i]) for i in prepared.indices("train")]
+        # The zoo's fit draws its rows with default_rng(seed): the bare loop gets the same groups.
+        self.rows = list(random_batches(self.splits["train"].lengths_host, case.batch_size,
+                                        np.random.default_rng(seed)))
+
+    def model(self):
+        """A fresh ``ZooModel`` in training mode on the device, the same weights every call."""
+        from zoo.compose import build_model
+        from zoo.engine.seeds import seed_everything
+        seed_everything(self.seed)
+        schemas = {n: t.schema(CLASSES) for n, t in self.built.tasks.items()}
+        model = build_model(self.built.make_backbone(self.registry), self.built.tasks, schemas)
+        return model.to(self.device.device).train()
+
+
+def _timed_split(split: Any):
+    """``split`` whose ``batch()`` appends ``time.perf_counter()`` to ``.stamps`` (else unchanged)."""
+    from zoo.engine.batches import SplitData
+
+    class TimedSplit(SplitData):
+        def batch(self, rows):
+            self.stamps.append(time.perf_counter())
+            return super().batch(rows)
+
+    timed = TimedSplit(**{f.name: getattr(split, f.name) for f in dataclasses.fields(SplitData)})
+    timed.stamps = []
+    return timed
+
+
+def zoo_rate(setup: _Setup, config: Any) -> float:
+    """Training clips per second of ``fit`` in steady state."""
+    from zoo.engine.train import fit
+    case = setup.case
+    train = _timed_split(setup.splits["train"])
+    model = setup.model()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        fit(model, train, setup.splits["val"], config, setup.device, seed=setup.seed, progress=True)
+    stamps = train.stamps[: case.warmup + case.steps + 1]
+    clips = sum(len(r) for r in setup.rows[case.warmup: case.warmup + case.steps])
+    return clips / (stamps[case.warmup + case.steps] - stamps[case.warmup])
+
+
+def bare_batches(setup: _Setup) -> list[tuple[Any, Any, Any]]:
+    """``(x[B, F, T], lengths[B], y[B])`` per batch, on the device, built the plain way."""
+    import torch
+    out = []
+    labels = setup.splits["train"].y_host["genre"]
+    for rows in setup.rows:
+        t = max(setup.normalised[r].shape[1] for r in rows)
+        x = np.zeros((len(rows), setup.case.bins, t), dtype=np.float32)
+        for j, r in enumerate(rows):
+            x[j, :, : setup.normalised[r].shape[1]] = setup.normalised[r]
+        lengths = torch.tensor([setup.normalised[r].shape[1] for r in rows])
+        dev = setup.device.device
+        out.append((torch.from_numpy(x).to(dev), lengths.to(dev), torch.from_numpy(labels[rows]).to(dev)))
+    return out
+
+
+def bare_rate(setup: _Setup, batches: list, config: Any) -> float:
+    """Training clips per second of the plain loop over the same steps."""
+    import torch
+    import torch.nn.functional as F
+    case = setup.case
+    model = setup.model()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sync = torch.cuda.synchronize if setup.device.type == "cuda" else (lambda: None)
+    t0 = 0.0
+    for i, (x, lengths, y) in enumerate(batches[: case.warmup + case.steps]):
+        if i == case.warmup:
+            sync()
+            t0 = time.perf_counter()
+        with setup.device.autocast():
+            loss = F.cross_entropy(model(x, lengths)["genre"].float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+    sync()
+    clips = sum(len(r) for r in setup.rows[case.warmup: case.warmup + case.steps])
+    return clips / (time.perf_counter() - t0)
+
+
+def train_config(case: TrainCase, device_name: str, threads: int):
+    """The engine's default training settings, one epoch, no early stopping."""
+    from zoo.engine.config import TrainConfig
+    return TrainConfig(epochs=1, batch_size=case.batch_size, patience=0, device=device_name, threads=threads)
+
+
+def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, reps: int,
+        echo=print) -> Section:
+    """Measure every case; ``device`` is the :class:`~zoo.engine.device.DeviceChoice` already picked."""
+    from zoo.registry import Registry
+    registry = Registry()
+    section = Section(SECTION)
+    start_load, t_start = loadavg(), time.perf_counter()
+    for case in cases:
+        setup = _Setup(case, registry, device)
+        config = train_config(case, device_name, threads)
+        batches = bare_batches(setup)
+        zoo, base = interleaved(lambda: zoo_rate(setup, config), lambda: bare_rate(setup, batches, config), reps)
+        r = row(SECTION, case.label, zoo, base, "clips/s", baseline="bare PyTorch loop", goal=0.9,
+                note=f"resident split built in {setup.setup_seconds:.2f} s (once per run)")
+        echo(f"  {r.case}: zoo {r.zoo:.2f} clips/s, bare {r.base:.2f} clips/s, ratio {r.ratio:.3f} "
+             f"({min(r.ratios):.3f}-{max(r.ratios):.3f}), load {loadavg():.2f}")
+        section.rows.append(r)
+    section.load = (start_load, loadavg())
+    section.seconds = time.perf_counter() - t_start
+    section.notes.append(
+        f"Steady state: {cases[0].warmup} warm-up step(s) skipped, then {cases[0].steps} timed steps per "
+        f"measurement; {reps} interleaved repetitions, median ratio (min-max in brackets)."
+    )
+    return section
+
+
+QUICK = [
+    TrainCase("lstm", frames=48, bins=32, batch_size=8, steps=3, warmup=1,
+              settings={"hidden": 16, "layers": 1}),
+    TrainCase("cnn", frames=48, bins=32, batch_size=8, steps=3, warmup=1, settings={"channels": (8, 16)}),
+    TrainCase("ast", frames=48, bins=32, batch_size=8, steps=3, warmup=1,
+              settings={"embed_dim": 32, "depth": 1, "heads": 2, "max_frames": 64}),
+]
+
+
+def full(frames: int = 300, steps: int = 6, warmup: int = 2) -> list[TrainCase]:
+    """The three backbones at their default sizes on mel ``128 x frames``, batch 32."""
+    return [TrainCase(b, frames=frames, steps=steps, warmup=warmup) for b in ("lstm", "cnn", "ast")]
