@@ -39,8 +39,8 @@ class TrainCase:
     frames: int = 300
     bins: int = 128
     batch_size: int = 32
-    steps: int = 6
-    warmup: int = 2
+    steps: int = 4
+    warmup: int = 1
     settings: dict = field(default_factory=dict)
     """Backbone settings (``--set backbone.KEY``); empty: the plugin's default sizes."""
 
@@ -69,24 +69,34 @@ def synthetic(case: TrainCase, seed: int = 0):
 
 
 class _Setup:
-    """What both loops of one case share: the composition, the resident splits, the batches' rows."""
+    """What both loops of one case share: the composition, the clips, the normaliser and the rows
+    of every batch (drawn as ``fit`` draws them). The zoo's resident splits are built on first use."""
 
     def __init__(self, case: TrainCase, registry: Any, device: Any, seed: int = 0):
         from zoo.compose import build_components, parse_spec
-        from zoo.engine.batches import Normaliser, make_splits, random_batches
+        from zoo.engine.batches import Normaliser, random_batches
         self.case, self.registry, self.device, self.seed = case, registry, device, seed
         # The mel feature's bands decide how many bins the backbone is built for.
         settings = {"backbone": dict(case.settings), "mel": {"n_mels": case.bins}}
         self.built = build_components(parse_spec(f"{case.backbone}+mel:genre", registry), registry, settings)
-        prepared = synthetic(case, seed)
-        t0 = time.perf_counter()
-        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")])
-        self.splits = make_splits(prepared, self.built.tasks, norm, device.device)
-        self.setup_seconds = time.perf_counter() - t0
-        self.normalised = [norm.apply(prepared.x[i]) for i in prepared.indices("train")]
-        # The zoo's fit draws its rows with default_rng(seed): the bare loop gets the same groups.
-        self.rows = list(random_batches(self.splits["train"].lengths_host, case.batch_size,
+        self.prepared = synthetic(case, seed)
+        self.train_rows = self.prepared.indices("train")
+        self.norm = Normaliser.fit([self.prepared.x[i] for i in self.train_rows])
+        # fit draws its batches with default_rng(seed): the bare loop gets the same groups of rows.
+        self.rows = list(random_batches(self.prepared.lengths[self.train_rows], case.batch_size,
                                         np.random.default_rng(seed)))
+        self._splits = None
+        self.setup_seconds = float("nan")
+
+    @property
+    def splits(self):
+        """The engine's resident, normalised, padded splits (``make_splits``), built once."""
+        if self._splits is None:
+            from zoo.engine.batches import make_splits
+            t0 = time.perf_counter()
+            self._splits = make_splits(self.prepared, self.built.tasks, self.norm, self.device.device)
+            self.setup_seconds = time.perf_counter() - t0
+        return self._splits
 
     def model(self):
         """A fresh ``ZooModel`` in training mode on the device, the same weights every call."""
@@ -112,57 +122,74 @@ def _timed_split(split: Any):
     return timed
 
 
-def zoo_rate(setup: _Setup, config: Any) -> float:
-    """Training clips per second of ``fit`` in steady state."""
+def overall(durations: list[float], rows: list, case: TrainCase) -> float:
+    """Clips per second: the timed steps' clips over their total time."""
+    clips = sum(len(r) for r in rows[case.warmup: case.warmup + case.steps])
+    return clips / sum(durations)
+
+
+def per_step(durations: list[float], rows: list, case: TrainCase) -> float:
+    """Clips per second from the median step: one slow step (another program took the core)
+    does not move it, where it would move the total."""
+    import statistics
+    return float(np.mean([len(r) for r in rows[case.warmup: case.warmup + case.steps]])) / statistics.median(durations)
+
+
+def zoo_steps(setup: _Setup, config: Any) -> list[float]:
+    """Seconds of each timed step of ``fit`` (the gaps between consecutive ``batch()`` calls)."""
     from zoo.engine.train import fit
     case = setup.case
     train = _timed_split(setup.splits["train"])
     model = setup.model()
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
         fit(model, train, setup.splits["val"], config, setup.device, seed=setup.seed, progress=True)
-    stamps = train.stamps[: case.warmup + case.steps + 1]
-    clips = sum(len(r) for r in setup.rows[case.warmup: case.warmup + case.steps])
-    return clips / (stamps[case.warmup + case.steps] - stamps[case.warmup])
+    stamps = np.asarray(train.stamps[case.warmup: case.warmup + case.steps + 1])
+    return list(np.diff(stamps))
 
 
 def bare_batches(setup: _Setup) -> list[tuple[Any, Any, Any]]:
     """``(x[B, F, T], lengths[B], y[B])`` per batch, on the device, built the plain way."""
     import torch
     out = []
-    labels = setup.splits["train"].y_host["genre"]
+    clips = [setup.norm.apply(setup.prepared.x[i]) for i in setup.train_rows]
+    labels = setup.prepared.labels[setup.train_rows]
+    dev = setup.device.device
     for rows in setup.rows:
-        t = max(setup.normalised[r].shape[1] for r in rows)
+        t = max(clips[r].shape[1] for r in rows)
         x = np.zeros((len(rows), setup.case.bins, t), dtype=np.float32)
         for j, r in enumerate(rows):
-            x[j, :, : setup.normalised[r].shape[1]] = setup.normalised[r]
-        lengths = torch.tensor([setup.normalised[r].shape[1] for r in rows])
-        dev = setup.device.device
+            x[j, :, : clips[r].shape[1]] = clips[r]
+        lengths = torch.tensor([clips[r].shape[1] for r in rows])
         out.append((torch.from_numpy(x).to(dev), lengths.to(dev), torch.from_numpy(labels[rows]).to(dev)))
     return out
 
 
-def bare_rate(setup: _Setup, batches: list, config: Any) -> float:
-    """Training clips per second of the plain loop over the same steps."""
+def bare_steps(setup: _Setup, batches: list, config: Any) -> list[float]:
+    """Seconds of each timed step of the plain loop (on CUDA: the mean step, timed over all of them,
+    since timing single steps would need a host sync the zoo does not make)."""
     import torch
     import torch.nn.functional as F
     case = setup.case
     model = setup.model()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sync = torch.cuda.synchronize if setup.device.type == "cuda" else (lambda: None)
-    t0 = 0.0
+    cuda = setup.device.type == "cuda"
+    stamps = []
     for i, (x, lengths, y) in enumerate(batches[: case.warmup + case.steps]):
-        if i == case.warmup:
-            sync()
-            t0 = time.perf_counter()
+        if i >= case.warmup and (not cuda or i == case.warmup):
+            if cuda:
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
         with setup.device.autocast():
             loss = F.cross_entropy(model(x, lengths)["genre"].float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
-    sync()
-    clips = sum(len(r) for r in setup.rows[case.warmup: case.warmup + case.steps])
-    return clips / (time.perf_counter() - t0)
+    if cuda:
+        torch.cuda.synchronize()
+        return [(time.perf_counter() - stamps[0]) / case.steps] * case.steps
+    stamps.append(time.perf_counter())
+    return list(np.diff(stamps))
 
 
 def train_config(case: TrainCase, device_name: str, threads: int):
@@ -182,7 +209,9 @@ def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, 
         setup = _Setup(case, registry, device)
         config = train_config(case, device_name, threads)
         batches = bare_batches(setup)
-        zoo, base = interleaved(lambda: zoo_rate(setup, config), lambda: bare_rate(setup, batches, config), reps)
+        measure = per_step if device.type != "cuda" else overall
+        zoo, base = interleaved(lambda: measure(zoo_steps(setup, config), setup.rows, case),
+                                lambda: measure(bare_steps(setup, batches, config), setup.rows, case), reps)
         r = row(SECTION, case.label, zoo, base, "clips/s", baseline="bare PyTorch loop", goal=0.9,
                 note=f"resident split built in {setup.setup_seconds:.2f} s (once per run)")
         echo(f"  {r.case}: zoo {r.zoo:.2f} clips/s, bare {r.base:.2f} clips/s, ratio {r.ratio:.3f} "
@@ -190,9 +219,11 @@ def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, 
         section.rows.append(r)
     section.load = (start_load, loadavg())
     section.seconds = time.perf_counter() - t_start
+    basis = ("batch size / median step time" if device.type != "cuda" else
+             "clips / total time of the timed steps (CUDA: single steps cannot be timed without a sync)")
     section.notes.append(
         f"Steady state: {cases[0].warmup} warm-up step(s) skipped, then {cases[0].steps} timed steps per "
-        f"measurement; {reps} interleaved repetitions, median ratio (min-max in brackets)."
+        f"measurement; clips/s = {basis}; {reps} interleaved repetitions, median ratio (min-max in brackets)."
     )
     return section
 
@@ -206,6 +237,6 @@ QUICK = [
 ]
 
 
-def full(frames: int = 300, steps: int = 6, warmup: int = 2) -> list[TrainCase]:
+def full(frames: int = 300, steps: int = 4, warmup: int = 1) -> list[TrainCase]:
     """The three backbones at their default sizes on mel ``128 x frames``, batch 32."""
     return [TrainCase(b, frames=frames, steps=steps, warmup=warmup) for b in ("lstm", "cnn", "ast")]

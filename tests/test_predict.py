@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from predictfixtures import embedded_clips, trained_model, write_inputs
+from predictfixtures import EXPERIMENT, embedded_clips, trained_model, write_inputs
 from zoo.cli import main
 from zoo.errors import ConfigError
 from zoo.predict import FilePrediction, TaskInfo, WindowPrediction, open_model
@@ -71,6 +71,7 @@ def test_usage_and_model_errors_exit_2(tmp_path, capsys):
 
 
 # -- with a trained model -------------------------------------------------------------------------
+# These use the model trained once per session (about 20-30 s on a shared CPU): marked slow.
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     return trained_model(tmp_path_factory)
@@ -100,6 +101,7 @@ def table_blocks(out: str) -> dict[str, str]:
     return blocks
 
 
+@pytest.mark.slow
 def test_each_bad_file_gets_its_error_and_the_others_are_predicted(trained, inputs, capsys):
     names = ("mp3", "silent", "long", "corrupt", "short", "missing", "chord")
     code = main(["predict", str(trained.model_dir), *(str(inputs[n]) for n in names), "--no-progress"])
@@ -118,6 +120,7 @@ def test_each_bad_file_gets_its_error_and_the_others_are_predicted(trained, inpu
         assert sum(c in body.split() for c in trained.classes) == 3  # top-3 classes by default
 
 
+@pytest.mark.slow
 def test_json_gives_top_k_probabilities_and_values_and_exit_0(trained, inputs, capsys):
     code, doc, err = predict_json(capsys, trained.model_dir, inputs["mp3"], inputs["chord"], "--top-k", "2")
     assert code == 0 and f"model: {trained.model_dir}" in err
@@ -133,6 +136,7 @@ def test_json_gives_top_k_probabilities_and_values_and_exit_0(trained, inputs, c
     assert doc["files"][1]["duration"] == pytest.approx(1.2, abs=0.01)  # >= 1 s: predicted whole
 
 
+@pytest.mark.slow
 def test_a_long_file_is_predicted_in_windows_whose_mean_is_the_answer(trained, inputs, capsys):
     code, doc, _ = predict_json(capsys, trained.model_dir, inputs["long"], "--windows", "--window-seconds", "3",
                                 "--hop-seconds", "1.5")
@@ -151,6 +155,7 @@ def test_a_long_file_is_predicted_in_windows_whose_mean_is_the_answer(trained, i
     assert len({round(w["valence"], 5) for w in windows}) > 1
 
 
+@pytest.mark.slow
 def test_the_default_window_is_the_training_clip_length(trained, inputs):
     predictor = open_model(trained.model_dir)
     assert predictor.window_seconds == pytest.approx(trained.clip_seconds, abs=0.1)
@@ -162,6 +167,7 @@ def test_the_default_window_is_the_training_clip_length(trained, inputs):
         open_model(trained.model_dir, window_seconds=2.0, hop_seconds=3.0)
 
 
+@pytest.mark.slow
 def test_csv_has_one_row_per_file_and_per_window(trained, inputs, capsys):
     code = main(["predict", str(trained.model_dir), str(inputs["long"]), str(inputs["silent"]), "--format", "csv",
                  "--windows", "--window-seconds", "4", "--top-k", "1", "--no-progress"])
@@ -175,6 +181,7 @@ def test_csv_has_one_row_per_file_and_per_window(trained, inputs, capsys):
     assert "digital silence" in silent["error"] and silent["genre_1"] == ""
 
 
+@pytest.mark.slow
 def test_features_given_directly_predict_like_the_audio(trained):
     import soundfile as sf
     from zoo.data.extract import stack
@@ -190,6 +197,7 @@ def test_features_given_directly_predict_like_the_audio(trained):
     assert not wrong.ok and "expected features [32, T] (mel rows 0-31), got shape (5," in wrong.error
 
 
+@pytest.mark.slow
 def test_a_model_whose_feature_is_not_installed_says_what_to_install(trained, inputs, tmp_path, capsys):
     copy = tmp_path / "model"
     shutil.copytree(trained.model_dir, copy)
@@ -205,6 +213,7 @@ def test_a_model_whose_feature_is_not_installed_says_what_to_install(trained, in
     assert "pip install 'music-zoo-contrast==0.3.0'" in err and out == ""
 
 
+@pytest.mark.slow
 def test_registered_names_run_ids_and_recipes_find_the_model(trained, inputs, capsys):
     from mlflow.tracking import MlflowClient
     from zoo.paths import tracking_uri
@@ -222,24 +231,27 @@ def test_registered_names_run_ids_and_recipes_find_the_model(trained, inputs, ca
     assert main(["predict", "predict-net/9", str(inputs["mp3"])]) == 2
     assert "has no version 9 (versions: 1, 2; aliases: champion)" in capsys.readouterr().err
 
-    # A recipe finds its latest finished run by the run's zoo.recipe tag (as `zoo run RECIPE` sets it).
-    assert main(["predict", "lab-lstm-mel", str(inputs["mp3"])]) == 2
-    assert "recipe 'lab-lstm-mel' has no finished run in any experiment (train it first: zoo run lab-lstm-mel)" \
-        in capsys.readouterr().err
+    # A recipe finds its latest finished run by the run's zoo.recipe tag (as `zoo run RECIPE` sets it);
+    # --experiment keeps other test files' recipe runs out of the look-up.
+    only = ("--experiment", EXPERIMENT)
+    assert main(["predict", "lab-lstm-mel", str(inputs["mp3"]), *only]) == 2
+    assert ("recipe 'lab-lstm-mel' has no finished run in experiment 'predict-tests' (train it first: "
+            "zoo run lab-lstm-mel)") in capsys.readouterr().err
     MlflowClient(tracking_uri()).set_tag(trained.run_id, "zoo.recipe", "lab-lstm-mel")
-    code, doc, err = predict_json(capsys, "lab-lstm-mel", inputs["mp3"])
+    code, doc, err = predict_json(capsys, "lab-lstm-mel", inputs["mp3"], *only)
     assert code == 0 and f"recipe lab-lstm-mel (run {trained.run_id})" in err
     assert doc["files"][0]["predictions"] == expected
     # A name that is both a recipe and a registered model is refused, with the explicit forms.
     assert main(["register", trained.run_id, "lab-lstm-mel"]) == 0
     capsys.readouterr()
-    assert main(["predict", "lab-lstm-mel", str(inputs["mp3"])]) == 2
+    assert main(["predict", "lab-lstm-mel", str(inputs["mp3"]), *only]) == 2
     err = capsys.readouterr().err
     assert "MODEL 'lab-lstm-mel' is ambiguous" in err and "models:/lab-lstm-mel" in err and "recipe:lab-lstm-mel" in err
-    assert predict_json(capsys, "recipe:lab-lstm-mel", inputs["mp3"])[0] == 0
+    assert predict_json(capsys, "recipe:lab-lstm-mel", inputs["mp3"], *only)[0] == 0
     assert predict_json(capsys, "models:/lab-lstm-mel", inputs["mp3"])[0] == 0
 
 
+@pytest.mark.slow
 def test_a_packaged_ast_does_not_reread_its_initial_weights_file(trained, inputs, tmp_path):
     """An AST's ``weights`` setting only seeds training: the packaged weights.pt replaces it, so a
     model whose pretrained file is gone still loads and predicts."""

@@ -13,6 +13,9 @@ from predictfixtures import embedded_clips, trained_model, write_inputs
 from zoo.errors import ConfigError, RunError
 from zoo.paths import tracking_uri
 
+# Every test here uses the model trained once per session (about 20-30 s on a shared CPU).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -35,7 +38,7 @@ def test_every_tracked_run_logs_its_pyfunc_model(trained):
     client = MlflowClient(tracking_uri())
     names = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model")}
     assert {"MLmodel", "python_model.pkl", "requirements.txt", "artifacts"} <= names
-    packaged = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model/artifacts/zoo_model")}
+    packaged = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model/artifacts/model")}
     assert packaged == {"zoo_model.json", "weights.pt"}
     assert "zoo.pyfunc.error" not in client.get_run(trained.run_id).data.tags
 

@@ -66,12 +66,13 @@ def kaggle(tmp_path_factory):
 def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failures(kaggle, tmp_path, capsys):
     out = tmp_path / "report" / "lab.md"
     code = main(["reproduce", "lab", "--data", str(kaggle), "--epochs", "1", "--seeds", "2",
-                 "--only", "lab-lstm-chroma,lab-lstm-valence", "--only", "lab-cnn-energy",
+                 "--only", "lab-lstm-chroma,lab-lstm-valence,lab-transfer-*", "--only", "lab-cnn-energy",
                  "--experiment", "reproduce-test", "--out", str(out), *SMALL, "--set", "cnn.kernels=4"])
     printed = capsys.readouterr().out
     assert code == 1  # the CNN was given an even kernel on purpose: that experiment fails, the rest run
-    assert re.search(r"\[1/3\] lab-lstm-chroma: done in [\d.]+ s \(elapsed [\d.]+ s\); genre.accuracy", printed)
-    assert "[2/3] lab-cnn-energy: FAILED" in printed and "must all be odd" in printed  # catalogue order
+    assert re.search(r"\[1/5\] lab-lstm-chroma: done in [\d.]+ s \(elapsed [\d.]+ s\); genre.accuracy", printed)
+    assert "[2/5] lab-cnn-energy: FAILED" in printed and "must all be odd" in printed  # catalogue order
+    assert "[4/5] lab-ast-mel: ast+mel:genre (needed by lab-transfer-ast-valence)" in printed
     text = out.read_text()
     recipes = load_recipes()
     # The lab's numbers, next to the zoo's (mean ± half-width over 2 seeds).
@@ -92,6 +93,14 @@ def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failur
     parent = client.get_run(ids[0])
     assert parent.data.tags["zoo.recipe"] == "lab-lstm-chroma" and parent.data.tags["zoo.kind"] == "seeds"
     assert {client.get_run(i).data.tags["mlflow.parentRunId"] for i in ids[1:]} == {ids[0]}
+    # The transfer started from the genre AST trained in the same reproduction (its first seed).
+    ast_row = next(line for line in text.splitlines() if line.startswith("| lab-ast-mel | ran"))
+    ast_seed0 = re.findall(r"`([0-9a-f]{32})`", ast_row)[1]
+    transfer_row = next(line for line in text.splitlines() if line.startswith("| lab-transfer-ast-valence |"))
+    assert f"| lab-ast-mel (run {ast_seed0}) | none | valence |" in transfer_row
+    moved_row = next(line for line in text.splitlines() if line.startswith("| lab-transfer-ast-valence | ran"))
+    for run_id in re.findall(r"`([0-9a-f]{32})`", moved_row)[1:]:
+        assert client.get_run(run_id).data.tags["zoo.transfer.source_run"] == ast_seed0
     # A latent map of the genre model, next to the report, and logged to its first seed's run.
     png = re.search(r"!\[lab-lstm-chroma pca\]\(([^)]+)\)", text).group(1)
     assert (out.parent / png).is_file()
