@@ -198,6 +198,6 @@ def _check_samples(path: Path, y: np.ndarray, native: int, min_seconds: float, o
         )
     if not np.any(y):
         raise DataError(
-            f"audio file {path} is digital silence (every sample{where} is 0): nothing to learn from; "
-            f"leave it out or replace it"
+            f"audio file {path} is digital silence (every sample{where} is 0): there is no music to analyse; "
+            f"check the export or recording, then leave the file out or replace it"
         )

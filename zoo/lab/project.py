@@ -1,6 +1,8 @@
 """Projections of embeddings ``[N, D]`` to 2-D: PCA, t-SNE and UMAP (lab step 11)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -68,4 +70,7 @@ def project(z: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
             "(pip install 'music-zoo[maps]' or pip install umap-learn), or use --method pca or tsne"
         ) from exc
     neighbours = int(min(15, max(2, n - 1)))
-    return umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed).fit_transform(z)
+    with warnings.catch_warnings():
+        # A fixed random_state (reproducible maps) makes UMAP single-threaded, and it warns so each time.
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed).fit_transform(z)

@@ -11,7 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from ..errors import ZooError
 from .plan import Step, check_scopes, kind_of, make_plan, settings_for

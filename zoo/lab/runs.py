@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from ..engine.tracking import DEFAULT_EXPERIMENT, PARENT_TAG
@@ -94,8 +94,3 @@ def resolve(ref: Any, *, experiment: str = DEFAULT_EXPERIMENT, workdir: Path) ->
         tags = _run_tags(child)
     folder = download_model(text, workdir / text)
     return RunRef(folder, read_meta(folder), text, tags, label)
-
-
-def record(tags: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """The tags under ``prefix`` (e.g. ``zoo.data.``) with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
