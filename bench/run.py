@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--out docs/benchmarks.md] [--only training,loading] [--threads N]
 
-Sections: training (engine vs bare loop, per backbone), extraction (extract_audio vs a plain
+Sections: training (engine vs bare loop, per backbone), packing (the LSTM's packed sequences
+on a CPU against an equivalent unpacked formulation), extraction (extract_audio vs a plain
 librosa loop, and the caches), loading (pack vs one .npy per clip), memory (peak of each, in
 fresh processes). ``--quick`` uses tiny sizes: it checks that everything runs, its timings mean
 nothing. Exit status 1 when a section failed (the others still run and are reported).
@@ -22,9 +23,9 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so that ``bench`` is a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, extraction, loading, memory, report, training  # noqa: E402
+from bench import common, extraction, loading, memory, packing, report, training  # noqa: E402
 
-SECTIONS = ("training", "extraction", "loading", "memory")
+SECTIONS = ("training", "packing", "extraction", "loading", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +74,10 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
     def training_section():
         return training.run(cases, device=device, device_name=args.device, threads=args.threads, reps=args.reps)
 
+    def packing_section():
+        return packing.run(replace(packing.QUICK if args.quick else packing.FULL, reps=args.reps,
+                                   **({} if args.quick else {"frames": args.frames})))
+
     def extraction_section():
         folder = workdir / "extraction"
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,10 +93,13 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
         folder.mkdir(parents=True, exist_ok=True)
         n, seconds = (2, 3.0) if args.quick else (4, 30.0)
         audio = extraction.write_clips(folder / "audio", n, seconds, seed=7)
-        return memory.run(train_cases=cases, device_name=args.device, threads=args.threads, audio=audio,
+        import torch
+        # The children use the thread count this process settled on, not a new automatic choice.
+        return memory.run(train_cases=[c for c in cases if not c.probe], device_name=args.device,
+                          threads=torch.get_num_threads(), audio=audio,
                           load_case=load_cases[0], workdir=folder)
 
-    runners = {"training": training_section, "extraction": extraction_section, "loading": loading_section,
+    runners = {"training": training_section, "packing": packing_section, "extraction": extraction_section, "loading": loading_section,
                "memory": memory_section}
     for name in args.only:
         print(f"[{name}] load average {common.loadavg():.2f}", flush=True)

@@ -1,0 +1,134 @@
+"""The benchmark harness (bench/): it runs, prints a table of ratios and records the machine.
+
+No test here asserts a timing: on a shared machine any timing bound would fail at random. They
+check that the harness measures what it says (the same shapes, an equivalent LSTM, real peaks).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common, memory, packing, report  # noqa: E402
+
+
+def _run_bench(tmp_path: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict, str]:
+    out, raw = tmp_path / "bench.md", tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out),
+                           "--json", str(raw), "--workdir", str(tmp_path / "work"), *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads(raw.read_text()), out.read_text()
+
+
+def _check_rows(doc: dict, sections: set[str]) -> None:
+    assert {s["name"] for s in doc["sections"]} == sections
+    for s in doc["sections"]:
+        assert s["rows"], f"section {s['name']} measured nothing"
+        assert all(not n.startswith("FAILED") for n in s["notes"])
+        for r in s["rows"]:
+            assert r["zoo"] > 0 and r["base"] > 0 and math.isfinite(r["ratio"]), r
+            assert len(r["ratios"]) >= 1
+
+
+def test_quick_run_prints_ratios_and_records_the_machine(tmp_path):
+    proc, doc, md = _run_bench(tmp_path, "--only", "training,packing,loading", "--backbones", "lstm")
+    for key in ("cpu:", "cores:", "ram_gib:", "torch:", "torch_threads:", "device: cpu", "load_average:"):
+        assert key in proc.stdout
+    assert "ratio zoo/base" in proc.stdout
+    _check_rows(doc, {"training", "lstm packing", "loading"})
+    training = next(s for s in doc["sections"] if s["name"] == "training")
+    assert [r["case"].split(" ")[0] for r in training["rows"]] == ["lstm"]
+    assert doc["machine"]["torch_threads"] >= 1 and doc["machine"]["cores"] >= 1
+    assert md.startswith("# Benchmarks") and report.BEGIN in md and report.END in md
+    assert "| torch_threads |" in md and "#### training" in md and "#### loading" in md
+
+
+@pytest.mark.slow
+def test_quick_run_of_every_section(tmp_path):
+    proc, doc, md = _run_bench(tmp_path)
+    _check_rows(doc, {"training", "lstm packing", "extraction", "loading", "memory"})
+    extraction = next(s for s in doc["sections"] if s["name"] == "extraction")
+    # The zoo and the plain loop compute the same features (the row's note gives the difference).
+    diffs = dict(re.findall(r"(mel|chroma) ([0-9.e+-]+)", extraction["rows"][0]["note"]))
+    assert set(diffs) == {"mel", "chroma"} and all(float(v) < 1e-3 for v in diffs.values())
+    assert "#### memory" in md
+
+
+def test_unpacked_lstm_gives_the_plugins_numbers():
+    import torch
+    from zoo.registry import Registry
+    torch.manual_seed(0)
+    for settings in ({"hidden": 8, "layers": 2, "dropout": 0.3}, {"hidden": 6, "layers": 1, "bidirectional": False}):
+        backbone = Registry().create("backbone", "lstm", settings, 5)
+        x = torch.randn(4, 5, 11)
+        lengths = torch.tensor([11, 3, 7, 1])
+        out_diff, grad_diff = packing.check(backbone, x, lengths)
+        assert out_diff < 1e-5 and grad_diff < 1e-4, (settings, out_diff, grad_diff)
+        assert backbone.training  # check() restores the mode it found
+        # Steps past each clip's length are zero, as the plugin leaves them.
+        out = packing.unpacked(backbone.rnn, x, lengths)
+        assert out.shape == (4, 11, backbone.out_dim)
+        assert float(out[1, 3:].abs().max()) == 0.0
+
+
+def test_flip_within_reverses_only_the_valid_steps():
+    import torch
+    h = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)
+    flipped = packing.flip_within(h, torch.tensor([5, 3]))
+    assert flipped[0, :, 0].tolist() == [4, 3, 2, 1, 0]
+    assert flipped[1, :, 0].tolist() == [7, 6, 5, 8, 9]
+
+
+def test_memory_child_sees_at_least_the_arrays_it_reads(tmp_path):
+    arrays = [np.random.default_rng(i).standard_normal((140, 200)).astype(np.float32) for i in range(30)]
+    files = []
+    for i, a in enumerate(arrays):
+        files.append(tmp_path / f"{i}.npy")
+        np.save(files[-1], a)
+    result = memory.child("load-npy", {"files": [str(f) for f in files]})
+    size_mib = sum(a.nbytes for a in arrays) / memory.MIB
+    assert result["traced_mib"] >= size_mib
+    assert result["rss_mib"] >= 0 and result["method"]
+
+
+def test_interleaved_alternates_which_goes_first():
+    calls = []
+    zoo, base = common.interleaved(lambda: calls.append("z") or 2.0, lambda: calls.append("b") or 4.0, 3)
+    assert calls == ["z", "b", "b", "z", "z", "b"]
+    r = common.row("s", "case", zoo, base, "x/s", goal=0.9)
+    assert r.ratio == 0.5 and r.meets_goal is False and "BELOW GOAL" in report.goal_text(r)
+
+
+def test_markdown_block_is_replaced_and_prose_kept(tmp_path):
+    info = {"cpu": "test cpu", "date": "today"}
+    section = common.Section("loading", rows=[common.row("loading", "c", [2.0], [1.0], "clips/s", goal=1.0)])
+    fresh = tmp_path / "new.md"
+    report.write_markdown(fresh, report.markdown(info, [section], quick=True))
+    assert fresh.read_text().startswith("# Benchmarks") and "| cpu | test cpu |" in fresh.read_text()
+    path = tmp_path / "benchmarks.md"
+    path.write_text(f"# Mine\n\nIntro.\n\n{report.BEGIN}\nold numbers\n{report.END}\n\n## Findings\n\nKept.\n")
+    for cpu in ("test cpu", "other cpu"):
+        report.write_markdown(path, report.markdown(dict(info, cpu=cpu), [section], quick=True))
+    text = path.read_text()
+    assert text.startswith("# Mine\n\nIntro.") and text.rstrip().endswith("Kept.")
+    assert text.count(report.BEGIN) == 1 and "other cpu" in text and "test cpu" not in text
+    assert "old numbers" not in text and "| c | 2 clips/s |" in text
+
+
+def test_unknown_section_is_refused_with_the_valid_ones(capsys):
+    from bench import run
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "trainig"])
+    err = capsys.readouterr().err
+    assert "trainig" in err and "training" in err and "extraction" in err
