@@ -10,20 +10,15 @@ from typing import Sequence
 
 import numpy as np
 
+from ..figures import pyplot, save
 
-def _pyplot():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def class_histogram(stats, path: Path) -> Path:
     """Bars of clips per genre before the mapping (if any) and per class after it: ``stats`` is a
     :class:`zoo.data.stats.DataStats`."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = ([("before the class mapping", stats.before)] if stats.before is not None else []) + \
              [("after the class mapping" if stats.before is not None else "clips per class", stats.after)]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
@@ -39,19 +34,14 @@ def class_histogram(stats, path: Path) -> Path:
         ax.set_title(f"{title} ({len(values)} classes, {sum(values)} clips)")
     if stats.before is not None and stats.dropped:
         fig.text(0.01, 0.01, "grey: genres the mapping drops", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def spectrogram_panels(panels: Sequence[tuple[str, np.ndarray, str]], path: Path, title: str = "",
                        columns: int = 2) -> Path:
     """One image per ``(title, array[F, T], kind)``, ``columns`` per row. ``kind`` "mel" (dB) or
     "chroma" (0-1, pitch-class axis labelled)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 3.4 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
@@ -68,9 +58,4 @@ def spectrogram_panels(panels: Sequence[tuple[str, np.ndarray, str]], path: Path
         fig.colorbar(im, ax=ax, fraction=0.04, label="dB" if kind == "mel" else "")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -6,17 +6,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..figures import pyplot, save
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
-    return plt
+
 
 
 def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "") -> Path:
     """Loss per epoch (train and val) and every validation metric per epoch, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     metric_keys = sorted({k for r in history for k in r if k.startswith("val.") and k != "val.loss"
                           and not k.endswith(".loss")})
@@ -37,15 +34,12 @@ def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "") 
         axes[1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, title: str = "") -> Path:
     """A confusion matrix (rows: true class, columns: predicted), counts and row-normalised colour."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(classes)
     size = max(4.0, 0.55 * n + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -62,15 +56,12 @@ def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, title: 
                     color="white" if share[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     ax.set_title(title or "confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 def scatter(pred: np.ndarray, true: np.ndarray, path: Path, *, title: str = "", label: str = "value") -> Path:
     """Predicted against true values with the identity line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(true, pred, s=10, alpha=0.6)
     lo = float(np.nanmin([np.nanmin(true), np.nanmin(pred)])) if len(true) else 0.0
@@ -80,7 +71,4 @@ def scatter(pred: np.ndarray, true: np.ndarray, path: Path, *, title: str = "", 
     ax.set_ylabel(f"predicted {label}")
     ax.legend(loc="upper left")
     ax.set_title(title or label, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)

@@ -6,12 +6,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..figures import pyplot, save
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
-    return plt
+
 
 
 def scatter_map(xy: np.ndarray, path: Path, *, title: str, classes: Sequence[str] = (),
@@ -23,7 +20,7 @@ def scatter_map(xy: np.ndarray, path: Path, *, title: str, classes: Sequence[str
     colouring with a legend, or ``values[N]`` (NaN: missing, drawn grey) for a colorbar.
     ``axis`` names the axes (``PC`` for PCA: "PC 1", "PC 2").
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 6))
     if labels is not None:
         cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
@@ -48,9 +45,4 @@ def scatter_map(xy: np.ndarray, path: Path, *, title: str, classes: Sequence[str
     ax.set_xlabel(f"{axis} 1")
     ax.set_ylabel(f"{axis} 2")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
