@@ -105,3 +105,11 @@ def test_third_party_layouts_are_asked_after_the_built_ins(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"not asked: wrecked: plugin zoo-wrecked\[wrecked\]"):
         open_dataset(tmp_path / "empty", registry=reg)
+
+
+def test_no_progress_reaches_the_data_sets_own_bars():
+    from zoo.data.layout import open_dataset
+
+    quiet = open_dataset(None, settings={"size": "tiny"}, progress=False)
+    assert quiet.progress is False  # the embedded set then synthesises without a bar
+    assert open_dataset(None, settings={"size": "tiny"}).progress is True

@@ -181,7 +181,8 @@ def evaluate(model_or_run: Any, data: Any = None, *, layout: str | None = None,
     else:
         from .data.layout import open_dataset
         from .data.prepare import prepare
-        dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(settings or {}))
+        dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(settings or {}),
+                               progress=progress)
         need = tuple(dict.fromkeys(t.target for t in model.tasks.values()))
         prepared = prepare(dataset, features_from_meta(meta, registry), rate=meta["rate"], skip_bad=skip_bad,
                            limit=limit, workers=workers, progress=progress, need=need)

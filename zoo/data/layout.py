@@ -59,10 +59,12 @@ def detect_layout(root: Path, registry: Registry) -> str:
 
 
 def open_dataset(path: str | Path | None, *, layout: str | None = None, registry: Registry | None = None,
-                 settings: Mapping[str, Any] | None = None) -> Dataset:
+                 settings: Mapping[str, Any] | None = None, progress: bool = True) -> Dataset:
     """The data set at ``path`` (None: the embedded set), built with ``settings`` for its config.
 
-    ``layout`` names the layout instead of detecting it. Raises DataError for a missing path or an
+    ``layout`` names the layout instead of detecting it. ``progress=False`` silences the data
+    set's own progress bars (those of a layout that has a ``progress`` attribute, such as the
+    embedded set's synthesis). Raises DataError for a missing path or an
     unrecognised / ambiguous layout, ConfigError for settings the layout does not have.
     """
     registry = registry or Registry()
@@ -70,7 +72,7 @@ def open_dataset(path: str | Path | None, *, layout: str | None = None, registry
         if layout not in (None, DEFAULT):
             raise DataError(f"--layout {layout} needs --data PATH (the folder in that layout); "
                             f"without --data the zoo uses the {DEFAULT} set")
-        return registry.create("dataset", DEFAULT, settings, data_dir())
+        return _quiet(registry.create("dataset", DEFAULT, settings, data_dir()), progress)
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"data path {root} does not exist; check --data (absolute, or relative to {Path.cwd()})")
@@ -79,4 +81,10 @@ def open_dataset(path: str | Path | None, *, layout: str | None = None, registry
         name = detect_layout(root, registry)
     else:
         registry.info("dataset", name)  # unknown layout: error listing the installed ones
-    return registry.create("dataset", name, settings, root)
+    return _quiet(registry.create("dataset", name, settings, root), progress)
+
+
+def _quiet(dataset: Dataset, progress: bool) -> Dataset:
+    if not progress and hasattr(dataset, "progress"):
+        dataset.progress = False
+    return dataset

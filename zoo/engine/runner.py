@@ -172,7 +172,8 @@ def load_data(built: Built, registry: Any, *, data: Any = None, layout: str | No
     """Open the data set (the embedded one when ``data`` is None) and prepare it for ``built``."""
     from ..data.layout import open_dataset
     from ..data.prepare import prepare
-    dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(dataset_settings or {}))
+    dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(dataset_settings or {}),
+                           progress=progress)
     return prepare(dataset, built.features, rate=built.rate, skip_bad=skip_bad, limit=limit, seed=seed,
                    workers=workers, progress=progress, need=needed_columns(built))
 
