@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
-from .errors import SpecError
+from .errors import ConfigError, SpecError, suggest
 from .protocols import BackboneOutput, LabelSchema
 from .registry import Registry
 
@@ -181,7 +181,6 @@ def build_components(comp: Composition, registry: Registry, settings: Mapping[st
     known = {"backbone", "feature", "task", "train", comp.backbone, *comp.features, *comp.tasks}
     for scope in settings:
         if scope not in known:
-            from .errors import ConfigError, suggest
             raise ConfigError(
                 f"settings scope '{scope}' names nothing in {comp}; valid: {', '.join(sorted(known))}{suggest(scope, known)}"
             )

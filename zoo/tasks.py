@@ -23,10 +23,12 @@ def _head_class():
     class Head(nn.Module):
         """Pool a backbone output to ``[B, D]``, optional hidden layer, then the output layer."""
 
-        def __init__(self, in_dim: int, out_dim: int, pooling: str, hidden: int, dropout: float, squeeze: bool):
+        def __init__(self, in_dim: int, out_dim: int, pooling: str, hidden: int, dropout: float, squeeze: bool,
+                     bounded: bool = False):
             super().__init__()
             self.pooling = pooling
             self.squeeze = squeeze
+            self.bounded = bounded
             self.attn = nn.Linear(in_dim, 1) if pooling == "attention" else None
             layers: list[nn.Module] = [nn.Dropout(dropout)]
             if hidden > 0:
@@ -60,6 +62,8 @@ def _head_class():
 
         def forward(self, out: BackboneOutput):
             y = self.out(self.embed(out))
+            if self.bounded:  # targets live in [0, 1]: so do the predictions
+                y = torch.sigmoid(y)
             return y.squeeze(-1) if self.squeeze else y
 
     return Head
@@ -79,12 +83,15 @@ class ClassificationConfig:
 @dataclass(frozen=True)
 class RegressionConfig:
     """``loss``: "mse" (the lab's), "ccc" (1 - concordance correlation: rewards following the
-    targets' ups and downs, not only their mean) or "mse+ccc"; other fields as for classification."""
+    targets' ups and downs, not only their mean) or "mse+ccc"; ``bounded``: a sigmoid keeps the
+    predictions in [0, 1], the range of the emotion targets (false: an unbounded linear output);
+    other fields as for classification."""
 
     pooling: Pooling = "mean"
     hidden: int = 0
     dropout: float = 0.2
     loss: Literal["mse", "ccc", "mse+ccc"] = "mse+ccc"
+    bounded: bool = True
 
 
 class Classification:
@@ -153,7 +160,7 @@ class Regression:
 
     def make_head(self, in_dim: int, schema: LabelSchema):
         c = self.config
-        return _head_class()(in_dim, 1, c.pooling, c.hidden, c.dropout, squeeze=True)
+        return _head_class()(in_dim, 1, c.pooling, c.hidden, c.dropout, squeeze=True, bounded=c.bounded)
 
     def loss(self, output, y):
         import torch
