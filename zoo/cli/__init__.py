@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import ZooError
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     registry = Registry.from_env(plugins=args.plugin)
+    # MLflow draws a bar for every artifact it copies; the zoo prints its own progress.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return int(args.func(args, registry) or 0)
     except ZooError as exc:
