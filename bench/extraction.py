@@ -39,7 +39,10 @@ class ExtractCase:
     seconds: float = 30.0
     reps: int = 3
     workers: int = 0
-    """Worker processes for the pool row; 0: the zoo's own default (:func:`default_workers`)."""
+    """Worker processes for the pool rows; 0: the zoo's own default for ``clips`` files
+    (:func:`default_workers`)."""
+    pool_clips: int = 48
+    """Files for the row that asks when a pool pays for its start: pool against in-process."""
 
 
 def music(seconds: float, rng: np.random.Generator, sr: int = SR_FILE) -> np.ndarray:
@@ -178,6 +181,20 @@ def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
     echo(f"  {workers} workers: zoo {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
          f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
 
+    # Starting a pool costs seconds (each worker imports librosa and builds its filter banks):
+    # with more files, does it pay?
+    more = paths + write_clips(workdir / "more", max(0, case.pool_clips - n), case.seconds, seed=1)
+    for p in more:
+        p.read_bytes()
+    m = len(more)
+    z, b = interleaved(lambda: _rate(m, lambda: zoo(more, feats, fresh(), workers=workers)),
+                       lambda: _rate(m, lambda: zoo(more, feats, fresh(), workers=1)), case.reps)
+    section.rows.append(row(SECTION, f"{m} clips: {workers} worker process(es) against in-process", z, b,
+                            "clips/s", baseline="zoo in-process (workers=1)",
+                            note=f"the zoo's default for {m} files: {default_workers(m)} worker(s)"))
+    echo(f"  {m} clips, {workers} workers: {np.median(z):.2f} clips/s vs in-process {np.median(b):.2f} clips/s, "
+         f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
+
     # A second pass over the same files: every feature comes from the cache. Its baseline is the
     # first pass measured above (rep for rep), as a new cold pass would cost minutes more.
     hits = [_rate(n, lambda: zoo(paths, feats, out["cache"], workers=1)) for _ in range(case.reps)]
@@ -211,5 +228,5 @@ def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
     return section
 
 
-QUICK = ExtractCase(clips=2, seconds=3.0, reps=2, workers=2)
+QUICK = ExtractCase(clips=2, seconds=3.0, reps=2, workers=2, pool_clips=3)
 FULL = ExtractCase()

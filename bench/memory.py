@@ -73,8 +73,11 @@ def measure(work: Callable[[], Any], *, traced: bool) -> dict[str, Any]:
 
 
 # -- the children's work ---------------------------------------------------------------------------
-def _train(args: dict[str, Any], zoo: bool) -> dict[str, Any]:
+def _train(args: dict[str, Any], of_zoo: bool) -> dict[str, Any]:
+    from zoo.engine import train as engine_train
     from zoo.engine.device import pick_device
+    if args.get("malloc_defaults"):
+        engine_train.steady_heap = lambda: False
     from zoo.registry import Registry
 
     from . import training
@@ -87,12 +90,15 @@ def _train(args: dict[str, Any], zoo: bool) -> dict[str, Any]:
     import scipy.stats  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import tqdm.auto  # noqa: F401
-    if zoo:
+    if of_zoo:
         return measure(lambda: (setup.splits, training.zoo_steps(setup, config)), traced=False)
+    # The same allocator settings as the engine's process, so that only the loops differ.
+    if not args.get("malloc_defaults"):
+        engine_train.steady_heap()
     return measure(lambda: training.bare_steps(setup, training.bare_batches(setup), config), traced=False)
 
 
-def _extract(args: dict[str, Any], zoo: bool) -> dict[str, Any]:
+def _extract(args: dict[str, Any], of_zoo: bool) -> dict[str, Any]:
     import tempfile
 
     from . import extraction
@@ -101,15 +107,15 @@ def _extract(args: dict[str, Any], zoo: bool) -> dict[str, Any]:
     workdir = Path(args["workdir"])
     extraction.plain(paths[:1])  # compile and build the filter banks outside the measurement
     extraction.zoo(paths[:1], feats, Path(tempfile.mkdtemp(dir=workdir)), workers=1)
-    if zoo:
+    if of_zoo:
         return measure(lambda: extraction.zoo(paths, feats, Path(tempfile.mkdtemp(dir=workdir)), workers=1),
                        traced=True)
     return measure(lambda: extraction.plain(paths), traced=True)
 
 
-def _load(args: dict[str, Any], zoo: bool) -> dict[str, Any]:
+def _load(args: dict[str, Any], of_zoo: bool) -> dict[str, Any]:
     from . import loading
-    if zoo:
+    if of_zoo:
         return measure(lambda: loading.read_packed(Path(args["pack"])), traced=True)
     return measure(lambda: loading.read_npy([Path(f) for f in args["files"]]), traced=True)
 
@@ -145,7 +151,7 @@ def pair(name: str, case: str, zoo_kind: str, base_kind: str, args: dict[str, An
 
 
 def run(*, train_cases: list, device_name: str, threads: int, audio: list[Path], load_case: Any,
-        workdir: Path, echo=print) -> Section:
+        workdir: Path, malloc_defaults: bool = False, echo=print) -> Section:
     """Peak memory of training (per backbone), extraction and loading, zoo and baseline."""
     from dataclasses import asdict
 
@@ -153,7 +159,7 @@ def run(*, train_cases: list, device_name: str, threads: int, audio: list[Path],
     section = Section(SECTION)
     start_load, t_start = loadavg(), time.perf_counter()
     for case in train_cases:
-        args = {"case": asdict(case), "device": device_name, "threads": threads}
+        args = {"case": asdict(case), "device": device_name, "threads": threads, "malloc_defaults": malloc_defaults}
         section.rows += pair("training", case.label, "train-zoo", "train-bare", args, "bare PyTorch loop")
         echo(f"  training {case.backbone}: zoo {section.rows[-1].zoo:.0f} MiB, bare {section.rows[-1].base:.0f} MiB")
     args = {"paths": [str(p) for p in audio], "workdir": str(workdir)}

@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=300, help="frames per training clip (mel 128 x FRAMES; default 300)")
     p.add_argument("--backbones", default="lstm,cnn,ast", help="backbones to train (default lstm,cnn,ast)")
     p.add_argument("--workdir", type=Path, help="folder for the generated files (default: a temporary folder)")
+    p.add_argument("--malloc-defaults", action="store_true",
+                   help="leave glibc's allocator thresholds at their defaults (the engine fixes them for CPU "
+                        "training): reproduces the numbers measured before that change")
     args = p.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
@@ -97,7 +100,7 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
         # The children use the thread count this process settled on, not a new automatic choice.
         return memory.run(train_cases=[c for c in cases if not c.probe], device_name=args.device,
                           threads=torch.get_num_threads(), audio=audio,
-                          load_case=load_cases[0], workdir=folder)
+                          load_case=load_cases[0], workdir=folder, malloc_defaults=args.malloc_defaults)
 
     runners = {"training": training_section, "packing": packing_section, "extraction": extraction_section, "loading": loading_section,
                "memory": memory_section}
@@ -117,10 +120,14 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.malloc_defaults:
+        import zoo.engine.train
+        zoo.engine.train.steady_heap = lambda: False  # measurement of the engine as it was before
     from zoo.engine.device import pick_device
     device = pick_device(args.device, threads=args.threads)
     info = common.machine(device)
-    info["mode"] = "quick (tiny sizes)" if args.quick else "full"
+    info["mode"] = ("quick (tiny sizes)" if args.quick else "full") + (
+        ", glibc malloc defaults (--malloc-defaults)" if args.malloc_defaults else "")
     print("machine:\n" + report.machine_text(info), flush=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:

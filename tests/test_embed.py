@@ -84,7 +84,7 @@ def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_targe
     batch = split.batch(np.arange(len(rows)))
     with torch.inference_mode():
         direct = model(batch.x, batch.lengths)["valence"]
-        via = model.heads["valence"].out(torch.from_numpy(z)).squeeze(-1)
+        via = model.heads["valence"].output(torch.from_numpy(z))
     torch.testing.assert_close(via, direct, rtol=1e-4, atol=1e-5)
     # In-memory data cannot be prepared again from the run; given again, it maps by valence.
     with pytest.raises(ConfigError, match="trained on data handed over in memory|no recorded data source"):

@@ -60,11 +60,15 @@ def _head_class():
             """The representation fed to the output layer: ``[B, hidden or D]``."""
             return self.body(self.pool(out))
 
-        def forward(self, out: BackboneOutput):
-            y = self.out(self.embed(out))
+        def output(self, z):
+            """The output layer applied to an embedding ``z[B, hidden or D]`` (what ``embed`` gives)."""
+            y = self.out(z)
             if self.bounded:  # targets live in [0, 1]: so do the predictions
                 y = torch.sigmoid(y)
             return y.squeeze(-1) if self.squeeze else y
+
+        def forward(self, out: BackboneOutput):
+            return self.output(self.embed(out))
 
     return Head
 
