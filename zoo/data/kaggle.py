@@ -174,33 +174,40 @@ class KaggleDataset:
         rows = read_genre_labels(label_file) if part.kind == "genre" else read_target_labels(label_file)[1]
         return label_file, folder, rows
 
-    def _genre(self, part: Part, report: MappingReport) -> tuple[list[Clip], str]:
-        c = self.config
-        ids, labels, given, paths = [], [], [], []
+    def _labelled(self, part: Part):
+        """Every labelled row of ``part``'s train and test label files, each clip listed once:
+        yields ``(split, label_file, row, locate)`` where ``locate()`` finds the row's array file
+        (called only for the rows kept); a missing train label file or a clip in both is an error."""
         seen: dict[str, str] = {}
-        counts = Counter()
         for split in ("train", "test"):
             label_file, folder, rows = self._rows(part, split)
             if rows is None:
                 if split == "train":
-                    raise DataError(f"{label_file} is missing; the genre set needs it")
+                    raise DataError(f"{label_file} is missing; the {part.kind} set needs it")
                 continue
             index = index_arrays(folder)
             for row in rows:
                 if row.id in seen:
                     raise DataError(f"clip {row.id} is listed in both {seen[row.id]} and {label_file}; remove one")
                 seen[row.id] = str(label_file)
-                known, cls = _map_genre(row.genre, c, f"{label_file} line {row.line}")
-                report.before[row.genre] += 1
-                counts[split] += 1
-                if cls is None:
-                    report.dropped[row.genre if known else f"{row.genre} (unknown)"] += 1
-                    continue
-                report.after[cls] += 1
-                ids.append(f"genre/{row.id}")
-                labels.append(cls)
-                given.append(split)
-                paths.append(resolve_array(folder, index, row, label_file))
+                yield split, label_file, row, lambda row=row, f=folder, i=index, lf=label_file: resolve_array(f, i, row, lf)
+
+    def _genre(self, part: Part, report: MappingReport) -> tuple[list[Clip], str]:
+        c = self.config
+        ids, labels, given, paths = [], [], [], []
+        counts = Counter()
+        for split, label_file, row, locate in self._labelled(part):
+            known, cls = _map_genre(row.genre, c, f"{label_file} line {row.line}")
+            report.before[row.genre] += 1
+            counts[split] += 1
+            if cls is None:
+                report.dropped[row.genre if known else f"{row.genre} (unknown)"] += 1
+                continue
+            report.after[cls] += 1
+            ids.append(f"genre/{row.id}")
+            labels.append(cls)
+            given.append(split)
+            paths.append(locate())
         keys = stratum_keys(labels, [{}] * len(labels))
         splits, made = assign_splits(ids, keys, given, val_fraction=c.val_fraction, test_fraction=c.test_fraction, seed=c.seed)
         clips = [Clip(id=i, split=s, label=lab, array=p) for i, s, lab, p in zip(ids, splits, labels, paths)]
@@ -217,22 +224,11 @@ class KaggleDataset:
     def _multitask(self, part: Part) -> tuple[list[Clip], str]:
         c = self.config
         ids, targets, given, paths = [], [], [], []
-        seen: dict[str, str] = {}
-        for split in ("train", "test"):
-            label_file, folder, rows = self._rows(part, split)
-            if rows is None:
-                if split == "train":
-                    raise DataError(f"{label_file} is missing; the multitask set needs it")
-                continue
-            index = index_arrays(folder)
-            for row in rows:
-                if row.id in seen:
-                    raise DataError(f"clip {row.id} is listed in both {seen[row.id]} and {label_file}; remove one")
-                seen[row.id] = str(label_file)
-                ids.append(f"multitask/{row.id}")
-                targets.append(dict(row.targets))
-                given.append(split)
-                paths.append(resolve_array(folder, index, row, label_file))
+        for split, _, row, locate in self._labelled(part):
+            ids.append(f"multitask/{row.id}")
+            targets.append(dict(row.targets))
+            given.append(split)
+            paths.append(locate())
         keys = stratum_keys([None] * len(ids), targets)
         splits, made = assign_splits(ids, keys, given, val_fraction=c.val_fraction,
                                      test_fraction=c.test_fraction, seed=c.seed)
