@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -53,22 +52,20 @@ def measure(work: Callable[[], Any], *, traced: bool) -> dict[str, Any]:
     before_rss = _status_kib("VmRSS")
     reset = before_rss is not None and _reset_peak()
     before_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = work()
+    work()  # the high-water mark keeps the peak, whether or not the result is still held
     if reset:
         rss = (_status_kib("VmHWM") - before_rss) * 1024 / MIB
         method = "VmHWM after reset - VmRSS before"
     else:
         rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_max) * 1024 / MIB
         method = "ru_maxrss delta"
-    del result
     out = {"rss_mib": max(rss, 0.0), "method": method, "traced_mib": None}
     if traced:
         gc.collect()
         tracemalloc.start()
-        result = work()
+        work()
         out["traced_mib"] = tracemalloc.get_traced_memory()[1] / MIB
         tracemalloc.stop()
-        del result
     return out
 
 

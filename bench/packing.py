@@ -58,7 +58,8 @@ def unpacked(rnn: Any, x: Any, lengths: Any) -> Any:
     for layer in range(rnn.num_layers):
         outs = []
         for suffix in directions:
-            params = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            params = [getattr(rnn, f"{name}_l{layer}{suffix}")
+                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             zeros = h.new_zeros(1, B, rnn.hidden_size)
             inp = flip_within(h, lengths) if suffix else h
             out = torch.lstm(inp, (zeros, zeros), params, True, 1, 0.0, rnn.training, False, True)[0]
@@ -127,10 +128,13 @@ def run(case: PackCase, echo=print) -> Section:
     mine = lambda x, n: unpacked(backbone.rnn, x, n)  # noqa: E731
     rate = lambda fn, n: case.batch_size / _step_seconds(fn, x, n, case.steps)  # noqa: E731
     z, b = interleaved(lambda: rate(mine, lengths), lambda: rate(plugin, lengths), case.reps)
-    label = f"lstm ({'default size' if not case.settings else dict(case.settings)}), {case.bins}x{case.frames}, batch {case.batch_size}"
-    section.rows.append(row(SECTION, f"{label}, lengths {int(lengths.min())}-{int(lengths.max())}: unpacked equivalent",
-                            z, b, "clips/s", baseline="the plugin's packed forward",
-                            note=f"same numbers: outputs differ by at most {out_diff:.1g}, gradients by {grad_diff:.1g} relative"))
+    size = "default size" if not case.settings else dict(case.settings)
+    label = f"lstm ({size}), {case.bins}x{case.frames}, batch {case.batch_size}"
+    spread = f"lengths {int(lengths.min())}-{int(lengths.max())}"
+    section.rows.append(row(SECTION, f"{label}, {spread}: unpacked equivalent", z, b, "clips/s",
+                            baseline="the plugin's packed forward",
+                            note=f"same numbers: outputs differ by at most {out_diff:.1g}, "
+                                 f"gradients by {grad_diff:.1g} relative"))
     echo(f"  unequal lengths: unpacked {np.median(z):.1f} clips/s, packed {np.median(b):.1f} clips/s, "
          f"speed-up {section.rows[-1].ratio:.1f}x, load {loadavg():.2f}")
     equal = lengths.new_full(lengths.shape, case.frames)

@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the harness (timings meaningless)")
     p.add_argument("--out", type=Path, help="write the results into this Markdown file (e.g. docs/benchmarks.md)")
     p.add_argument("--json", type=Path, help="also write every measurement as JSON here")
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections (default: all of {', '.join(SECTIONS)})")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections (default: all of {', '.join(SECTIONS)})")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="device for training (default cpu)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads for both loops; 0: the engine's automatic choice (idle cores)")
@@ -102,8 +103,8 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
                           threads=torch.get_num_threads(), audio=audio,
                           load_case=load_cases[0], workdir=folder, malloc_defaults=args.malloc_defaults)
 
-    runners = {"training": training_section, "packing": packing_section, "extraction": extraction_section, "loading": loading_section,
-               "memory": memory_section}
+    runners = {"training": training_section, "packing": packing_section, "extraction": extraction_section,
+               "loading": loading_section, "memory": memory_section}
     for name in args.only:
         print(f"[{name}] load average {common.loadavg():.2f}", flush=True)
         try:

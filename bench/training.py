@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import Row, Section, interleaved, loadavg, row
+from .common import Section, interleaved, loadavg, row
 
 CLASSES = tuple(f"genre{i}" for i in range(10))
 SECTION = "training"

@@ -126,9 +126,10 @@ def steady_heap() -> bool:
     A CPU training step frees and allocates the same large buffers (activations, gradients)
     every step. By default glibc returns freed memory at the top of its heap to the OS and moves
     its mmap threshold as it goes, so each step pays for fresh pages again: with the LSTM backbone
-    this measured one to three million page faults and 10-30 % of the step time, depending on
-    the order of earlier allocations (docs/benchmarks.md). Fixed thresholds end that; the
-    process keeps its peak memory mapped until it exits, a peak it reaches on every step anyway.
+    this measured one to three million page faults and up to a third of the step time,
+    depending on the order of earlier allocations (docs/benchmarks.md). Fixed thresholds end
+    that; the process keeps its peak memory mapped until it exits, a peak it reaches on every
+    step anyway.
     Process-wide and idempotent; returns False (changing nothing) where libc is not glibc.
     """
     try:
