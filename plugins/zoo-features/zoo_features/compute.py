@@ -124,6 +124,13 @@ def check_beats(beats: np.ndarray, b: BeatSettings, seconds: float) -> None:
         )
 
 
+def usable_beats(y: np.ndarray, c) -> np.ndarray:
+    """Beat frames of ``y`` at ``c.sr`` / ``c.hop_length``, refused when there are too few."""
+    beats = beat_frames(y, c.sr, c.hop_length, c)
+    check_beats(beats, c, y.size / c.sr)
+    return beats
+
+
 def beat_sync(frames: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """Median of ``frames[bins, T]`` over each interval between beats -> ``[bins, B]``.
 

@@ -137,8 +137,7 @@ class BeatMel(Mel):
 
     def _compute(self, y: np.ndarray) -> np.ndarray:
         c = self.config
-        beats = compute.beat_frames(y, c.sr, c.hop_length, c)
-        compute.check_beats(beats, c, y.size / c.sr)
+        beats = compute.usable_beats(y, c)
         return compute.to_db(compute.beat_sync(compute.mel_power(y, c), beats), c)
 
 
@@ -152,6 +151,5 @@ class BeatChroma(Chroma):
 
     def _compute(self, y: np.ndarray) -> np.ndarray:
         c = self.config
-        beats = compute.beat_frames(y, c.sr, c.hop_length, c)
-        compute.check_beats(beats, c, y.size / c.sr)
+        beats = compute.usable_beats(y, c)
         return compute.beat_sync(compute.chroma(y, c), beats)
