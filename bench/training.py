@@ -203,7 +203,7 @@ def _threads() -> int:
 
 def train_config(case: TrainCase, device_name: str, threads: int):
     """The engine's default training settings, one epoch, no early stopping."""
-    from zoo.engine.config import TrainConfig
+    from zoo.engine.trainconfig import TrainConfig
     return TrainConfig(epochs=1, batch_size=case.batch_size, patience=0, device=device_name, threads=threads)
 
 

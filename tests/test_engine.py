@@ -12,7 +12,7 @@ import torch
 from enginefixtures import CLASSES, TINY_LSTM, separable
 from zoo.compose import build_components, parse_spec
 from zoo.engine.batches import Normaliser, make_split, make_splits, random_batches, task_targets
-from zoo.engine.config import TrainConfig, train_config, with_overrides
+from zoo.engine.trainconfig import TrainConfig, train_config, with_overrides
 from zoo.engine.device import pick_device
 from zoo.engine.evaluate import predict_split, split_metrics
 from zoo.engine.package import META_FILE, WEIGHTS_FILE, load_model, read_meta

@@ -12,7 +12,7 @@ from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.engine.composing import task_weight_map
-from zoo.engine.config import TrainConfig, train_config
+from zoo.engine.trainconfig import TrainConfig, train_config
 from zoo.engine.runner import run
 from zoo.engine.tracking import NullTracker
 from zoo.errors import ConfigError

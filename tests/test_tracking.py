@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.engine.compare import compare_rows, failed_runs, format_table
-from zoo.engine.config import TrainConfig
+from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.package import load_model
 from zoo.engine.runner import run
 from zoo.engine.stats import t_interval

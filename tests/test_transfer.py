@@ -11,7 +11,7 @@ import zoo
 from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
-from zoo.engine.config import TrainConfig
+from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.runner import run
 from zoo.engine.freezing import backbone_blocks
 from zoo.engine.transfer import TransferSource, adopt_settings, source_from_folder

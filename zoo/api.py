@@ -35,7 +35,7 @@ def compose(spec_or_components: str | Iterable[Any], *, registry: Registry | Non
     """
     if isinstance(spec_or_components, str):
         registry = _registry(registry)
-        from .engine.config import split_settings
+        from .engine.trainconfig import split_settings
         components, _, _ = split_settings(settings)
         return build_components(parse_spec(spec_or_components, registry), registry, components)
     if settings:
@@ -104,7 +104,7 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
     A recipe with a ``transfer`` entry sets ``init_from``/``freeze`` itself.
     """
     from .engine.composing import ObjectBuilt
-    from .engine.config import backbone_defaults, split_settings, train_config, with_overrides
+    from .engine.trainconfig import backbone_defaults, split_settings, train_config, with_overrides
     from .engine.runner import run
     from .engine.tracking import MlflowTracker, NullTracker
     from .engine.transfer import source_from_folder

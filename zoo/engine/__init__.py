@@ -6,7 +6,7 @@ is imported by ``import zoo``: torch and MLflow load only when a run starts.
 
 Modules, one job each:
 
-- :mod:`~zoo.engine.config`     ``TrainConfig``, backbone-recommended settings, ``--set`` scopes
+- :mod:`~zoo.engine.trainconfig```TrainConfig``, backbone-recommended settings, ``--set`` scopes
 - :mod:`~zoo.engine.device`     which device, precision and CPU thread count a run uses
 - :mod:`~zoo.engine.seeds`      seeding python, numpy and torch
 - :mod:`~zoo.engine.batches`    normalisation and device-resident padded splits

@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError
 from . import stats
 from .batches import Normaliser, make_splits
 from .composing import resolved_configs, task_weight_map
-from .config import TrainConfig
+from .trainconfig import TrainConfig
 from .datasource import source_of
 from .device import pick_device
 from .evaluate import flat, predict_split, split_metrics

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import RunError
 from .batches import SplitData, random_batches
-from .config import TrainConfig
+from .trainconfig import TrainConfig
 from .device import DeviceChoice
 from .evaluate import flat, predict_split, primary, split_metrics
 

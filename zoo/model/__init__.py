@@ -1,0 +1,1 @@
+"""The model: specs become components (building), components become one ``ZooModel``, shared layers."""
