@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 
 from bench import training  # noqa: E402
 
-ENGINE = r"zoo/engine|zoo/compose|zoo/tasks|lr_scheduler|tqdm/std|optim/optimizer|clip_grad"
+ENGINE = r"zoo/engine|zoo/model|zoo/tasks|lr_scheduler|tqdm/std|optim/optimizer|clip_grad"
 
 
 def usage() -> tuple[int, float, float, float]:

@@ -55,9 +55,9 @@ class TrainCase:
 
 
 def synthetic(case: TrainCase, seed: int = 0):
-    """A :class:`~zoo.data.prepared.Prepared` of mel-shaped clips: ``(warmup + steps + 1)``
+    """A :class:`~zoo.data.preparedset.Prepared` of mel-shaped clips: ``(warmup + steps + 1)``
     batches of training clips, and a small batch each for validation and test."""
-    from zoo.data.prepared import Prepared
+    from zoo.data.preparedset import Prepared
     rng = np.random.default_rng(seed)
     n_train = case.batch_size * (case.warmup + case.steps + 1)
     n_eval = 4
@@ -77,7 +77,8 @@ class _Setup:
     of every batch (drawn as ``fit`` draws them). The zoo's resident splits are built on first use."""
 
     def __init__(self, case: TrainCase, registry: Any, device: Any, seed: int = 0):
-        from zoo.compose import build_components, parse_spec
+        from zoo.model.building import build_components
+        from zoo.spec import parse_spec
         from zoo.engine.batches import Normaliser, random_batches
         self.case, self.registry, self.device, self.seed = case, registry, device, seed
         # The mel feature's bands decide how many bins the backbone is built for.
@@ -104,7 +105,7 @@ class _Setup:
 
     def model(self):
         """A fresh ``ZooModel`` in training mode on the device, the same weights every call."""
-        from zoo.compose import build_model
+        from zoo.model.model import build_model
         from zoo.engine.seeds import seed_everything
         seed_everything(self.seed)
         schemas = {n: t.schema(CLASSES) for n, t in self.built.tasks.items()}

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from zoo.data.prepared import Prepared
+from zoo.data.preparedset import Prepared
 
 CLASSES = ("calm", "mid", "loud")
 TINY_LSTM = {"backbone": {"hidden": 16, "layers": 1, "bidirectional": False, "dropout": 0.0}}

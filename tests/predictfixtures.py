@@ -40,7 +40,7 @@ def trained_model(tmp_path_factory) -> Trained:
     """Train :data:`SPEC` on the tiny embedded set (tracked in the session's MLflow store), once."""
     if "model" not in _CACHE:
         import zoo
-        from zoo.data.embedded import SIZES
+        from zoo.data.readers.embedded import SIZES
         res = zoo.train(SPEC, settings=SETTINGS, epochs=2, experiment=EXPERIMENT, progress=False, workers=1,
                         out_dir=tmp_path_factory.mktemp("predict-run"))
         seed = res.results[0]

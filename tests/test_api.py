@@ -38,7 +38,7 @@ def test_compose_a_spec_or_objects_with_clear_errors():
     assert (built.n_bins, built.rate, list(built.tasks)) == (12, "frames", ["genre", "valence"])
     assert built.settings["backbone"] == {"hidden": 8}
     assert built.providers["backbone.lstm"].startswith("music-zoo-lstm==")
-    with pytest.raises(UnknownComponentError, match="unknown backbone 'lstn'; installed: ast, cnn, lstm; did you mean 'lstm'"):
+    with pytest.raises(UnknownComponentError, match="unknown backbone 'lstn'; installed: ast, cnn, lstm, stats; did you mean 'lstm'"):
         api.compose("lstn+chroma:genre")
     with pytest.raises(SpecError, match="exactly one backbone module"):
         api.compose([zoo.Registry().create("task", "genre")])

@@ -6,23 +6,30 @@ that breaks the promise it guards.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from zoo.errors import DataError
+from zoo.model.layers import length_mask, masked_mean
 from zoo.protocols import BackboneOutput, ComponentSpec
 from zoo.registry import Registry
 from zoo.tasks import Classification, ClassificationConfig
 from zoo.testing import (
     check_backbone,
     check_backbone_backward,
+    check_backbone_blocks,
+    check_backbone_config,
     check_backbone_determinism,
     check_backbone_forward,
     check_backbone_lengths,
     check_backbone_short,
     check_feature,
+    check_head_embed,
     check_task,
     installed,
 )
@@ -182,3 +189,95 @@ def test_task_check_rejects_a_head_that_reads_padding():
     check_task(Classification("genre", ClassificationConfig(pooling="last")))
     with pytest.raises(AssertionError, match="padded steps"):
         check_task(_UnmaskedClassification("genre", ClassificationConfig()))
+
+
+# -- optional members: declared blocks, train_defaults, freeze, a head's embed ----------------
+
+class _Declared(_Base):
+    """Two linear maps in a row, declared as two blocks."""
+
+    def __init__(self, n_bins: int, out_dim: int = 6):
+        super().__init__(n_bins, out_dim)
+        self.mix = nn.Linear(out_dim, out_dim)
+
+    def steps(self, x):
+        return self.mix(self.lin(x.transpose(1, 2)))
+
+    def named_blocks(self):
+        return [("lin", [self.lin]), ("mix", [self.mix])]
+
+
+class _Reversed(_Declared):
+    def named_blocks(self):
+        return [("mix", [self.mix]), ("lin", [self.lin])]
+
+
+class _Overlapping(_Declared):
+    def named_blocks(self):
+        return [("lin", [self.lin]), ("both", [self.lin.bias, self.mix])]
+
+
+class _Foreign(_Declared):
+    def named_blocks(self):
+        return [("lin", [self.lin]), ("mix", [nn.Linear(6, 6)])]
+
+
+def test_declared_blocks_pass_when_own_ordered_and_disjoint():
+    check_backbone(_Declared, n_bins=5)
+
+
+@pytest.mark.parametrize("factory, promise", [
+    (_Reversed, "input-to-output order"),
+    (_Overlapping, "is in blocks 'lin' and 'both'"),
+    (_Foreign, "not the backbone's own"),
+])
+def test_block_check_rejects_bad_declarations(factory, promise):
+    with pytest.raises(AssertionError, match=promise):
+        check_backbone_blocks(factory, n_bins=5)
+
+
+@dataclass(frozen=True)
+class _TypoDefaults:
+    width: int = 6
+    train_defaults: ClassVar[dict] = {"epoch": 3}
+
+
+@dataclass(frozen=True)
+class _IgnoredFreeze:
+    freeze: int = 0
+
+
+def _toy_spec(config: type) -> ComponentSpec:
+    return ComponentSpec(kind="backbone", name="toy", config=config, build=lambda c, n: _Declared(n), summary="toy")
+
+
+def test_config_check_reads_train_defaults_and_freeze():
+    with pytest.raises(AssertionError, match="unknown setting 'epoch'.*did you mean 'epochs'"):
+        check_backbone_config(_toy_spec(_TypoDefaults), n_bins=5)
+    with pytest.raises(AssertionError, match="freeze=1, it keeps no weights fixed"):
+        check_backbone_config(_toy_spec(_IgnoredFreeze), n_bins=5)
+
+
+class _MisplacedEmbedHead(nn.Module):
+    """Its forward doubles what output(embed(out)) gives: embed is not the layer before the output."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.out = nn.Linear(in_dim, out_dim)
+
+    def embed(self, o):
+        h = o.hidden
+        return h if h.dim() == 2 else masked_mean(h, length_mask(o.lengths, h.shape[1]))
+
+    def output(self, z):
+        return self.out(z)
+
+    def forward(self, o):
+        return 2 * self.output(self.embed(o))
+
+
+def test_head_embed_check_accepts_the_zoos_heads_and_rejects_a_misplaced_embed():
+    task = Classification("genre", ClassificationConfig(hidden=4))
+    check_head_embed(task.make_head(8, task.schema(("a", "b", "c"))))
+    with pytest.raises(AssertionError, match="output\\(embed\\(out\\)\\) differs"):
+        check_head_embed(_MisplacedEmbedHead(8, 3))

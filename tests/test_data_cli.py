@@ -8,7 +8,7 @@ import pytest
 
 from datafixtures import music, write_audio, write_kaggle, write_label_folders
 from zoo.cli import main
-from zoo.data.kaggle import LAB_MAPPING
+from zoo.data.readers.kaggle import LAB_MAPPING
 
 GENRE = "fma_genre_spectrograms"
 PNG = b"\x89PNG\r\n\x1a\n"

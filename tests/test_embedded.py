@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 
 from zoo.config import make_config
-from zoo.data.embedded import (MANIFEST, SIZES, TARGETS, EmbeddedConfig, EmbeddedDataset, assign_splits,
+from zoo.data.readers.embedded import (MANIFEST, SIZES, TARGETS, EmbeddedConfig, EmbeddedDataset, assign_splits,
                                is_embedded_set)
-from zoo.data.synth_styles import GENRES
+from zoo.data.synth import GENRES
 from zoo.errors import ConfigError, DataError
 from zoo.protocols import Clip, Dataset
 from zoo.registry import Registry
@@ -128,7 +128,7 @@ def test_a_foreign_folder_in_the_way_is_not_overwritten(tmp_path):
     assert (blocker / "notes.txt").read_text() == "mine"
 
 
-GENERATE = ("import sys; from pathlib import Path; from zoo.data.embedded import EmbeddedConfig, EmbeddedDataset; "
+GENERATE = ("import sys; from pathlib import Path; from zoo.data.readers.embedded import EmbeddedConfig, EmbeddedDataset; "
             "EmbeddedDataset(EmbeddedConfig(size='tiny', seconds=2, seed=5, workers=1), Path(sys.argv[1]), "
             "progress=False).clips('frames')")
 

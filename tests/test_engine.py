@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from enginefixtures import CLASSES, TINY_LSTM, separable
-from zoo.compose import build_components, parse_spec
+from zoo.model.building import build_components
+from zoo.spec import parse_spec
 from zoo.engine.batches import Normaliser, make_split, make_splits, random_batches, task_targets
 from zoo.engine.trainconfig import TrainConfig, train_config, with_overrides
 from zoo.engine.device import pick_device
-from zoo.engine.evaluate import predict_split, split_metrics
+from zoo.engine.metrics import predict_split, split_metrics
 from zoo.engine.package import META_FILE, WEIGHTS_FILE, load_model, read_meta
 from zoo.engine.runner import run
-from zoo.engine.stats import summarise, t_interval
+from zoo.engine.intervals import summarise, t_interval
 from zoo.errors import ConfigError, DataError, PluginError, RunError
 from zoo.registry import Registry
 
@@ -151,8 +152,9 @@ def test_regression_learns_a_positive_rank_correlation(tmp_path, registry):
 
 def test_early_stopping_and_the_best_weights_are_restored(tmp_path, registry):
     prepared = separable(10)
-    frozen = train_quick("lstm+chroma:genre", prepared, tmp_path, registry, epochs=6, lr=0.0, patience=2)
-    # lr 0: the metric never improves after epoch 1, so training stops after 1 + patience epochs.
+    frozen = train_quick("lstm+chroma:genre", prepared, tmp_path, registry, epochs=6, lr=1e-12, patience=2)
+    # lr 1e-12 (0 is refused) cannot move a float32 weight: the metric never improves after epoch 1,
+    # so training stops after 1 + patience epochs.
     r = frozen.results[0]
     assert (r.stopped_early, r.best_epoch, len(r.history)) == (True, 1, 3)
     moving = train_quick("lstm+chroma:genre", prepared, tmp_path, registry, epochs=5, lr=3e-2)

@@ -8,7 +8,7 @@ import pytest
 
 from datafixtures import FMATrack, fma_tracks, write_fma
 from zoo.config import make_config
-from zoo.data.fma import FMAConfig, audio_path, detect, spec
+from zoo.data.readers.fma import FMAConfig, audio_path, detect, spec
 from zoo.data.prepare import prepare
 from zoo.errors import DataError
 from zoo.registry import Registry

@@ -7,7 +7,7 @@ import pytest
 
 from datafixtures import music, write_audio, write_label_folders, write_manifest
 from zoo.config import make_config
-from zoo.data.folder import FolderConfig, detect, spec
+from zoo.data.readers.folder import FolderConfig, detect, spec
 from zoo.errors import DataError
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from datafixtures import append_line, lab_array, write_kaggle, write_lab
 from zoo.config import make_config
-from zoo.data.kaggle import LAB_MAPPING, KaggleConfig, KaggleDataset, detect, load_lab_array, spec
-from zoo.data.labarray import lab_array_shape
+from zoo.data.labarray import lab_array_shape, load_lab_array
+from zoo.data.readers.kaggle import LAB_MAPPING, KaggleConfig, KaggleDataset, detect, spec
 from zoo.errors import ConfigError, DataError
 
 GENRE = "fma_genre_spectrograms"

@@ -85,7 +85,7 @@ def test_default_is_the_embedded_set_under_data_dir(registry):
 
 
 def test_an_embedded_set_folder_is_not_taken_for_a_plain_folder(registry, tmp_path):
-    from zoo.data.embedded import FORMAT, MANIFEST
+    from zoo.data.readers.embedded import FORMAT, MANIFEST
 
     write_audio(tmp_path / "audio" / "x-0000.wav", music(1.0))
     (tmp_path / MANIFEST).write_text(json.dumps({"format": FORMAT, "version": 1}))

@@ -11,13 +11,13 @@ from mlflow.tracking import MlflowClient
 from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
-from zoo.engine.composing import task_weight_map
+from zoo.engine.trainconfig import task_weight_map
 from zoo.engine.trainconfig import TrainConfig, train_config
 from zoo.engine.runner import run
-from zoo.engine.tracking import NullTracker
 from zoo.errors import ConfigError
 from zoo.paths import tracking_uri
 from zoo.registry import Registry
+from zoo.tracking import NullTracker
 
 FAST = dict(batch_size=8, lr=0.05, patience=0, warmup=0.0)
 TASKS = "lstm+chroma:genre,valence"

@@ -60,8 +60,8 @@ def test_usage_and_model_errors_exit_2(tmp_path, capsys):
     assert f"model folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "x.wav"]) == 2
     assert "holds no packaged zoo model" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path), "x.wav", "--top-k", "0"]) == 2
-    assert "--top-k 0: give 1 or more" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "x.wav", "--top-k", "0"]) == 2  # refused while parsing
+    assert "argument --top-k: 0 is out of range: give a whole number >= 1" in capsys.readouterr().err
     assert main(["predict", "no-such-model-anywhere", "x.wav"]) == 2
     err = capsys.readouterr().err
     assert "MODEL 'no-such-model-anywhere' names no model" in err

@@ -11,8 +11,8 @@ import pytest
 
 from datafixtures import lab_array, write_kaggle, write_lab, write_label_folders
 from zoo.config import make_config
-from zoo.data.kaggle import LAB_MAPPING, KaggleConfig
-from zoo.data.kaggle import spec as kaggle_spec
+from zoo.data.readers.kaggle import LAB_MAPPING, KaggleConfig
+from zoo.data.readers.kaggle import spec as kaggle_spec
 from zoo.data.labarray import load_lab_array
 from zoo.data.layout import open_dataset
 from zoo.data.prepare import prepare

@@ -116,8 +116,8 @@ def test_a_frame_without_a_known_column_is_refused(loaded):
 def test_register_logs_a_pyfunc_model_for_a_run_that_has_none(trained, inputs):
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
-    from zoo.engine.tracking import get_experiment
-    from zoo.pyfunc import register_model
+    from zoo.tracking.mlflow.model_registry import register_model
+    from zoo.tracking.mlflow.store import get_experiment
     client = MlflowClient(tracking_uri())
     exp = get_experiment(client, "pyfunc-tests", create=True)
     run = client.create_run(exp.experiment_id, tags={"zoo.spec": "lstm+mel:genre,valence,energy"})
@@ -139,8 +139,8 @@ def test_register_logs_a_pyfunc_model_for_a_run_that_has_none(trained, inputs):
 
 def test_register_refuses_a_run_without_a_model_and_a_bad_name(trained):
     from mlflow.tracking import MlflowClient
-    from zoo.engine.tracking import get_experiment
-    from zoo.pyfunc import register_model
+    from zoo.tracking.mlflow.model_registry import register_model
+    from zoo.tracking.mlflow.store import get_experiment
     client = MlflowClient(tracking_uri())
     exp = get_experiment(client, "pyfunc-tests", create=True)
     run = client.create_run(exp.experiment_id, tags={"zoo.kind": "overfit"})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pluginfactory import GRU_SOURCE, pip_install, write_distribution
-from zoo.compose import parse_spec
+from zoo.spec import parse_spec
 from zoo.errors import ConfigError, PluginError, SpecError, UnknownComponentError
 from zoo.registry import Registry
 

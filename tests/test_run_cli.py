@@ -30,7 +30,7 @@ def runs_of(experiment: str):
 
 def test_a_misspelt_component_names_the_installed_ones(capsys):
     assert main(["run", "lstn+mel:genre", "--experiment", "cli-typo"]) == 2
-    assert "unknown backbone 'lstn'; installed: ast, cnn, lstm; did you mean 'lstm'?" in capsys.readouterr().err
+    assert "unknown backbone 'lstn'; installed: ast, cnn, lstm, stats; did you mean 'lstm'?" in capsys.readouterr().err
     assert runs_of("cli-typo") == []  # nothing ran, so nothing was recorded
 
 
@@ -39,7 +39,7 @@ def test_a_misspelt_component_names_the_installed_ones(capsys):
     (["lstm+mel:genre", "--set", "hidden=3"], "expected SCOPE.KEY=VALUE"),
     (["lstm+mel:genre", "--set", "train.lrr=3"], "train: unknown setting 'lrr'"),
     (["lstm+mel:genre", "--set", "backbone.hiden=3"], "did you mean 'hidden'"),
-    (["lstm+mel:genre", "--seeds", "0"], "seeds 0: give 1 or more"),
+    (["lstm+mel:genre", "--seeds", "0"], "argument --seeds: 0 is out of range: give a whole number >= 1"),
 ])
 def test_bad_arguments_exit_2_with_the_fix(argv, message, capsys):
     assert main(["run", *argv, "--no-track"]) == 2

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from zoo.data import synth as sy
-from zoo.data.synth_score import PATTERNS, Clock, chord_tones, compose, render_clip
-from zoo.data.synth_styles import GENRES, GROOVE, MODE_VALENCE, PROGRESSIONS, SCALES, STYLES, sample_recipe, targets
+from zoo.data.synth import sounds as sy
+from zoo.data.synth.score import PATTERNS, Clock, chord_tones, compose, render_clip
+from zoo.data.synth.styles import GENRES, GROOVE, MODE_VALENCE, PROGRESSIONS, SCALES, STYLES, sample_recipe, targets
 
 SR = sy.SR
 

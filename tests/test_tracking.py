@@ -1,6 +1,8 @@
-"""Tracking against a real MLflow sqlite store in tmp: what a run logs, failures, seeds, compare, ui."""
+"""Tracking against a real MLflow sqlite store in tmp: what a run logs, failures, seeds, compare, ui; and
+that the engine knows only the tracking interface (any Tracker, no MLflow)."""
 from __future__ import annotations
 
+import ast
 import importlib.metadata as md
 import json
 import os
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +20,18 @@ from mlflow.tracking import MlflowClient
 
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
-from zoo.engine.compare import compare_rows, failed_runs, format_table
 from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.package import load_model
 from zoo.engine.runner import run
-from zoo.engine.stats import t_interval
-from zoo.engine.tracking import MlflowTracker, NullTracker, flatten, tracked_run
+from zoo.engine.intervals import t_interval
 from zoo.errors import RunError
 from zoo.registry import Registry
+from zoo.tracking import DataInputs, NullTracker, flatten, tracked_run
+from zoo.tracking.mlflow.compare import compare_rows, failed_runs, format_table
+from zoo.tracking.mlflow.tracker import PYFUNC_ERROR_TAG, MlflowTracker
 
 FAST = TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=0, warmup=0.0)
+ENGINE = Path(__file__).resolve().parents[1] / "zoo" / "engine"
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +226,132 @@ def test_compare_counts_a_repeated_seed_once(store, tmp_path):
     assert row["seeds"] == [0] and row["n_runs"] == 2
     assert row["run_ids"] == [again.run_id] and row["repeated_run_ids"] == [first.run_id]
     assert row["metrics"]["test.genre.accuracy"]["n"] == 1
+
+
+def _engine_imports() -> dict[str, set[str]]:
+    """``{module file: absolute names it imports}`` for the engine, imports inside functions included."""
+    out = {}
+    for path in sorted(ENGINE.rglob("*.py")):
+        package = ["zoo", "engine", *path.relative_to(ENGINE).parent.parts]
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                names.add(module)
+                names.update(f"{module}.{a.name}" for a in node.names)
+        out[path.name] = names
+    return out
+
+
+def test_the_engine_imports_nothing_from_mlflow_the_mlflow_tracker_or_predict():
+    imports = _engine_imports()
+    assert "runner.py" in imports and "zoo.tracking.Tracker" in imports["runner.py"]
+    banned = ("mlflow", "zoo.tracking.mlflow", "zoo.predict", "zoo.pyfunc")
+    offenders = sorted(f"{file} imports {name}" for file, names in imports.items() for name in names
+                       if any(name == b or name.startswith(b + ".") for b in banned))
+    assert offenders == []
+
+
+def test_the_engine_never_asks_which_kind_of_tracker_it_has():
+    offenders = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+                kinds = ast.unparse(node.args[1])
+                if "Tracker" in kinds:
+                    offenders.append(f"{path.name}:{node.lineno} isinstance(..., {kinds})")
+    assert offenders == []
+
+
+class ListTracker:
+    """A Tracker written against the interface only (no MLflow, not a NullTracker): it lists the calls."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.count = 0
+
+    def start_run(self, name, tags=None, parent=None) -> str:
+        self.count += 1
+        run_id = f"list-{self.count}"
+        self.calls.append(("start_run", run_id, parent))
+        return run_id
+
+    def log_params(self, run_id, params) -> None:
+        self.calls.append(("log_params", run_id, dict(params)))
+
+    def log_metrics(self, run_id, metrics, step=None) -> None:
+        self.calls.append(("log_metrics", run_id, dict(metrics)))
+
+    def set_tags(self, run_id, tags) -> None:
+        self.calls.append(("set_tags", run_id, dict(tags)))
+
+    def log_inputs(self, run_id, data) -> None:
+        self.calls.append(("log_inputs", run_id, data))
+
+    def log_artifacts(self, run_id, folder, path=None) -> None:
+        self.calls.append(("log_artifacts", run_id, path))
+
+    def log_model(self, run_id, model_dir) -> None:
+        self.calls.append(("log_model", run_id, Path(model_dir)))
+
+    def end_run(self, run_id, status="FINISHED") -> None:
+        self.calls.append(("end_run", run_id, status))
+
+    def where(self, run_id) -> str:
+        return f"{run_id} in a list"
+
+    def of(self, kind: str) -> list[tuple]:
+        return [c[1:] for c in self.calls if c[0] == kind]
+
+
+def test_a_tracker_that_only_implements_the_interface_receives_the_data_set_and_the_models(tmp_path):
+    tracker = ListTracker()
+    prepared = separable(5)
+    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=prepared,
+              progress=False, tracker=tracker, out_dir=tmp_path, seeds=2)
+    parent, seed_runs = res.run_id, res.run_ids
+    assert {r for r, _ in tracker.of("log_inputs")} == {parent, *seed_runs}
+    for _, data in tracker.of("log_inputs"):
+        assert isinstance(data, DataInputs)
+        assert data.fingerprint == prepared.fingerprint and dict(data.counts) == {"train": 9, "val": 3, "test": 3}
+        assert data.params()["data.train"] == 9 and data.classes == tuple(prepared.classes)
+    assert tracker.of("log_model") == [(r.run_id, r.model_dir) for r in res.results]
+    assert all(path != "model" for _, path in tracker.of("log_artifacts"))  # the model goes through log_model
+    # A durable tracker's runs are recorded in the packaged model.
+    assert [json.loads((r.model_dir / "zoo_model.json").read_text())["run_id"] for r in res.results] == seed_runs
+    assert sorted(tracker.of("end_run")) == sorted((r, "FINISHED") for r in [parent, *seed_runs])
+    assert res.tracking == f"{parent} in a list"
+
+
+def test_an_untracked_run_records_no_run_id_in_its_model(tmp_path):
+    tracker = NullTracker()
+    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
+              progress=False, tracker=tracker, out_dir=tmp_path)
+    (seed,) = res.results
+    record = tracker.runs[seed.run_id]
+    assert record.model_dir == seed.model_dir and record.inputs.description == separable(5).description
+    assert record.params["data.fingerprint"] == separable(5).fingerprint
+    assert json.loads((seed.model_dir / "zoo_model.json").read_text()).get("run_id") is None
+
+
+def test_a_pyfunc_failure_tags_and_warns_but_the_run_finishes(store, tmp_path, monkeypatch):
+    from zoo.tracking.mlflow import pyfunc
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pyfunc, "log_pyfunc_model", broken)
+    uri, client, folder = store
+    warned = []
+    tracker = MlflowTracker("pyfunc-fails", uri=uri, warn=warned.append)
+    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
+              progress=False, tracker=tracker, out_dir=tmp_path)
+    r = client.get_run(res.run_id)
+    assert r.info.status == "FINISHED"
+    assert "OSError: disk full" in r.data.tags[PYFUNC_ERROR_TAG] and "zoo register" in warned[0]
+    assert {a.path for a in client.list_artifacts(res.run_id, "model")} >= {"model/zoo_model.json"}

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from torch import nn
 
 import zoo
 from datafixtures import write_kaggle
@@ -13,7 +14,7 @@ from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.runner import run
-from zoo.engine.freezing import backbone_blocks
+from zoo.engine.freezing import backbone_blocks, freeze_blocks, guess_blocks
 from zoo.engine.transfer import TransferSource, adopt_settings, source_from_folder
 from zoo.errors import ConfigError, SpecError
 from zoo.paths import tracking_uri
@@ -49,7 +50,7 @@ def same(a, b) -> bool:
 
 
 def test_weights_are_copied_and_the_source_run_is_linked_in_mlflow(prepared, tmp_path):
-    settings = {**TINY_LSTM, "train": {**FAST, "lr": 0.0}}  # lr 0: whatever the backbone holds after is what it got
+    settings = {**TINY_LSTM, "train": {**FAST, "lr": 1e-12}}  # lr 1e-12 (0 is refused): too small to move a float32 weight, so the backbone holds what it got
     src = zoo.train("lstm+chroma:genre", prepared=prepared, settings={**TINY_LSTM, "train": FAST}, epochs=2,
                     experiment=EXPERIMENT, progress=False, out_dir=tmp_path)
     res = zoo.train("lstm+chroma:valence", prepared=prepared, settings={"train": settings["train"]}, epochs=1,
@@ -160,3 +161,42 @@ def test_cli_from_a_run_and_a_recipe_whose_transfer_names_another(kaggle, capsys
     assert record.tags["zoo.recipe"] == "lab-transfer-ast-valence"
     assert record.tags["zoo.transfer.source_run"] == ast["run_id"]
     assert record.params["transfer.freeze"] == "none" and record.params["task.valence.loss"] == "mse"
+
+
+class _Declared(nn.Module):
+    """Its first block joins a scale parameter and a linear + batch norm stem; the guess would split them."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4))
+        self.stem = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+        self.top = nn.Linear(4, 2)
+
+    def named_blocks(self):
+        return [("stem", [self.scale, self.stem]), ("top", [self.top])]
+
+    def forward(self, x):
+        return self.top(self.stem(x * self.scale))
+
+
+def test_a_backbone_that_declares_its_blocks_is_frozen_by_its_declaration():
+    model = _Declared()
+    assert [b.name for b in guess_blocks(model)] == ["stem.0", "stem.1", "top"]  # what a guess would make of it
+    assert freeze_blocks(model, 1, "toy") == ["stem"]
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == {"scale", "stem.0.weight", "stem.0.bias",
+                                                                                "stem.1.weight", "stem.1.bias"}
+    before = model.stem[1].running_mean.clone()
+    model.train()(torch.randn(8, 4) + 5)
+    assert torch.equal(model.stem[1].running_mean, before)  # a frozen block's batch norm keeps its statistics
+    with pytest.raises(ConfigError, match="freeze 3: backbone 'toy' has 2 blocks \\(stem, top\\)"):
+        freeze_blocks(_Declared(), 3, "toy")
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("cnn", TINY_CNN["backbone"]), ("lstm", {"layers": 1}), ("lstm", {"layers": 3, "bidirectional": True}),
+])
+def test_the_built_in_declarations_name_the_blocks_the_guess_found(registry, name, settings):
+    model = registry.create("backbone", name, settings, 12)
+    declared, guessed = backbone_blocks(model), guess_blocks(model)
+    assert [(b.name, [id(p) for p in b.params], [id(m) for m in b.modules]) for b in declared] == \
+           [(b.name, [id(p) for p in b.params], [id(m) for m in b.modules]) for b in guessed]

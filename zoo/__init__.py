@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Registry": ("zoo.registry", "Registry"),
-    "parse_spec": ("zoo.compose", "parse_spec"),
+    "parse_spec": ("zoo.spec", "parse_spec"),
     "ZooError": ("zoo.errors", "ZooError"),
     "train": ("zoo.api", "train"),
     "evaluate": ("zoo.api", "evaluate"),

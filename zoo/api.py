@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .compose import Built, build_components, parse_spec
 from .errors import ConfigError
+from .model.building import Built, build_components
 from .registry import Registry
+from .spec import parse_spec
 
 
 def _registry(registry: Registry | None) -> Registry:
@@ -40,7 +41,7 @@ def compose(spec_or_components: str | Iterable[Any], *, registry: Registry | Non
         return build_components(parse_spec(spec_or_components, registry), registry, components)
     if settings:
         raise ConfigError("compose(): settings apply to a spec; objects carry their own configuration")
-    from .engine.composing import build_from_objects
+    from .model.building import build_from_objects
     return build_from_objects(spec_or_components)
 
 
@@ -62,7 +63,7 @@ def _resolve_spec(spec: str | Built, settings: Mapping[str, Mapping[str, Any]] |
 def _model_source(ref: Any, *, experiment: str, workdir: Path):
     """A packaged model folder for ``ref``: a folder, a RunResult / SeedResult, a recipe name, or a run id."""
     from .engine.runner import RunResult, SeedResult
-    from .engine.tracking import download_model, latest_run
+    from .tracking.mlflow.queries import download_model, latest_run
     if isinstance(ref, RunResult):
         ref = ref.results[0]
     if isinstance(ref, SeedResult):
@@ -95,7 +96,7 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
     """Train ``spec`` (a spec, a recipe name, or a :func:`compose` result); returns a ``RunResult``.
 
     ``data``: a data folder (layout detected, or ``layout``), None for the embedded set;
-    ``prepared``: a ready :class:`zoo.data.prepared.Prepared` instead. ``settings`` maps scopes
+    ``prepared``: a ready :class:`zoo.data.preparedset.Prepared` instead. ``settings`` maps scopes
     (backbone, feature, task, a component name, ``train``, ``dataset``) to overrides; the keyword
     arguments ``epochs`` ... ``device`` win over ``settings["train"]``. ``seeds`` > 1 trains one
     model per seed ``seed .. seed+seeds-1`` and reports mean and 95 % interval. ``track``: log
@@ -103,10 +104,11 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
     (folder, run id, recipe name or RunResult) with ``freeze`` "none" / "backbone" / N.
     A recipe with a ``transfer`` entry sets ``init_from``/``freeze`` itself.
     """
-    from .engine.composing import ObjectBuilt
+    from .model.building import ObjectBuilt
     from .engine.trainconfig import backbone_defaults, split_settings, train_config, with_overrides
     from .engine.runner import run
-    from .engine.tracking import MlflowTracker, NullTracker
+    from .tracking import NullTracker
+    from .tracking.mlflow.tracker import MlflowTracker
     from .engine.transfer import source_from_folder
     registry = _registry(registry)
     spec, merged, recipe = _resolve_spec(spec, settings)
@@ -122,9 +124,10 @@ def train(spec: str | Built, *, data: Any = None, layout: str | None = None,
     if recipe and recipe.transfer and init_from is None:
         init_from = recipe.transfer.get("from")
         freeze = recipe.transfer.get("freeze", "none") if freeze is None else freeze
-    tracker = MlflowTracker(experiment) if track else NullTracker()
     if echo is None:
         echo = (lambda line: print(line, flush=True)) if verbose else None
+    warn = (lambda message: echo(f"warning: {message}")) if echo else None
+    tracker = MlflowTracker(experiment, warn=warn) if track else NullTracker()
     with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as tmp:
         transfer = None
         if init_from is not None:
@@ -169,8 +172,8 @@ def evaluate(model_or_run: Any, data: Any = None, *, layout: str | None = None,
     ``split``: "test" (default), "val", "train" or "all". Labels are matched to the model's
     classes by name.
     """
-    from .data.prepared import Prepared
-    from .engine.assess import assess
+    from .data.preparedset import Prepared
+    from .engine.scoring import assess
     from .engine.package import features_from_meta
     from .engine.runner import run_folder
     from .paths import zoo_home

@@ -1,7 +1,8 @@
-"""The contracts between the core and its plugins: Feature, Backbone, Task, Dataset and their specs.
+"""The contracts between the core and its plugins: Feature, Backbone, Task, Head, Dataset and their specs.
 
 A plugin never needs to inherit from anything here: the protocols are structural. What a plugin
-*does* register is one :class:`ComponentSpec` per entry point.
+*does* register is one :class:`ComponentSpec` per entry point. Everything the engine expects of a
+plugin is written here; :mod:`zoo.testing` checks it.
 
 Shapes used throughout::
 
@@ -10,12 +11,23 @@ Shapes used throughout::
                     lengths Tensor [B]        int64, true lengths (<= T)
     backbone output       Tensor [B, D]       pooled embedding, or
                           Tensor [B, T', D]   a sequence, with its lengths Tensor [B]
+    head output           Tensor [B, C]       C = LabelSchema.out_dim ([B] when a head squeezes C = 1)
+    head embedding        Tensor [B, D']      the layer before the output layer
+
+Optional members: a component without them still works; the zoo uses them when present.
+
+- a head's ``embed(out)`` (:class:`EmbeddingHead`): ``zoo embed`` and ``ZooModel.embed`` need it;
+- a backbone's ``named_blocks()`` (:class:`DeclaresBlocks`): its blocks for ``freeze: N``, which
+  the engine otherwise guesses from its children;
+- a backbone config's ``train_defaults`` class attribute (:class:`RecommendsTraining`);
+- a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
+  N blocks itself.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -105,6 +117,49 @@ class Backbone(Protocol):
     def forward(self, x: Any, lengths: Any) -> BackboneOutput: ...
 
 
+@runtime_checkable
+class DeclaresBlocks(Protocol):
+    """Optional for a backbone: it names its blocks, so ``freeze: N`` fixes exactly the first N.
+
+    ``named_blocks() -> list[tuple[str, list[nn.Module | nn.Parameter]]]``: one ``(name, members)``
+    pair per block, in input-to-output order (the first block meets the input). A member module
+    brings all its parameters, and its batch norms keep their running statistics when frozen; a
+    member parameter brings itself (e.g. one layer's weights of a stacked ``nn.LSTM``, or a
+    position embedding, which joins the block it feeds). Members are the backbone's own; no
+    parameter may be in two blocks. Blocks need not cover every parameter. The name appears in
+    messages ("has 3 blocks (blocks.0, blocks.1, blocks.2)"). A backbone without this member has
+    its blocks guessed from its children (:func:`zoo.engine.freezing.guess_blocks`).
+    """
+
+    def named_blocks(self) -> list[tuple[str, list[Any]]]: ...
+
+
+@runtime_checkable
+class RecommendsTraining(Protocol):
+    """Optional for a backbone's config dataclass: the training settings it recommends.
+
+    ``train_defaults`` is a ``ClassVar`` mapping (a class attribute, not a dataclass field) of
+    ``zoo.engine.trainconfig.TrainConfig`` field names to values, e.g. ``{"epochs": 12,
+    "patience": 4}`` for a model that is slow on a CPU. They sit above ``TrainConfig``'s defaults
+    and below a recipe's ``train``, ``--set train.*`` and flags. An unknown key is an error.
+    """
+
+    train_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class FreezesItself(Protocol):
+    """Optional for a backbone's config dataclass: a ``freeze: int = 0`` field.
+
+    The backbone keeps its first ``freeze`` blocks fixed itself when built (0: it trains all of
+    them); with :class:`DeclaresBlocks` these are its first ``freeze`` declared blocks. A
+    transfer with ``freeze: N`` sets this field to N rather than freezing blocks from outside
+    (it is the one backbone setting that may differ from the transfer source's).
+    """
+
+    freeze: int
+
+
 @dataclass(frozen=True)
 class LabelSchema:
     """What a task predicts: class names for a classification, the target name for a regression."""
@@ -135,8 +190,8 @@ class Task(Protocol):
 
     def schema(self, classes: tuple[str, ...]) -> LabelSchema: ...
 
-    def make_head(self, in_dim: int, schema: LabelSchema) -> Any:
-        """A module ``(BackboneOutput) -> Tensor[B, out_dim]``."""
+    def make_head(self, in_dim: int, schema: LabelSchema) -> Head:
+        """A :class:`Head` for backbone outputs of width ``in_dim`` (D)."""
 
     def loss(self, output: Any, y: Any) -> Any: ...
 
@@ -144,6 +199,31 @@ class Task(Protocol):
         """Head output -> class probabilities ``[B, C]`` or values ``[B]`` (numpy)."""
 
     def metrics(self, pred: np.ndarray, y: np.ndarray, schema: LabelSchema) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Head(Protocol):
+    """What :meth:`Task.make_head` returns: a ``torch.nn.Module`` from a backbone output to the task's output.
+
+    ``forward(out: BackboneOutput) -> Tensor[B, C]`` (``C = schema.out_dim``; ``[B]`` is also
+    accepted when C = 1), the input of ``Task.loss`` and ``Task.predict``. ``out`` is pooled
+    ``[B, D]`` or a sequence ``[B, T', D]`` with lengths: the head pools a sequence and must not
+    read steps past each length.
+    """
+
+    def forward(self, out: BackboneOutput) -> Any: ...
+
+
+@runtime_checkable
+class EmbeddingHead(Head, Protocol):
+    """Optional for a head: ``embed(out: BackboneOutput) -> Tensor[B, D']``, the layer before its output layer.
+
+    ``ZooModel.embed`` and ``zoo embed`` read it (a head without it cannot give embeddings).
+    A head that also has ``output(z)``, its output layer, must satisfy
+    ``forward(out) == output(embed(out))``: the zoo's own heads do.
+    """
+
+    def embed(self, out: BackboneOutput) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -11,65 +11,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .protocols import BackboneOutput, ComponentSpec, LabelSchema
+from .protocols import ComponentSpec, LabelSchema
 
 Pooling = Literal["mean", "max", "last", "attention"]
 
 
 def _head_class():
-    import torch
-    from torch import nn
-
-    class Head(nn.Module):
-        """Pool a backbone output to ``[B, D]``, optional hidden layer, then the output layer."""
-
-        def __init__(self, in_dim: int, out_dim: int, pooling: str, hidden: int, dropout: float, squeeze: bool,
-                     bounded: bool = False):
-            super().__init__()
-            self.pooling = pooling
-            self.squeeze = squeeze
-            self.bounded = bounded
-            self.attn = nn.Linear(in_dim, 1) if pooling == "attention" else None
-            layers: list[nn.Module] = [nn.Dropout(dropout)]
-            if hidden > 0:
-                layers += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            self.body = nn.Sequential(*layers)
-            self.out = nn.Linear(hidden if hidden > 0 else in_dim, out_dim)
-
-        def pool(self, out: BackboneOutput):
-            h, lengths = out.hidden, out.lengths
-            if h.dim() == 2:
-                return h
-            B, T, _ = h.shape
-            if lengths is None:
-                lengths = torch.full((B,), T, device=h.device, dtype=torch.long)
-            lengths = lengths.to(h.device).clamp(min=1)
-            mask = torch.arange(T, device=h.device)[None, :] < lengths[:, None]  # [B, T]
-            if self.pooling == "mean":
-                m = mask.unsqueeze(-1).to(h.dtype)
-                return (h * m).sum(1) / m.sum(1)
-            if self.pooling == "max":
-                return h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
-            if self.pooling == "last":
-                return h[torch.arange(B, device=h.device), lengths - 1]
-            scores = self.attn(h).squeeze(-1).masked_fill(~mask, torch.finfo(h.dtype).min)
-            w = torch.softmax(scores, dim=1).unsqueeze(-1)
-            return (h * w).sum(1)
-
-        def embed(self, out: BackboneOutput):
-            """The representation fed to the output layer: ``[B, hidden or D]``."""
-            return self.body(self.pool(out))
-
-        def output(self, z):
-            """The output layer applied to an embedding ``z[B, hidden or D]`` (what ``embed`` gives)."""
-            y = self.out(z)
-            if self.bounded:  # targets live in [0, 1]: so do the predictions
-                y = torch.sigmoid(y)
-            return y.squeeze(-1) if self.squeeze else y
-
-        def forward(self, out: BackboneOutput):
-            return self.output(self.embed(out))
-
+    # The class lives with the model (it needs torch); importing it here on first use keeps
+    # ``zoo.tasks`` torch-free for ``zoo list``.
+    from .model.model import Head
     return Head
 
 

@@ -13,12 +13,16 @@ with a message naming the broken promise; it returns nothing when the component 
     def test_every_backbone(name):
         check_backbone(Registry().load("backbone", name))
 
+Optional members (:mod:`zoo.protocols`: a head's ``embed``, a backbone's ``named_blocks``, a
+config's ``train_defaults`` and ``freeze``) are checked when the component has them.
+
 torch and librosa-backed features are only touched inside the checks, so importing this
 module is cheap. The checks use small random tensors and a few seconds of generated audio:
 they take seconds, not minutes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -38,8 +42,11 @@ __all__ = [
     "check_backbone_lengths",
     "check_backbone_determinism",
     "check_backbone_short",
+    "check_backbone_blocks",
+    "check_backbone_config",
     "check_feature",
     "check_task",
+    "check_head_embed",
     "chord_and_clicks",
     "fake_lab_array",
 ]
@@ -252,9 +259,134 @@ def check_backbone_short(spec_or_factory: ComponentSpec | BackboneFactory, n_bin
             _fail(f"{who}: non-finite train output or gradients ({bad[:3]}) for lengths {lengths}")
 
 
+def _block_members(members: Any, who: str, name: str) -> tuple[list[Any], list[Any]]:
+    """The (parameters, modules) of one declared block's ``members``, read as the engine reads them."""
+    from .engine.freezing import declared_block
+
+    try:
+        block = declared_block(name, members)
+    except ZooError as exc:
+        _fail(f"{who}: {exc}")
+    return block.params, block.modules
+
+
+def check_backbone_blocks(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                          settings: Mapping[str, Any] | None = None) -> None:
+    """A backbone's declared blocks (``named_blocks()``, optional): its own weights, in order, no overlap.
+
+    Each block is a named, non-empty list of the backbone's own modules and parameters; no
+    parameter is in two blocks; names are unique; and the blocks' modules first run in the
+    declared order in a forward pass (blocks of bare parameters are not ordered by this check).
+    A backbone without ``named_blocks`` passes: the engine then guesses its blocks.
+    """
+    import torch
+
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    declare = getattr(model, "named_blocks", None)
+    if declare is None:
+        return
+    if not callable(declare):
+        _fail(f"{who}: named_blocks must be a method returning [(name, [modules and parameters]), ...], got {type(declare).__name__}")
+    blocks = declare()
+    if not isinstance(blocks, (list, tuple)) or not blocks:
+        _fail(f"{who}: named_blocks() gave {'an empty ' if not blocks else 'a '}{type(blocks).__name__}; give a non-empty list of (name, [modules and parameters]) in input-to-output order")
+    own_params = {id(p): n for n, p in model.named_parameters()}
+    own_modules = {id(m) for m in model.modules()}
+    seen: dict[int, str] = {}
+    names: list[str] = []
+    hooked: list[tuple[str, list[Any]]] = []
+    for block in blocks:
+        if not (isinstance(block, tuple) and len(block) == 2 and isinstance(block[0], str) and block[0]):
+            _fail(f"{who}: named_blocks() item of type {type(block).__name__} must be a (name, members) tuple with a non-empty name")
+        name, members = block
+        if name in names:
+            _fail(f"{who}: named_blocks() names '{name}' twice; give every block its own name")
+        names.append(name)
+        params, modules = _block_members(members, who, name)
+        if not params:
+            _fail(f"{who}: named_blocks() block '{name}' holds no parameters; leave weightless parts out")
+        alien = [m for m in modules if id(m) not in own_modules]
+        if alien or any(id(p) not in own_params for p in params):
+            _fail(f"{who}: named_blocks() block '{name}' holds modules or parameters that are not the backbone's own")
+        for p in params:
+            if id(p) in seen:
+                _fail(f"{who}: parameter '{own_params[id(p)]}' is in blocks '{seen[id(p)]}' and '{name}'; a parameter belongs to one block")
+            seen[id(p)] = name
+        if modules:
+            hooked.append((name, modules))
+
+    # Order: the block whose modules run first must be declared first.
+    first: dict[str, int] = {}
+    calls = [0]
+
+    def hook_for(name: str):
+        def hook(module: Any, inputs: Any) -> None:
+            calls[0] += 1
+            first.setdefault(name, calls[0])
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(name)) for name, modules in hooked for m in modules]
+    try:
+        x, lens = _batch(n_bins, (23, 15), seed=6)
+        model.eval()
+        with torch.no_grad():
+            _run(model, x, lens, who)
+    finally:
+        for h in handles:
+            h.remove()
+    ran = [name for name, _ in hooked if name in first]
+    if ran != sorted(ran, key=first.__getitem__):
+        _fail(f"{who}: named_blocks() declares {ran} but forward runs them as {sorted(ran, key=first.__getitem__)}; "
+              f"declare the blocks in input-to-output order")
+
+
+def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Mapping[str, Any] | None = None) -> None:
+    """A backbone config's optional members: ``train_defaults`` and the ``freeze`` field.
+
+    ``train_defaults`` must be a class attribute (not a field) mapping ``TrainConfig`` fields to
+    valid values. ``freeze`` must be an integer field defaulting to 0; building with
+    ``freeze=1`` must fix some weights, and with ``named_blocks()`` exactly its first block's.
+    """
+    from .engine.trainconfig import TrainConfig
+
+    who = _label(spec)
+    if not isinstance(spec, ComponentSpec) or spec.kind != "backbone":
+        _fail(f"check_backbone_config needs a backbone spec, got {spec!r}")
+    fields = {f.name: f for f in dataclasses.fields(spec.config)}
+    if "train_defaults" in fields:
+        _fail(f"{who}: train_defaults is a field of {spec.config.__name__}; make it a class attribute, "
+              f"train_defaults: ClassVar[dict] = {{...}}")
+    defaults = getattr(spec.config, "train_defaults", None)
+    if defaults is not None:
+        if not isinstance(defaults, Mapping):
+            _fail(f"{who}: train_defaults must be a mapping of TrainConfig fields, got {type(defaults).__name__}")
+        try:
+            make_config(TrainConfig, dict(defaults), where=f"train_defaults of {who}")
+        except ZooError as exc:
+            _fail(str(exc))
+    if "freeze" not in fields:
+        return
+    default = make_config(spec.config, settings, where=who).freeze
+    if not isinstance(default, int) or isinstance(default, bool) or default != 0:
+        _fail(f"{who}: the freeze field must be an int that defaults to 0 (train every block), got {default!r}")
+    model = spec.build(make_config(spec.config, {**(settings or {}), "freeze": 1}, where=who), n_bins)
+    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
+    if not frozen:
+        _fail(f"{who}: built with freeze=1, it keeps no weights fixed; freeze N must fix its first N blocks")
+    declare = getattr(model, "named_blocks", None)
+    if callable(declare):
+        name, members = declare()[0]
+        first = {id(p) for p in _block_members(members, who, name)[0]}
+        if frozen != first:
+            _fail(f"{who}: built with freeze=1, it fixes {len(frozen)} parameters, not the {len(first)} of its first "
+                  f"declared block '{name}'; freeze N must fix exactly its first N named_blocks()")
+
+
 def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
                    settings: Mapping[str, Any] | None = None, tolerance: float = 1e-5) -> None:
-    """Every backbone check: forward, backward, variable lengths, determinism, short inputs.
+    """Every backbone check: forward, backward, variable lengths, determinism, short inputs,
+    declared blocks and (for a spec) the config's optional members.
 
     ``spec_or_factory`` is a backbone :class:`~zoo.protocols.ComponentSpec` (built with its
     config from ``settings``) or a callable ``factory(n_bins) -> nn.Module``.
@@ -264,6 +396,9 @@ def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int
     check_backbone_lengths(spec_or_factory, n_bins, settings=settings, tolerance=tolerance)
     check_backbone_determinism(spec_or_factory, n_bins, settings=settings)
     check_backbone_short(spec_or_factory, n_bins, settings=settings)
+    check_backbone_blocks(spec_or_factory, n_bins, settings=settings)
+    if isinstance(spec_or_factory, ComponentSpec):
+        check_backbone_config(spec_or_factory, n_bins, settings=settings)
 
 
 # -- features ------------------------------------------------------------------------------
@@ -359,7 +494,8 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     """A task: its head on a pooled and on a sequence output, loss, predict and metrics.
 
     Labels include a missing one (-1 for classification, NaN for regression), which the loss
-    and metrics must skip. The head must ignore the padded steps of a sequence.
+    and metrics must skip. The head must ignore the padded steps of a sequence. A head with
+    ``embed`` (optional) is checked by :func:`check_head_embed`.
     """
     import torch
 
@@ -419,3 +555,38 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
         a, b = head(BackboneOutput(seq, lengths)), head(BackboneOutput(noisy, lengths))
     if not torch.allclose(a, b, atol=1e-5):
         _fail(f"{who}: head output changes when only padded steps (past the lengths) change; pooling must mask them")
+    check_head_embed(head, in_dim=in_dim, batch=batch, who=who)
+
+
+def check_head_embed(head: Any, *, in_dim: int = 8, batch: int = 6, who: str = "head") -> None:
+    """A head's optional ``embed(out) -> Tensor[B, D']`` (the layer before its output layer).
+
+    In eval mode, on a pooled and on a sequence output: a finite ``[B, D']`` tensor, with the
+    same D' for both; when the head also has ``output(z)``, ``output(embed(out))`` equals
+    ``head(out)``. A head without ``embed`` passes (it only cannot give embeddings).
+    """
+    import torch
+
+    if getattr(head, "embed", None) is None:
+        return
+    g = torch.Generator().manual_seed(1)
+    T = 7
+    lengths = torch.tensor([T, 4, 1, 6, 2, 7][:batch] + [T] * max(0, batch - 6))
+    seq = torch.randn(batch, T, in_dim, generator=g) * (torch.arange(T)[None, :] < lengths[:, None])[..., None]
+    head.eval()
+    widths = []
+    with torch.no_grad():
+        for label, out in (("pooled", BackboneOutput(torch.randn(batch, in_dim, generator=g))),
+                           ("sequence", BackboneOutput(seq, lengths))):
+            z = head.embed(out)
+            if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != batch:
+                shape = list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                _fail(f"{who}: embed() on a {label} input gave {shape}; expected a Tensor[{batch}, D'] (the layer before the output layer)")
+            if not torch.isfinite(z).all():
+                _fail(f"{who}: embed() gives non-finite values on a {label} input")
+            widths.append(z.shape[1])
+            output = getattr(head, "output", None)
+            if callable(output) and not torch.allclose(output(z), head(out), atol=1e-5):
+                _fail(f"{who}: output(embed(out)) differs from head(out) on a {label} input; embed must stop right before the output layer")
+    if widths[0] != widths[1]:
+        _fail(f"{who}: embed() is {widths[0]} wide on a pooled input but {widths[1]} on a sequence; D' must not depend on the input")

@@ -63,7 +63,7 @@ def _open(args, registry):
 
 def run_stats(args, registry) -> int:
     from ..data.plots import class_histogram
-    from ..data.stats import compute_stats, format_stats
+    from ..data.datastats import compute_stats, format_stats
 
     dataset = _open(args, registry)
     stats = compute_stats(dataset, args.rate)
@@ -108,7 +108,7 @@ def _find(clips, item: str):
 
 def _beat_twin(path: Path):
     """The Kaggle beat-folder twin of a frame-rate lab array, if the set is laid out as downloaded."""
-    from ..data.kagglefiles import clip_id
+    from ..data.readers.kaggle.files import clip_id
 
     part = path.parent.parent
     twin_dir = part.with_name(part.name + "_beat") / path.parent.name

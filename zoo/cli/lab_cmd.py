@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..config import parse_assignments
+from .argtypes import POSITIVE, SEED
 
 EMBED_EXAMPLES = """\
 examples:
@@ -43,12 +44,12 @@ def register(sub) -> None:
     e.add_argument("--task", help="whose last hidden layer, for a model of several tasks (default: its first task)")
     e.add_argument("--data", metavar="PATH", help="map these data instead of the run's own (layout detected)")
     e.add_argument("--layout", metavar="L", help="the layout of --data when detection is ambiguous")
-    e.add_argument("--limit", type=int, metavar="N", help="with --data: at most N clips (stratified)")
+    e.add_argument("--limit", type=POSITIVE, metavar="N", help="with --data: at most N clips (stratified)")
     e.add_argument("--set", dest="assignments", action="append", default=[], metavar="dataset.KEY=VAL",
                    help="data-set settings for --data, e.g. dataset.size=tiny (repeatable)")
     e.add_argument("--out", metavar="DIR", help="folder for the PNG and CSV (default: ZOO_HOME/embeddings/RUN)")
     e.add_argument("--no-log", action="store_true", help="do not attach the files to the run in MLflow")
-    e.add_argument("--seed", type=int, default=0, help="seed of the t-SNE / UMAP layout (default 0)")
+    e.add_argument("--seed", type=SEED, default=0, help="seed of the t-SNE / UMAP layout (default 0)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
     e.add_argument("--experiment", default="music-zoo", help="MLflow experiment to find a recipe's run in")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -66,10 +67,10 @@ def register(sub) -> None:
     r.add_argument("what", choices=("lab",), help="what to reproduce (the lab)")
     r.add_argument("--data", metavar="PATH", help="data folder (e.g. the lab's Kaggle set); default: the embedded set")
     r.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous")
-    r.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per experiment (default 3)")
-    r.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    r.add_argument("--epochs", type=int, metavar="N", help="most epochs per model (default: the recipe's or backbone's, else 30)")
-    r.add_argument("--limit", type=int, metavar="N", help="at most N clips per experiment (stratified)")
+    r.add_argument("--seeds", type=POSITIVE, default=3, metavar="K", help="seeds per experiment (default 3)")
+    r.add_argument("--seed", type=SEED, default=0, help="first seed (default 0)")
+    r.add_argument("--epochs", type=POSITIVE, metavar="N", help="most epochs per model (default: the recipe's or backbone's, else 30)")
+    r.add_argument("--limit", type=POSITIVE, metavar="N", help="at most N clips per experiment (stratified)")
     r.add_argument("--only", action="append", default=[], metavar="GLOB",
                    help="only recipes matching this pattern, e.g. 'lab-lstm-*' (repeatable or comma-separated); "
                         "a transfer's source recipe is added when needed")
@@ -80,7 +81,7 @@ def register(sub) -> None:
                    help="a setting for every experiment it applies to: train.lr=3e-4, dataset.size=small, "
                         "lstm.hidden=64 (only recipes using lstm) (repeatable)")
     r.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    r.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
+    r.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
     r.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed) instead of stopping")
     r.add_argument("--experiment", default="music-zoo-lab", help="MLflow experiment (default: music-zoo-lab)")
     r.add_argument("--no-track", action="store_true",

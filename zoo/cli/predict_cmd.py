@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from .argtypes import POSITIVE, number
 
 PREDICT_EXAMPLES = """\
 MODEL is one of:
@@ -38,12 +38,12 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="model folder, run id, registered model or recipe name")
     p.add_argument("audio", metavar="AUDIO", nargs="+",
                    help="audio files (wav, flac, ogg, mp3, ...) or folders (their audio files, recursively)")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes shown per classification task (default 3)")
+    p.add_argument("--top-k", type=POSITIVE, default=3, metavar="K", help="classes shown per classification task (default 3)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
     p.add_argument("--windows", action="store_true", help="also print each window's predictions (start, end seconds)")
-    p.add_argument("--window-seconds", type=float, metavar="S",
+    p.add_argument("--window-seconds", type=number(0.0, strict=True), metavar="S",
                    help="window length (default: the model's median training clip)")
-    p.add_argument("--hop-seconds", type=float, metavar="S", help="step between windows (default: half a window)")
+    p.add_argument("--hop-seconds", type=number(0.0, strict=True), metavar="S", help="step between windows (default: half a window)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", metavar="NAME",
                    help="with a recipe name: its runs in this experiment only (default: every experiment)")
@@ -79,8 +79,6 @@ def expand_inputs(items: list[str]) -> list[str]:
 def run_predict(args, registry) -> int:
     from ..predict import FilePrediction, open_model
     from ..predict.output import format_csv, format_table, record
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k {args.top_k}: give 1 or more")
     # MLflow draws a progress bar for every download of a model's files: noise next to predictions.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     predictor = open_model(args.model, registry=registry, device=args.device or "auto",
@@ -115,7 +113,7 @@ def run_predict(args, registry) -> int:
 
 
 def run_register(args, registry) -> int:
-    from ..pyfunc import register_model
+    from ..tracking.mlflow.model_registry import register_model
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     version = register_model(args.run_id, args.name, alias=args.alias)
     alias = f", alias '{args.alias}'" if args.alias else ""

@@ -7,6 +7,7 @@ import sys
 import threading
 
 from ..config import parse_assignments
+from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
 
 EXAMPLES = """\
 examples:
@@ -30,15 +31,15 @@ def register(sub) -> None:
     p.add_argument("spec", metavar="SPEC_OR_RECIPE", help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel")
     p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest); default: embedded set")
     p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)")
-    p.add_argument("--epochs", type=int, help="most epochs (train.epochs)")
-    p.add_argument("--batch-size", type=int, help="batch size (train.batch_size)")
-    p.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs, 0 = off (train.patience)")
-    p.add_argument("--limit", type=int, metavar="N", help="use at most N clips (stratified), for quick runs")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--seeds", type=int, default=1, metavar="K",
+    p.add_argument("--epochs", type=POSITIVE, help="most epochs (train.epochs)")
+    p.add_argument("--batch-size", type=POSITIVE, help="batch size (train.batch_size)")
+    p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate (train.lr)")
+    p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
+    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified), for quick runs")
+    p.add_argument("--seed", type=SEED, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=POSITIVE, default=1, metavar="K",
                    help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
-    p.add_argument("--overfit-batches", type=int, metavar="N",
+    p.add_argument("--overfit-batches", type=NON_NEGATIVE, metavar="N",
                    help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
                    help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
@@ -49,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry as NAME "
                    "(with --seeds: the seed with the best validation score); then: zoo predict NAME AUDIO...")
-    p.add_argument("--workers", type=int, metavar="N", help="processes for feature extraction (default: all cores)")
+    p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
     p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
                    help="transfer: start the backbone from a trained model: run id, recipe (its latest run) or model folder")
     p.add_argument("--freeze", metavar="WHAT", help="with --from: none (default), backbone, or N (its first N blocks)")
@@ -72,7 +73,7 @@ def _print_seed(res, say) -> None:
 
 
 def _print_seeds(res, say) -> None:
-    from ..engine.stats import plus_minus
+    from ..engine.intervals import plus_minus
     say(f"\ntest results over {len(res.results)} seeds {res.seeds} (mean ± 95% t-interval half-width):")
     width = max(len(k) for k in res.summary) if res.summary else 0
     for key, s in res.summary.items():
@@ -152,7 +153,7 @@ def _run(args, registry) -> int:
         say(f"run:     {res.tracking}")
         say("browse:  zoo ui   (then open the address it prints);  compare: zoo compare")
     if args.register:
-        from ..pyfunc import register_result
+        from ..tracking.mlflow.model_registry import register_result
         version, chosen = register_result(res, args.register)
         say(f"registered: '{args.register}' version {version.version} (run {chosen.run_id}); "
             f"predict with: zoo predict {args.register}/{version.version} AUDIO...")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+from .argtypes import PORT
+
 
 def register(sub) -> None:
     ui = sub.add_parser("ui", help="open the MLflow web UI on the zoo's run store",
                         description="Run `mlflow server` (one worker) on the zoo's tracking store and artifact "
                                     "folder, print its address, and serve until Ctrl-C.")
-    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--port", type=PORT, default=5000, help="port (default 5000)")
     ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--background", action="store_true", help="start it, print its pid and return")
     ui.set_defaults(func=run_ui)
@@ -24,8 +26,8 @@ def register(sub) -> None:
 
 
 def run_ui(args, registry) -> int:
-    from ..engine import ui
     from ..paths import tracking_uri, zoo_home
+    from ..tracking.mlflow import ui
     uri = tracking_uri()
     if uri.startswith(("http://", "https://", "databricks")):
         from ..errors import ConfigError
@@ -56,8 +58,8 @@ def run_ui(args, registry) -> int:
 
 
 def run_compare(args, registry) -> int:
-    from ..engine import compare
     from ..engine.reports import jsonable
+    from ..tracking.mlflow import compare
     if args.failed:
         rows = compare.failed_runs(args.experiment, args.spec)
         if args.json:

@@ -5,23 +5,31 @@ A cached result is keyed by the sha256 of the file's *content* plus the feature'
 or a changed setting is recomputed, never served stale. Entries are written atomically (a
 temporary file renamed into place), so parallel runs and interrupted ones never leave half files.
 
-Layout: ``CACHE/features/<key[:2]>/<key>.npy``, one float32 ``[F, T]`` array per (file, feature).
+Layout: ``CACHE/features/<key[:2]>/<key>.npy``, one float32 ``[F, T]`` array per (file, feature):
+a .npy file followed by a 12-byte seal, ``b"ZOOCRC1\\0"`` and the crc32 (uint32, little endian) of
+every byte before the seal (``np.load`` still reads an entry: it stops at the array's end). Every
+read checks the seal, the size, the shape and that every value is finite; an entry that fails is
+recomputed from the audio, with a warning naming the entry, the audio file and what was wrong.
+Entries without a seal (written before it existed) cannot be verified and are recomputed too.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata as md
+import io
 import json
 import os
 import pickle
 import sys
 import uuid
 import warnings
+import zlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -29,10 +37,17 @@ from ..errors import ConfigError, DataError, PluginError, ZooError
 from .audio import load_audio
 
 CACHE_FORMAT = 1
-"""Bumped when the layout or meaning of cache entries changes: older entries are then ignored."""
+"""Bumped when the layout or meaning of cache entries changes: older entries are then ignored.
+
+Not bumped for the seal: entries written before it keep their key, so they are found, reported
+once as unverifiable and recomputed in place, rather than silently left behind."""
 
 Result = dict[str, np.ndarray] | DataError
 _FILES_PER_WORKER = 4
+_SEAL = b"ZOOCRC1\0"
+_SEAL_SIZE = len(_SEAL) + 4
+_NPY_HEAD = 4096  # more than the .npy header of any [F, T] array needs
+_UNSEALED = "has no checksum (written by an older zoo)"
 
 
 def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_dir: Path | None = None,
@@ -69,13 +84,15 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
         results: list[Result | None] = [None] * len(paths)
         jobs: dict[str, _Job] = {}
         owners: dict[str, list[int]] = {}
+        distrusted: dict[Path, str] = {}
         for i, item in enumerate(_lookup_all(paths, features, idents, root, skip_bad)):
             if isinstance(item, DataError):
                 results[i] = item
                 counts["failed"] += 1
                 bar.update()
                 continue
-            digest, arrays = item
+            digest, arrays, problems = item
+            _report(paths[i], problems, distrusted)
             missing = [n for n in features if n not in arrays]
             if not missing:
                 results[i] = arrays
@@ -103,6 +120,11 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
                     counts["computed"] += 1
             bar.update(len(owners[digest]))
 
+        unsealed = sum(1 for why in distrusted.values() if why == _UNSEALED)
+        if unsealed:
+            warnings.warn(f"{unsealed} feature cache entr{'y' if unsealed == 1 else 'ies'} under {root} "
+                          f"{'has' if unsealed == 1 else 'have'} no checksum (written by an older zoo) and "
+                          f"cannot be verified: recomputing {'it' if unsealed == 1 else 'them'}", stacklevel=2)
         _run_jobs(list(jobs.values()), features, workers, finish)
     if stats is not None:
         stats.update(counts)
@@ -196,21 +218,33 @@ def _entry(root: Path, digest: str, ident: str) -> Path:
     return root / key[:2] / f"{key}.npy"
 
 
+class _Cached(NamedTuple):
+    """What the cache holds for one file: its digest, the sound entries, and ``(feature, entry, why)``
+    for each entry present but not trusted."""
+
+    digest: str
+    arrays: dict[str, np.ndarray]
+    problems: list[tuple[str, Path, str]]
+
+
 def _lookup_all(paths: list[Path], features: dict[str, Any], idents: dict[str, str], root: Path,
-                skip_bad: bool) -> Iterator[tuple[str, dict[str, np.ndarray]] | DataError]:
+                skip_bad: bool) -> Iterator[_Cached | DataError]:
     """Hash every file and load its cached features, in order (threads: this is reading and hashing)."""
 
-    def lookup(path: Path) -> tuple[str, dict[str, np.ndarray]] | DataError:
+    def lookup(path: Path) -> _Cached | DataError:
         try:
             digest = file_digest(path)
         except DataError as exc:
             return exc
-        arrays = {}
+        arrays, problems = {}, []
         for name, feature in features.items():
-            cached = _load(_entry(root, digest, idents[name]), feature)
+            entry = _entry(root, digest, idents[name])
+            cached, why = _load(entry, feature.n_bins)
             if cached is not None:
                 arrays[name] = cached
-        return digest, arrays
+            elif why is not None:
+                problems.append((name, entry, why))
+        return _Cached(digest, arrays, problems)
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as pool:
         for item in pool.map(lookup, paths):
@@ -220,28 +254,78 @@ def _lookup_all(paths: list[Path], features: dict[str, Any], idents: dict[str, s
             yield item
 
 
-def _load(entry: Path, feature: Any) -> np.ndarray | None:
-    """A cached array, or None when absent or unusable (it is then recomputed and overwritten)."""
+def _report(path: Path, problems: list[tuple[str, Path, str]], distrusted: dict[Path, str]) -> None:
+    """Warn once per distrusted entry (entries without a seal are counted, and told in one line)."""
+    for name, entry, why in problems:
+        if entry in distrusted:
+            continue  # two paths with the same content share their entries
+        distrusted[entry] = why
+        if why != _UNSEALED:
+            warnings.warn(f"feature cache entry {entry} (feature '{name}' of {path}) {why}: recomputing it "
+                          f"from the audio", stacklevel=3)
+
+
+def _load(entry: Path, n_bins: int) -> tuple[np.ndarray | None, str | None]:
+    """``(array, None)`` for a sound entry, ``(None, None)`` when there is none, ``(None, why)`` when
+    the entry cannot be trusted (it is then recomputed and overwritten)."""
     try:
-        a = np.load(entry, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if a.ndim != 2 or a.dtype != np.float32 or a.shape[0] != feature.n_bins or a.shape[1] == 0:
-        return None
-    return a
+        with open(entry, "rb") as f:
+            buf = np.empty(os.fstat(f.fileno()).st_size, np.uint8)  # not zero-filled, unlike a bytearray
+            got = f.readinto(buf)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if got != len(buf):
+        return None, f"changed size while it was read ({got} of {len(buf)} bytes)"
+    sealed = len(buf) >= _SEAL_SIZE and buf[-_SEAL_SIZE:-4].tobytes() == _SEAL
+    body = buf[:-_SEAL_SIZE] if sealed else buf
+    if sealed and zlib.crc32(body) != int.from_bytes(buf[-4:].tobytes(), "little"):
+        return None, "fails its checksum (its bytes changed after it was written)"
+    try:
+        head = io.BytesIO(body[:_NPY_HEAD].tobytes())
+        version = np.lib.format.read_magic(head)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f".npy format version {version}, where the cache writes 1.0")
+        shape, fortran, dtype = read_header(head)
+    except (ValueError, TypeError, EOFError, SyntaxError) as exc:
+        return None, f"cannot be parsed as an array ({exc})"
+    offset, count = head.tell(), int(np.prod(shape, dtype=np.int64))
+    expected = offset + count * dtype.itemsize
+    if len(body) != expected:
+        return None, (f"is truncated or damaged ({len(buf)} bytes; a complete entry of shape {shape} has "
+                      f"{expected + _SEAL_SIZE})")
+    if not sealed:
+        return None, _UNSEALED
+    if len(shape) != 2 or dtype != np.float32 or fortran or shape[0] != n_bins or shape[1] == 0:
+        return None, f"holds a {dtype} array of shape {shape}, not float32 [{n_bins}, T]"
+    a = np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(shape)
+    if not np.isfinite(a).all():
+        return None, "holds NaN or infinite values"
+    return a, None
 
 
 def _save(entry: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``entry`` atomically; a cache that cannot be written only costs speed."""
+    """Write ``array`` and its seal to ``entry`` atomically; a cache that cannot be written only costs speed."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    blob = buf.getbuffer()
+    seal = _SEAL + zlib.crc32(blob).to_bytes(4, "little")
     tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
+        # No fsync: an entry that a crash leaves incomplete fails its seal and is recomputed.
         with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
+            f.write(blob)
+            f.write(seal)
         os.replace(tmp, entry)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"feature cache {entry.parent} cannot be written ({exc}); results are not cached", stacklevel=2)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # gone after the rename; what a failed write left otherwise
 
 
 @dataclass(frozen=True)

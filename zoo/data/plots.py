@@ -17,7 +17,7 @@ from ..figures import pyplot, save
 
 def class_histogram(stats, path: Path) -> Path:
     """Bars of clips per genre before the mapping (if any) and per class after it: ``stats`` is a
-    :class:`zoo.data.stats.DataStats`."""
+    :class:`zoo.data.datastats.DataStats`."""
     plt = pyplot()
     panels = ([("before the class mapping", stats.before)] if stats.before is not None else []) + \
              [("after the class mapping" if stats.before is not None else "clips per class", stats.after)]

@@ -1,4 +1,4 @@
-"""Turn a data set into a :class:`~zoo.data.prepared.Prepared` for one set of stacked features.
+"""Turn a data set into a :class:`~zoo.data.preparedset.Prepared` for one set of stacked features.
 
 Audio clips go through :func:`zoo.data.extract.extract_audio` (decoded once, each feature cached
 on disk); lab arrays through :func:`~zoo.data.labarray.load_lab_array` and each feature's
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DataError, ZooError
 from ..protocols import Clip, Dataset, Feature
-from .prepared import Prepared
+from .preparedset import Prepared
 from .select import select, source
 
 PACK_VERSION = 1
@@ -111,8 +111,9 @@ def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool):
         return None
     try:
         arrays, meta = read_pack(path)
-    except ZooError:
-        return None  # a damaged pack is only a cache: rebuild it
+    except ZooError as exc:  # a damaged pack is only a cache: rebuild it, and say why
+        print(f"zoo: warning: rebuilding the feature pack: {exc}", file=sys.stderr)
+        return None
     if meta.get("key") != key or (meta.get("skipped") and not skip_bad):
         return None  # a pack that skipped clips must not stand in for a run that wants errors
     skipped = [tuple(s) for s in meta.get("skipped", [])]

@@ -1,26 +1,23 @@
 """The training engine: device, batches, the loop, evaluation, reports, tracking and packaging.
 
-The model owns the math (forward, loss, metrics: :mod:`zoo.compose`, the tasks); the engine owns
-the loop, the device and precision, normalisation, checkpoints, reports and logging. Nothing here
-is imported by ``import zoo``: torch and MLflow load only when a run starts.
+The model owns the math (forward, loss, metrics: :mod:`zoo.model`, the tasks); the engine owns
+the loop, the device and precision, normalisation, checkpoints, reports and what it tells a tracker
+(:mod:`zoo.tracking`, the interface only; MLflow lives in :mod:`zoo.tracking.mlflow`). Nothing
+here is imported by ``import zoo``: torch loads only when a run starts.
 
 Modules, one job each:
 
-- :mod:`~zoo.engine.trainconfig```TrainConfig``, backbone-recommended settings, ``--set`` scopes
+- :mod:`~zoo.engine.trainconfig```TrainConfig``, backbone-recommended settings, ``--set`` scopes, task weights
 - :mod:`~zoo.engine.device`     which device, precision and CPU thread count a run uses
 - :mod:`~zoo.engine.seeds`      seeding python, numpy and torch
 - :mod:`~zoo.engine.batches`    normalisation and device-resident padded splits
 - :mod:`~zoo.engine.train`      the optimisation loop (early stopping, overfit check)
-- :mod:`~zoo.engine.evaluate`   predictions and metrics on a split
+- :mod:`~zoo.engine.metrics`    predictions and metrics on a split
 - :mod:`~zoo.engine.reports`    classification report, metrics.json and plots on disk
 - :mod:`~zoo.engine.plots`      the PNG figures
-- :mod:`~zoo.engine.tracking`   the Tracker interface, MLflow and no-op implementations
 - :mod:`~zoo.engine.package`    the packaged model folder (``zoo_model.json`` + ``weights.pt``)
-- :mod:`~zoo.engine.composing`  compositions of Python objects; fully resolved component configs
 - :mod:`~zoo.engine.transfer`   starting a backbone from a trained model's weights
-- :mod:`~zoo.engine.stats`      mean and t-interval over seeds
+- :mod:`~zoo.engine.intervals`  mean and t-interval over seeds
 - :mod:`~zoo.engine.runner`     one ``zoo run``: compose, prepare, train per seed, evaluate, log
-- :mod:`~zoo.engine.assess`     scoring a packaged model on a data set (``zoo.evaluate``)
-- :mod:`~zoo.engine.compare`    the table of tracked runs behind ``zoo compare``
-- :mod:`~zoo.engine.ui`         starting and stopping the MLflow web UI (``zoo ui``)
+- :mod:`~zoo.engine.scoring`    scoring a packaged model on a data set (``zoo.evaluate``)
 """

@@ -13,9 +13,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..compose import Batch
-from ..data.prepared import Prepared
+from ..data.preparedset import Prepared
 from ..errors import DataError
+from ..model.model import Batch
 
 SPLITS = ("train", "val", "test")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError
 
 
 class Block(NamedTuple):
@@ -15,7 +15,49 @@ class Block(NamedTuple):
 
 
 def backbone_blocks(backbone: Any) -> list[Block]:
-    """The backbone's blocks in input-to-output order.
+    """The backbone's blocks in input-to-output order: the ones it declares, else a guess.
+
+    A backbone declares them with ``named_blocks()`` (see :class:`zoo.protocols.DeclaresBlocks`);
+    the zoo's own do. For one that does not, :func:`guess_blocks` finds them in its children.
+    """
+    declare = getattr(backbone, "named_blocks", None)
+    if callable(declare):
+        return [declared_block(name, members) for name, members in declare()]
+    return guess_blocks(backbone)
+
+
+def declared_block(name: str, members: Any) -> Block:
+    """A :class:`Block` from one ``(name, members)`` pair of ``named_blocks()``.
+
+    ``members`` is a list of modules (all their weights; their batch norms keep their statistics
+    when frozen) and parameters; a lone module or parameter stands for a list of one.
+    """
+    from torch import nn
+    if isinstance(members, (nn.Module, nn.Parameter)):
+        members = [members]
+    if not isinstance(members, (list, tuple)):
+        raise PluginError(
+            f"named_blocks() block '{name}' gives a {type(members).__name__}; give a list of the backbone's "
+            f"torch.nn.Modules and torch.nn.Parameters (see zoo.protocols.DeclaresBlocks)"
+        )
+    params: list[Any] = []
+    modules: list[Any] = []
+    for m in members:
+        if isinstance(m, nn.Module):
+            params += list(m.parameters())
+            modules.append(m)
+        elif isinstance(m, nn.Parameter):
+            params.append(m)
+        else:
+            raise PluginError(
+                f"named_blocks() block '{name}' holds a {type(m).__name__}; a block lists the backbone's "
+                f"torch.nn.Modules and torch.nn.Parameters (see zoo.protocols.DeclaresBlocks)"
+            )
+    return Block(str(name), params, modules)
+
+
+def guess_blocks(backbone: Any) -> list[Block]:
+    """Blocks found in the children of a backbone that does not declare its own.
 
     A block is a top-level child module that holds weights; a container child (``ModuleList``,
     ``Sequential``) counts as its items, and a multi-layer recurrent child (``nn.LSTM``, ``GRU``,
@@ -23,6 +65,8 @@ def backbone_blocks(backbone: Any) -> list[Block]:
     by the backbone itself (e.g. position embeddings) join the first block: they meet the input.
     """
     from torch import nn
+
+    from ..model.layers import rnn_layer_parameters
     blocks: list[Block] = []
     for name, child in backbone.named_children():
         items = list(child.named_children()) if isinstance(child, (nn.ModuleList, nn.Sequential)) else [("", child)]
@@ -33,9 +77,7 @@ def backbone_blocks(backbone: Any) -> list[Block]:
                 continue
             if isinstance(module, nn.RNNBase) and module.num_layers > 1:
                 for layer in range(module.num_layers):
-                    ends = (f"_l{layer}", f"_l{layer}_reverse")
-                    mine = [p for n, p in module.named_parameters() if n.endswith(ends)]
-                    blocks.append(Block(f"{label} layer {layer}", mine, []))
+                    blocks.append(Block(f"{label} layer {layer}", rnn_layer_parameters(module, layer), []))
             else:
                 blocks.append(Block(label, params, [module]))
     own = [p for _, p in backbone.named_parameters(recurse=False)]

@@ -24,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..compose import Built, build_model
-from ..data.prepared import Prepared
+from ..data.preparedset import Prepared
 from ..errors import ConfigError, PluginError, RunError, UnknownComponentError
+from ..model.building import Built, ObjectBuilt, resolved_configs
+from ..model.model import build_model
 from .batches import Normaliser
-from .composing import ObjectBuilt, resolved_configs, task_weight_map
+from .trainconfig import task_weight_map
 
 FORMAT = "music-zoo-model"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import plots
-from .evaluate import SplitPredictions
+from .metrics import SplitPredictions
 
 
 def classification_details(pred: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> tuple[str, dict, np.ndarray]:

@@ -16,20 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..compose import Built, build_components, build_model, parse_spec
-from ..data.prepared import Prepared
+from ..data.preparedset import Prepared
 from ..errors import ConfigError, DataError
-from . import stats
+from ..model.building import Built, build_components, resolved_configs
+from ..model.model import build_model
+from ..spec import parse_spec
+from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
+from . import intervals
 from .batches import Normaliser, make_splits
-from .composing import resolved_configs, task_weight_map
-from .trainconfig import TrainConfig
+from .trainconfig import TrainConfig, task_weight_map
 from .datasource import source_of
 from .device import pick_device
-from .evaluate import flat, predict_split, split_metrics
+from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
 from .reports import jsonable, write_reports
 from .seeds import seed_everything
-from .tracking import NullTracker, Tracker, flatten, tracked_run
 from .transfer import TransferSource, adopt_settings, check_input, load_backbone_weights
 
 Echo = Callable[[str], None]
@@ -98,7 +99,7 @@ class RunResult:
     def _mean(self, attr: str) -> dict[str, float]:
         if len(self.results) == 1:
             return dict(getattr(self.results[0], attr))
-        return {k: v["mean"] for k, v in stats.summarise(getattr(r, attr) for r in self.results).items()}
+        return {k: v["mean"] for k, v in intervals.summarise(getattr(r, attr) for r in self.results).items()}
 
     @property
     def val(self) -> dict[str, float]:
@@ -246,16 +247,10 @@ def _write_skipped(prepared: Prepared, folder: Path) -> Path | None:
 
 
 def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
-    data = describe_data(ctx.prepared)
     params = {"spec": str(ctx.built.composition), "seed": seed}
     params.update(flatten(ctx.configs))
     params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
     params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
-    params.update({"data.description": data["description"], "data.fingerprint": data["fingerprint"],
-                   "data.clips": data["clips"], "data.skipped": data["skipped"], "data.rate": data["rate"],
-                   "data.n_bins": data["n_bins"], "data.classes": ",".join(data["classes"]),
-                   "data.targets": ",".join(data["targets"])})
-    params.update({f"data.{s}": n for s, n in data["counts"].items()})
     params["device"] = ctx.device.describe()
     if ctx.transfer is not None:
         params.update({"transfer.from": ctx.transfer.label, "transfer.source_spec": ctx.transfer.spec,
@@ -270,6 +265,7 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     reports_dir = folder / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
     tracker.log_params(run_id, _seed_params(ctx, seed))
+    tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
     seed_everything(seed)
     schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
     backbone = built.make_backbone(ctx.registry)
@@ -322,12 +318,9 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     metrics = {"val": flat(val), "test": flat(test)}
     model_dir = save_model(folder / "model", model, built, prepared_meta(ctx.prepared), ctx.norm, ctx.config,
                            registry=ctx.registry, metrics=metrics, seed=seed,
-                           run_id=None if isinstance(tracker, NullTracker) else run_id)
+                           run_id=run_id if tracker.durable else None)
     tracker.log_artifacts(run_id, reports_dir, "reports")
-    tracker.log_artifacts(run_id, model_dir, "model")
-    if not isinstance(tracker, NullTracker):  # the MLflow pyfunc wrapper (zoo.pyfunc), for mlflow.pyfunc.load_model
-        from ..pyfunc import log_run_pyfunc
-        log_run_pyfunc(tracker, run_id, model_dir, ctx.echo)
+    tracker.log_model(run_id, model_dir)
     text = reports.get("classification_report")
     model.to("cpu")
     if ctx.device.type == "cuda":
@@ -343,7 +336,7 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
         tracker: Tracker | None = None, progress: bool = True, echo: Echo | None = None,
         out_dir: Path | None = None, transfer: TransferSource | None = None,
         tags: Mapping[str, str] | None = None) -> RunResult:
-    """Train ``spec`` (a spec string or a :class:`~zoo.compose.Built`) once per seed and evaluate it.
+    """Train ``spec`` (a spec string or a :class:`~zoo.model.building.Built`) once per seed and evaluate it.
 
     ``settings``: component settings per scope (not ``train``/``dataset``: those are ``config``
     and ``dataset_settings``). ``prepared`` skips loading data (``data``, ``layout``, ``limit``,
@@ -355,7 +348,7 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
     from ..registry import Registry
     registry = registry or Registry()
     config = config or TrainConfig()
-    tracker = tracker or NullTracker()
+    tracker = tracker or untracked()
     echo = echo or _quiet
     if seeds < 1:
         raise ConfigError(f"seeds {seeds}: give 1 or more (--seeds K trains K models with seeds seed..seed+K-1)")
@@ -427,7 +420,7 @@ def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mappi
                 with tracked_run(tracker, f"{text} seed {s}", dict(ctx.base_tags, **{"zoo.seed": str(s)}),
                                  parent=top_id) as child:
                     results.append(_train_seed(ctx, s, child))
-        summary = stats.summarise(r.test for r in results) if seeds > 1 else {}
+        summary = intervals.summarise(r.test for r in results) if seeds > 1 else {}
         if seeds > 1:
             _log_summary(tracker, top_id, ctx, summary, results, seed_list)
     return RunResult(text, results, top_id if seeds > 1 else None, summary, describe_data(prepared),
@@ -443,8 +436,8 @@ def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[
     params.update(flatten(ctx.configs))
     params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
     params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
-    params.update({"data.description": ctx.prepared.description, "data.fingerprint": ctx.prepared.fingerprint})
     tracker.log_params(run_id, params)
+    tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
     metrics = {}
     for key, s in summary.items():
         for stat in ("mean", "std", "half_width"):

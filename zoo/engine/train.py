@@ -19,7 +19,7 @@ from ..errors import RunError
 from .batches import SplitData, random_batches
 from .trainconfig import TrainConfig
 from .device import DeviceChoice
-from .evaluate import flat, predict_split, primary, split_metrics
+from .metrics import flat, predict_split, primary, split_metrics
 
 EpochHook = Callable[[int, dict[str, float]], None]
 """Called after every epoch with ``(epoch, row)``, e.g. to log the row to a tracker."""

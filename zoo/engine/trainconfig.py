@@ -1,10 +1,12 @@
 """The training hyper-parameters (``TrainConfig``) and how ``--set`` scopes are divided."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from ..config import make_config
+from ..errors import ConfigError, suggest
 
 ENGINE_SCOPES = ("train", "dataset")
 """Settings scopes the engine consumes itself; every other scope configures a component."""
@@ -56,6 +58,35 @@ class TrainConfig:
     refresh_steps: int = 10
     """Read the running loss back for the progress bar every this many steps (a device sync)."""
 
+    def __post_init__(self) -> None:
+        # Checked when the config is made (parse time), so a bad value fails in one line before any
+        # data work, instead of deep in the loop (or, worse, training silently for one epoch).
+        for name, low, strict in _BOUNDS:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} {value}: must be a finite number ({_how(name)})")
+            if value < low or (strict and value == low):
+                need = f"> {low}" if strict else f">= {low}"
+                raise ValueError(f"{name} {value}: must be {need} ({_how(name)})")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup {self.warmup}: must be a fraction in [0, 1) of all steps ({_how('warmup')})")
+
+
+# (field, lowest value, whether the lowest value itself is refused)
+_BOUNDS = (
+    ("epochs", 1, False), ("batch_size", 1, False), ("lr", 0.0, True), ("weight_decay", 0.0, False),
+    ("grad_clip", 0.0, False), ("patience", 0, False), ("eval_batch_size", 1, False),
+    ("overfit_batches", 0, False), ("overfit_loss", 0.0, True), ("overfit_epochs", 1, False),
+    ("threads", 0, False), ("refresh_steps", 1, False),
+)
+_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience",
+          "overfit_batches": "--overfit-batches"}
+
+
+def _how(name: str) -> str:
+    flag = _FLAGS.get(name)
+    return f"set it with {flag} or --set train.{name}=..." if flag else f"set it with --set train.{name}=..."
+
 
 def train_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
     """A ``TrainConfig`` from override mappings, later ones winning (recipe, --set, flags)."""
@@ -89,3 +120,40 @@ def split_settings(settings: Mapping[str, Mapping[str, Any]] | None) -> tuple[di
     train = settings.pop("train", {})
     dataset = settings.pop("dataset", {})
     return settings, train, dataset
+
+
+def task_weight_map(tasks: Iterable[str], weights: tuple[float | str, ...]) -> dict[str, float] | None:
+    """``train.task_weights`` as ``{task: weight}``: one weight per task in spec order, or
+    ``NAME:WEIGHT`` items (tasks not named keep 1); None when not given."""
+    names = list(tasks)
+    if not weights:
+        return None
+    named = [w for w in weights if isinstance(w, str) and ":" in w]
+    if named and len(named) != len(weights):
+        raise ConfigError(
+            f"train.task_weights {list(weights)}: give either one weight per task in spec order, or NAME:WEIGHT "
+            f"items (e.g. {names[-1]}:0.5), not both"
+        )
+    if named:
+        out = dict.fromkeys(names, 1.0)
+        for item in named:
+            name, _, value = item.partition(":")
+            name = name.strip()
+            if name not in out:
+                raise ConfigError(f"train.task_weights names task '{name}', but the spec's tasks are {names}"
+                                  f"{suggest(name, names)}")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise ConfigError(f"train.task_weights item {item!r}: '{value}' is not a number") from None
+        return out
+    if len(weights) != len(names):
+        raise ConfigError(
+            f"train.task_weights has {len(weights)} value(s) {list(weights)} but the spec has {len(names)} "
+            f"task(s) {names}; give one weight per task in spec order, e.g. --set train.task_weights="
+            + ",".join("1" for _ in names) + f", or name them: {names[-1]}:0.5"
+        )
+    try:
+        return dict(zip(names, (float(w) for w in weights)))
+    except ValueError:
+        raise ConfigError(f"train.task_weights {list(weights)}: each weight must be a number, or NAME:WEIGHT") from None

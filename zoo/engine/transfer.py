@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..compose import Composition
 from ..errors import ConfigError, SpecError
+from ..spec import Composition
+from ..tracking import NOTE_TAG
 from .freezing import freeze, freeze_blocks
 from .package import INIT_ONLY_SETTINGS, WEIGHTS_FILE, read_meta
 
@@ -43,12 +44,11 @@ class TransferSource:
         return str(self.meta.get("run_id") or "")
 
     def tags(self) -> dict[str, str]:
-        """Tags linking a run to its source; ``mlflow.note.content`` is the run's description in MLflow."""
+        """Tags linking a run to its source; ``NOTE_TAG`` is the run's description, shown with it."""
         run = f" (run {self.source_run})" if self.source_run else ""
         note = (f"Transfer learning: the backbone starts from {self.label}{run}, a trained {self.spec} model; "
                 f"freeze {self.freeze}.")
-        return {"zoo.transfer.from": self.label, "zoo.transfer.source_run": self.source_run,
-                "mlflow.note.content": note}
+        return {"zoo.transfer.from": self.label, "zoo.transfer.source_run": self.source_run, NOTE_TAG: note}
 
 
 def parse_freeze(value: Any) -> str | int:

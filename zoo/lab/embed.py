@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..engine.tracking import DEFAULT_EXPERIMENT
+from ..tracking import DEFAULT_EXPERIMENT
 from .project import METHOD_NAMES, METHODS, check_method
 
 ARTIFACT_DIR = "embeddings"
@@ -170,7 +170,7 @@ def write_csv(path: Path, prepared: Any, rows: np.ndarray, xy: np.ndarray) -> Pa
 
 def log_files(run_id: str, files: Sequence[Path]) -> None:
     """Attach ``files`` to run ``run_id`` under ``embeddings/`` (a finished run takes artifacts too)."""
-    from ..engine.tracking import client
+    from ..tracking.mlflow.store import client
     c = client()
     for f in files:
         c.log_artifact(run_id, str(f), artifact_path=ARTIFACT_DIR)

@@ -73,7 +73,7 @@ class Outcome:
         return kind_of(self.step.recipe)
 
     def summary(self, split: str = "test") -> dict[str, dict[str, float]]:
-        from ..engine.stats import summarise
+        from ..engine.intervals import summarise
         return summarise(self.test if split == "test" else self.val)
 
 
@@ -104,7 +104,7 @@ def _elapsed(seconds: float) -> str:
 
 def _headline(o: Outcome) -> str:
     """The one metric to show on the progress line (each task's primary metric)."""
-    from ..engine.stats import plus_minus
+    from ..engine.intervals import plus_minus
     task_metrics = {"genre": "accuracy"}
     parts = []
     summary = o.summary()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..engine.tracking import DEFAULT_EXPERIMENT, PARENT_TAG
+from ..tracking import DEFAULT_EXPERIMENT
 
 SEEDS_KIND = "seeds"
 
@@ -27,34 +27,6 @@ class RunRef:
     label: str = ""
 
 
-def _client():
-    from ..engine.tracking import client
-    return client()
-
-
-def _run_tags(run_id: str) -> dict[str, str]:
-    """Tags of ``run_id``, or {} when the store does not know it (a folder copied from elsewhere)."""
-    try:
-        return dict(_client().get_run(run_id).data.tags)
-    except Exception:  # a missing run only means the folder's record is elsewhere
-        return {}
-
-
-def first_seed_run(parent_id: str) -> str:
-    """The child run of the lowest seed under the parent run of several seeds ``parent_id``."""
-    c = _client()
-    parent = c.get_run(parent_id)
-    children = c.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                             max_results=1000)
-    finished = [r for r in children if r.info.status == "FINISHED"]
-    if not finished:
-        raise ConfigError(
-            f"run {parent_id} is the parent of several seeds but none of its seed runs finished; "
-            f"give a finished seed run's id (zoo compare lists them) or re-run the training"
-        )
-    return min(finished, key=lambda r: int(r.data.tags.get("zoo.seed", "0") or 0)).info.run_id
-
-
 def resolve(ref: Any, *, experiment: str = DEFAULT_EXPERIMENT, workdir: Path) -> RunRef:
     """``ref``: a packaged model folder, a run id (a parent of several seeds means its first seed),
     a recipe name (its latest finished run in ``experiment``) or a ``RunResult`` / ``SeedResult``.
@@ -63,8 +35,8 @@ def resolve(ref: Any, *, experiment: str = DEFAULT_EXPERIMENT, workdir: Path) ->
     """
     from ..engine.package import read_meta
     from ..engine.runner import RunResult, SeedResult
-    from ..engine.tracking import download_model, latest_run
     from ..recipes import load_recipes
+    from ..tracking.mlflow.queries import download_model, first_seed_run, latest_run, run_tags
 
     if isinstance(ref, RunResult):
         ref = ref.results[0]
@@ -77,7 +49,7 @@ def resolve(ref: Any, *, experiment: str = DEFAULT_EXPERIMENT, workdir: Path) ->
     if path.is_dir():
         meta = read_meta(path)
         run_id = meta.get("run_id")
-        return RunRef(path, meta, run_id, _run_tags(run_id) if run_id else {}, str(path))
+        return RunRef(path, meta, run_id, run_tags(run_id) if run_id else {}, str(path))
     label = f"run {text}"
     if text in load_recipes():
         run = latest_run(experiment, {"zoo.recipe": text, "zoo.kind": "run"})
@@ -87,10 +59,10 @@ def resolve(ref: Any, *, experiment: str = DEFAULT_EXPERIMENT, workdir: Path) ->
                 f"(zoo run {text}), or give a run id or a model folder"
             )
         label, text = f"{text} (run {run.info.run_id})", run.info.run_id
-    tags = _run_tags(text)
+    tags = run_tags(text)
     if tags.get("zoo.kind") == SEEDS_KIND:
         child = first_seed_run(text)
         label, text = f"{label}, seed run {child}", child
-        tags = _run_tags(child)
+        tags = run_tags(child)
     folder = download_model(text, workdir / text)
     return RunRef(folder, read_meta(folder), text, tags, label)

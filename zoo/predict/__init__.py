@@ -1,8 +1,8 @@
 """Apply a trained model to new music: ``open_model(MODEL).predict_file("song.mp3")``.
 
 ``MODEL`` is a packaged model folder, a run id, a registered model or a recipe name (see
-:mod:`zoo.predict.resolve`). The CLI (``zoo predict``) and the MLflow pyfunc (:mod:`zoo.pyfunc`)
-are thin layers over :class:`Predictor`.
+:mod:`zoo.predict.resolve`). The CLI (``zoo predict``) and the MLflow pyfunc
+(:mod:`zoo.tracking.mlflow.pyfunc`) are thin layers over :class:`Predictor`.
 """
 from __future__ import annotations
 

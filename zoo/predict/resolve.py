@@ -86,7 +86,7 @@ def resolve_model(ref: str, workdir: Path, *, experiment: str | None = None, uri
 
 def _bare(name: str, folder: Path | None, workdir: Path, experiment: str | None, uri: str | None) -> ModelSource:
     """A bare word: a folder here, a registered model, a recipe with a run, or a run id."""
-    from ..engine.tracking import client
+    from ..tracking.mlflow.store import client
     c = client(uri)
     found: list[tuple[str, Any]] = []
     tried: list[str] = []
@@ -152,6 +152,7 @@ def _run_exists(c: Any, run_id: str) -> bool:
 def _recipe_candidate(name: str, c: Any, experiment: str | None):
     """The latest finished run of recipe ``name``, or a string saying why there is none."""
     from ..recipes import load_recipes
+    from ..tracking.mlflow.queries import latest_recipe_run
     if name not in load_recipes():
         return "not a recipe of registry.yaml"
     run = latest_recipe_run(c, name, experiment)
@@ -161,24 +162,9 @@ def _recipe_candidate(name: str, c: Any, experiment: str | None):
     return run
 
 
-def latest_recipe_run(c: Any, recipe: str, experiment: str | None = None) -> Any | None:
-    """The most recent FINISHED training run tagged ``zoo.recipe = recipe`` (None if none)."""
-    from ..engine.tracking import get_experiment
-    if experiment:
-        exp = get_experiment(c, experiment, create=False)
-        ids = [exp.experiment_id] if exp is not None else []
-    else:
-        ids = [e.experiment_id for e in c.search_experiments()]
-    if not ids:
-        return None
-    clause = f"attributes.status = 'FINISHED' and tags.`zoo.recipe` = '{recipe}' and tags.`zoo.kind` = 'run'"
-    runs = c.search_runs(ids, filter_string=clause, order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0] if runs else None
-
-
 def _recipe(name: str, workdir: Path, experiment: str | None, uri: str | None) -> ModelSource:
-    from ..engine.tracking import client
     from ..recipes import get_recipe
+    from ..tracking.mlflow.store import client
     get_recipe(name)  # unknown names get the list and a suggestion
     result = _recipe_candidate(name, client(uri), experiment)
     if isinstance(result, str):
@@ -188,7 +174,7 @@ def _recipe(name: str, workdir: Path, experiment: str | None, uri: str | None) -
 
 
 def _from_run(run_id: str, sub: str, workdir: Path, uri: str | None, label: str) -> ModelSource:
-    from ..engine.tracking import client
+    from ..tracking.mlflow.store import client
     c = client(uri)
     try:
         c.get_run(run_id)
@@ -214,7 +200,7 @@ def _registered(spec: str, workdir: Path, uri: str | None) -> ModelSource:
     """``NAME``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` of the model registry."""
     from mlflow.artifacts import download_artifacts
 
-    from ..engine.tracking import client
+    from ..tracking.mlflow.store import client
     c = client(uri)
     name, version, alias = spec.strip("/"), None, None
     if "@" in name:

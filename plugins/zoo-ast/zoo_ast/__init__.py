@@ -32,7 +32,7 @@ class ASTConfig:
     - ``weights``: a local ImageNet ViT state dict (timm format, .pt/.pth/.safetensors) with the
       same ``embed_dim``, ``depth``, ``heads`` and ``mlp_ratio``; empty trains from scratch.
     - ``freeze``: keep the patch and position embeddings, the CLS token and the first
-      ``freeze`` blocks fixed (0: train everything).
+      ``freeze`` blocks fixed (0: train everything): its first ``freeze`` ``named_blocks()``.
     """
 
     embed_dim: int = 192

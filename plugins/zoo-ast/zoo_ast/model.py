@@ -5,11 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import DataError
+from zoo.model.layers import check_bins, check_input, clamp_lengths, length_mask, window_counts, zero_padding
 from zoo.protocols import BackboneOutput
 
 from . import ASTConfig
 from .grid import n_patches, padded_size
+
+WHO = "backbone 'ast'"
 
 
 class ASTBackbone(nn.Module):
@@ -43,10 +45,8 @@ class ASTBackbone(nn.Module):
         from timm.layers import PatchEmbed
         from timm.models.vision_transformer import VisionTransformer
 
-        if n_bins < 1:
-            raise DataError(f"backbone 'ast': n_bins={n_bins}; the features must give at least one bin per step")
         self.config = config
-        self.n_bins = int(n_bins)
+        self.n_bins = check_bins(n_bins, WHO)
         k, D = config.patch_size, config.embed_dim
         self.patch, self.fstride, self.tstride = k, config.fstride, config.tstride
         self.n_freq = n_patches(self.n_bins, k, config.fstride)
@@ -76,10 +76,23 @@ class ASTBackbone(nn.Module):
             from .weights import load_vit_weights
 
             load_vit_weights(self, config.weights)
-        if config.freeze:
-            frozen = [self.vit.patch_embed, self.vit.blocks[: config.freeze]]
-            for p in [self.pos_embed, self.cls_pos_embed, self.vit.cls_token] + [q for m in frozen for q in m.parameters()]:
-                p.requires_grad_(False)
+        for _, members in self.named_blocks()[: config.freeze]:
+            for member in members:
+                for p in member.parameters() if isinstance(member, nn.Module) else [member]:
+                    p.requires_grad_(False)
+
+    def named_blocks(self) -> list[tuple[str, list[nn.Module | nn.Parameter]]]:
+        """Its blocks for freezing, input first: ``vit.blocks.0`` with the embeddings that feed it
+        (patch projection, positions, CLS token), ``vit.blocks.1``, ..., then ``vit.norm`` and,
+        when it has weights, ``proj``. The ``freeze`` setting keeps the first ``freeze`` fixed."""
+        embeddings: list[nn.Module | nn.Parameter] = [self.vit.patch_embed, self.pos_embed, self.cls_pos_embed,
+                                                      self.vit.cls_token]
+        blocks = [(f"vit.blocks.{i}", [block]) for i, block in enumerate(self.vit.blocks)]
+        blocks[0] = (blocks[0][0], embeddings + blocks[0][1])
+        blocks.append(("vit.norm", [self.vit.norm]))
+        if any(True for _ in self.proj.parameters()):
+            blocks.append(("proj", [self.proj]))
+        return blocks
 
     def positions(self, nt: int) -> torch.Tensor:
         """Position embeddings for a ``[n_freq, nt]`` grid: ``Tensor[1, n_freq * nt, D]``."""
@@ -93,16 +106,11 @@ class ASTBackbone(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]`` (clamped to 1..T;
         checking them would force a host sync every step)."""
-        if x.dim() != 3 or x.shape[1] != self.n_bins:
-            raise DataError(
-                f"backbone 'ast' expects x of shape [batch, {self.n_bins}, time], got {list(x.shape)}; "
-                f"the model was built for {self.n_bins} feature bins"
-            )
+        check_input(x, lengths, self.n_bins, WHO)
         B, Fb, T = x.shape
-        lengths = lengths.reshape(-1).to(device=x.device, dtype=torch.int64).clamp(1, T)
-        frames = torch.arange(T, device=x.device)
+        lengths = clamp_lengths(lengths, T, x.device)
         # Zeroed so a clip's last, partly padded patch sees what it sees alone: zeros.
-        x = x * (frames[None, :] < lengths[:, None]).to(x.dtype)[:, None, :]
+        x = zero_padding(x, length_mask(lengths, T))
         nt = n_patches(T, self.patch, self.tstride)
         x = F.pad(x, (0, padded_size(nt, self.patch, self.tstride) - T,
                       0, padded_size(self.n_freq, self.patch, self.fstride) - Fb))
@@ -111,9 +119,8 @@ class ASTBackbone(nn.Module):
         h = self.vit.norm_pre(self.vit.pos_drop(torch.cat([cls, tokens], dim=1)))
 
         # Time patches a clip has alone; the rest are keys nobody may attend to.
-        valid_t = torch.div((lengths - self.patch).clamp(min=0) + self.tstride - 1, self.tstride,
-                            rounding_mode="floor") + 1  # [B]
-        keep_t = torch.arange(nt, device=x.device)[None, :] < valid_t[:, None]  # [B, nt]
+        valid_t = window_counts(lengths, self.patch, self.tstride)  # [B]
+        keep_t = length_mask(valid_t, nt)  # [B, nt]
         keep = torch.cat([keep_t.new_ones(B, 1), keep_t[:, None, :].expand(B, self.n_freq, nt).reshape(B, -1)], dim=1)
         attn_mask = keep[:, None, None, :]  # [B, 1, 1, 1 + nf*nt], True = may be attended to
         for block in self.vit.blocks:
@@ -123,5 +130,5 @@ class ASTBackbone(nn.Module):
         if self.output == "cls":
             return BackboneOutput(self.proj(h[:, 0]))
         seq = h[:, 1:].reshape(B, self.n_freq, nt, -1).mean(dim=1)  # [B, nt, D]
-        seq = self.proj(seq) * keep_t[:, :, None].to(seq.dtype)
+        seq = zero_padding(self.proj(seq), keep_t, dim=1)
         return BackboneOutput(seq, valid_t)

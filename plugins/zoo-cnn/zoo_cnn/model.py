@@ -7,15 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import DataError
+from zoo.model.layers import check_bins, check_input, clamp_lengths, length_mask, window_counts, zero_padding
 from zoo.protocols import BackboneOutput
 
 from . import CNNConfig
 
-
-def _time_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
-    """``Tensor[B, T]`` bool, True on the valid steps of each clip."""
-    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
+WHO = "backbone 'cnn'"
 
 
 class CNNBackbone(nn.Module):
@@ -38,10 +35,8 @@ class CNNBackbone(nn.Module):
 
     def __init__(self, config: CNNConfig, n_bins: int):
         super().__init__()
-        if n_bins < 1:
-            raise DataError(f"backbone 'cnn': n_bins={n_bins}; the features must give at least one bin per step")
         self.config = config
-        self.n_bins = int(n_bins)
+        self.n_bins = check_bins(n_bins, WHO)
         self.out_dim = int(config.channels[-1])
         self.pool = int(config.pool)
         blocks = []
@@ -56,28 +51,28 @@ class CNNBackbone(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.drop = nn.Dropout(config.dropout)
 
+    def named_blocks(self) -> list[tuple[str, list[nn.Module | nn.Parameter]]]:
+        """Its blocks for freezing, input first: ``blocks.0``, ``blocks.1``, ... (conv + batch norm each)."""
+        return [(f"blocks.{i}", [block]) for i, block in enumerate(self.blocks)]
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]``."""
-        if x.dim() != 3 or x.shape[1] != self.n_bins:
-            raise DataError(
-                f"backbone 'cnn' expects x of shape [batch, {self.n_bins}, time], got {list(x.shape)}; "
-                f"the model was built for {self.n_bins} feature bins"
-            )
+        check_input(x, lengths, self.n_bins, WHO)
         T = x.shape[2]
-        lengths = lengths.reshape(-1).to(device=x.device, dtype=torch.int64).clamp(1, T)
-        mask = _time_mask(lengths, T)
-        h = (x * mask[:, None, :].to(x.dtype)).unsqueeze(1)  # [B, 1, F, T]
+        lengths = clamp_lengths(lengths, T, x.device)
+        mask = length_mask(lengths, T)
+        h = zero_padding(x, mask).unsqueeze(1)  # [B, 1, F, T]
         for block in self.blocks:
-            h = block(h) * mask[:, None, None, :].to(h.dtype)
+            h = zero_padding(block(h), mask)
             kf = self.pool if h.shape[2] > 1 else 1
             kt = self.pool if h.shape[3] > 1 else 1
             if kf > 1 or kt > 1:
                 # A window that straddles a clip's end takes max(valid >= 0, zero) = the valid
                 # values' max (post-ReLU), exactly as the clip's own last, shorter window does.
                 h = F.max_pool2d(h, kernel_size=(kf, kt), stride=(kf, kt), ceil_mode=True)
-                lengths = torch.div(lengths + kt - 1, kt, rounding_mode="floor")
-                mask = _time_mask(lengths, h.shape[3])
+                lengths = window_counts(lengths, kt, kt)  # ceil(lengths / kt)
+                mask = length_mask(lengths, h.shape[3])
             h = self.drop(h)
         seq = h.mean(dim=2).transpose(1, 2)  # [B, T', D]
-        seq = seq * mask[:, :, None].to(seq.dtype)
+        seq = zero_padding(seq, mask, dim=1)
         return BackboneOutput(seq, lengths)

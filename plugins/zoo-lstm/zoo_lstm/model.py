@@ -5,10 +5,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo.errors import DataError
+from zoo.model.layers import check_bins, check_input, host_lengths, rnn_layer_parameters
 from zoo.protocols import BackboneOutput
 
 from . import LSTMConfig
+
+WHO = "backbone 'lstm'"
 
 
 class LSTMBackbone(nn.Module):
@@ -22,10 +24,8 @@ class LSTMBackbone(nn.Module):
 
     def __init__(self, config: LSTMConfig, n_bins: int):
         super().__init__()
-        if n_bins < 1:
-            raise DataError(f"backbone 'lstm': n_bins={n_bins}; the features must give at least one bin per step")
         self.config = config
-        self.n_bins = int(n_bins)
+        self.n_bins = check_bins(n_bins, WHO)
         self.out_dim = config.out_dim
         self.rnn = nn.LSTM(
             input_size=self.n_bins,
@@ -37,23 +37,19 @@ class LSTMBackbone(nn.Module):
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
 
+    def named_blocks(self) -> list[tuple[str, list[nn.Module | nn.Parameter]]]:
+        """Its blocks for freezing, input first: each stacked layer of ``rnn`` (both directions),
+        ``"rnn layer 0"``, ``"rnn layer 1"``, ...; a one-layer ``rnn`` is one block, ``"rnn"``."""
+        if self.rnn.num_layers == 1:
+            return [("rnn", [self.rnn])]
+        return [(f"rnn layer {i}", rnn_layer_parameters(self.rnn, i)) for i in range(self.rnn.num_layers)]
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]`` in 1..T."""
-        if x.dim() != 3 or x.shape[1] != self.n_bins:
-            raise DataError(
-                f"backbone 'lstm' expects x of shape [batch, {self.n_bins}, time], got {list(x.shape)}; "
-                f"the model was built for {self.n_bins} feature bins"
-            )
-        B, _, T = x.shape
-        # Packing needs the lengths on the CPU anyway, so checking them here costs nothing extra.
-        cpu_lengths = lengths.detach().to("cpu", torch.int64).reshape(-1)
-        if cpu_lengths.numel() != B:
-            raise DataError(f"backbone 'lstm': {cpu_lengths.numel()} lengths for a batch of {B} clips; give one per clip")
-        if B and (int(cpu_lengths.min()) < 1 or int(cpu_lengths.max()) > T):
-            raise DataError(
-                f"backbone 'lstm': lengths must be in 1..{T} (the padded time axis), got "
-                f"{cpu_lengths.tolist()}; drop empty clips before batching"
-            )
+        check_input(x, lengths, self.n_bins, WHO)
+        T = x.shape[2]
+        # Packing needs the lengths on the CPU anyway, so checking their values costs nothing extra.
+        cpu_lengths = host_lengths(lengths, T, WHO)
         packed = pack_padded_sequence(x.transpose(1, 2), cpu_lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         # total_length keeps T' == T even when the longest clip is shorter than the padding.

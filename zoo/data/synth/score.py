@@ -1,9 +1,9 @@
-"""Compose and render one clip: a :class:`~zoo.data.synth_styles.Recipe` becomes notes, then audio.
+"""Compose and render one clip: a :class:`~zoo.data.synth.styles.Recipe` becomes notes, then audio.
 
 :func:`render_clip` is the whole path from a genre and a seed to a waveform, its recipe and its
 targets. Composition happens on a grid of beats (4/4, sixteenth steps); timing then gets swing,
 slow tempo wander (rubato) and human jitter. Each track is rendered note by note with
-:mod:`zoo.data.synth`, levelled, and the mix goes through dynamics, compression, reverb, a tone
+:mod:`zoo.data.synth.sounds`, levelled, and the mix goes through dynamics, compression, reverb, a tone
 filter, background noise and a limiter.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import synth as sy
-from .synth_styles import GENRES, SCALES, Recipe, sample_recipe, targets
+from . import sounds as sy
+from .styles import GENRES, SCALES, Recipe, sample_recipe, targets
 
 # Sixteen steps per bar; "x" a hit, "o" a ghost (soft) hit. Each drum lists variants; "" = absent.
 PATTERNS: dict[str, dict[str, tuple[str, ...]]] = {

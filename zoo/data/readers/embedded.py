@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError, DataError
-from ..protocols import Clip, ComponentSpec
+from ...errors import ConfigError, DataError
+from ...protocols import Clip, ComponentSpec
 
 FORMAT = "music-zoo-embedded"
 VERSION = 1
@@ -111,7 +111,7 @@ def _render_job(job: tuple[str, int, int, float, str]) -> dict:
     import numpy as np
     import soundfile as sf
 
-    from .synth_score import render_clip
+    from ..synth import render_clip
     genre, index, seed, seconds, folder = job
     cid = clip_id(genre, index)
     path = os.path.join(folder, "audio", f"{cid}.wav")
@@ -180,8 +180,8 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
 
     If ``folder`` appears meanwhile (another process finished first), that set is kept.
     """
-    from .synth_styles import GENRES, GROOVE, MODE_VALENCE
-    from .synth_styles import targets as target_formulas
+    from ..synth import GENRES, GROOVE, MODE_VALENCE
+    from ..synth import targets as target_formulas
 
     folder = Path(folder)
     parent = folder.parent
@@ -259,7 +259,7 @@ class EmbeddedDataset:
     name = "embedded"
 
     def __init__(self, config: EmbeddedConfig | None = None, root: Path | str | None = None, *, progress: bool = True):
-        from ..paths import data_dir
+        from ...paths import data_dir
         self.config = config or EmbeddedConfig()
         root = Path(root).expanduser() if root is not None else data_dir()
         self.given_set = is_embedded_set(root)

@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from ..protocols import Clip, ComponentSpec
-from .splits import assign_splits, normalise_split, stratum_keys
+from ...errors import ConfigError, DataError
+from ...protocols import Clip, ComponentSpec
+from ..splits import assign_splits, normalise_split, stratum_keys
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".au", ".aif", ".aiff")
 _SPECIAL = ("path", "label", "split", "id")

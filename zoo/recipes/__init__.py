@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .compose import Composition, parse_spec
-from .errors import ConfigError, unknown
+from ..spec import Composition, parse_spec
+from ..errors import ConfigError, unknown
 
 RECIPE_FIELDS = {"spec", "summary", "lab_step", "group", "settings", "transfer", "reference"}
 
@@ -44,7 +44,10 @@ class Recipe:
 
 
 def default_path() -> Path:
-    """The catalogue shipped with the zoo (``registry.yaml`` at the project's top level)."""
+    """The catalogue shipped with the zoo: ``registry.yaml``, package data beside this module.
+
+    The project's top-level ``registry.yaml`` is a link to this file, so a checkout and a built
+    wheel read the same catalogue."""
     return Path(__file__).resolve().parent / "registry.yaml"
 
 

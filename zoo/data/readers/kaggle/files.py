@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ....errors import DataError
 
 CANONICAL = {
     ("genre", "frames"): "fma_genre_spectrograms",

@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from ..errors import ConfigError, RunError
-from .tracking import artifact_location
+from ...errors import ConfigError, RunError
+from .store import artifact_location
 
 
 def port_free(host: str, port: int) -> bool:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError, DataError
-from ..protocols import Clip, ComponentSpec
-from .multiheader import read_columns
+from ...errors import ConfigError, DataError
+from ...protocols import Clip, ComponentSpec
+from ..multiheader import read_columns
 
 SUBSETS = {"small": ("small",), "medium": ("small", "medium")}
 """Which ``set.subset`` values each audio folder holds (fma_medium includes the small tracks)."""

@@ -1,4 +1,4 @@
-"""The zoo's models as MLflow pyfunc models: log one for a run, register it by name, load and predict.
+"""The zoo's models as MLflow pyfunc models (``ZooPyfunc``): save or log one for a run, load it and predict.
 
 A run's pyfunc model (artifact folder ``pyfunc_model``) wraps the packaged model (``zoo_model.json``
 + ``weights.pt``, copied in as the artifact ``zoo_model``) in :class:`ZooPyfunc`, so::
@@ -20,7 +20,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, RunError
+from ...errors import ConfigError, RunError
+from .store import client
 
 PYFUNC_PATH = "pyfunc_model"
 """Artifact folder of a run's pyfunc model."""
@@ -46,8 +47,8 @@ class ZooPyfunc(mlflow.pyfunc.PythonModel):
         self._predictor = None
 
     def load_context(self, context: Any) -> None:
-        from .predict import Predictor
-        from .predict.resolve import find_model_folder
+        from ...predict import Predictor
+        from ...predict.resolve import find_model_folder
         root = Path(context.artifacts[ARTIFACT_KEY])
         folder = find_model_folder(root)
         if folder is None:
@@ -62,7 +63,7 @@ class ZooPyfunc(mlflow.pyfunc.PythonModel):
         window = float((params or {}).get("window_seconds") or 0) or None
         hop = float((params or {}).get("hop_seconds") or 0) or None
         if window is not None or hop is not None:
-            from .predict import Predictor
+            from ...predict import Predictor
             predictor = Predictor(predictor.model, predictor.meta, predictor.features, device=predictor.device,
                                   window_seconds=window, hop_seconds=hop)
         frame = _as_frame(model_input)
@@ -118,14 +119,14 @@ def predictions_frame(preds: list[Any], tasks: list[Any], index: Any = None) -> 
 
 def requirements(meta: Mapping[str, Any]) -> list[str]:
     """pip requirements of a packaged model: the zoo and each component's ``distribution==version``."""
-    from . import __version__
+    from ... import __version__
     found = {f"music-zoo=={__version__}"} | {str(v) for v in (meta.get("providers") or {}).values() if v}
     return sorted(found)
 
 
 def save_pyfunc_model(model_folder: Path | str, dst: Path | str) -> Path:
     """Write the pyfunc model of the packaged model in ``model_folder`` to the new folder ``dst``."""
-    from .engine.package import read_meta
+    from ...engine.package import read_meta
     model_folder = Path(model_folder)
     meta = read_meta(model_folder)
     from mlflow.models import ModelSignature
@@ -156,105 +157,8 @@ def save_pyfunc_model(model_folder: Path | str, dst: Path | str) -> Path:
 def log_pyfunc_model(run_id: str, model_folder: Path | str, *, uri: str | None = None) -> str:
     """Log the packaged model in ``model_folder`` as run ``run_id``'s pyfunc model; return its
     ``runs:/<run_id>/pyfunc_model`` URI. ``uri``: the tracking store (default: the zoo's)."""
-    from .engine.tracking import client
     c = client(uri)
     with tempfile.TemporaryDirectory(prefix="zoo-pyfunc-") as tmp:
         folder = save_pyfunc_model(model_folder, Path(tmp) / PYFUNC_PATH)
         c.log_artifacts(run_id, str(folder), artifact_path=PYFUNC_PATH)
     return f"runs:/{run_id}/{PYFUNC_PATH}"
-
-
-def register_model(run_id: str, name: str, *, alias: str | None = None, uri: str | None = None) -> Any:
-    """Register run ``run_id``'s pyfunc model under ``name`` in the MLflow model registry.
-
-    A run that has a packaged model (``model/``) but no pyfunc model yet gets one logged first.
-    Returns the new ``ModelVersion``; ``alias`` (e.g. "champion") is pointed at it.
-    """
-    from .engine.tracking import client
-    c = client(uri)
-    if not name or any(ch in name for ch in "/:@") or name != name.strip():
-        raise ConfigError(f"model name {name!r}: use letters, digits, '-', '_' or '.' (no '/', ':' or '@')")
-    try:
-        run = c.get_run(run_id)
-    except Exception as exc:
-        raise ConfigError(f"no run '{run_id}' in the MLflow store {c.tracking_uri} ({type(exc).__name__}); "
-                          f"pick a run id from `zoo compare`") from exc
-    if not _has_artifact(c, run_id, PYFUNC_PATH):
-        if not _has_artifact(c, run_id, "model"):
-            raise RunError(_no_model(c, run))
-        with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
-            log_pyfunc_model(run_id, Path(c.download_artifacts(run_id, "model", tmp)), uri=c.tracking_uri)
-    try:
-        c.get_registered_model(name)
-    except Exception:
-        c.create_registered_model(name, description="a Music Zoo model (zoo predict NAME)")
-    tags = {k: v for k, v in run.data.tags.items() if k in ("zoo.spec", "zoo.recipe", "zoo.dataset", "zoo.seed")}
-    version = c.create_model_version(name, source=f"{run.info.artifact_uri}/{PYFUNC_PATH}", run_id=run_id, tags=tags)
-    if alias:
-        c.set_registered_model_alias(name, alias, version.version)
-    return version
-
-
-def _has_artifact(c: Any, run_id: str, path: str) -> bool:
-    try:
-        return bool(c.list_artifacts(run_id, path))
-    except Exception:
-        return False
-
-
-def _no_model(c: Any, run: Any) -> str:
-    run_id = run.info.run_id
-    kind = run.data.tags.get("zoo.kind", "")
-    if kind == "seeds":
-        children = c.search_runs([run.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
-        ids = ", ".join(r.info.run_id for r in children) or "none"
-        return (f"run {run_id} is the parent of several seeds and holds no model; register one of its seeds' "
-                f"runs: {ids}")
-    if kind == "overfit":
-        return f"run {run_id} is an overfit check: it saves no model; register a training run"
-    return (f"run {run_id} has no packaged model (no model/ artifacts; status {run.info.status}); only a "
-            f"finished training run has one")
-
-
-def log_run_pyfunc(tracker: Any, run_id: str, model_folder: Path | str, echo: Any = None) -> str | None:
-    """What the engine calls once a run's ``model/`` is logged: log its pyfunc model as well.
-
-    Only an MLflow tracker has somewhere to put it (None otherwise). A failure here does not fail
-    the trained run: it is reported through ``echo`` and the run's tag ``zoo.pyfunc.error``
-    (``zoo register`` logs the pyfunc model again when it is missing).
-    """
-    from .engine.tracking import MlflowTracker
-    if not isinstance(tracker, MlflowTracker):
-        return None
-    try:
-        return log_pyfunc_model(run_id, model_folder, uri=tracker.uri)
-    except Exception as exc:  # the run and its model/ are fine; only the pyfunc wrapper is missing
-        message = (f"the pyfunc model could not be logged ({type(exc).__name__}: {exc}); `zoo predict` still "
-                   f"works from model/, and `zoo register` logs it again")
-        tracker.set_tags(run_id, {"zoo.pyfunc.error": message})
-        if echo is not None:
-            echo(f"warning: {message}")
-        return None
-
-
-def best_seed(result: Any) -> Any:
-    """The seed of a ``RunResult`` with the best validation score on its first task's primary metric."""
-    from .engine.package import read_meta
-    seeds = [r for r in result.results if r.model_dir is not None]
-    if not seeds:
-        raise RunError("this run saved no model (an overfit check saves none): nothing to register")
-    if len(seeds) == 1:
-        return seeds[0]
-    meta = read_meta(seeds[0].model_dir)
-    task, info = next(iter(meta["tasks"].items()))
-    key, sign = f"{task}.{info['primary_metric']}", 1.0 if info["greater_is_better"] else -1.0
-    return max(seeds, key=lambda r: sign * r.val.get(key, float("-inf") * sign))
-
-
-def register_result(result: Any, name: str, *, alias: str | None = None) -> tuple[Any, Any]:
-    """Register a tracked ``RunResult`` under ``name`` (``zoo run --register``): its one seed, or the
-    seed with the best validation score. Returns ``(ModelVersion, SeedResult)``."""
-    seed = best_seed(result)
-    if not seed.run_id or str(seed.run_id).startswith("untracked-"):
-        raise ConfigError("--register needs a tracked run: drop --no-track")
-    return register_model(seed.run_id, name, alias=alias), seed

@@ -1,11 +1,11 @@
-"""The synthesiser: oscillators, plucked strings, drums and effects, as pure numpy/scipy functions.
+"""The synthesiser's sounds: oscillators, plucked strings, drums and effects, as pure numpy/scipy functions.
 
 Every function takes the sample rate ``sr`` explicitly, returns float64 mono ``np.ndarray [N]``
 and draws randomness only from the ``rng`` (a ``numpy.random.Generator``) it is given, so that a
 clip rendered from the same seed is the same to the last bit. Work is vectorised per note (or,
 for the plucked string, per period of the string); nothing loops per sample in Python.
 
-What to play (notes, drum hits, mix) is decided in :mod:`zoo.data.synth_styles`; this module only
+What to play (notes, drum hits, mix) is decided in :mod:`zoo.data.synth.styles`; this module only
 knows how to make sounds.
 """
 from __future__ import annotations

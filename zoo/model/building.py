@@ -1,16 +1,89 @@
-"""Compositions built from Python objects, and the fully resolved settings of any composition."""
+"""Building a composition's components: from a spec through the registry, or from Python objects.
+
+Also the fully resolved settings of any composition. Torch-free until objects are sorted.
+"""
 from __future__ import annotations
 
 import copy
 import dataclasses
 import importlib.metadata as md
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from ..compose import Built, Composition, check_rates
 from ..config import config_dict, make_config
-from ..errors import SpecError
+from ..errors import ConfigError, SpecError, suggest
 from ..protocols import Feature, Task
+from ..registry import Registry
+from ..spec import Composition
+
+
+def check_rates(features: Mapping[str, Any]) -> str:
+    """Return the shared time rate of ``features`` or explain why they cannot be stacked."""
+    rates = {name: f.rate for name, f in features.items()}
+    if len(set(rates.values())) > 1:
+        detail = ", ".join(f"{n} ({r})" for n, r in rates.items())
+        raise SpecError(
+            f"features {detail} cannot be stacked: frame-rate features have one column per "
+            f"{next(iter(features.values())).hop_length}-sample frame, beat-rate ones one per beat, "
+            f"so their time axes do not line up; use only frame-rate (e.g. mel+chroma) or only "
+            f"beat-rate features (e.g. beat+beat-chroma)"
+        )
+    hops = {f.hop_length for f in features.values()}
+    srs = {f.sample_rate for f in features.values()}
+    if len(hops) > 1 or len(srs) > 1:
+        raise SpecError(
+            f"features {', '.join(features)} use different sample rates {sorted(srs)} or hops "
+            f"{sorted(hops)}; set the same sr and hop_length on each (--set NAME.hop_length=...)"
+        )
+    return next(iter(rates.values()))
+
+
+@dataclass
+class Built:
+    """The components of a composition, built: features, backbone factory inputs, tasks."""
+
+    composition: Composition
+    features: dict[str, Any]
+    tasks: dict[str, Any]
+    rate: str
+    n_bins: int
+    providers: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def make_backbone(self, registry: Registry):
+        return registry.create("backbone", self.composition.backbone, self.settings.get("backbone", {}), self.n_bins)
+
+
+def build_components(comp: Composition, registry: Registry, settings: Mapping[str, Mapping[str, Any]] | None = None) -> Built:
+    """Build the features and tasks of ``comp`` (the backbone needs the data, see ``Built``).
+
+    ``settings`` maps a scope to overrides: ``backbone``, ``task`` (every task), ``feature``
+    (every feature) or a component's own name (``mel``, ``genre``) which wins over its kind.
+    """
+    settings = {k: dict(v) for k, v in (settings or {}).items()}
+    known = {"backbone", "feature", "task", "train", comp.backbone, *comp.features, *comp.tasks}
+    for scope in settings:
+        if scope not in known:
+            raise ConfigError(
+                f"settings scope '{scope}' names nothing in {comp}; valid: {', '.join(sorted(known))}{suggest(scope, known)}"
+            )
+    features = {}
+    for name in comp.features:
+        merged = {**settings.get("feature", {}), **settings.get(name, {})}
+        features[name] = registry.create("feature", name, merged)
+    rate = check_rates(features)
+    tasks = {}
+    for name in comp.tasks:
+        merged = {**settings.get("task", {}), **settings.get(name, {})}
+        tasks[name] = registry.create("task", name, merged)
+    providers = {f"backbone.{comp.backbone}": registry.provider("backbone", comp.backbone)}
+    providers.update({f"feature.{n}": registry.provider("feature", n) for n in comp.features})
+    providers.update({f"task.{n}": registry.provider("task", n) for n in comp.tasks})
+    backbone_settings = {**settings.get("backbone", {}), **settings.get(comp.backbone, {})}
+    resolved = {"backbone": backbone_settings}
+    resolved.update({n: {**settings.get("feature", {}), **settings.get(n, {})} for n in comp.features})
+    resolved.update({n: {**settings.get("task", {}), **settings.get(n, {})} for n in comp.tasks})
+    return Built(comp, features, tasks, rate, sum(f.n_bins for f in features.values()), providers, resolved)
 
 
 def _provider(obj: Any) -> str:
@@ -99,41 +172,3 @@ def resolved_configs(built: Built, registry: Any) -> dict[str, Any]:
         "feature": {n: full("feature", n, n) for n in comp.features},
         "task": {n: full("task", n, n) for n in comp.tasks},
     }
-
-
-def task_weight_map(tasks: Iterable[str], weights: tuple[float | str, ...]) -> dict[str, float] | None:
-    """``train.task_weights`` as ``{task: weight}``: one weight per task in spec order, or
-    ``NAME:WEIGHT`` items (tasks not named keep 1); None when not given."""
-    from ..errors import ConfigError, suggest
-    names = list(tasks)
-    if not weights:
-        return None
-    named = [w for w in weights if isinstance(w, str) and ":" in w]
-    if named and len(named) != len(weights):
-        raise ConfigError(
-            f"train.task_weights {list(weights)}: give either one weight per task in spec order, or NAME:WEIGHT "
-            f"items (e.g. {names[-1]}:0.5), not both"
-        )
-    if named:
-        out = dict.fromkeys(names, 1.0)
-        for item in named:
-            name, _, value = item.partition(":")
-            name = name.strip()
-            if name not in out:
-                raise ConfigError(f"train.task_weights names task '{name}', but the spec's tasks are {names}"
-                                  f"{suggest(name, names)}")
-            try:
-                out[name] = float(value)
-            except ValueError:
-                raise ConfigError(f"train.task_weights item {item!r}: '{value}' is not a number") from None
-        return out
-    if len(weights) != len(names):
-        raise ConfigError(
-            f"train.task_weights has {len(weights)} value(s) {list(weights)} but the spec has {len(names)} "
-            f"task(s) {names}; give one weight per task in spec order, e.g. --set train.task_weights="
-            + ",".join("1" for _ in names) + f", or name them: {names[-1]}:0.5"
-        )
-    try:
-        return dict(zip(names, (float(w) for w in weights)))
-    except ValueError:
-        raise ConfigError(f"train.task_weights {list(weights)}: each weight must be a number, or NAME:WEIGHT") from None

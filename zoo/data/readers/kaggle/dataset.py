@@ -1,4 +1,4 @@
-"""The lab's Kaggle data set ("patreco3-multitask-affective-music") as a zoo data set.
+"""The reader of the lab's Kaggle set: its clips at frame or beat rate, their splits and the lab's class mapping.
 
 ``clips("frames")`` reads ``fma_genre_spectrograms`` / ``multitask_dataset``, ``clips("beats")``
 their ``_beat`` twins. Clip ids are ``genre/<id>`` and ``multitask/<id>``: the two sets share
@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError, DataError
-from ..protocols import Clip, ComponentSpec
-from .kagglefiles import CANONICAL, Part, find_parts, index_arrays, read_genre_labels, read_target_labels, resolve_array
-from .labarray import load_lab_array  # noqa: F401  (re-exported: kaggle.load_lab_array)
-from .splits import assign_splits, stratum_keys
+from ....errors import ConfigError, DataError
+from ....protocols import Clip, ComponentSpec
+from .files import CANONICAL, Part, find_parts, index_arrays, read_genre_labels, read_target_labels, resolve_array
+from ...splits import assign_splits, stratum_keys
 
 LAB_MAPPING: dict[str, str | None] = {
     "Rock": "Rock", "Psych-Rock": "Rock", "Post-Rock": "Rock",

@@ -4,9 +4,10 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Iterator
 
-from ..errors import ConfigError
-from . import stats
-from .tracking import DEFAULT_EXPERIMENT, FAILURE_TAG, PARENT_TAG, client, get_experiment
+from ...engine import intervals
+from ...errors import ConfigError
+from .. import DEFAULT_EXPERIMENT, FAILURE_TAG, PARENT_TAG
+from .store import client, get_experiment
 
 
 def _all_runs(c: Any, experiment_id: str, filter_string: str) -> Iterator[Any]:
@@ -61,7 +62,7 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
         names = [m for m in tags.get("zoo.key_metrics", "").split(",") if m]
         if not names:
             names = sorted(k for k in runs[0].data.metrics if k.startswith("test."))
-        metrics = {n: stats.t_interval([r.data.metrics[n] for r in runs if n in r.data.metrics]) for n in names}
+        metrics = {n: intervals.t_interval([r.data.metrics[n] for r in runs if n in r.data.metrics]) for n in names}
         seeds = sorted({int(r.data.params.get("seed", tags.get("zoo.seed", "0"))) for r in runs})
         rows.append({
             "spec": tags.get("zoo.spec", ""), "dataset": tags.get("zoo.dataset", ""),
@@ -97,7 +98,7 @@ def format_table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         data = r["dataset"] if len(r["dataset"]) <= 40 else r["dataset"][:37] + "..."
-        metrics = ", ".join(f"{k.removeprefix('test.')} {stats.plus_minus(v)}" for k, v in r["metrics"].items())
+        metrics = ", ".join(f"{k.removeprefix('test.')} {intervals.plus_minus(v)}" for k, v in r["metrics"].items())
         ids = " ".join(i[:8] for i in r["run_ids"][:4]) + (f" +{len(r['run_ids']) - 4}" if len(r["run_ids"]) > 4 else "")
         lines.append((r["spec"], data, str(len(r["seeds"])), metrics or "-", ids))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]

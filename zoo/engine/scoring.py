@@ -7,11 +7,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..data.prepared import Prepared
+from ..data.preparedset import Prepared
 from ..errors import DataError
 from .batches import SPLITS, Normaliser, make_split, task_targets
 from .device import pick_device
-from .evaluate import flat, predict_split, split_metrics
+from .metrics import flat, predict_split, split_metrics
 from .reports import format_metrics, write_reports
 
 

@@ -1,0 +1,122 @@
+"""The model: ``ZooModel`` joins one backbone and one ``Head`` per task; ``Batch`` is what it is fed."""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import SpecError
+from ..protocols import BackboneOutput, LabelSchema
+
+
+class Batch(NamedTuple):
+    """A padded batch: ``x[B, F, T]``, ``lengths[B]``, and per task its ``y[B]`` (labels or values)."""
+
+    x: Any
+    lengths: Any
+    y: Mapping[str, Any]
+
+
+class Head(nn.Module):
+    """Pool a backbone output to ``[B, D]``, optional hidden layer, then the output layer."""
+
+    def __init__(self, in_dim: int, out_dim: int, pooling: str, hidden: int, dropout: float, squeeze: bool,
+                 bounded: bool = False):
+        super().__init__()
+        self.pooling = pooling
+        self.squeeze = squeeze
+        self.bounded = bounded
+        self.attn = nn.Linear(in_dim, 1) if pooling == "attention" else None
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        if hidden > 0:
+            layers += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(hidden if hidden > 0 else in_dim, out_dim)
+
+    def pool(self, out: BackboneOutput):
+        h, lengths = out.hidden, out.lengths
+        if h.dim() == 2:
+            return h
+        B, T, _ = h.shape
+        if lengths is None:
+            lengths = torch.full((B,), T, device=h.device, dtype=torch.long)
+        lengths = lengths.to(h.device).clamp(min=1)
+        mask = torch.arange(T, device=h.device)[None, :] < lengths[:, None]  # [B, T]
+        if self.pooling == "mean":
+            m = mask.unsqueeze(-1).to(h.dtype)
+            return (h * m).sum(1) / m.sum(1)
+        if self.pooling == "max":
+            return h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
+        if self.pooling == "last":
+            return h[torch.arange(B, device=h.device), lengths - 1]
+        scores = self.attn(h).squeeze(-1).masked_fill(~mask, torch.finfo(h.dtype).min)
+        w = torch.softmax(scores, dim=1).unsqueeze(-1)
+        return (h * w).sum(1)
+
+    def embed(self, out: BackboneOutput):
+        """The representation fed to the output layer: ``[B, hidden or D]``."""
+        return self.body(self.pool(out))
+
+    def output(self, z):
+        """The output layer applied to an embedding ``z[B, hidden or D]`` (what ``embed`` gives)."""
+        y = self.out(z)
+        if self.bounded:  # targets live in [0, 1]: so do the predictions
+            y = torch.sigmoid(y)
+        return y.squeeze(-1) if self.squeeze else y
+
+    def forward(self, out: BackboneOutput):
+        return self.output(self.embed(out))
+
+
+class ZooModel(nn.Module):
+    """One backbone shared by one head per task.
+
+    ``task_weighting`` is "fixed" (``task_weights``, default 1 each) or "uncertainty": the
+    loss of task i is ``exp(-s_i) * L_i + s_i`` with ``s_i`` learned (Kendall et al. style).
+    """
+
+    def __init__(self, backbone: nn.Module, tasks: Mapping[str, Any], schemas: Mapping[str, LabelSchema],
+                 task_weighting: str = "fixed", task_weights: Mapping[str, float] | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.tasks = dict(tasks)
+        self.schemas = dict(schemas)
+        self.heads = nn.ModuleDict({n: t.make_head(backbone.out_dim, schemas[n]) for n, t in tasks.items()})
+        if task_weighting not in ("fixed", "uncertainty"):
+            raise SpecError(f"task_weighting {task_weighting!r}: use 'fixed' or 'uncertainty'")
+        self.task_weighting = task_weighting
+        weights = dict(task_weights or {})
+        self.register_buffer("fixed_weights", torch.tensor([float(weights.get(n, 1.0)) for n in tasks]))
+        self.log_vars = nn.Parameter(torch.zeros(len(tasks)), requires_grad=task_weighting == "uncertainty")
+
+    def _encode(self, x, lengths) -> BackboneOutput:
+        """The backbone's output as a ``BackboneOutput``; a backbone may also return a tuple or a tensor."""
+        out = self.backbone(x, lengths)
+        if isinstance(out, BackboneOutput):
+            return out
+        return BackboneOutput(*out) if isinstance(out, tuple) else BackboneOutput(out)
+
+    def forward(self, x, lengths) -> dict[str, Any]:
+        out = self._encode(x, lengths)
+        return {name: head(out) for name, head in self.heads.items()}
+
+    def embed(self, x, lengths, task: str | None = None):
+        """The layer before the output layer of ``task`` (default: the first): ``[B, D']``."""
+        task = task or next(iter(self.heads))
+        return self.heads[task].embed(self._encode(x, lengths))
+
+    def loss(self, outputs: Mapping[str, Any], y: Mapping[str, Any]):
+        """Total loss and the per-task losses (detached floats are the caller's business)."""
+        per_task = {n: self.tasks[n].loss(outputs[n], y[n]) for n in self.heads}
+        losses = torch.stack([per_task[n] for n in self.heads])
+        if self.task_weighting == "uncertainty":
+            total = (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
+        else:
+            total = (self.fixed_weights * losses).sum()
+        return total, per_task
+
+
+def build_model(backbone: Any, tasks: Mapping[str, Any], schemas: Mapping[str, LabelSchema], **kwargs: Any) -> ZooModel:
+    """A ``ZooModel`` (torch module) joining ``backbone`` and one head per task."""
+    return ZooModel(backbone, tasks, schemas, **kwargs)
