@@ -8,6 +8,9 @@ lab's settings (the 140 rows of the lab's fused arrays).
 Zoo: :func:`zoo.data.extract.extract_audio` (hash each file, look up the feature cache, decode
 once, compute both features, write the cache). Plain: ``librosa.load`` then
 ``melspectrogram`` + ``power_to_db`` and ``chroma_cqt`` per file, in one process, nothing saved.
+Torch: the features plugin's torch backend (``zoo_features.torchfeatures``), through its batched
+entry point ``extract_files`` (decode and compute, threads over files, nothing saved) and
+through ``extract_audio`` with ``backend: torch`` set on both features.
 
 Warm, precisely: before any timing this process has imported librosa, compiled (or loaded
 from numba's on-disk cache) every jitted function both paths use and built librosa's mel and
@@ -43,6 +46,8 @@ class ExtractCase:
     (:func:`default_workers`)."""
     pool_clips: int = 48
     """Files for the row that asks when a pool pays for its start: pool against in-process."""
+    torch_rows: bool = True
+    """Also measure the torch backend (``zoo_features.torchfeatures``) against the plain loop."""
 
 
 def music(seconds: float, rng: np.random.Generator, sr: int = SR_FILE) -> np.ndarray:
@@ -107,6 +112,23 @@ def plain(paths: list[Path]) -> list[dict[str, np.ndarray]]:
     return out
 
 
+def torch_features(registry: Any = None) -> dict[str, Any]:
+    """``mel`` and ``chroma`` at the lab's settings with ``backend: torch``."""
+    from zoo.registry import Registry
+    registry = registry or Registry()
+    return {name: registry.create("feature", name, {"backend": "torch"}) for name in ("mel", "chroma")}
+
+
+def batched(paths: list[Path], feats: dict[str, Any], workers: int) -> list[dict[str, np.ndarray]]:
+    """The plugin's batched entry point on the CPU: ``workers`` threads, one torch thread each."""
+    from zoo_features.torchfeatures import extract_files
+    out = extract_files(paths, feats, device="cpu", workers=workers)
+    bad = [r for r in out if not isinstance(r, dict)]
+    if bad:
+        raise RuntimeError(f"extract_files failed on {len(bad)} file(s): {bad[0]}")
+    return out
+
+
 def zoo(paths: list[Path], feats: dict[str, Any], cache: Path, workers: int) -> list[dict[str, np.ndarray]]:
     from zoo.data.extract import extract_audio
     return extract_audio(paths, feats, cache_dir=cache, workers=workers, progress=False)
@@ -131,6 +153,39 @@ def _rate(n: int, fn) -> float:
 def default_workers(files: int) -> int:
     """The pool size ``extract_audio`` picks by itself: one per 4 files, at most one per core."""
     return max(1, min(os.cpu_count() or 1, -(-files // 4)))
+
+
+def torch_section_rows(section: Section, case: ExtractCase, paths: list[Path], registry: Any, workdir: Path,
+                       out: dict[str, Any], echo=print) -> None:
+    """The torch backend's rows: the batched entry point on every usable core and on one, and
+    ``extract_audio`` with ``backend: torch``, each against the plain librosa loop."""
+    from zoo.engine.device import usable_cores
+    n = len(paths)
+    tfeats = torch_features(registry)
+    cores = usable_cores()
+    # Warm, as the plain loop's librosa: kernels compiled, and the filters of these clips' tunings built
+    # (once per tuning, one of 101 values: on a real data set, after its first few dozen files).
+    batched(paths, tfeats, 1)
+    threads = sorted({cores, 1}, reverse=True)
+    for w in threads:
+        z, b = interleaved(lambda: _rate(n, lambda: out.__setitem__("torch", batched(paths, tfeats, w))),
+                           lambda: _rate(n, lambda: out.__setitem__("plain", plain(paths))), case.reps)
+        diff = _largest_difference(out["torch"], out["plain"])
+        section.rows.append(row(
+            SECTION, f"torch backend, zoo_features.torchfeatures.extract_files: {w} thread(s) over files, "
+                     "one torch thread each (decode, mel, chroma)", z, b, "clips/s", baseline="plain librosa loop",
+            goal=1.8 if w == cores and cores >= 2 else None,
+            note="largest difference to the baseline's arrays: " + ", ".join(f"{k} {v:.2g}" for k, v in diff.items())
+                 + (" (mel in dB)" if "mel" in diff else "")))
+        echo(f"  torch, {w} thread(s): {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
+             f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
+    z, b = interleaved(lambda: _rate(n, lambda: zoo(paths, tfeats, Path(tempfile.mkdtemp(dir=workdir)), workers=1)),
+                       lambda: _rate(n, lambda: plain(paths)), case.reps)
+    section.rows.append(row(SECTION, "torch backend through extract_audio (workers=1, cold feature cache): "
+                                     "--set mel.backend=torch --set chroma.backend=torch", z, b, "clips/s",
+                            baseline="plain librosa loop"))
+    echo(f"  extract_audio with backend torch: {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
+         f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
 
 
 def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
@@ -172,6 +227,9 @@ def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
                             ", ".join(f"{k} {v:.2g}" for k, v in diff.items())))
     echo(f"  in-process: zoo {np.median(first):.2f} clips/s, plain {np.median(base):.2f} clips/s, "
          f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
+
+    if case.torch_rows:
+        torch_section_rows(section, case, paths, registry, workdir, out, echo)
 
     workers = case.workers or default_workers(n)
     z, b = interleaved(lambda: _rate(n, lambda: zoo(paths, feats, fresh(), workers=workers)),
@@ -225,6 +283,13 @@ def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
         "extra file before timing; the audio files in the OS page cache. The feature cache starts empty "
         "for every first-pass measurement; worker processes start with each call (pool start included)."
     )
+    if case.torch_rows:
+        section.notes.append(
+            "Torch rows: the features plugin's torch backend on the CPU. extract_files decodes each file and computes "
+            "its mel and chroma (one clip per batch, one torch thread) in a pool of threads over the files; warm: run "
+            "once over the same files first (kernels compiled, the filters of their tunings built). The extract_audio "
+            "row is the zoo's extractor with backend: torch on both features, one clip at a time in this process."
+        )
     return section
 
 

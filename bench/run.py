@@ -2,8 +2,9 @@
 
     python bench/run.py [--quick] [--out docs/benchmarks.md] [--only training,loading] [--threads N]
 
-Sections: training (engine vs bare loop, per backbone), packing (the LSTM's packed sequences
-on a CPU against an equivalent unpacked formulation), extraction (extract_audio vs a plain
+Sections: training (engine vs bare loop, per backbone), packing (the LSTM's fast CPU path
+against its packed path, alone and in training), threads (torch threads: one per usable core
+against the old load-average choice), extraction (extract_audio vs a plain
 librosa loop, and the caches), loading (pack vs one .npy per clip), memory (peak of each, in
 fresh processes). ``--quick`` uses tiny sizes: it checks that everything runs, its timings mean
 nothing. Exit status 1 when a section failed (the others still run and are reported).
@@ -23,9 +24,9 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so that ``bench`` is a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, extraction, loading, memory, packing, report, training  # noqa: E402
+from bench import common, extraction, loading, memory, packing, report, threads, training  # noqa: E402
 
-SECTIONS = ("training", "packing", "extraction", "loading", "memory")
+SECTIONS = ("training", "packing", "threads", "extraction", "loading", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated sections (default: all of {', '.join(SECTIONS)})")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="device for training (default cpu)")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads for both loops; 0: the engine's automatic choice (idle cores)")
+                   help="torch CPU threads for both loops; 0: the engine's automatic choice (usable cores)")
     p.add_argument("--reps", type=int, default=0, help="interleaved repetitions (default 3, quick 2)")
     p.add_argument("--frames", type=int, default=300, help="frames per training clip (mel 128 x FRAMES; default 300)")
     p.add_argument("--backbones", default="lstm,cnn,ast", help="backbones to train (default lstm,cnn,ast)")
@@ -82,6 +83,9 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
         return packing.run(replace(packing.QUICK if args.quick else packing.FULL, reps=args.reps,
                                    **({} if args.quick else {"frames": args.frames})))
 
+    def threads_section():
+        return threads.run([c for c in cases if not c.probe], reps=args.reps)
+
     def extraction_section():
         folder = workdir / "extraction"
         folder.mkdir(parents=True, exist_ok=True)
@@ -103,7 +107,8 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
                           threads=torch.get_num_threads(), audio=audio,
                           load_case=load_cases[0], workdir=folder, malloc_defaults=args.malloc_defaults)
 
-    runners = {"training": training_section, "packing": packing_section, "extraction": extraction_section,
+    runners = {"training": training_section, "packing": packing_section, "threads": threads_section,
+               "extraction": extraction_section,
                "loading": loading_section, "memory": memory_section}
     for name in args.only:
         print(f"[{name}] load average {common.loadavg():.2f}", flush=True)

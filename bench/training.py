@@ -21,7 +21,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -140,12 +140,17 @@ def per_step(durations: list[float], rows: list, case: TrainCase) -> float:
     return float(np.mean([len(r) for r in rows[case.warmup: case.warmup + case.steps]])) / statistics.median(durations)
 
 
-def zoo_steps(setup: _Setup, config: Any) -> list[float]:
-    """Seconds of each timed step of ``fit`` (the gaps between consecutive ``batch()`` calls)."""
+def zoo_steps(setup: _Setup, config: Any, adjust: Callable[[Any], None] | None = None) -> list[float]:
+    """Seconds of each timed step of ``fit`` (the gaps between consecutive ``batch()`` calls).
+
+    ``adjust(model)``, when given, changes the fresh model before training (e.g. which path a
+    backbone takes), so two variants of the same engine can be compared."""
     from zoo.engine.train import fit
     case = setup.case
     train = _timed_split(setup.splits["train"])
     model = setup.model()
+    if adjust is not None:
+        adjust(model)
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
         fit(model, train, setup.splits["val"], config, setup.device, seed=setup.seed, progress=True)
     stamps = np.asarray(train.stamps[case.warmup: case.warmup + case.steps + 1])

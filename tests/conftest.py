@@ -1,20 +1,31 @@
-"""Test-wide isolation: every test session gets its own ZOO_HOME and MLflow store."""
+"""Test isolation: each test is given its zoo workspace explicitly; the process's environment stays the user's.
+
+* ``workspace``: a :class:`~zoo.workspace.Workspace` (data, caches, runs and an MLflow sqlite
+  store) in a temporary folder, for API tests (``zoo.train(..., workspace=workspace)``). One per
+  session, so the embedded data set and the feature cache are made once.
+* ``zoo_env``: the same workspace as environment variables (``ZOO_HOME``, ``MLFLOW_TRACKING_URI``,
+  the plugin switches), set for the one test that asks for it, as a user's shell would set them:
+  for ``zoo.cli.main([...])``. Its value is the whole environment, to give a subprocess as ``env=``.
+
+Nothing here changes ``os.environ`` for the session, so a test sees what a user sees; a test
+that neither takes a workspace nor sets one would write to the real ``~/.zoo``.
+"""
 from __future__ import annotations
 
 import os
 
 import pytest
 
+from zoo.workspace import Workspace
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("zoo-home")
-    old = {k: os.environ.get(k) for k in ("ZOO_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["ZOO_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
-    yield home
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Workspace:
+    return Workspace(home=tmp_path_factory.mktemp("zoo-home"))
+
+
+@pytest.fixture
+def zoo_env(workspace, monkeypatch) -> dict[str, str]:
+    for key, value in workspace.environ().items():
+        monkeypatch.setenv(key, value)
+    return dict(os.environ)

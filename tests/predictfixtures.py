@@ -36,32 +36,31 @@ class Trained:
 _CACHE: dict[str, Trained] = {}
 
 
-def trained_model(tmp_path_factory) -> Trained:
-    """Train :data:`SPEC` on the tiny embedded set (tracked in the session's MLflow store), once."""
+def trained_model(tmp_path_factory, workspace) -> Trained:
+    """Train :data:`SPEC` on the tiny embedded set (tracked in the session's ``workspace``), once."""
     if "model" not in _CACHE:
         import zoo
         from zoo.data.readers.embedded import SIZES
         res = zoo.train(SPEC, settings=SETTINGS, epochs=2, experiment=EXPERIMENT, progress=False, workers=1,
-                        out_dir=tmp_path_factory.mktemp("predict-run"))
+                        out_dir=tmp_path_factory.mktemp("predict-run"), workspace=workspace)
         seed = res.results[0]
         _CACHE["model"] = Trained(seed.run_id, seed.model_dir, res.classes, SIZES["tiny"][1])
     return _CACHE["model"]
 
 
-def embedded_clips(n: int) -> list[Path]:
-    """The first ``n`` audio files of the tiny embedded set (rendered by :func:`trained_model`)."""
-    from zoo.paths import data_dir
-    found = sorted(data_dir().glob("embedded-v1-tiny-seed0/audio/*.wav"))
-    assert len(found) >= n, f"the tiny embedded set was not rendered under {data_dir()}"
+def embedded_clips(n: int, workspace) -> list[Path]:
+    """The first ``n`` audio files of the tiny embedded set (rendered in ``workspace`` by :func:`trained_model`)."""
+    found = sorted(workspace.data_dir.glob("embedded-v1-tiny-seed0/audio/*.wav"))
+    assert len(found) >= n, f"the tiny embedded set was not rendered under {workspace.data_dir}"
     return found[:n]
 
 
-def write_inputs(folder: Path) -> dict[str, Path]:
+def write_inputs(folder: Path, workspace) -> dict[str, Path]:
     """Audio to predict, good and bad: ``long`` (ogg, three embedded clips end to end), ``mp3``
     (one embedded clip), ``chord`` (1.2 s wav: predicted whole), ``silent``, ``corrupt`` (text
     named .mp3), ``short`` (0.5 s) and ``missing`` (no file)."""
     import soundfile as sf
-    clips = [sf.read(str(p), dtype="float32")[0] for p in embedded_clips(3)]
+    clips = [sf.read(str(p), dtype="float32")[0] for p in embedded_clips(3, workspace)]
     sr = 22050
     out = {
         "long": write_audio(folder / "long.ogg", np.concatenate(clips), sr),

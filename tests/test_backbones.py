@@ -78,13 +78,82 @@ def test_lstm_returns_sequence_zero_past_each_length():
 
 
 def test_lstm_backward_direction_starts_at_the_true_end():
-    # Packed: the backward half of step n-1 has seen only that step, alone or in a batch.
+    # The backward half of step n-1 has seen only that step, alone or in a batch (both paths).
     model = make("lstm", 6, hidden=8, layers=1).eval()
     x, lens = padded(6, [12, 5])
-    with torch.no_grad():
-        batch = model(x, lens).hidden
-        alone = model(x[1:, :, 4:5], torch.tensor([1])).hidden
-    assert torch.allclose(batch[1, 4, 8:], alone[0, 0, 8:], atol=1e-6)
+    for packed in (False, True):
+        model.packed_on_cpu = packed
+        with torch.no_grad():
+            batch = model(x, lens).hidden
+            alone = model(x[1:, :, 4:5], torch.tensor([1])).hidden
+        assert torch.allclose(batch[1, 4, 8:], alone[0, 0, 8:], atol=1e-6), packed
+
+
+def _outputs_and_grads(model, x, lengths, packed):
+    model.packed_on_cpu = packed
+    model.zero_grad(set_to_none=True)
+    v = x.clone().requires_grad_(True)
+    out = model(v, lengths).hidden
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    (out * weights).sum().backward()
+    return out.detach(), [v.grad] + [p.grad for p in model.rnn.parameters()]
+
+
+# Tolerances of the CPU fast path against the packed path (float32): outputs within 1e-5
+# absolutely; every gradient (input and each LSTM weight) within 1e-4 of its largest element.
+@pytest.mark.parametrize("settings", [
+    {"hidden": 8, "layers": 3, "bidirectional": True, "dropout": 0.3},
+    {"hidden": 6, "layers": 2, "bidirectional": False, "dropout": 0.0},
+    {"hidden": 5, "layers": 1, "bidirectional": True},
+])
+def test_lstm_cpu_fast_path_gives_the_packed_numbers(settings):
+    torch.manual_seed(0)
+    model = make("lstm", 5, **settings)
+    x, lengths = padded(5, [11, 3, 7, 1, 11, 10])
+    # Eval: dropout off, so both paths must agree exactly up to rounding; training mode without
+    # dropout too (torch's training path differs from its inference path).
+    for mode in ("eval", "train without dropout"):
+        model.train(mode != "eval")
+        if mode != "eval":
+            model.rnn.dropout = 0.0
+        fast, fast_grads = _outputs_and_grads(model, x, lengths, packed=False)
+        slow, slow_grads = _outputs_and_grads(model, x, lengths, packed=True)
+        assert float((fast - slow).abs().max()) < 1e-5, mode
+        for a, b in zip(fast_grads, slow_grads):
+            assert float((a - b).abs().max() / b.abs().max().clamp(min=1e-12)) < 1e-4, mode
+        assert float(fast[1, 3:].abs().max()) == 0.0  # zero past each clip's length
+
+
+def test_lstm_on_the_cpu_does_not_pack(monkeypatch):
+    import zoo_lstm.model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("packed a batch on the CPU")
+
+    monkeypatch.setattr(zoo_lstm.model, "pack_padded_sequence", refuse)
+    model = make("lstm", 4, hidden=4)
+    assert model(*padded(4, [6, 2])).hidden.shape == (2, 6, 8)
+
+
+def test_lstm_dropout_between_layers_on_the_fast_path():
+    # Training mode drops between stacked layers (as nn.LSTM does), eval mode does not.
+    model = make("lstm", 4, hidden=16, layers=2, dropout=0.5)
+    x, lengths = padded(4, [9, 5])
+    torch.manual_seed(0)
+    a = model(x, lengths).hidden
+    torch.manual_seed(1)
+    b = model(x, lengths).hidden
+    assert not torch.allclose(a, b)
+    model.eval()
+    assert torch.equal(model(x, lengths).hidden, model(x, lengths).hidden)
+
+
+def test_flip_within_reverses_only_the_valid_steps():
+    from zoo_lstm.model import flip_within
+    h = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)
+    flipped = flip_within(h, torch.tensor([5, 3]))
+    assert flipped[0, :, 0].tolist() == [4, 3, 2, 1, 0]
+    assert flipped[1, :, 0].tolist() == [7, 6, 5, 8, 9]
 
 
 def test_lstm_settings_from_cli_strings():

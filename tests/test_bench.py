@@ -1,7 +1,7 @@
 """The benchmark harness (bench/): it runs, prints a table of ratios and records the machine.
 
 No test here asserts a timing: on a shared machine any timing bound would fail at random. They
-check that the harness measures what it says (the same shapes, an equivalent LSTM, real peaks).
+check that the harness measures what it says (the same shapes, both LSTM paths, real peaks).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import common, memory, packing, report  # noqa: E402
+from bench import common, memory, packing, report, threads  # noqa: E402
 
 
 def _run_bench(tmp_path: Path, *args: str, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict, str]:
@@ -43,11 +43,13 @@ def _check_rows(doc: dict, sections: set[str]) -> None:
 
 
 def test_quick_run_prints_ratios_and_records_the_machine(tmp_path):
-    proc, doc, md = _run_bench(tmp_path, "--only", "training,packing,loading", "--backbones", "lstm")
+    proc, doc, md = _run_bench(tmp_path, "--only", "training,packing,threads,loading", "--backbones", "lstm")
     for key in ("cpu:", "cores:", "ram_gib:", "torch:", "torch_threads:", "device: cpu", "load_average:"):
         assert key in proc.stdout
     assert "ratio zoo/base" in proc.stdout
-    _check_rows(doc, {"training", "lstm packing", "loading"})
+    _check_rows(doc, {"training", "lstm packing", "threads", "loading"})
+    packed = next(s for s in doc["sections"] if s["name"] == "lstm packing")
+    assert any("training throughput" in r["case"] for r in packed["rows"])
     training = next(s for s in doc["sections"] if s["name"] == "training")
     assert [r["case"].split(" ")[0] for r in training["rows"]] == ["lstm"]
     assert doc["machine"]["torch_threads"] >= 1 and doc["machine"]["cores"] >= 1
@@ -58,7 +60,7 @@ def test_quick_run_prints_ratios_and_records_the_machine(tmp_path):
 @pytest.mark.slow
 def test_quick_run_of_every_section(tmp_path):
     proc, doc, md = _run_bench(tmp_path)
-    _check_rows(doc, {"training", "lstm packing", "extraction", "loading", "memory"})
+    _check_rows(doc, {"training", "lstm packing", "threads", "extraction", "loading", "memory"})
     extraction = next(s for s in doc["sections"] if s["name"] == "extraction")
     # The zoo and the plain loop compute the same features (the row's note gives the difference).
     diffs = dict(re.findall(r"(mel|chroma) ([0-9.e+-]+)", extraction["rows"][0]["note"]))
@@ -66,7 +68,7 @@ def test_quick_run_of_every_section(tmp_path):
     assert "#### memory" in md
 
 
-def test_unpacked_lstm_gives_the_plugins_numbers():
+def test_packing_check_compares_the_plugins_two_paths():
     import torch
     from zoo.registry import Registry
     torch.manual_seed(0)
@@ -76,19 +78,27 @@ def test_unpacked_lstm_gives_the_plugins_numbers():
         lengths = torch.tensor([11, 3, 7, 1])
         out_diff, grad_diff = packing.check(backbone, x, lengths)
         assert out_diff < 1e-5 and grad_diff < 1e-4, (settings, out_diff, grad_diff)
-        assert backbone.training  # check() restores the mode it found
-        # Steps past each clip's length are zero, as the plugin leaves them.
-        out = packing.unpacked(backbone.rnn, x, lengths).detach()
-        assert out.shape == (4, 11, backbone.out_dim)
-        assert float(out[1, 3:].abs().max()) == 0.0
+        # check() restores the mode and the path it found.
+        assert backbone.training and backbone.packed_on_cpu is False
 
 
-def test_flip_within_reverses_only_the_valid_steps():
+def test_set_packed_reaches_the_backbone_inside_a_model():
     import torch
-    h = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)
-    flipped = packing.flip_within(h, torch.tensor([5, 3]))
-    assert flipped[0, :, 0].tolist() == [4, 3, 2, 1, 0]
-    assert flipped[1, :, 0].tolist() == [7, 6, 5, 8, 9]
+    from zoo.registry import Registry
+    backbone = Registry().create("backbone", "lstm", {"hidden": 4}, 3)
+    model = torch.nn.Sequential(backbone)
+    packing.set_packed(model, True)
+    assert backbone.packed_on_cpu is True
+    packing.set_packed(model, False)
+    assert backbone.packed_on_cpu is False
+
+
+def test_old_thread_choice_counts_idle_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert threads.loadavg_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert threads.loadavg_threads() == 4
 
 
 def test_memory_child_sees_at_least_the_arrays_it_reads(tmp_path):

@@ -13,21 +13,21 @@ from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.errors import ConfigError
-from zoo.lab.embed import embeddings, latent_maps
+from zoo.engine.request import DataRequest
+from zoo.lab.embed import LatentMapRequest, embeddings, latent_maps
 from zoo.lab.project import project
-from zoo.paths import tracking_uri
 
 FAST = {**TINY_LSTM, "train": {"batch_size": 8, "lr": 0.01, "patience": 0, "warmup": 0.0}}
 EXPERIMENT = "embed-tests"
 
 
 @pytest.fixture(scope="module")
-def kaggle_run(tmp_path_factory):
+def kaggle_run(tmp_path_factory, workspace):
     """A genre model trained (and tracked) on a small Kaggle-layout set: its data source is recorded."""
     root = tmp_path_factory.mktemp("kaggle-embed")
     write_kaggle(root, train_per_genre=5, test_per_genre=2)
     res = zoo.train("lstm+chroma:genre", data=str(root), settings=FAST, epochs=2, track=True, experiment=EXPERIMENT,
-                    progress=False)
+                    progress=False, workspace=workspace)
     return root, res
 
 
@@ -36,7 +36,7 @@ def read_rows(path):
         return list(csv.DictReader(fh))
 
 
-def test_embed_cli_maps_the_runs_own_clips_and_logs_png_and_csv(kaggle_run, tmp_path, capsys):
+def test_embed_cli_maps_the_runs_own_clips_and_logs_png_and_csv(kaggle_run, tmp_path, capsys, zoo_env, workspace):
     root, res = kaggle_run
     out = tmp_path / "maps"
     code = main(["embed", res.run_id, "--method", "pca,tsne", "--split", "all", "--out", str(out), "--no-progress"])
@@ -55,22 +55,24 @@ def test_embed_cli_maps_the_runs_own_clips_and_logs_png_and_csv(kaggle_run, tmp_
         assert {r["label"] for r in rows} == set(res.classes)
         xy = np.array([[float(r["x"]), float(r["y"])] for r in rows])
         assert np.isfinite(xy).all() and xy.std(axis=0).min() > 0
-    logged = {f.path for f in MlflowClient(tracking_uri()).list_artifacts(res.run_id, "embeddings")}
+    logged = {f.path for f in MlflowClient(workspace.tracking_uri).list_artifacts(res.run_id, "embeddings")}
     assert logged == {f"embeddings/{m}-genre-all.{ext}" for m in ("pca", "tsne") for ext in ("png", "csv")}
 
 
-def test_embed_explains_what_it_cannot_do(kaggle_run, tmp_path):
+def test_embed_explains_what_it_cannot_do(kaggle_run, tmp_path, workspace, zoo_env):
     root, res = kaggle_run
     with pytest.raises(ConfigError, match="--color valence: .* offers genre"):
-        latent_maps(res.run_id, color="valence", out_dir=tmp_path, log=False, progress=False)
+        latent_maps(res.run_id, color="valence", out_dir=tmp_path, log=False, workspace=workspace)
     with pytest.raises(ConfigError, match="projection method 'pcaa'.*did you mean 'pca'"):
-        latent_maps(res.run_id, methods=["pcaa"], out_dir=tmp_path, log=False)
+        LatentMapRequest(res.run_id, methods=["pcaa"], out_dir=tmp_path, log=False)
+    with pytest.raises(ConfigError, match="split 'holdout': use one of train, val, test, all"):
+        LatentMapRequest(res.run_id, split="holdout")
     with pytest.raises(ConfigError, match="task 'valence': the model lstm\\+chroma:genre has tasks genre"):
-        latent_maps(res.run_id, task="valence", out_dir=tmp_path, log=False, progress=False)
+        latent_maps(LatentMapRequest(res.run_id, task="valence", out_dir=tmp_path, log=False), workspace=workspace)
     assert main(["embed", res.run_id, "--set", "backbone.hidden=3", "--out", str(tmp_path)]) == 2
 
 
-def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_target(tmp_path):
+def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_target(tmp_path, workspace):
     prepared = separable(6)
     res = zoo.train("lstm+chroma:genre,valence", prepared=prepared, settings=FAST, epochs=2, track=False,
                     progress=False, out_dir=tmp_path)
@@ -88,8 +90,9 @@ def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_targe
     torch.testing.assert_close(via, direct, rtol=1e-4, atol=1e-5)
     # In-memory data cannot be prepared again from the run; given again, it maps by valence.
     with pytest.raises(ConfigError, match="trained on data handed over in memory|no recorded data source"):
-        latent_maps(res, out_dir=tmp_path, log=False)
-    (m,) = latent_maps(res, prepared=prepared, color="valence", split="all", out_dir=tmp_path, log=False)
+        latent_maps(res, out_dir=tmp_path, log=False, workspace=workspace)
+    (m,) = latent_maps(LatentMapRequest(res, data=DataRequest(prepared=prepared), color="valence", split="all",
+                                        out_dir=tmp_path, log=False), workspace=workspace)
     assert (m.color, m.clips, m.logged) == ("valence", len(prepared), False)
     values = [float(r["valence"]) for r in read_rows(m.csv)]
     np.testing.assert_allclose(sorted(values), sorted(prepared.targets["valence"].tolist()), rtol=1e-5)

@@ -184,12 +184,14 @@ def test_config_is_typed_and_checked():
         make_config(EmbeddedConfig, {"sise": "tiny"})
 
 
-def test_bad_rate_and_default_root(tmp_path):
-    dataset = EmbeddedDataset(EmbeddedConfig(size="tiny"))
-    assert dataset.folder.parent == Path(os.environ["ZOO_HOME"]) / "data"
+def test_bad_rate_and_a_root_is_required(tmp_path):
+    dataset = EmbeddedDataset(EmbeddedConfig(size="tiny"), tmp_path)
+    assert dataset.folder.parent == tmp_path
     assert "rendered on first use" in dataset.describe()
     with pytest.raises(ConfigError, match="'bars'.*frames, beats"):
         dataset.clips("bars")
+    with pytest.raises(ConfigError, match="the embedded set needs a folder: pass root"):
+        EmbeddedDataset(EmbeddedConfig(size="tiny"))
 
 
 def test_zoo_list_shows_the_embedded_set(capsys):

@@ -17,6 +17,7 @@ from zoo.engine.trainconfig import TrainConfig, train_config, with_overrides
 from zoo.engine.device import pick_device
 from zoo.engine.metrics import predict_split, split_metrics
 from zoo.engine.package import META_FILE, WEIGHTS_FILE, load_model, read_meta
+from zoo.engine.request import RunRequest, SeedPlan
 from zoo.engine.runner import run
 from zoo.engine.intervals import summarise, t_interval
 from zoo.errors import ConfigError, DataError, PluginError, RunError
@@ -31,8 +32,8 @@ def registry():
 
 
 def train_quick(spec, prepared, tmp_path, registry, *, settings=TINY_LSTM, **config):
-    return run(spec, registry=registry, settings=settings, config=TrainConfig(**{**FAST, **config}),
-               prepared=prepared, progress=False, out_dir=tmp_path)
+    return run(RunRequest(spec, settings=settings, train=TrainConfig(**{**FAST, **config}), data=prepared,
+                          out_dir=tmp_path), registry=registry)
 
 
 # -- batches and normalisation ------------------------------------------------------------------
@@ -125,6 +126,25 @@ def test_device_choice_follows_what_torch_sees():
         pick_device("tpu")
 
 
+def test_cpu_threads_are_the_usable_cores_unless_set(monkeypatch):
+    import os
+    from zoo.engine import device as device_module
+    before = torch.get_num_threads()
+    # The load average no longer matters: a busy machine at start does not cost a core for the whole run.
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.0, 7.0, 7.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    try:
+        assert device_module.usable_cores() == 3
+        auto = pick_device("cpu")
+        assert torch.get_num_threads() == 3 and not auto.threads_set
+        assert auto.describe() == "cpu (fp32, 3 threads: one per usable core)"
+        chosen = pick_device("cpu", threads=1)
+        assert torch.get_num_threads() == 1 and chosen.threads_set
+        assert chosen.describe() == "cpu (fp32, 1 thread set by train.threads, 3 usable cores)"
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- training ----------------------------------------------------------------------------------------
 def test_classification_learns_far_above_chance(tmp_path, registry):
     res = train_quick("lstm+chroma:genre", separable(20), tmp_path, registry, epochs=12)
@@ -165,8 +185,9 @@ def test_early_stopping_and_the_best_weights_are_restored(tmp_path, registry):
 
 def test_same_seed_same_result_other_seed_other_result(tmp_path, registry):
     prepared = separable(8)
-    runs = [run("lstm+chroma:genre", registry=registry, settings=TINY_LSTM, config=TrainConfig(**FAST, epochs=2),
-                prepared=prepared, seed=s, progress=False, out_dir=tmp_path) for s in (5, 5, 6)]
+    runs = [run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=TrainConfig(**FAST, epochs=2),
+                           data=prepared, seeds=SeedPlan(first=s), out_dir=tmp_path), registry=registry)
+            for s in (5, 5, 6)]
     assert runs[0].history[-1]["train.loss"] == runs[1].history[-1]["train.loss"]
     assert runs[0].history[-1]["train.loss"] != runs[2].history[-1]["train.loss"]
 
@@ -271,8 +292,8 @@ def test_a_composition_of_python_objects_trains_and_is_marked_not_rebuildable(tm
     built = compose([MeanPool(12), chroma, genre])
     assert (built.n_bins, built.rate, str(built.composition)) == (12, "frames", "meanpool+chroma:genre")
     assert built.providers["feature.chroma"].startswith("music-zoo-features==")
-    res = run(built, registry=registry, config=TrainConfig(**FAST, epochs=40), prepared=separable(15),
-              progress=False, out_dir=tmp_path)
+    res = run(RunRequest(built, train=TrainConfig(**FAST, epochs=40), data=separable(15), out_dir=tmp_path),
+              registry=registry)
     assert res.test["genre.accuracy"] >= 0.8
     with pytest.raises(RunError, match="composed from Python objects"):
         load_model(res.results[0].model_dir, registry)
@@ -283,20 +304,21 @@ def test_transfer_copies_the_backbone_and_freezing_keeps_it(tmp_path, registry):
     prepared = separable(8)
     genre = train_quick("lstm+chroma:genre", prepared, tmp_path, registry, epochs=2)
     source = source_from_folder(genre.results[0].model_dir, "backbone", label="the genre model")
-    res = run("lstm+chroma:valence", registry=registry, config=TrainConfig(**FAST, epochs=2), prepared=prepared,
-              progress=False, out_dir=tmp_path, transfer=source)  # backbone settings come from the source
+    # The backbone settings come from the source.
+    res = run(RunRequest("lstm+chroma:valence", train=TrainConfig(**FAST, epochs=2), data=prepared, out_dir=tmp_path,
+                         transfer=source), registry=registry)
     src = torch.load(source.folder / WEIGHTS_FILE, weights_only=True)
     for k, v in res.model.backbone.state_dict().items():
         torch.testing.assert_close(v, src[f"backbone.{k}"])
     assert all(not p.requires_grad for p in res.model.backbone.parameters())
     with pytest.raises(ConfigError, match="differs from the transfer source's hidden=16"):
-        run("lstm+chroma:valence", registry=registry, settings={"backbone": {"hidden": 32}},
-            config=TrainConfig(**FAST, epochs=1), prepared=prepared, progress=False, out_dir=tmp_path,
-            transfer=source)
+        run(RunRequest("lstm+chroma:valence", settings={"backbone": {"hidden": 32}},
+                       train=TrainConfig(**FAST, epochs=1), data=prepared, out_dir=tmp_path, transfer=source),
+            registry=registry)
     from zoo.errors import SpecError
     with pytest.raises(SpecError, match="its backbone is 'lstm'"):
-        run("cnn+chroma:valence", registry=registry, config=TrainConfig(**FAST, epochs=1), prepared=prepared,
-            progress=False, out_dir=tmp_path, transfer=source)
+        run(RunRequest("cnn+chroma:valence", train=TrainConfig(**FAST, epochs=1), data=prepared, out_dir=tmp_path,
+                       transfer=source), registry=registry)
 
 
 def test_partly_labelled_multitask_data_trains_without_nan(tmp_path, registry):

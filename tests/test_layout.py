@@ -8,7 +8,6 @@ import pytest
 from datafixtures import lab_array, music, write_audio, write_fma, write_kaggle, write_lab, write_label_folders, write_manifest
 from zoo.data.layout import detection_order, open_dataset
 from zoo.errors import ConfigError, DataError, UnknownComponentError
-from zoo.paths import data_dir
 from zoo.registry import EntryInfo, Registry, installed_entries
 
 GENRE = "fma_genre_spectrograms"
@@ -78,10 +77,12 @@ def test_settings_reach_the_layout_config(trees, registry):
         open_dataset(trees / "kaggle", registry=registry, settings={"subset": "small"})
 
 
-def test_default_is_the_embedded_set_under_data_dir(registry):
-    ds = open_dataset(None, registry=registry, settings={"size": "tiny"})
+def test_default_is_the_embedded_set_under_data_dir(registry, workspace):
+    ds = open_dataset(None, registry=registry, settings={"size": "tiny"}, data_dir=workspace.data_dir)
     assert ds.name == "embedded"
-    assert str(data_dir()) in ds.describe()
+    assert str(workspace.data_dir) in ds.describe()
+    with pytest.raises(ConfigError, match="the embedded set needs a folder to live in: pass data_dir"):
+        open_dataset(None, registry=registry)
 
 
 def test_an_embedded_set_folder_is_not_taken_for_a_plain_folder(registry, tmp_path):
@@ -107,9 +108,9 @@ def test_third_party_layouts_are_asked_after_the_built_ins(tmp_path):
         open_dataset(tmp_path / "empty", registry=reg)
 
 
-def test_no_progress_reaches_the_data_sets_own_bars():
+def test_no_progress_reaches_the_data_sets_own_bars(workspace):
     from zoo.data.layout import open_dataset
 
-    quiet = open_dataset(None, settings={"size": "tiny"}, progress=False)
+    quiet = open_dataset(None, settings={"size": "tiny"}, progress=False, data_dir=workspace.data_dir)
     assert quiet.progress is False  # the embedded set then synthesises without a bar
-    assert open_dataset(None, settings={"size": "tiny"}).progress is True
+    assert open_dataset(None, settings={"size": "tiny"}, data_dir=workspace.data_dir).progress is True

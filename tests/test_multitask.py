@@ -12,10 +12,10 @@ from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.engine.trainconfig import task_weight_map
+from zoo.engine.request import RunRequest
 from zoo.engine.trainconfig import TrainConfig, train_config
 from zoo.engine.runner import run
 from zoo.errors import ConfigError
-from zoo.paths import tracking_uri
 from zoo.registry import Registry
 from zoo.tracking import NullTracker
 
@@ -29,8 +29,9 @@ def registry():
 
 
 def train(prepared, tmp_path, registry, tracker=None, **config):
-    return run(TASKS, registry=registry, settings=TINY_LSTM, config=TrainConfig(**{**FAST, **config}),
-               prepared=prepared, progress=False, out_dir=tmp_path, tracker=tracker)
+    request = RunRequest(TASKS, settings=TINY_LSTM, train=TrainConfig(**{**FAST, **config}), data=prepared,
+                         out_dir=tmp_path)
+    return run(request, registry=registry, tracker=tracker)
 
 
 def test_learned_task_weights_change_and_are_logged_every_epoch(tmp_path, registry):
@@ -84,13 +85,13 @@ def kaggle(tmp_path_factory):
     return root
 
 
-def test_the_lab_multitask_recipe_runs_with_learned_weights_and_mse(kaggle, capsys):
+def test_the_lab_multitask_recipe_runs_with_learned_weights_and_mse(kaggle, capsys, zoo_env, workspace):
     code = main(["run", "lab-multitask-ast", "--data", str(kaggle), "--set", "ast.depth=1", "--set", "ast.embed_dim=32",
                  "--set", "ast.heads=2", "--epochs", "2", "--no-progress", "--json", "--experiment", "multitask-tests"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     doc = json.loads(captured.out)
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     params = client.get_run(doc["run_id"]).data.params
     assert params["train.task_weighting"] == "uncertainty"
     assert {params[f"task.{t}.loss"] for t in ("valence", "energy", "danceability")} == {"mse"}
@@ -101,7 +102,7 @@ def test_the_lab_multitask_recipe_runs_with_learned_weights_and_mse(kaggle, caps
 
 
 @pytest.mark.slow
-def test_genre_and_emotion_together_on_the_embedded_set(capsys):
+def test_genre_and_emotion_together_on_the_embedded_set(capsys, zoo_env):
     code = main(["run", "lstm+mel:genre,valence,energy,danceability", "--set", "dataset.size=tiny",
                  "--set", "lstm.hidden=16", "--set", "lstm.layers=1", "--set", "train.task_weighting=uncertainty",
                  "--epochs", "2", "--no-track", "--no-progress", "--json"])

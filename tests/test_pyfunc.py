@@ -11,20 +11,29 @@ import pytest
 
 from predictfixtures import embedded_clips, trained_model, write_inputs
 from zoo.errors import ConfigError, RunError
-from zoo.paths import tracking_uri
 
 # Every test here uses the model trained once per session (about 20-30 s on a shared CPU).
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return trained_model(tmp_path_factory)
+@pytest.fixture(scope="module", autouse=True)
+def _in_the_test_workspace(workspace):
+    """MLflow's own loaders (``mlflow.pyfunc.load_model("runs:/...")``) and the ``zoo`` command read
+    MLFLOW_TRACKING_URI and ZOO_HOME as a user sets them: set for this module's tests only."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in workspace.environ().items():
+            mp.setenv(key, value)
+        yield
 
 
 @pytest.fixture(scope="module")
-def inputs(trained, tmp_path_factory):
-    return write_inputs(tmp_path_factory.mktemp("pyfunc-audio"))
+def trained(tmp_path_factory, workspace):
+    return trained_model(tmp_path_factory, workspace)
+
+
+@pytest.fixture(scope="module")
+def inputs(trained, tmp_path_factory, workspace):
+    return write_inputs(tmp_path_factory.mktemp("pyfunc-audio"), workspace)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +42,9 @@ def loaded(trained):
     return mlflow.pyfunc.load_model(f"runs:/{trained.run_id}/pyfunc_model")
 
 
-def test_every_tracked_run_logs_its_pyfunc_model(trained):
+def test_every_tracked_run_logs_its_pyfunc_model(trained, workspace):
     from mlflow.tracking import MlflowClient
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     names = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model")}
     assert {"MLmodel", "python_model.pkl", "requirements.txt", "artifacts"} <= names
     packaged = {Path(a.path).name for a in client.list_artifacts(trained.run_id, "pyfunc_model/artifacts/model")}
@@ -82,12 +91,13 @@ def test_the_pyfunc_model_predicts_files_like_zoo_predict(trained, inputs, loade
     assert table.loc["a", "energy"] == pytest.approx(cli["energy"], abs=1e-5)
 
 
-def test_waveforms_and_features_are_accepted_too(trained, loaded):
+def test_waveforms_and_features_are_accepted_too(trained, loaded, workspace):
     import soundfile as sf
     from zoo.data.extract import stack
-    from zoo.predict import open_model
-    y, sr = sf.read(str(embedded_clips(1)[0]), dtype="float32")
-    by_path = loaded.predict(pd.DataFrame({"path": [str(embedded_clips(1)[0])]}))
+    from zoo import open_model
+    clip = embedded_clips(1, workspace)[0]
+    y, sr = sf.read(str(clip), dtype="float32")
+    by_path = loaded.predict(pd.DataFrame({"path": [str(clip)]}))
     waves = loaded.predict(pd.DataFrame({"audio": [y, y[::2], np.zeros(sr, np.float32)], "sr": [sr, sr // 2, sr]}))
     assert waves["error"].iloc[0] == "" and "digital silence" in waves["error"].iloc[2]
     assert waves["genre"].iloc[0] == by_path["genre"].iloc[0]
@@ -113,40 +123,41 @@ def test_a_frame_without_a_known_column_is_refused(loaded):
         loaded.predict(pd.DataFrame({"path": ["a.wav"], "audio": [np.zeros(3)]}))
 
 
-def test_register_logs_a_pyfunc_model_for_a_run_that_has_none(trained, inputs):
+def test_register_logs_a_pyfunc_model_for_a_run_that_has_none(trained, inputs, workspace):
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
     from zoo.tracking.mlflow.model_registry import register_model
     from zoo.tracking.mlflow.store import get_experiment
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     exp = get_experiment(client, "pyfunc-tests", create=True)
     run = client.create_run(exp.experiment_id, tags={"zoo.spec": "lstm+mel:genre,valence,energy"})
     client.log_artifacts(run.info.run_id, str(trained.model_dir), "model")  # an older run: model/ only
     client.set_terminated(run.info.run_id)
-    version = register_model(run.info.run_id, "pyfunc-older")
+    version = register_model(run.info.run_id, "pyfunc-older", uri=workspace.tracking_uri)
     assert str(version.version) == "1" and client.list_artifacts(run.info.run_id, "pyfunc_model")
     assert client.get_model_version("pyfunc-older", "1").tags["zoo.spec"] == "lstm+mel:genre,valence,energy"
     model = mlflow.pyfunc.load_model("models:/pyfunc-older/1")
     out = model.predict(pd.DataFrame({"path": [str(inputs["mp3"])]}))
     assert out["genre"].iloc[0] in trained.classes
     requirements = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri="models:/pyfunc-older/1", dst_path=tempfile.mkdtemp(), tracking_uri=tracking_uri())
+        artifact_uri="models:/pyfunc-older/1", dst_path=tempfile.mkdtemp(), tracking_uri=workspace.tracking_uri)
     ) / "requirements.txt"
     wanted = requirements.read_text().split()
     assert any(r.startswith("music-zoo==") for r in wanted) and any(r.startswith("music-zoo-lstm==") for r in wanted)
     assert any(r.startswith("music-zoo-features==") for r in wanted)
 
 
-def test_register_refuses_a_run_without_a_model_and_a_bad_name(trained):
+def test_register_refuses_a_run_without_a_model_and_a_bad_name(trained, workspace):
     from mlflow.tracking import MlflowClient
     from zoo.tracking.mlflow.model_registry import register_model
     from zoo.tracking.mlflow.store import get_experiment
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     exp = get_experiment(client, "pyfunc-tests", create=True)
     run = client.create_run(exp.experiment_id, tags={"zoo.kind": "overfit"})
+    uri = workspace.tracking_uri
     with pytest.raises(RunError, match="is an overfit check: it saves no model"):
-        register_model(run.info.run_id, "never")
+        register_model(run.info.run_id, "never", uri=uri)
     with pytest.raises(ConfigError, match="no run 'not-a-run'"):
-        register_model("not-a-run", "never")
+        register_model("not-a-run", "never", uri=uri)
     with pytest.raises(ConfigError, match="model name 'a/b'"):
-        register_model(trained.run_id, "a/b")
+        register_model(trained.run_id, "a/b", uri=uri)

@@ -12,6 +12,7 @@ from pluginfactory import GRU_SOURCE, pip_install, write_distribution
 from zoo.spec import parse_spec
 from zoo.errors import ConfigError, PluginError, SpecError, UnknownComponentError
 from zoo.registry import Registry
+from zoo.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_autoload_off_loads_only_named_plugins(with_plugins):
     assert reg.names("task") == ["danceability", "energy", "genre", "valence"]  # core only: no clash
     with pytest.raises(UnknownComponentError, match="autoloading is off"):
         reg.info("backbone", "gru")
-    reg = Registry.from_env({"ZOO_DISABLE_PLUGIN_AUTOLOAD": "1", "ZOO_PLUGINS": "zoo-extra-gru"})
+    reg = Workspace.from_env({"ZOO_DISABLE_PLUGIN_AUTOLOAD": "1", "ZOO_PLUGINS": "zoo-extra-gru"}).registry()
     assert reg.names("backbone") == ["gru"]
     assert reg.provider("backbone", "gru") == "zoo-extra-gru==0.3.0"
 

@@ -10,7 +10,6 @@ from datafixtures import write_kaggle
 from zoo.cli import main
 from zoo.errors import ConfigError
 from zoo.lab.plan import check_scopes, kind_of, make_plan, settings_for
-from zoo.paths import tracking_uri
 from zoo.recipes import Recipe, load_recipes
 from zoo.registry import Registry
 
@@ -63,7 +62,8 @@ def kaggle(tmp_path_factory):
     return root
 
 
-def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failures(kaggle, tmp_path, capsys):
+def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failures(kaggle, tmp_path, capsys, zoo_env,
+                                                                                   workspace):
     out = tmp_path / "report" / "lab.md"
     code = main(["reproduce", "lab", "--data", str(kaggle), "--epochs", "1", "--seeds", "2",
                  "--only", "lab-lstm-chroma,lab-lstm-valence,lab-transfer-*", "--only", "lab-cnn-energy",
@@ -86,7 +86,8 @@ def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failur
     assert "## Failed experiments" in text and "lab-cnn-energy" in text and "must all be odd" in text
     assert f"kaggle data at {kaggle}" in text  # the data description
     # The run ids in the report are the runs in the store, one parent and two seeds per experiment.
-    client = MlflowClient(tracking_uri())
+    assert f"in `{workspace.tracking_uri}`" in text  # the store the runs went to
+    client = MlflowClient(workspace.tracking_uri)
     runs_row = next(line for line in text.splitlines() if line.startswith("| lab-lstm-chroma | ran"))
     ids = re.findall(r"`([0-9a-f]{32})`", runs_row)
     assert len(ids) == 3
@@ -108,9 +109,9 @@ def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failur
     assert "embeddings/pca-genre-test.png" in logged and "embeddings/pca-genre-test.csv" in logged
 
 
-def test_reproduce_refuses_bad_options_before_training(tmp_path):
+def test_reproduce_refuses_bad_options_before_training(tmp_path, workspace, zoo_env):
     with pytest.raises(ConfigError, match="--seeds 0"):
         from zoo.lab.reproduce import Options, reproduce
-        reproduce(Options(seeds=0, out=str(tmp_path / "r.md")))
+        reproduce(Options(seeds=0, out=str(tmp_path / "r.md")), workspace=workspace)
     assert main(["reproduce", "lab", "--maps", "umpa", "--out", str(tmp_path / "r.md")]) == 2
     assert not (tmp_path / "r.md").exists()

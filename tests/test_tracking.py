@@ -22,6 +22,7 @@ from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
 from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.package import load_model
+from zoo.engine.request import RunRequest, SeedPlan
 from zoo.engine.runner import run
 from zoo.engine.intervals import t_interval
 from zoo.errors import RunError
@@ -43,13 +44,11 @@ def store(tmp_path_factory):
     return uri, MlflowClient(uri), folder
 
 
-def tracked(store, experiment="exp", **kwargs):
-    uri = store[0]
-    tracker = MlflowTracker(experiment, uri=uri)
-    args = dict(registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(6), progress=False,
-                tracker=tracker)
-    args.update(kwargs)
-    return run(kwargs.pop("spec", "lstm+chroma:genre"), **{k: v for k, v in args.items() if k != "spec"})
+def tracked(store, experiment="exp", *, out_dir, spec="lstm+chroma:genre", prepared=None, seed=0, seeds=1):
+    tracker = MlflowTracker(experiment, uri=store[0])
+    request = RunRequest(spec, settings=TINY_LSTM, train=FAST, data=separable(6) if prepared is None else prepared,
+                         seeds=SeedPlan(first=seed, count=seeds), out_dir=out_dir)
+    return run(request, registry=Registry(), tracker=tracker)
 
 
 def test_flatten_names_nested_settings_with_dots():
@@ -137,8 +136,8 @@ def test_seeds_nest_under_a_parent_that_logs_mean_and_interval(store, tmp_path):
 
 def test_the_null_tracker_records_in_memory_only(tmp_path):
     tracker = NullTracker()
-    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
-              progress=False, tracker=tracker, out_dir=tmp_path)
+    res = run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=FAST, data=separable(5), out_dir=tmp_path),
+              registry=Registry(), tracker=tracker)
     record = tracker.runs[res.results[0].run_id]
     assert record.status == "FINISHED" and record.params["spec"] == "lstm+chroma:genre"
     assert [s for k, _, s in record.metrics if k == "train.loss"] == [1, 2, 3]
@@ -312,8 +311,8 @@ class ListTracker:
 def test_a_tracker_that_only_implements_the_interface_receives_the_data_set_and_the_models(tmp_path):
     tracker = ListTracker()
     prepared = separable(5)
-    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=prepared,
-              progress=False, tracker=tracker, out_dir=tmp_path, seeds=2)
+    res = run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=FAST, data=prepared, out_dir=tmp_path,
+                         seeds=SeedPlan(count=2)), registry=Registry(), tracker=tracker)
     parent, seed_runs = res.run_id, res.run_ids
     assert {r for r, _ in tracker.of("log_inputs")} == {parent, *seed_runs}
     for _, data in tracker.of("log_inputs"):
@@ -330,8 +329,8 @@ def test_a_tracker_that_only_implements_the_interface_receives_the_data_set_and_
 
 def test_an_untracked_run_records_no_run_id_in_its_model(tmp_path):
     tracker = NullTracker()
-    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
-              progress=False, tracker=tracker, out_dir=tmp_path)
+    res = run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=FAST, data=separable(5), out_dir=tmp_path),
+              registry=Registry(), tracker=tracker)
     (seed,) = res.results
     record = tracker.runs[seed.run_id]
     assert record.model_dir == seed.model_dir and record.inputs.description == separable(5).description
@@ -349,8 +348,8 @@ def test_a_pyfunc_failure_tags_and_warns_but_the_run_finishes(store, tmp_path, m
     uri, client, folder = store
     warned = []
     tracker = MlflowTracker("pyfunc-fails", uri=uri, warn=warned.append)
-    res = run("lstm+chroma:genre", registry=Registry(), settings=TINY_LSTM, config=FAST, prepared=separable(5),
-              progress=False, tracker=tracker, out_dir=tmp_path)
+    res = run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=FAST, data=separable(5), out_dir=tmp_path),
+              registry=Registry(), tracker=tracker)
     r = client.get_run(res.run_id)
     assert r.info.status == "FINISHED"
     assert "OSError: disk full" in r.data.tags[PYFUNC_ERROR_TAG] and "zoo register" in warned[0]

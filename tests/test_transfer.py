@@ -12,12 +12,12 @@ import zoo
 from datafixtures import write_kaggle
 from enginefixtures import TINY_LSTM, separable
 from zoo.cli import main
+from zoo.engine.request import RunRequest
 from zoo.engine.trainconfig import TrainConfig
 from zoo.engine.runner import run
 from zoo.engine.freezing import backbone_blocks, freeze_blocks, guess_blocks
 from zoo.engine.transfer import TransferSource, adopt_settings, source_from_folder
 from zoo.errors import ConfigError, SpecError
-from zoo.paths import tracking_uri
 from zoo.registry import Registry
 
 FAST = dict(batch_size=8, lr=0.05, patience=0, warmup=0.0)
@@ -36,8 +36,8 @@ def prepared():
 
 
 def train(spec, prepared, tmp_path, registry, *, settings=None, transfer=None, **config):
-    return run(spec, registry=registry, settings=settings, config=TrainConfig(**{**FAST, **config}),
-               prepared=prepared, progress=False, out_dir=tmp_path, transfer=transfer)
+    return run(RunRequest(spec, settings=settings, train=TrainConfig(**{**FAST, **config}), data=prepared,
+                          out_dir=tmp_path, transfer=transfer), registry=registry)
 
 
 def source_state(model_dir):
@@ -49,24 +49,25 @@ def same(a, b) -> bool:
     return a.shape == b.shape and torch.equal(a.cpu(), b.cpu())
 
 
-def test_weights_are_copied_and_the_source_run_is_linked_in_mlflow(prepared, tmp_path):
+def test_weights_are_copied_and_the_source_run_is_linked_in_mlflow(prepared, tmp_path, workspace):
     settings = {**TINY_LSTM, "train": {**FAST, "lr": 1e-12}}  # lr 1e-12 (0 is refused): too small to move a float32 weight, so the backbone holds what it got
     src = zoo.train("lstm+chroma:genre", prepared=prepared, settings={**TINY_LSTM, "train": FAST}, epochs=2,
-                    experiment=EXPERIMENT, progress=False, out_dir=tmp_path)
+                    experiment=EXPERIMENT, progress=False, out_dir=tmp_path, workspace=workspace)
     res = zoo.train("lstm+chroma:valence", prepared=prepared, settings={"train": settings["train"]}, epochs=1,
-                    init_from=src.run_id, freeze="none", experiment=EXPERIMENT, progress=False, out_dir=tmp_path)
+                    init_from=src.run_id, freeze="none", experiment=EXPERIMENT, progress=False, out_dir=tmp_path,
+                    workspace=workspace)
     copied = source_state(src.results[0].model_dir)
     got = res.model.backbone.state_dict()
     assert got.keys() == copied.keys() and all(same(got[k], copied[k]) for k in got)
     assert all(p.requires_grad for p in res.model.backbone.parameters())  # freeze none: all of it trains
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     record = client.get_run(res.run_id).data
     assert record.tags["zoo.transfer.source_run"] == src.run_id == record.params["transfer.source_run"]
     assert record.params["transfer.freeze"] == "none"
     note = record.tags["mlflow.note.content"]
     assert src.run_id in note and "lstm+chroma:genre" in note and "freeze none" in note
     moved = zoo.train("lstm+chroma:valence", prepared=prepared, settings={"train": FAST}, epochs=2,
-                      init_from=src, track=False, progress=False, out_dir=tmp_path)
+                      init_from=src, track=False, progress=False, out_dir=tmp_path, workspace=workspace)
     after = moved.model.backbone.state_dict()
     assert not all(same(after[k], copied[k]) for k in after)  # with a learning rate, fine-tuning moves it
 
@@ -141,14 +142,14 @@ def run_json(capsys, argv):
     return json.loads(captured.out)
 
 
-def test_cli_from_a_run_and_a_recipe_whose_transfer_names_another(kaggle, capsys):
+def test_cli_from_a_run_and_a_recipe_whose_transfer_names_another(kaggle, capsys, zoo_env, workspace):
     small = ["--set", "lstm.hidden=8", "--set", "lstm.layers=1", "--epochs", "1", "--no-progress", "--json",
              "--experiment", EXPERIMENT]
     genre = run_json(capsys, ["run", "lstm+chroma:genre", "--data", str(kaggle), *small])
     moved = run_json(capsys, ["run", "lstm+chroma:valence", "--data", str(kaggle), "--from", genre["run_id"],
                               "--freeze", "backbone", "--epochs", "1", "--no-progress", "--json",
                               "--experiment", EXPERIMENT])
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(workspace.tracking_uri)
     tags = client.get_run(moved["run_id"]).data.tags
     assert tags["zoo.transfer.source_run"] == genre["run_id"]
     # A recipe's transfer entry (lab-transfer-ast-valence: from lab-ast-mel, freeze none) and its

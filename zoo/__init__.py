@@ -13,6 +13,11 @@ _LAZY = {
     "train": ("zoo.api", "train"),
     "evaluate": ("zoo.api", "evaluate"),
     "load": ("zoo.api", "load"),
+    "open_model": ("zoo.api", "open_model"),
+    "RunRequest": ("zoo.engine.request", "RunRequest"),
+    "DataRequest": ("zoo.engine.request", "DataRequest"),
+    "SeedPlan": ("zoo.engine.request", "SeedPlan"),
+    "Workspace": ("zoo.workspace", "Workspace"),
 }
 
 

@@ -33,6 +33,10 @@ class RunError(ZooError):
     """A training or evaluation run could not complete."""
 
 
+class StorageError(ZooError):
+    """A file or folder the zoo must write cannot be (no space, read-only, no permission)."""
+
+
 def suggest(given: str, valid: Iterable[str]) -> str:
     """Return a ``"; did you mean 'x'?"`` suffix for the closest valid name, or ``""``."""
     close = difflib.get_close_matches(given, list(valid), n=1, cutoff=0.5)

@@ -14,10 +14,14 @@ def pyplot():
 
 
 def save(fig: Any, path: str | Path, *, dpi: int = 110) -> Path:
-    """Lay out ``fig``, write it to ``path`` (folders made as needed), close it, return the path."""
+    """Lay out ``fig``, write it to ``path`` atomically (folders made as needed; a failed write is a
+    :class:`~zoo.errors.StorageError`), close it, return the path."""
+    from .fsio import atomic_file
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_file(path, "the figure") as f:
+            fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        pyplot().close(fig)
     return path

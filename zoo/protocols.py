@@ -21,7 +21,12 @@ Optional members: a component without them still works; the zoo uses them when p
   the engine otherwise guesses from its children;
 - a backbone config's ``train_defaults`` class attribute (:class:`RecommendsTraining`);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
-  N blocks itself.
+  N blocks itself;
+- a feature's ``reads_lab`` attribute: False says ``from_lab`` cannot derive it from the lab's
+  arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform); without it, True;
+- a feature's ``standardise`` attribute: False says its values already have the scale a model
+  expects (a pretrained model's own front end): the engine then does not standardise its bins
+  with the training split's statistics; without it, True.
 """
 from __future__ import annotations
 

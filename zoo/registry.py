@@ -15,13 +15,12 @@ through exactly the same entry points as a third party's.
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from .config import make_config
-from .errors import PluginError, UnknownComponentError, unknown
-from .protocols import API_VERSION, KINDS, ComponentSpec
+from .errors import PluginError, UnknownComponentError, ZooError, unknown
+from .protocols import API_VERSION, KINDS, ComponentSpec, Dataset, Feature, Task
 
 GROUP_PREFIX = "music_zoo."
 GROUPS = {kind: f"{GROUP_PREFIX}{kind}s" for kind in KINDS}
@@ -87,15 +86,6 @@ class Registry:
     entries: tuple[EntryInfo, ...] | None = None
     _loaded: dict[tuple[str, str], ComponentSpec] = field(default_factory=dict, repr=False)
     _failed: dict[tuple[str, str], PluginError] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, plugins: Iterable[str] = ()) -> "Registry":
-        """The registry the CLI uses: ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns autoloading off and
-        ``ZOO_PLUGINS=dist1,dist2`` (or ``plugins``) names the distributions to load then."""
-        env = os.environ if environ is None else environ
-        off = env.get(AUTOLOAD_ENV, "").strip().lower() not in ("", "0", "false", "no")
-        named = [p for p in env.get(PLUGINS_ENV, "").split(",") if p.strip()] + list(plugins)
-        return cls(autoload=not off, plugins=tuple(p.strip() for p in named))
 
     # -- discovery (metadata only) -------------------------------------------------------
     def discover(self) -> tuple[EntryInfo, ...]:
@@ -188,10 +178,34 @@ class Registry:
         return spec
 
     def create(self, kind: str, name: str, settings: Mapping[str, Any] | None = None, *args: Any) -> Any:
-        """Load ``kind``/``name``, build its typed config from ``settings`` and build it."""
+        """Load ``kind``/``name``, build its typed config from ``settings`` and build it.
+
+        What ``build()`` returns is checked against the kind's protocol (:func:`check_built`), and
+        an exception it raises becomes a PluginError naming ``distribution[entry]`` (a ZooError it
+        raises on purpose, such as a data set's "folder does not exist", passes unchanged).
+        """
         spec = self.load(kind, name)
         config = make_config(spec.config, settings, where=f"{kind} '{name}'")
-        return spec.build(config, *args)
+        entry = self.info(kind, name)
+        try:
+            obj = spec.build(config, *args)
+        except (ZooError, OSError):
+            raise  # on purpose (bad settings, missing data) or about files: said by whoever catches it
+        except Exception as exc:  # the plugin's own failure: say whose, keep the cause
+            raise PluginError(
+                f"plugin {entry.label} ({entry.provider}): building {kind} '{name}' failed: "
+                f"{type(exc).__name__}: {_first_line(exc)}; check its settings, or upgrade or report the plugin"
+            ) from exc
+        try:
+            problem = check_built(kind, obj)
+        except Exception as exc:  # a property of the built object that raises is the plugin's fault too
+            problem = f"an object whose attributes cannot be read ({type(exc).__name__}: {_first_line(exc)})"
+        if problem:
+            raise PluginError(
+                f"plugin {entry.label} ({entry.provider}): build() of {kind} '{name}' returned {problem}; "
+                f"the plugin is broken: upgrade or report it (zoo.protocols describes what a {kind} must be)"
+            )
+        return obj
 
     def provider(self, kind: str, name: str) -> str:
         """``distribution==version`` of the component, for run records."""
@@ -214,3 +228,54 @@ class Registry:
     def _check_kind(kind: str) -> None:
         if kind not in KINDS:
             raise UnknownComponentError(unknown("component kind", kind, KINDS))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _missing(obj: Any, protocol: type) -> list[str]:
+    """Members of ``protocol`` that ``obj`` lacks (attributes and methods alike)."""
+    names = [n for n in getattr(protocol, "__annotations__", {})]
+    names += [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    return [n for n in dict.fromkeys(names) if not hasattr(obj, n)]
+
+
+def check_built(kind: str, obj: Any) -> str:
+    """What is wrong with ``obj`` as a built ``kind`` (see :mod:`zoo.protocols`), or ``""``.
+
+    - feature: :class:`~zoo.protocols.Feature`, with a str name, whole ``n_bins``, ``sample_rate``
+      and ``hop_length`` above 0 and ``rate`` "frames" or "beats";
+    - backbone: a ``torch.nn.Module`` with an int ``out_dim`` above 0;
+    - task: :class:`~zoo.protocols.Task` whose ``kind`` is "classification" or "regression";
+    - dataset: :class:`~zoo.protocols.Dataset`.
+    """
+    what = f"a {type(obj).__module__}.{type(obj).__qualname__}" if obj is not None else "None"
+    if kind == "backbone":
+        import torch
+        if not isinstance(obj, torch.nn.Module):
+            return f"{what}, not a torch.nn.Module"
+        out_dim = getattr(obj, "out_dim", None)
+        if not _whole(out_dim):
+            return f"{what} whose out_dim is {out_dim!r}, not a whole number above 0 (its embedding size D)"
+        return ""
+    protocol = {"feature": Feature, "task": Task, "dataset": Dataset}[kind]
+    missing = _missing(obj, protocol)
+    if missing:
+        return f"{what} without {', '.join(missing)}, so it is not a zoo.protocols.{protocol.__name__}"
+    if kind == "feature":
+        bad = [f"{n}={getattr(obj, n)!r}" for n in ("n_bins", "sample_rate", "hop_length") if not _whole(getattr(obj, n))]
+        if bad:
+            return f"a feature with {', '.join(bad)}: each must be a whole number above 0"
+        if obj.rate not in ("frames", "beats"):
+            return f"a feature with rate {obj.rate!r}: it must be 'frames' or 'beats'"
+        if not isinstance(obj.name, str) or not obj.name:
+            return f"a feature named {obj.name!r}: its name must be a non-empty str"
+    if kind == "task" and obj.kind not in ("classification", "regression"):
+        return f"a task of kind {obj.kind!r}: it must be 'classification' or 'regression'"
+    return ""

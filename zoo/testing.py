@@ -425,14 +425,17 @@ def fake_lab_array(T: int = 50, seed: int = 0) -> np.ndarray:
     return np.vstack([rng.uniform(-80.0, 0.0, (128, T)), rng.uniform(0.0, 1.0, (12, T))])
 
 
-def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, lab: bool = True) -> None:
+def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, lab: bool | None = None) -> None:
     """A feature object: attributes, ``from_audio`` on generated audio, ``from_lab``, ``settings``.
 
     Frame-rate features must give ``1 + N // hop_length`` columns (within ``frame_slack``);
     beat-rate ones at least one and no more than that. ``lab=False`` says the feature cannot be
     derived from the lab's arrays: ``from_lab`` must then raise a ``ZooError`` that says so.
+    ``lab=None`` reads the feature's optional ``reads_lab`` attribute (True when it has none).
     """
     who = f"feature '{getattr(feature, 'name', '?')}'"
+    if lab is None:
+        lab = bool(getattr(feature, "reads_lab", True))
     if not isinstance(feature, Feature):
         _fail(f"{who}: does not provide the zoo.protocols.Feature attributes and methods")
     for attr in ("n_bins", "sample_rate", "hop_length"):

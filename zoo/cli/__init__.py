@@ -1,7 +1,8 @@
 """The ``zoo`` command: list components, run compositions, inspect data, compare runs, predict.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``; the parser it adds
-sets ``func(args, registry) -> int``. Environment variables are read here and nowhere else.
+sets ``func(args, registry, workspace) -> int``. ``main`` reads the environment once, into a
+:class:`~zoo.workspace.Workspace` (home folder, MLflow store, plugin switches), and passes it down.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import os
 import sys
 
 from ..errors import ZooError
-from ..registry import AUTOLOAD_ENV, PLUGINS_ENV, Registry
+from ..fsio import describe_os_error, shown
+from ..registry import AUTOLOAD_ENV, PLUGINS_ENV
+from ..workspace import Workspace
 
 COMMAND_MODULES = (
     "zoo.cli.list_cmd",
@@ -20,6 +23,7 @@ COMMAND_MODULES = (
     "zoo.cli.track_cmd",
     "zoo.cli.predict_cmd",
     "zoo.cli.lab_cmd",
+    "zoo.cli.sweep_cmd",
 )
 
 DESCRIPTION = """\
@@ -66,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    registry = Registry.from_env(plugins=args.plugin)
+    workspace = Workspace.from_env(plugins=args.plugin)
+    registry = workspace.registry()
     # MLflow draws a bar for every artifact it copies; the zoo prints its own progress.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return int(args.func(args, registry) or 0)
+        return int(args.func(args, registry, workspace) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
+        print(f"zoo: error: {shown(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder no zoo code expected to fail (full disk, read-only): one line
+        print(f"zoo: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import parse_assignments
+from ..data.layout import DEFAULT as DEFAULT_DATA
 from ..errors import ConfigError, DataError
 
 SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
@@ -25,22 +26,25 @@ def register(sub) -> None:
     stats.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                        help="folder for the histogram PNG (default: the current folder)")
     stats.set_defaults(func=run_stats)
-    data.set_defaults(func=lambda args, registry: (data.print_help(), 0)[1])
+    data.set_defaults(func=lambda args, registry, workspace: (data.print_help(), 0)[1])
 
     show = sub.add_parser(
         "show", help="mel spectrogram and chromagram of an audio file or a clip, full and beat-synced",
         description="Draw the mel spectrogram and the chromagram of FILE_OR_ID, full and beat-synced side by "
                     "side, and print their shapes. FILE_OR_ID is an audio file (features computed with the "
                     "installed feature plugins), a lab .npy array, or the id of a clip of --data (for the "
-                    "Kaggle set, e.g. 1042 or genre/1042: the full and beat arrays are read).")
+                    "Kaggle set, e.g. 1042 or genre/1042: the full and beat arrays are read; for the embedded "
+                    "set, embedded:blues-0030 or blues-0030 --data embedded: only that clip is synthesised).")
     show.add_argument("item", metavar="FILE_OR_ID")
-    _data_args(show, "the data folder FILE_OR_ID is a clip of (needed for a clip id); its layout is detected")
+    _data_args(show, "the data folder FILE_OR_ID is a clip of, or `embedded` (needed for a clip id); its layout is "
+                     "detected")
     show.add_argument("--out", type=Path, default=None, metavar="PNG",
                       help="the PNG to write (default: show-<name>.png in the current folder)")
     show.set_defaults(func=run_show)
 
 
-def _data_args(p, data_help: str = "data folder (default: the embedded set); its layout is detected") -> None:
+def _data_args(p, data_help: str = "data folder, or `embedded` (the default: the set the zoo synthesises); its "
+                                   "layout is detected") -> None:
     p.add_argument("--data", default=None, metavar="PATH", help=data_help)
     p.add_argument("--layout", default=None, metavar="NAME", help="the layout of --data, when detection is not wanted")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
@@ -55,17 +59,18 @@ def _settings(items) -> dict:
     return scoped.get("dataset", {})
 
 
-def _open(args, registry):
+def _open(args, registry, workspace):
     from ..data.layout import open_dataset
 
-    return open_dataset(args.data, layout=args.layout, registry=registry, settings=_settings(args.sets))
+    return open_dataset(args.data, layout=args.layout, registry=registry, settings=_settings(args.sets),
+                        data_dir=workspace.data_dir)
 
 
-def run_stats(args, registry) -> int:
+def run_stats(args, registry, workspace) -> int:
     from ..data.plots import class_histogram
     from ..data.datastats import compute_stats, format_stats
 
-    dataset = _open(args, registry)
+    dataset = _open(args, registry, workspace)
     stats = compute_stats(dataset, args.rate)
     print(format_stats(stats))
     if stats.after or stats.before:
@@ -88,17 +93,21 @@ def _lab_pair(clip_frames, clip_beats):
     return out
 
 
-def _from_audio(path: Path, registry) -> dict:
+def _from_audio(path: Path, registry) -> tuple[dict, dict]:
+    """Arrays by feature name, and each feature's axis settings (sr, hop_length, fmin, fmax)."""
     from ..data.audio import load_audio
 
-    out, waves = {}, {}
+    out, axes, waves = {}, {}, {}
     for name, _, _ in SHOW_FEATURES:
         feature = registry.create("feature", name)
         sr = int(feature.sample_rate)
         if sr not in waves:
             waves[sr] = load_audio(path, sr)
         out[name] = feature.from_audio(waves[sr], sr)
-    return out
+        config = getattr(feature, "config", None)
+        axes[name] = {"sr": sr, "hop_length": getattr(feature, "hop_length", None) or getattr(config, "hop_length", None),
+                      "fmin": getattr(config, "fmin", None) or 0.0, "fmax": getattr(config, "fmax", None)}
+    return out, axes
 
 
 def _find(clips, item: str):
@@ -121,20 +130,29 @@ def _beat_twin(path: Path):
     return None
 
 
-def _arrays_for(args, registry) -> tuple[dict, str, str]:
-    """``(arrays by feature name, title, output stem)`` for FILE_OR_ID."""
+def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
+    """``(arrays by feature name, their axis settings by feature name, title, output stem)`` for
+    FILE_OR_ID (no axis settings for lab arrays, whose frame rate the files do not record)."""
     from ..protocols import Clip
 
     path = Path(args.item)
+    named, _, clip = args.item.partition(":")
+    if not path.exists() and clip and named == DEFAULT_DATA:
+        if args.data not in (None, DEFAULT_DATA):
+            raise DataError(f"{args.item} names a clip of the {DEFAULT_DATA} set, but --data is {args.data}; "
+                            f"drop --data, or give the clip id alone")
+        args.data, args.item = DEFAULT_DATA, clip
     if path.is_file():
         if path.name.endswith((".npy", ".npy.gz")):
             twin = _beat_twin(path)
             arrays = _lab_pair(Clip(id=path.name, array=path), Clip(id="", array=twin) if twin else None)
-            return arrays, str(path), path.name.split(".")[0]
-        return _from_audio(path, registry), str(path), path.stem
+            return arrays, {}, str(path), path.name.split(".")[0]
+        return (*_from_audio(path, registry), str(path), path.stem)
     if args.data is None and not args.layout:
         raise DataError(f"{args.item} is not a file; to show a clip by id, give the data set with --data PATH")
-    dataset = _open(args, registry)
+    dataset = _open(args, registry, workspace)
+    if callable(getattr(dataset, "only", None)):
+        dataset.only([args.item])  # the embedded set renders this one clip, not the whole set
     frames = _find(dataset.clips("frames"), args.item)
     if frames is None:
         raise DataError(f"no clip {args.item!r} in {dataset.describe()}; give a clip id of that set or a file path")
@@ -145,15 +163,16 @@ def _arrays_for(args, registry) -> tuple[dict, str, str]:
     title = f"{frames.id}" + (f" ({frames.label})" if frames.label else "")
     stem = frames.id.replace("/", "-")
     if frames.array is not None:
-        return _lab_pair(frames, beats), title, stem
-    return _from_audio(Path(frames.audio), registry), title, stem
+        return _lab_pair(frames, beats), {}, title, stem
+    return (*_from_audio(Path(frames.audio), registry), title, stem)
 
 
-def run_show(args, registry) -> int:
-    from ..data.plots import spectrogram_panels
+def run_show(args, registry, workspace) -> int:
+    from ..data.plots import Panel, spectrogram_panels
 
-    arrays, title, stem = _arrays_for(args, registry)
-    panels = [(title_, arrays[name], kind) for name, kind, title_ in SHOW_FEATURES if name in arrays]
+    arrays, axes, title, stem = _arrays_for(args, registry, workspace)
+    panels = [Panel(title_, arrays[name], kind, beats=name.startswith("beat"), **axes.get(name, {}))
+              for name, kind, title_ in SHOW_FEATURES if name in arrays]
     for full, beat in (("mel", "beat"), ("chroma", "beat-chroma")):
         a = arrays[full]
         line = f"{full} {a.shape[0]} x {a.shape[1]}"

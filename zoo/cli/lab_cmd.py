@@ -28,13 +28,14 @@ examples:
 def register(sub) -> None:
     e = sub.add_parser(
         "embed", help="latent map of a trained run: PCA / t-SNE / UMAP of the layer before the output",
-        description="Load RUN's model (a run id, a recipe name for its latest run, or a model folder), prepare "
+        description="Load RUN's model (a run id, a recipe name for its latest run, a model folder, ...), prepare "
                     "the data it was trained on again (from the run's record, or --data), take the layer before "
                     "the output layer for every clip of a split, project it to 2-D and save a scatter (PNG) and "
                     "the coordinates (CSV). Both are logged to the run as artifacts under embeddings/.",
         epilog=EMBED_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", metavar="RUN",
-                   help="run id (a parent of several seeds: its first seed), recipe name, or model folder")
+                   help="run id or a unique prefix (a parent of several seeds: its best seed), recipe name, "
+                        "registered model, or model folder")
     e.add_argument("--method", default="pca", metavar="M",
                    help="pca (default), tsne, umap, a comma-separated list, or all")
     e.add_argument("--color", "--colour", dest="color", metavar="C",
@@ -51,7 +52,8 @@ def register(sub) -> None:
     e.add_argument("--no-log", action="store_true", help="do not attach the files to the run in MLflow")
     e.add_argument("--seed", type=SEED, default=0, help="seed of the t-SNE / UMAP layout (default 0)")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when available")
-    e.add_argument("--experiment", default="music-zoo", help="MLflow experiment to find a recipe's run in")
+    e.add_argument("--experiment", default="music-zoo",
+                   help="MLflow experiment to find a recipe's run or a run-id prefix in")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=run_embed)
 
@@ -103,18 +105,23 @@ def _methods(text: str, *, allow_none: bool = False) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def run_embed(args, registry) -> int:
+def run_embed(args, registry, workspace) -> int:
+    from ..engine.reporting import ConsoleReporter
+    from ..engine.request import DataRequest
     from ..errors import ConfigError
-    from ..lab.embed import latent_maps
+    from ..lab.embed import LatentMapRequest, latent_maps
     settings = parse_assignments(args.assignments)
     other = [s for s in settings if s != "dataset"]
     if other:
         raise ConfigError(f"zoo embed --set {other[0]}.*: only dataset.KEY=VALUE settings apply (the model is fixed)")
-    maps = latent_maps(args.run, methods=_methods(args.method), color=args.color, split=args.split, task=args.task,
-                       data=args.data, layout=args.layout, settings=settings.get("dataset"), limit=args.limit,
-                       out_dir=args.out, log=not args.no_log, seed=args.seed, device=args.device,
-                       experiment=args.experiment, registry=registry, progress=not args.no_progress,
-                       echo=lambda line: print(line, flush=True))
+    data = None  # without any data option: the run's own recorded data
+    if args.data is not None or args.layout is not None or settings or args.limit is not None:
+        data = DataRequest(path=args.data, layout=args.layout, settings=settings.get("dataset", {}), limit=args.limit)
+    request = LatentMapRequest(args.run, methods=_methods(args.method), color=args.color, split=args.split,
+                               task=args.task, data=data, out_dir=args.out, log=not args.no_log, seed=args.seed,
+                               device=args.device, experiment=args.experiment)
+    maps = latent_maps(request, workspace=workspace, registry=registry,
+                       reporter=ConsoleReporter(progress=not args.no_progress))
     first = maps[0]
     print(f"data: {first.data}" + ("" if first.same_data is not False else " (not the model's training data)"))
     if not first.logged:
@@ -141,12 +148,13 @@ def _command(args) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def run_reproduce(args, registry) -> int:
+def run_reproduce(args, registry, workspace) -> int:
     from ..lab.reproduce import Options, reproduce
     opt = Options(data=args.data, layout=args.layout, seeds=args.seeds, seed=args.seed, epochs=args.epochs,
                   limit=args.limit, only=tuple(args.only), out=args.out, maps=_methods(args.maps, allow_none=True),
                   settings=parse_assignments(args.assignments), device=args.device, workers=args.workers,
                   skip_bad=args.skip_bad, experiment=args.experiment, track=not args.no_track,
                   progress=args.progress, command=_command(args))
-    lab = reproduce(opt, registry=registry, echo=lambda line: print(line, file=sys.stdout, flush=True))
+    lab = reproduce(opt, registry=registry, workspace=workspace,
+                    echo=lambda line: print(line, file=sys.stdout, flush=True))
     return 0 if lab.ok else 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,7 +11,8 @@ from .argtypes import POSITIVE, number
 PREDICT_EXAMPLES = """\
 MODEL is one of:
   a model folder            the model/ folder `zoo run` prints (holds zoo_model.json)
-  a run id                  e.g. 3f2a...c9 from `zoo compare` (runs:/ID also works)
+  a run id                  e.g. 3f2a9c01 from `zoo compare`: the full id or a unique prefix (4+ digits);
+                            runs:/ID also works; a parent of several seeds means its best seed
   a registered model        NAME (latest version), NAME/VERSION, NAME@ALIAS, models:/NAME/VERSION
   a recipe name             its latest finished run, e.g. lab-cnn-mel (recipe:NAME if the name is also taken)
 
@@ -35,7 +35,7 @@ def register(sub) -> None:
                     "Files longer than the model's typical training clip are analysed in windows (half a window "
                     "apart) whose predictions are averaged.",
         epilog=PREDICT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="model folder, run id, registered model or recipe name")
+    p.add_argument("model", metavar="MODEL", help="model folder, run id (or prefix), registered model or recipe name")
     p.add_argument("audio", metavar="AUDIO", nargs="+",
                    help="audio files (wav, flac, ogg, mp3, ...) or folders (their audio files, recursively)")
     p.add_argument("--top-k", type=POSITIVE, default=3, metavar="K", help="classes shown per classification task (default 3)")
@@ -46,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--hop-seconds", type=number(0.0, strict=True), metavar="S", help="step between windows (default: half a window)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", metavar="NAME",
-                   help="with a recipe name: its runs in this experiment only (default: every experiment)")
+                   help="with a recipe name or a run-id prefix: runs of this experiment only (default: every "
+                        "experiment)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_predict)
 
@@ -55,7 +56,8 @@ def register(sub) -> None:
         description="Register the pyfunc model of training run RUN as a new version of the registered model "
                     "NAME (created if needed). Then `zoo predict NAME ...` and "
                     "mlflow.pyfunc.load_model('models:/NAME/VERSION') use it.")
-    r.add_argument("run_id", metavar="RUN", help="a training run's id (zoo compare lists them)")
+    r.add_argument("run_id", metavar="RUN", help="a training run's id or a unique prefix of it (zoo compare lists "
+                   "them); a parent of several seeds means its best seed; any MODEL of zoo predict that has a run")
     r.add_argument("name", metavar="NAME", help="the registered model's name, e.g. genre-net")
     r.add_argument("--alias", metavar="ALIAS", help="also point this alias (e.g. champion) at the new version")
     r.set_defaults(func=run_register)
@@ -76,14 +78,13 @@ def expand_inputs(items: list[str]) -> list[str]:
     return out
 
 
-def run_predict(args, registry) -> int:
-    from ..predict import FilePrediction, open_model
+def run_predict(args, registry, workspace) -> int:
+    from ..api import open_model
+    from ..predict import FilePrediction
     from ..predict.output import format_csv, format_table, record
-    # MLflow draws a progress bar for every download of a model's files: noise next to predictions.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     predictor = open_model(args.model, registry=registry, device=args.device or "auto",
                            window_seconds=args.window_seconds, hop_seconds=args.hop_seconds,
-                           experiment=args.experiment)
+                           experiment=args.experiment, workspace=workspace)
     info = predictor.describe()
     print(f"model: {info['model']} ({info['spec']}); windows of {info['window_seconds']:g} s every "
           f"{info['hop_seconds']:g} s ({info['window_note']})", file=sys.stderr, flush=True)
@@ -95,7 +96,10 @@ def run_predict(args, registry) -> int:
         if Path(item).expanduser().is_dir():
             preds.append(FilePrediction(item, error=f"folder {item} holds no audio files (.wav, .flac, .ogg, .mp3, ...)"))
         else:
-            preds.append(predictor.predict_file(Path(item).expanduser()))
+            try:
+                preds.append(predictor.predict_file(Path(item).expanduser()))
+            except Exception as exc:  # one file's failure must not lose the predictions already made
+                preds.append(FilePrediction(item, error=f"{type(exc).__name__}: {exc}"))
     tasks = predictor.tasks
     if args.format == "json":
         doc = {"model": info, "files": [record(p, tasks, args.top_k, args.windows) for p in preds]}
@@ -112,12 +116,20 @@ def run_predict(args, registry) -> int:
     return 0
 
 
-def run_register(args, registry) -> int:
+def run_register(args, registry, workspace) -> int:
+    import tempfile
+
+    from ..errors import ConfigError
+    from ..refs import resolve
     from ..tracking.mlflow.model_registry import register_model
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    version = register_model(args.run_id, args.name, alias=args.alias)
+    with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
+        ref = resolve(args.run_id, workdir=Path(tmp), uri=workspace.tracking_uri)
+    if not ref.run_id:
+        raise ConfigError(f"{ref.label} is a model folder no tracked run wrote: only a run can be registered; give "
+                          f"its run id (zoo compare lists them)")
+    version = register_model(ref.run_id, args.name, alias=args.alias, uri=workspace.tracking_uri)
     alias = f", alias '{args.alias}'" if args.alias else ""
-    print(f"registered run {args.run_id} as '{args.name}' version {version.version}{alias}")
+    print(f"registered {ref.label} as '{args.name}' version {version.version}{alias}")
     print(f"predict with:  zoo predict {args.name}/{version.version} AUDIO...")
     print(f"or in Python:  mlflow.pyfunc.load_model('models:/{args.name}/{version.version}')")
     return 0

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 
 from ..config import parse_assignments
+from ..data.prepare import MAX_SECONDS
 from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
 
 EXAMPLES = """\
@@ -45,6 +45,12 @@ def register(sub) -> None:
                    help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
                         "dataset.mapping=none (repeatable)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed and logged) instead of stopping")
+    p.add_argument("--max-seconds", type=number(0.0), default=MAX_SECONDS, metavar="S",
+                   help=f"cut longer audio to its middle S seconds, and say how many clips were cut "
+                        f"(default {MAX_SECONDS:g}, the lab's clips; 0 = no limit)")
+    p.add_argument("--min-class-clips", type=NON_NEGATIVE, default=0, metavar="N",
+                   help="stop with an error naming every class that has fewer than N clips, e.g. a mistyped label "
+                        "(default 0: only warn about labels given to one clip of a CSV manifest)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
@@ -52,45 +58,12 @@ def register(sub) -> None:
                    "(with --seeds: the seed with the best validation score); then: zoo predict NAME AUDIO...")
     p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
     p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
-                   help="transfer: start the backbone from a trained model: run id, recipe (its latest run) or model folder")
+                   help="transfer: start the backbone from a trained model: run id (or prefix), recipe (its latest "
+                        "run), registered model or model folder")
     p.add_argument("--freeze", metavar="WHAT", help="with --from: none (default), backbone, or N (its first N blocks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (messages go to stderr)")
     p.set_defaults(func=run)
-
-
-def _print_seed(res, say) -> None:
-    r = res.results[0]
-    say(f"\ntest results ({res.data['counts']['test']} clips, best epoch {r.best_epoch} of {len(r.history)}):")
-    from ..engine.reports import format_metrics
-    nested: dict = {}
-    for key, value in r.test.items():
-        task, metric = key.split(".", 1)
-        nested.setdefault(task, {})[metric] = value
-    say(format_metrics(nested))
-    if r.report_text:
-        say("\n" + r.report_text.rstrip())
-
-
-def _print_seeds(res, say) -> None:
-    from ..engine.intervals import plus_minus
-    say(f"\ntest results over {len(res.results)} seeds {res.seeds} (mean ± 95% t-interval half-width):")
-    width = max(len(k) for k in res.summary) if res.summary else 0
-    for key, s in res.summary.items():
-        say(f"  {key:<{width}}  {plus_minus(s, 4)}")
-
-
-def _print_reference(recipe, res, say) -> None:
-    refs = recipe.references()
-    if not refs:
-        return
-    say(f"\nlab reference for {recipe.name} ({recipe.summary}):")
-    for task, values in refs.items():
-        parts = []
-        for metric, ref in values.items():
-            got = res.test.get(f"{task}.{metric}")
-            parts.append(f"{metric} {ref}" + (f" (here {got:.3f})" if got is not None else ""))
-        say(f"  {task}: " + ", ".join(parts))
 
 
 def _terminated(signum, frame):
@@ -98,63 +71,48 @@ def _terminated(signum, frame):
     raise SystemExit(f"zoo run: terminated by signal {signal.Signals(signum).name}")
 
 
-def run(args, registry) -> int:
+def run(args, registry, workspace) -> int:
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
-        return _run(args, registry)
+        return _run(args, registry, workspace)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return _run(args, registry)
+        return _run(args, registry, workspace)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args, registry) -> int:
+def _run(args, registry, workspace) -> int:
     from .. import api
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
+    from ..engine.reporting import ConsoleReporter
+    # With --json, stdout carries the JSON document only: the lines go to stderr.
+    reporter = ConsoleReporter(progress=not args.no_progress, to_stderr=args.json)
+    say = reporter.say
     settings = parse_assignments(args.assignments)
     if args.register and (args.no_track or args.overfit_batches):
         from ..errors import ConfigError
         why = "--no-track records no run to register" if args.no_track else "an overfit check saves no model"
         raise ConfigError(f"--register {args.register}: {why}; drop one of the two")
-    recipe = None
-    if ":" not in args.spec:
-        from ..recipes import get_recipe
-        recipe = get_recipe(args.spec.strip())
-        say(f"recipe {recipe.name}: {recipe.spec}" + (f" ({recipe.summary})" if recipe.summary else ""))
     res = api.train(args.spec, data=args.data, layout=args.layout, settings=settings, epochs=args.epochs,
                     lr=args.lr, batch_size=args.batch_size, patience=args.patience,
                     overfit_batches=args.overfit_batches, device=args.device, seed=args.seed, seeds=args.seeds,
                     limit=args.limit, skip_bad=args.skip_bad, workers=args.workers, track=not args.no_track,
+                    max_seconds=args.max_seconds, min_class_clips=args.min_class_clips,
                     experiment=args.experiment, registry=registry, init_from=args.init_from, freeze=args.freeze,
-                    progress=not args.no_progress, echo=say)
-    if res.overfit is not None:
-        o = res.overfit
-        if o["reached"]:
-            say(f"\noverfit check PASSED: loss {o['first_loss']:.4f} -> {o['final_loss']:.4g} < {o['threshold']:g} "
-                f"after {o['epochs']} epochs on {o['batches']} batch(es) ({o['clips']} clips)")
-        else:
-            say(f"\noverfit check FAILED: loss {o['first_loss']:.4f} -> {o['final_loss']:.4g}, still >= {o['threshold']:g} "
-                f"after {o['epochs']} epochs on {o['batches']} batch(es); a healthy model and pipeline fit a few batches "
-                f"almost perfectly: check the labels, the lr (--lr), the model size, or allow more epochs "
-                f"(--set train.overfit_epochs=...)")
-    elif len(res.results) == 1:
-        _print_seed(res, say)
-    else:
-        _print_seeds(res, say)
-    if recipe is not None and res.overfit is None:
-        _print_reference(recipe, res, say)
-    r = res.results[0]
-    say(f"\nreports: {r.folder / 'reports'}" if len(res.results) == 1 else f"\nreports: {res.folder}/seed*/reports")
-    if r.model_dir:
-        say(f"model:   {r.model_dir}" if len(res.results) == 1 else f"models:  {res.folder}/seed*/model")
+                    workspace=workspace, reporter=reporter)
     if args.no_track:
         say("run:     not tracked (--no-track)")
     else:
         say(f"run:     {res.tracking}")
         say("browse:  zoo ui   (then open the address it prints);  compare: zoo compare")
     if args.register:
-        from ..tracking.mlflow.model_registry import register_result
-        version, chosen = register_result(res, args.register)
+        import tempfile
+        from pathlib import Path
+
+        from ..refs import resolve
+        from ..tracking.mlflow.model_registry import register_model
+        with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:  # several seeds: the seed rule's pick
+            chosen = resolve(res, workdir=Path(tmp), uri=workspace.tracking_uri)
+        version = register_model(chosen.run_id, args.register, uri=workspace.tracking_uri)
         say(f"registered: '{args.register}' version {version.version} (run {chosen.run_id}); "
             f"predict with: zoo predict {args.register}/{version.version} AUDIO...")
     if args.json:

@@ -9,69 +9,132 @@ from .argtypes import PORT
 def register(sub) -> None:
     ui = sub.add_parser("ui", help="open the MLflow web UI on the zoo's run store",
                         description="Run `mlflow server` (one worker) on the zoo's tracking store and artifact "
-                                    "folder, print its address, and serve until Ctrl-C.")
+                                    "folder, print its address, and serve until Ctrl-C, SIGTERM or SIGHUP (each "
+                                    "stops the server and frees the port). Runs left RUNNING by a process that "
+                                    "is gone are first ended KILLED, with the reason.")
     ui.add_argument("--port", type=PORT, default=5000, help="port (default 5000)")
     ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--background", action="store_true", help="start it, print its pid and return")
+    ui.add_argument("--experiment", default="music-zoo",
+                    help="the experiment whose address and newest run's address are printed (default: music-zoo)")
     ui.set_defaults(func=run_ui)
     cmp = sub.add_parser("compare", help="table of tracked runs: spec, data, seeds, test metrics",
                          description="Read the MLflow store and print one row per composition/data/settings: "
-                                     "test metrics as mean ± 95%% interval over its seeds, and its run ids "
-                                     "(latest first).")
+                                     "test metrics as mean ± 95% interval over its seeds, and its run ids "
+                                     "(latest first); then the unfinished runs in their own section. A run "
+                                     "still RUNNING whose process on this host is gone (killed, OOM, crash) "
+                                     "is first ended KILLED with the reason.")
     cmp.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
     cmp.add_argument("--spec", metavar="GLOB", help="only specs matching this pattern, e.g. 'lstm+*:genre'")
-    cmp.add_argument("--failed", action="store_true", help="list the runs that failed, with the reason")
-    cmp.add_argument("--json", action="store_true", help="print JSON")
+    which = cmp.add_mutually_exclusive_group()
+    which.add_argument("--failed", action="store_true",
+                       help="list the runs that failed or were killed, with the reason")
+    which.add_argument("--unfinished", action="store_true",
+                       help="list only the unfinished runs: running, or found dead and ended KILLED now")
+    cmp.add_argument("--sort", metavar="METRIC",
+                     help="order the rows by this test metric's mean, best first (e.g. accuracy, genre.macro_f1, "
+                          "valence.mae: errors lowest first); default: latest first")
+    cmp.add_argument("--runs", action="store_true",
+                     help="list every run of each row (seed and full run id, which other commands accept)")
+    cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds)")
     cmp.set_defaults(func=run_compare)
 
 
-def run_ui(args, registry) -> int:
-    from ..paths import tracking_uri, zoo_home
+def run_ui(args, registry, workspace) -> int:
     from ..tracking.mlflow import ui
-    uri = tracking_uri()
+    uri = workspace.tracking_uri
     if uri.startswith(("http://", "https://", "databricks")):
         from ..errors import ConfigError
         raise ConfigError(f"MLFLOW_TRACKING_URI is {uri}, a tracking server that already has its own UI: open it "
                           f"in a browser; `zoo ui` serves a local store (unset MLFLOW_TRACKING_URI for the zoo's)")
+    _end_ghost_runs(uri)
     url = ui.address(args.host, args.port)
-    log_path = zoo_home() / "mlflow" / f"ui-{args.port}.log"
+    log_path = workspace.mlflow_dir / f"ui-{args.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = ui.start_server(uri, args.host, args.port, log=log)
-    print(f"starting the MLflow UI on {uri} (log: {log_path}) ...", flush=True)
-    try:
-        ui.wait_ready(proc, url, log_path=log_path)
-    except BaseException:
-        ui.stop(proc)
-        raise
-    if args.background:
-        print(f"MLflow UI: {url}  (pid {proc.pid}; stop it with: kill -- -{proc.pid})", flush=True)
-        return 0
-    print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        print("stopping the MLflow UI", flush=True)
-    finally:
-        ui.stop(proc)
+    with ui.stop_signals():  # SIGTERM and SIGHUP stop the server as Ctrl-C does
+        with open(log_path, "w") as log:
+            proc = ui.start_server(uri, args.host, args.port, log=log, bound=not args.background)
+        print(f"starting the MLflow UI on {uri} (log: {log_path}) ...", flush=True)
+        try:
+            ui.wait_ready(proc, url, log_path=log_path)
+        except BaseException:
+            ui.stop(proc)
+            raise
+        if args.background:
+            print(f"MLflow UI: {url}  (pid {proc.pid}; stop it with: kill -- -{proc.pid})", flush=True)
+            _print_addresses(uri, url, args.experiment)
+            return 0
+        print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
+        _print_addresses(uri, url, args.experiment)
+        try:
+            proc.wait()
+        except KeyboardInterrupt as exc:
+            why = f" ({exc.args[0]})" if isinstance(exc, ui.StopSignal) else ""
+            print(f"stopping the MLflow UI{why}", flush=True)
+        finally:
+            ui.stop(proc)
     return 0
 
 
-def run_compare(args, registry) -> int:
+def _print_addresses(uri: str, url: str, experiment: str) -> None:
+    """The addresses of the experiment and its newest run (a failure here only warns: the UI runs)."""
+    from ..tracking.mlflow import ui
+    try:
+        lines = ui.run_addresses(uri, url, experiment)
+    except Exception as exc:  # the server is up; the addresses are a convenience
+        print(f"warning: could not read the newest run ({type(exc).__name__}: {exc})", flush=True)
+        return
+    for line in lines or [f"experiment {experiment}: no runs yet (train one with `zoo run`)"]:
+        print(line, flush=True)
+
+
+def _end_ghost_runs(uri: str) -> None:
+    """Before the UI shows runs: end KILLED those whose process is gone (a failure here only warns)."""
+    from ..tracking.mlflow.reconcile import reconcile
+    from ..tracking.mlflow.store import client
+    try:
+        ended = reconcile(client(uri), by="zoo ui")
+    except Exception as exc:  # the UI is still useful with a few stale RUNNING runs
+        print(f"warning: could not check the store's RUNNING runs ({type(exc).__name__}: {exc})", flush=True)
+        return
+    if ended:
+        print(f"ended {len(ended)} run(s) KILLED whose process is gone (zoo compare --failed lists them)", flush=True)
+
+
+def run_compare(args, registry, workspace) -> int:
     from ..engine.reports import jsonable
     from ..tracking.mlflow import compare
-    if args.failed:
-        rows = compare.failed_runs(args.experiment, args.spec)
+    if args.failed or args.unfinished:
+        listing = compare.failed_runs if args.failed else compare.unfinished_runs
+        rows = listing(args.experiment, args.spec, uri=workspace.tracking_uri)
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:
-            print("no failed runs")
+            print("no failed or killed runs" if args.failed else "no unfinished runs")
         for r in rows if not args.json else []:
-            print(f"{r['run_id']}  {r['spec'] or r['name']}: {r['reason']}")
+            status = "" if r["status"] == "FAILED" else f"{r['status']} "
+            print(f"{r['run_id']}  {r['spec'] or r['name']}: {status}{r['reason']}")
         return 0
-    rows = compare.compare_rows(args.experiment, args.spec)
+    # First: it says which runs it just ended.
+    unfinished = compare.unfinished_runs(args.experiment, args.spec, uri=workspace.tracking_uri)
+    rows = compare.compare_rows(args.experiment, args.spec, uri=workspace.tracking_uri)
+    if args.sort:
+        rows = compare.sort_rows(rows, args.sort)
     if args.json:
-        print(json.dumps(jsonable(rows), indent=2, default=str))
-    else:
-        print(compare.format_table(rows))
+        return _emit(json.dumps(jsonable(rows), indent=2, default=str))
+    text = compare.format_runs(rows) if args.runs else compare.format_table(rows)
+    if unfinished:
+        text += "\n\n" + compare.format_unfinished(unfinished)
+    return _emit(text)
+
+
+def _emit(text: str) -> int:
+    """Print ``text``; a reader that stops early (``| head``) ends the output quietly, as in cat."""
+    import os
+    import sys
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

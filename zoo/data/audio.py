@@ -1,12 +1,18 @@
-"""Audio decoding: any file the zoo reads becomes a checked float32 mono waveform, or a DataError.
+r"""Audio decoding: any file the zoo reads becomes a checked float32 mono waveform, or a DataError.
 
 Decoding goes through libsndfile (the ``soundfile`` package: WAV, FLAC, OGG/Vorbis, MP3, AIFF),
 falling back to ``audioread`` for anything libsndfile cannot open. Mixing down to mono and
 resampling (soxr, high quality) follow ``librosa.load``, so a waveform loaded here equals the
 one the lab's extractor worked on.
+
+Any name a file system allows is opened, bytes that are not UTF-8 included (the path goes to
+the decoders as bytes), and named in messages with ``\xNN`` escapes (:func:`zoo.fsio.shown`).
+``max_seconds`` keeps the middle of a long file: training on a 20-minute file among 2-second
+clips would otherwise pad every batch to 20 minutes.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -14,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..fsio import shown
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 """File name endings the zoo treats as audio (lower case)."""
@@ -46,28 +53,31 @@ def audio_info(path: Path | str) -> AudioInfo:
 
     path = _existing(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (RuntimeError, sf.SoundFileError) as exc:
-        raise DataError(f"audio file {path}: cannot read its header ({_reason(exc)})") from exc
+        raise DataError(f"audio file {shown(path)}: cannot read its header ({_reason(exc)})") from exc
     return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
 
 
 def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float = 1.0,
-               offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+               offset: float = 0.0, duration: float | None = None, max_seconds: float | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform ``[N]`` at ``sr`` Hz (None: the file's own rate).
 
-    ``offset`` and ``duration`` (seconds) select a part of the file. Raises DataError naming the
-    file when it is missing, empty, unreadable, corrupt or truncated, shorter than
+    ``offset`` and ``duration`` (seconds) select a part of the file. ``max_seconds`` (None or 0:
+    no limit): of a longer part, only its middle ``max_seconds`` are decoded. Raises DataError
+    naming the file when it is missing, empty, unreadable, corrupt or truncated, shorter than
     ``min_seconds``, digital silence, or holds NaN/inf samples.
     """
     if offset < 0 or (duration is not None and duration <= 0):
         raise ConfigError(
             f"load_audio: offset must be >= 0 and duration > 0 (or None), got offset={offset}, duration={duration}"
         )
+    if max_seconds is not None and not max_seconds >= 0:
+        raise ConfigError(f"load_audio: max_seconds must be >= 0 (0 or None: no limit), got {max_seconds!r}")
     if sr is not None and sr <= 0:
         raise ConfigError(f"load_audio: sr must be a positive number of Hz or None, got {sr!r}")
     path = _existing(path)
-    y, native = _decode(path, offset, duration)
+    y, native = _decode(path, offset, duration, max_seconds or None)
     _check_samples(path, y, native, min_seconds, offset)
     if sr is not None and native != sr:
         import librosa
@@ -79,43 +89,58 @@ def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float =
 def _existing(path: Path | str) -> Path:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"audio file {path} does not exist; check the path (and the data set's manifest)")
+        raise DataError(f"audio file {shown(path)} does not exist; check the path (and the data set's manifest)")
     if not path.is_file():
-        raise DataError(f"audio file {path} is not a regular file (a folder?); give the path of one audio file")
+        raise DataError(f"audio file {shown(path)} is not a regular file (a folder?); give the path of one audio file")
     if path.stat().st_size == 0:
-        raise DataError(f"audio file {path} is empty (0 bytes): an interrupted copy or download? replace it")
+        raise DataError(f"audio file {shown(path)} is empty (0 bytes): an interrupted copy or download? replace it")
     return path
 
 
-def _decode(path: Path, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+def _decode(path: Path, offset: float, duration: float | None,
+            max_seconds: float | None) -> tuple[np.ndarray, int]:
     """``(mono float32 [N], native rate)``; libsndfile first, audioread if that cannot open it."""
     import soundfile as sf
 
     _check_wav_length(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             native, declared, fmt = int(f.samplerate), int(f.frames), str(f.format)
             start = int(offset * native)
             if start >= declared > 0:
                 raise DataError(
-                    f"audio file {path}: offset {offset} s is at or past its end ({declared / native:.2f} s)"
+                    f"audio file {shown(path)}: offset {offset} s is at or past its end ({declared / native:.2f} s)"
                 )
+            frames = -1 if duration is None else int(duration * native)
+            # Headers of streams of unknown length carry a huge sentinel instead of a frame count.
+            known = 0 < declared < 2**62
+            left = declared - start if frames < 0 else min(frames, declared - start)
+            if max_seconds and known and left > int(max_seconds * native):
+                start += (left - int(max_seconds * native)) // 2
+                frames = left = int(max_seconds * native)
             if start:
                 f.seek(start)
-            frames = -1 if duration is None else int(duration * native)
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, sf.SoundFileError) as exc:
-        return _decode_fallback(path, offset, duration, exc)
+        return _decode_fallback(path, offset, duration, max_seconds, exc)
     if duration is None:
-        expected = declared - start
-        # Headers of streams of unknown length carry a huge sentinel instead of a frame count.
-        if 0 < expected < 2**62 and len(data) < expected * (1 - _SHORTFALL.get(fmt, _DEFAULT_SHORTFALL)):
+        expected = left
+        if known and 0 < expected and len(data) < expected * (1 - _SHORTFALL.get(fmt, _DEFAULT_SHORTFALL)):
             raise DataError(
-                f"audio file {path} is truncated or corrupt: its header promises {expected / native:.2f} s "
+                f"audio file {shown(path)} is truncated or corrupt: its header promises {expected / native:.2f} s "
                 f"but only {len(data) / native:.2f} s could be decoded; re-create or re-download it"
             )
     y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
-    return y, native
+    return _middle(y, native, max_seconds), native
+
+
+def _middle(y: np.ndarray, native: int, max_seconds: float | None) -> np.ndarray:
+    """The middle ``max_seconds`` of ``y`` (all of it when shorter or no limit)."""
+    keep = int(max_seconds * native) if max_seconds else 0
+    if not keep or y.size <= keep:
+        return y
+    start = (y.size - keep) // 2
+    return y[start:start + keep]
 
 
 def _check_wav_length(path: Path) -> None:
@@ -123,7 +148,7 @@ def _check_wav_length(path: Path) -> None:
     try:
         _scan_wav(path)
     except OSError as exc:
-        raise DataError(f"audio file {path} cannot be read: {exc.strerror or exc}; check its permissions") from exc
+        raise DataError(f"audio file {shown(path)} cannot be read: {exc.strerror or exc}; check its permissions") from exc
 
 
 def _scan_wav(path: Path) -> None:
@@ -142,7 +167,7 @@ def _scan_wav(path: Path) -> None:
                 # 0 and 0xFFFFFFFF are placeholders written by streaming recorders, not promises.
                 if length not in (0, 0xFFFFFFFF) and length > available:
                     raise DataError(
-                        f"audio file {path} is truncated: its WAV header announces {length} bytes of "
+                        f"audio file {shown(path)} is truncated: its WAV header announces {length} bytes of "
                         f"samples but only {available} are there (an interrupted copy or download?); "
                         f"re-create or re-download it"
                     )
@@ -150,7 +175,8 @@ def _scan_wav(path: Path) -> None:
             pos += 8 + length + (length & 1)
 
 
-def _decode_fallback(path: Path, offset: float, duration: float | None, first: Exception) -> tuple[np.ndarray, int]:
+def _decode_fallback(path: Path, offset: float, duration: float | None, max_seconds: float | None,
+                     first: Exception) -> tuple[np.ndarray, int]:
     import audioread
     import librosa
 
@@ -162,15 +188,22 @@ def _decode_fallback(path: Path, offset: float, duration: float | None, first: E
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            y, native = librosa.load(str(path), sr=None, mono=True, offset=offset, duration=duration)
+            with audioread.audio_open(_for_audioread(path)) as reader:
+                y, native = librosa.load(reader, sr=None, mono=True, offset=offset, duration=duration)
     except Exception as exc:  # audioread raises many unrelated types; all mean "cannot decode"
         raise DataError(
-            f"audio file {path} cannot be decoded: libsndfile: {_reason(first)}; audioread "
+            f"audio file {shown(path)} cannot be decoded: libsndfile: {_reason(first)}; audioread "
             f"(backends: {', '.join(backends) or 'none'}): {_reason(exc)}. The file is "
             f"corrupt or in a format neither reads ({', '.join(AUDIO_EXTENSIONS)} are supported; "
             f"installing ffmpeg lets audioread read more); convert or replace it"
         ) from exc
-    return np.asarray(y, dtype=np.float32), int(native)
+    return _middle(np.asarray(y, dtype=np.float32), int(native), max_seconds), int(native)
+
+
+def _for_audioread(path: Path) -> str | bytes:
+    """The path as audioread's backends take it: text, or bytes for a name that is not UTF-8."""
+    text = str(path)
+    return text if shown(text) == text else os.fsencode(path)
 
 
 def _reason(exc: Exception) -> str:
@@ -186,18 +219,18 @@ def _reason(exc: Exception) -> str:
 def _check_samples(path: Path, y: np.ndarray, native: int, min_seconds: float, offset: float) -> None:
     where = f" from {offset} s on" if offset else ""
     if y.size == 0:
-        raise DataError(f"audio file {path} holds no samples{where} (0 s of audio); replace it or leave it out")
+        raise DataError(f"audio file {shown(path)} holds no samples{where} (0 s of audio); replace it or leave it out")
     if not np.all(np.isfinite(y)):
         bad = int(np.count_nonzero(~np.isfinite(y)))
-        raise DataError(f"audio file {path} holds {bad} NaN or infinite samples: corrupt data; re-create it")
+        raise DataError(f"audio file {shown(path)} holds {bad} NaN or infinite samples: corrupt data; re-create it")
     seconds = y.size / native
     if seconds < min_seconds:
         raise DataError(
-            f"audio file {path} is {seconds:.2f} s long{where}; the zoo needs at least {min_seconds:.2f} s "
+            f"audio file {shown(path)} is {seconds:.2f} s long{where}; the zoo needs at least {min_seconds:.2f} s "
             f"(leave the file out, e.g. with --skip-bad, or replace it)"
         )
     if not np.any(y):
         raise DataError(
-            f"audio file {path} is digital silence (every sample{where} is 0): there is no music to analyse; "
+            f"audio file {shown(path)} is digital silence (every sample{where} is 0): there is no music to analyse; "
             f"check the export or recording, then leave the file out or replace it"
         )

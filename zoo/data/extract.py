@@ -34,6 +34,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, PluginError, ZooError
+from ..fsio import shown
 from .audio import load_audio
 
 CACHE_FORMAT = 1
@@ -50,9 +51,9 @@ _NPY_HEAD = 4096  # more than the .npy header of any [F, T] array needs
 _UNSEALED = "has no checksum (written by an older zoo)"
 
 
-def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_dir: Path | None = None,
+def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_dir: Path,
                   workers: int | None = None, progress: bool = True, skip_bad: bool = False,
-                  desc: str = "features", min_seconds: float = 1.0,
+                  desc: str = "features", min_seconds: float = 1.0, max_seconds: float | None = None,
                   stats: dict[str, int] | None = None) -> list[Result]:
     """Compute every feature of ``features`` for every audio file of ``paths``.
 
@@ -63,7 +64,8 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
 
     ``workers`` processes share the files not yet cached (1: compute in this process; default:
     up to ``os.cpu_count()``, one per 4 files to compute, as starting a worker takes seconds).
-    ``cache_dir`` defaults to ``zoo.paths.cache_dir()``. ``min_seconds`` is passed to
+    ``cache_dir``: the cache's folder (the workspace's ``cache_dir``). ``min_seconds`` and
+    ``max_seconds`` (the middle of a longer file is used; part of the cache key) are passed to
     :func:`zoo.data.audio.load_audio`. ``stats``, when given, receives counts: ``files``,
     ``cached`` (files served wholly from the cache), ``computed`` and ``failed``.
     Run from a script, the call must sit under ``if __name__ == "__main__":`` (worker processes
@@ -76,7 +78,8 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
     if workers is not None and workers < 1:
         raise ConfigError(f"extract_audio: workers must be >= 1 (or None for one per CPU), got {workers}")
     root = _feature_cache(cache_dir)
-    idents = {name: feature_identity(f) for name, f in features.items()}
+    cut = f"\nmax_seconds={max_seconds:g}" if max_seconds else ""
+    idents = {name: feature_identity(f) + cut for name, f in features.items()}
     counts = {"files": len(paths), "cached": 0, "computed": 0, "failed": 0}
     from tqdm import tqdm
 
@@ -103,7 +106,7 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
             owners.setdefault(digest, []).append(i)
             if digest not in jobs:
                 todo = tuple((n, features[n], str(_entry(root, digest, idents[n]))) for n in missing)
-                jobs[digest] = _Job(paths[i], digest, todo, min_seconds)
+                jobs[digest] = _Job(paths[i], digest, todo, min_seconds, max_seconds or None)
 
         def finish(digest: str, outcome: Result) -> None:
             for i in owners[digest]:
@@ -207,10 +210,8 @@ def _module_provider(top: str) -> str:
     return f"{top}==unversioned"
 
 
-def _feature_cache(cache_dir: Path | None) -> Path:
-    from ..paths import cache_dir as default_cache
-
-    return Path(cache_dir if cache_dir is not None else default_cache()) / "features"
+def _feature_cache(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "features"
 
 
 def _entry(root: Path, digest: str, ident: str) -> Path:
@@ -336,6 +337,7 @@ class _Job:
     digest: str
     todo: tuple[tuple[str, Any, str], ...]
     min_seconds: float = 1.0
+    max_seconds: float | None = None
 
 
 def _compute(job: _Job) -> Result:
@@ -350,10 +352,10 @@ def _compute(job: _Job) -> Result:
         sr = int(feature.sample_rate)
         try:
             if sr not in waves:
-                waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds)
+                waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds, max_seconds=job.max_seconds)
             out[name] = _checked(job.path, name, feature, feature.from_audio(waves[sr], sr))
         except DataError as exc:
-            if str(job.path) in str(exc):
+            if shown(job.path) in str(exc):  # load_audio named the file (escaped, if not UTF-8)
                 return exc
             return _named(DataError(f"{job.path}: feature '{name}': {exc}"), exc)
         except ZooError:
@@ -404,8 +406,13 @@ def _run_jobs(jobs: list[_Job], features: Mapping[str, Any], workers: int | None
         return
     import multiprocessing
 
+    from ..processes import die_with_parent
+
     # spawn, not fork: the parent may hold torch / BLAS thread pools that a fork would copy broken.
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # A worker blocks on its task queue forever once the parent is gone (it holds the queue's write
+    # end itself): die_with_parent ends it when the parent dies, SIGKILL and OOM included.
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_compute, job): job for job in jobs}
         try:
             for fut in as_completed(futures):

@@ -10,14 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import DataError, PluginError
-from ..paths import data_dir
+from ..errors import ConfigError, DataError, PluginError
 from ..protocols import Dataset
 from ..registry import Registry
 
 DETECT_ORDER = ("kaggle", "fma", "folder")
 FALLBACK = ("folder",)
 DEFAULT = "embedded"
+"""The data set used without ``--data``; its name may also be given as the data (``--data embedded``)."""
+
+
+def data_path(path: str | Path | None) -> Path | None:
+    """The folder ``path`` names, or None for the embedded set (no path, or the word ``embedded``;
+    a folder of that name is given as ``./embedded``)."""
+    if path is None or (isinstance(path, str) and path.strip() == DEFAULT):
+        return None
+    return Path(path).expanduser()
 
 
 def detection_order(registry: Registry) -> list[str]:
@@ -59,21 +67,30 @@ def detect_layout(root: Path, registry: Registry) -> str:
 
 
 def open_dataset(path: str | Path | None, *, layout: str | None = None, registry: Registry | None = None,
-                 settings: Mapping[str, Any] | None = None, progress: bool = True) -> Dataset:
-    """The data set at ``path`` (None: the embedded set), built with ``settings`` for its config.
+                 settings: Mapping[str, Any] | None = None, progress: bool = True,
+                 data_dir: Path | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
+    """The data set at ``path`` (None or ``"embedded"``: the embedded set, kept under ``data_dir``),
+    built with ``settings``.
 
     ``layout`` names the layout instead of detecting it. ``progress=False`` silences the data
     set's own progress bars (those of a layout that has a ``progress`` attribute, such as the
-    embedded set's synthesis). Raises DataError for a missing path or an
+    embedded set's synthesis). ``limit`` and ``seed``: the run's ``--limit``, told to a layout that
+    can read less for it (one with a ``restrict(limit, seed)`` method, such as the embedded set,
+    which then synthesises only the clips the limit keeps). Raises DataError for a missing path or an
     unrecognised / ambiguous layout, ConfigError for settings the layout does not have.
     """
     registry = registry or Registry()
+    path = data_path(path)
     if path is None:
         if layout not in (None, DEFAULT):
             raise DataError(f"--layout {layout} needs --data PATH (the folder in that layout); "
                             f"without --data the zoo uses the {DEFAULT} set")
-        return _quiet(registry.create("dataset", DEFAULT, settings, data_dir()), progress)
-    root = Path(path).expanduser()
+        if data_dir is None:
+            raise ConfigError(f"the {DEFAULT} set needs a folder to live in: pass data_dir (the workspace's, "
+                              f"zoo.workspace.Workspace.from_env().data_dir), or a data path")
+        return _restricted(_quiet(registry.create("dataset", DEFAULT, settings, Path(data_dir)), progress),
+                           limit, seed)
+    root = path
     if not root.exists():
         raise DataError(f"data path {root} does not exist; check --data (absolute, or relative to {Path.cwd()})")
     name = layout
@@ -81,10 +98,16 @@ def open_dataset(path: str | Path | None, *, layout: str | None = None, registry
         name = detect_layout(root, registry)
     else:
         registry.info("dataset", name)  # unknown layout: error listing the installed ones
-    return _quiet(registry.create("dataset", name, settings, root), progress)
+    return _restricted(_quiet(registry.create("dataset", name, settings, root), progress), limit, seed)
 
 
 def _quiet(dataset: Dataset, progress: bool) -> Dataset:
     if not progress and hasattr(dataset, "progress"):
         dataset.progress = False
+    return dataset
+
+
+def _restricted(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    if limit is not None and callable(getattr(dataset, "restrict", None)):
+        dataset.restrict(limit, seed)
     return dataset

@@ -4,8 +4,15 @@ Audio clips go through :func:`zoo.data.extract.extract_audio` (decoded once, eac
 on disk); lab arrays through :func:`~zoo.data.labarray.load_lab_array` and each feature's
 ``from_lab``. The stacked ``[F, T_i]`` arrays are then packed into one file in the cache, keyed
 by everything that decides them (the data set's description, every clip's id, file, size and
-modification time, the features' settings and versions, limit and seed): a second prepare of
-the same data reads that one file.
+modification time, the features' settings and versions, limit, seed and ``max_seconds``): a
+second prepare of the same data reads that one file.
+
+Audio longer than ``max_seconds`` (default :data:`MAX_SECONDS`, ``--max-seconds``) is cut to its
+middle ``max_seconds`` when decoded, and the description says how many clips were cut: one long
+file among short clips would otherwise pad every batch to its length. Lab arrays are used as they
+are. ``min_class_clips`` refuses classes with fewer clips. Every clip id, class name and skip
+reason is made printable (:func:`zoo.fsio.shown`): a file name that is not UTF-8 is shown with
+``\\xNN`` escapes in reports, logs and the tracking store.
 """
 from __future__ import annotations
 
@@ -19,16 +26,20 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError, ZooError
+from ..errors import ConfigError, DataError, ZooError
+from ..fsio import shown
 from ..protocols import Clip, Dataset, Feature
 from .preparedset import Prepared
 from .select import select, source
 
 PACK_VERSION = 1
+MAX_SECONDS = 30.0
+"""Default longest audio per clip, in seconds (``--max-seconds``; 0 or None: no limit). The lab's
+clips are 30 s excerpts."""
 
 
 def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Feature], *, rate: str,
-             limit: int | None, seed: int) -> str:
+             limit: int | None, seed: int, max_seconds: float | None = None) -> str:
     """sha256 over everything that decides the stacked arrays."""
     from .extract import provider_version
 
@@ -38,6 +49,7 @@ def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Fea
         files.append([c.id, str(source(c)), st.st_size, st.st_mtime_ns])
     doc = {
         "pack": PACK_VERSION, "rate": rate, "dataset": description, "limit": limit, "seed": seed,
+        "max_seconds": max_seconds or None,
         "features": [[n, f"{type(f).__module__}.{type(f).__qualname__}", provider_version(f), dict(f.settings())]
                      for n, f in features.items()],
         "clips": files,
@@ -57,9 +69,26 @@ def _from_lab(path: Path, features: Mapping[str, Feature]):
         raise DataError(f"{path}: {exc}") from exc
 
 
+def _long_audio(paths: Sequence[Path], max_seconds: float | None) -> list[bool | None]:
+    """Per file, whether its header says it is longer than ``max_seconds`` (None: the header cannot
+    be read, e.g. a format only audioread opens: such a file is decoded with the limit too)."""
+    from .audio import audio_info
+
+    if not max_seconds:
+        return [False] * len(paths)
+    out: list[bool | None] = []
+    for p in paths:
+        try:
+            out.append(audio_info(p).duration > max_seconds)
+        except DataError:
+            out.append(None)
+    return out
+
+
 def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad: bool, workers: int | None,
-             progress: bool, cache_dir: Path | None, desc: str):
-    """``(arrays or None per clip, slices, skipped)``: None marks a clip skipped for ``reason``."""
+             progress: bool, cache_dir: Path | None, desc: str, max_seconds: float | None = None):
+    """``(arrays or None per clip, slices, skipped, cut)``: None marks a clip skipped for ``reason``;
+    ``cut`` are the ids of clips longer than ``max_seconds``, cut to their middle."""
     from tqdm.auto import tqdm
 
     from .extract import extract_audio, stack
@@ -74,10 +103,17 @@ def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad
         skipped.append((clips[i].id, str(exc)))
 
     audio = [i for i, c in enumerate(clips) if c.audio is not None]
-    if audio:
-        results = extract_audio([source(clips[i]) for i in audio], features, cache_dir=cache_dir, workers=workers,
-                                progress=progress, skip_bad=skip_bad, desc=desc)
-        for i, res in zip(audio, results):
+    length = dict(zip(audio, _long_audio([source(clips[i]) for i in audio], max_seconds)))
+    cut = [clips[i].id for i in audio if length[i]]
+    # Only long files are extracted with the limit (part of their cache key): short ones keep the
+    # cache entries they share with every other use of the same file.
+    short = [i for i in audio if length[i] is False]
+    for group, limit in ((short, None), ([i for i in audio if length[i] is not False], max_seconds)):
+        if not group:
+            continue
+        results = extract_audio([source(clips[i]) for i in group], features, cache_dir=cache_dir, workers=workers,
+                                progress=progress, skip_bad=skip_bad, desc=desc, max_seconds=limit)
+        for i, res in zip(group, results):
             if isinstance(res, DataError):
                 bad(i, res)
                 continue
@@ -101,10 +137,11 @@ def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad
                             j.cancel()
                     bad(i, exc)
                 bar.update()
-    return out, slices, skipped
+    return out, slices, skipped, cut
 
 
 def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool):
+    """``(arrays, slices, skipped, cut)`` of a sound pack made for ``key``, else None."""
     from .pack import read_pack
 
     if not path.exists():
@@ -120,51 +157,104 @@ def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool):
     gone = {s[0] for s in skipped}
     if meta.get("ids") != [i for i in ids if i not in gone] or len(arrays) != len(meta["ids"]):
         return None
-    return arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped
+    return arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", []))
 
 
 def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, skip_bad: bool = False,
             limit: int | None = None, seed: int = 0, workers: int | None = None, progress: bool = True,
-            cache_dir: Path | None = None, need: Sequence[str] = ()) -> Prepared:
+            cache_dir: Path, need: Sequence[str] = (), max_seconds: float | None = MAX_SECONDS,
+            min_class_clips: int = 0) -> Prepared:
     """Features of every usable clip of ``dataset``, stacked in the order of ``features``.
 
     ``need``: what the tasks read ("label", target names); clips with none of it are left out and
     counted. ``limit``: at most this many clips, stratified and seeded, spread over the splits.
     ``seed`` also draws the splits of a data set that gives none. Bad items raise DataError naming
     the file, or with ``skip_bad`` are left out and listed in ``Prepared.skipped``.
+    ``cache_dir``: the feature cache and packed sets (the workspace's ``cache_dir``).
+    ``max_seconds``: audio longer than this is cut to its middle ``max_seconds`` (0 or None: no
+    limit); the description counts the clips cut. ``min_class_clips``: a DataError when a class
+    has fewer clips than this (0: no check), naming each such class and its clips.
     """
-    from ..paths import cache_dir as default_cache
-
     features = dict(features)
     if not features:
         raise DataError("prepare needs at least one feature (e.g. mel); none was given")
+    if max_seconds is not None and not max_seconds >= 0:
+        raise ConfigError(f"max_seconds {max_seconds!r}: give the longest audio per clip in seconds, "
+                          f"e.g. 30 (--max-seconds 30), or 0 for no limit")
+    if isinstance(min_class_clips, bool) or not isinstance(min_class_clips, int) or min_class_clips < 0:
+        raise ConfigError(f"min_class_clips {min_class_clips!r}: give a whole number >= 0 (0: no check)")
+    max_seconds = max_seconds or None
     clips = dataset.clips(rate)
     where = dataset.describe()  # after clips(): a layout may describe the rate it last read
-    chosen = select(clips, where=where, need=need, limit=limit, seed=seed, skip_bad=skip_bad)
+    try:
+        chosen = select(clips, where=where, need=need, limit=limit, seed=seed, skip_bad=skip_bad)
+    except DataError as exc:
+        raise _printable(exc) from exc
     clips, splits, skipped = chosen.clips, chosen.splits, list(chosen.skipped)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache()
-    key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed)
+    check_class_sizes(clips, min_class_clips)
+    cache = Path(cache_dir)
+    key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
     path = cache / "packs" / f"{key[:40]}.pack"
     ids = [c.id for c in clips]
     hit = _read_pack(path, key, ids, skip_bad)
     if hit is not None:
-        arrays, slices, more = hit
+        arrays, slices, more, cut = hit
         gone = {s[0] for s in more}
         keep = [i for i, c in enumerate(clips) if c.id not in gone]
     else:
-        out, slices, more = _extract(clips, features, skip_bad=skip_bad, workers=workers, progress=progress,
-                                     cache_dir=cache_dir, desc=f"{dataset.name} features")
+        try:
+            out, slices, more, cut = _extract(clips, features, skip_bad=skip_bad, workers=workers,
+                                              progress=progress, cache_dir=cache_dir,
+                                              desc=f"{dataset.name} features", max_seconds=max_seconds)
+        except DataError as exc:
+            raise _printable(exc) from exc
         keep = [i for i, a in enumerate(out) if a is not None]
         arrays = [out[i] for i in keep]
         if arrays:
             _write_pack(path, arrays, {"key": key, "ids": [ids[i] for i in keep], "skipped": more,
-                                       "slices": slices, "rate": rate, "dataset": where})
-    skipped += more
+                                       "slices": slices, "rate": rate, "dataset": where, "cut": cut})
+    skipped = [(shown(item), shown(reason)) for item, reason in skipped + more]
     if not keep:
         first = f"; the first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
-        raise DataError(f"no clip of {where} could be prepared ({len(skipped)} skipped){first}")
+        raise DataError(shown(f"no clip of {where} could be prepared ({len(skipped)} skipped){first}"))
+    kept_ids = {clips[i].id for i in keep}
+    cut = [c for c in cut if c in kept_ids]
+    notes = list(chosen.notes)
+    if cut:
+        notes.append(f"{len(cut)} clip(s) longer than {max_seconds:g} s cut to their middle {max_seconds:g} s "
+                     f"(--max-seconds)")
     return _assemble([clips[i] for i in keep], [splits[i] for i in keep], arrays, slices, skipped,
-                     key=key, rate=rate, notes=chosen.notes, where=where)
+                     key=key, rate=rate, notes=notes, where=where)
+
+
+def _printable(exc: DataError) -> DataError:
+    """``exc`` with any undecodable bytes of a file name escaped (the same error when there are none)."""
+    text = str(exc)
+    return exc if shown(text) == text else DataError(shown(text))
+
+
+def _few(ids: Sequence[str], shown_at_most: int = 3) -> str:
+    more = len(ids) - shown_at_most
+    return ", ".join(shown(i) for i in ids[:shown_at_most]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_class_sizes(clips: Sequence[Clip], min_class_clips: int) -> None:
+    """DataError naming every label with fewer than ``min_class_clips`` clips (and those clips)."""
+    if min_class_clips <= 0:
+        return
+    members: dict[str, list[str]] = {}
+    for c in clips:
+        if c.label is not None:
+            members.setdefault(c.label, []).append(c.id)
+    small = {label: ids for label, ids in sorted(members.items()) if len(ids) < min_class_clips}
+    if not small:
+        return
+    detail = "; ".join(f"'{shown(label)}' has {len(ids)} ({_few(ids)})" for label, ids in small.items())
+    raise DataError(
+        f"{len(small)} class(es) have fewer than {min_class_clips} clips (--min-class-clips {min_class_clips}): "
+        f"{detail}; fix the labels (a typo?), add clips of those classes, leave them out of the data, or "
+        f"lower --min-class-clips (0: no check)"
+    )
 
 
 def _write_pack(path: Path, arrays, meta) -> None:
@@ -179,9 +269,9 @@ def _write_pack(path: Path, arrays, meta) -> None:
 
 def _assemble(clips: list[Clip], splits: list[str], arrays, slices, skipped, *, key: str, rate: str,
               notes: list[str], where: str) -> Prepared:
-    classes = tuple(sorted({c.label for c in clips if c.label is not None}))
+    classes = tuple(sorted({shown(c.label) for c in clips if c.label is not None}))
     index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index.get(c.label, -1) if c.label is not None else -1 for c in clips], dtype=np.int64)
+    labels = np.array([index.get(shown(c.label), -1) if c.label is not None else -1 for c in clips], dtype=np.int64)
     names = sorted({k for c in clips for k in c.targets})
     targets = {n: np.array([c.targets.get(n, np.nan) for c in clips], dtype=np.float32) for n in names}
     split_arr = np.array(splits, dtype="<U5")
@@ -191,9 +281,9 @@ def _assemble(clips: list[Clip], splits: list[str], arrays, slices, skipped, *, 
         digest.update(json.dumps(part, sort_keys=True).encode())
     counts = " / ".join(f"{s} {int((split_arr == s).sum())}" for s in ("train", "val", "test"))
     extra = notes + ([f"{len(skipped)} skipped (see the skipped list)"] if skipped else [])
-    description = f"{where} -> {len(clips)} clips at {rate} rate ({counts})" + "".join(f"; {n}" for n in extra)
+    description = shown(f"{where} -> {len(clips)} clips at {rate} rate ({counts})" + "".join(f"; {n}" for n in extra))
     return Prepared(
-        ids=[c.id for c in clips], x=[np.asarray(a, dtype=np.float32) for a in arrays], splits=split_arr,
+        ids=[shown(c.id) for c in clips], x=[np.asarray(a, dtype=np.float32) for a in arrays], splits=split_arr,
         labels=labels, classes=classes, targets=targets, rate=rate, fingerprint=digest.hexdigest(),
         description=description, skipped=list(skipped), feature_slices=dict(slices),
     )

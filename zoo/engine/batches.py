@@ -31,8 +31,11 @@ class Normaliser:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, arrays: list[np.ndarray]) -> "Normaliser":
-        """Statistics over every frame of ``arrays`` (each ``[F, T_i]``), in float64."""
+    def fit(cls, arrays: list[np.ndarray], keep: list[slice] | None = None) -> "Normaliser":
+        """Statistics over every frame of ``arrays`` (each ``[F, T_i]``), in float64.
+
+        ``keep``: rows left as they are (mean 0, std 1), see :func:`unscaled_rows`.
+        """
         if not arrays:
             raise DataError("cannot compute normalisation statistics: the training split is empty")
         F = arrays[0].shape[0]
@@ -49,6 +52,8 @@ class Normaliser:
         std = np.sqrt(var)
         # A constant bin (e.g. a silent mel band) would divide by ~0: leave its scale alone.
         std[std < 1e-6] = 1.0
+        for rows in keep or ():
+            mean[rows], std[rows] = 0.0, 1.0
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -137,6 +142,20 @@ class SplitData:
                 host[j, :, : a.shape[1]] = a
             x = torch.from_numpy(host).to(self.device, non_blocking=True)
         return Batch(x, self.lengths.index_select(0, ii), {k: v.index_select(0, ii) for k, v in self.y.items()})
+
+
+def unscaled_rows(features: Mapping[str, Any]) -> list[slice]:
+    """The stacked rows of the features (in stacking order) whose optional ``standardise`` is False.
+
+    Such a feature already has the scale a pretrained model was trained on (the AST's normalised
+    filter banks, a raw waveform): standardising it per bin would feed the model other inputs.
+    """
+    out, row = [], 0
+    for feature in features.values():
+        if not getattr(feature, "standardise", True):
+            out.append(slice(row, row + int(feature.n_bins)))
+        row += int(feature.n_bins)
+    return out
 
 
 def make_split(name: str, prepared: Prepared, rows: np.ndarray, targets: Mapping[str, np.ndarray],

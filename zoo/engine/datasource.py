@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..fsio import shown
+
 PREFIX = "zoo.data."
 EMBEDDED = "embedded"
 IN_MEMORY = "in-memory"
@@ -34,7 +36,8 @@ class DataSource:
         if self.in_memory:
             return {f"{PREFIX}source": IN_MEMORY}
         return {
-            f"{PREFIX}source": self.path if self.path is not None else EMBEDDED,
+            # A tracking store takes text only: a folder name that is not UTF-8 is kept with \xNN escapes.
+            f"{PREFIX}source": shown(self.path) if self.path is not None else EMBEDDED,
             f"{PREFIX}layout": self.layout or "",
             f"{PREFIX}settings": json.dumps(dict(self.settings), sort_keys=True, default=str),
             f"{PREFIX}limit": "" if self.limit is None else str(self.limit),
@@ -66,5 +69,6 @@ def source_of(data: Any, *, layout: str | None, settings: Mapping[str, Any] | No
     """The :class:`DataSource` of one ``run`` call (paths made absolute, so they work from anywhere)."""
     if prepared_given:
         return DataSource(in_memory=True)
-    path = None if data is None else str(Path(data).expanduser().resolve())
+    from ..data.layout import data_path
+    path = None if data_path(data) is None else str(data_path(data).resolve())
     return DataSource(path, layout, dict(settings or {}), limit, seed, skip_bad)

@@ -20,20 +20,26 @@ class DeviceChoice:
     device: Any
     amp_dtype: Any = None
     scaler: bool = False
+    threads_set: bool = False
+    """On the CPU: the thread count was set by the user (``train.threads``), not chosen here."""
 
     @property
     def type(self) -> str:
         return self.device.type
 
     def describe(self) -> str:
-        """E.g. ``cuda:0 (NVIDIA H100, bf16 autocast)`` or ``cpu (fp32, 2 threads)``."""
+        """E.g. ``cuda:0 (NVIDIA H100, bf16 autocast)``, ``cpu (fp32, 2 threads: one per usable core)``
+        or ``cpu (fp32, 1 thread set by train.threads, 2 usable cores)``."""
         import torch
         if self.device.type == "cuda":
             name = torch.cuda.get_device_name(self.device)
             mode = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + loss scaling"}
             return f"{self.device} ({name}, {mode[self.amp_dtype]})"
-        n = torch.get_num_threads()
-        return f"cpu (fp32, {n} thread{'s' if n > 1 else ''} of {os.cpu_count()} cores)"
+        n, cores = torch.get_num_threads(), usable_cores()
+        threads = f"{n} thread{'s' if n > 1 else ''}"
+        if self.threads_set:
+            return f"cpu (fp32, {threads} set by train.threads, {cores} usable core{'s' if cores > 1 else ''})"
+        return f"cpu (fp32, {threads}: one per usable core)"
 
     def autocast(self):
         """The autocast context for forward passes (a no-op in fp32)."""
@@ -43,28 +49,33 @@ class DeviceChoice:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def cpu_threads(requested: int = 0) -> int:
-    """How many threads torch should use on the CPU.
+def usable_cores() -> int:
+    """How many cores this process may run on: its CPU affinity (``os.sched_getaffinity``, which a
+    container's cpuset, ``taskset`` or a cluster's scheduler narrow), else every core the OS reports."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this OS (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
 
-    ``requested`` > 0 is taken as is. Otherwise: the cores that the 1-minute load average says are
-    idle, at least one. Torch's threads meet at a barrier after every small operation (an LSTM has
-    several per time step); when other programs keep a core busy, each barrier waits for a
-    descheduled thread, and a 2-thread LSTM step measured 400x slower than a 1-thread one.
+
+def cpu_threads(requested: int = 0) -> int:
+    """How many threads torch should use on the CPU: ``requested`` when > 0, else :func:`usable_cores`.
+
+    Chosen once per run. The 1-minute load average is not read: it says how busy the machine was
+    when the run started, not over the hours it trains, and a run that took 1 thread of 2 because
+    another job was finishing kept the other core idle to its end. On a machine shared with other
+    CPU-heavy jobs, torch's threads can wait on each other (they meet at a barrier after every
+    small operation): set ``train.threads`` then (docs/benchmarks.md measures both choices).
     """
     if requested > 0:
         return requested
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    return usable_cores()
 
 
 def pick_device(name: str = "auto", *, amp: bool = True, threads: int = 0) -> DeviceChoice:
     """``name``: "auto" (cuda when available), "cpu" or "cuda"; ``amp`` allows mixed precision on cuda.
 
-    On the CPU, also sets torch's thread count (:func:`cpu_threads` of ``threads``).
+    On the CPU, also sets torch's thread count (:func:`cpu_threads` of ``threads``; 0: one per usable core).
     """
     import torch
     if name not in ("auto", "cpu", "cuda"):
@@ -78,7 +89,7 @@ def pick_device(name: str = "auto", *, amp: bool = True, threads: int = 0) -> De
         )
     if name == "cpu" or not has_cuda:
         torch.set_num_threads(cpu_threads(threads))
-        return DeviceChoice(torch.device("cpu"))
+        return DeviceChoice(torch.device("cpu"), threads_set=threads > 0)
     device = torch.device("cuda", torch.cuda.current_device())
     if not amp:
         return DeviceChoice(device)

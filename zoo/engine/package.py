@@ -71,14 +71,16 @@ def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[st
 
     ``prepared_meta`` comes from :func:`prepared_meta`; ``norm_stats`` is the training split's
     :class:`~zoo.engine.batches.Normaliser`; ``registry`` resolves full component configs
-    (default: a fresh ``Registry()``).
+    (default: a fresh ``Registry()``). Both files are written atomically (:mod:`zoo.fsio`), the
+    weights first: a folder holds the complete model, or no ``zoo_model.json`` at all. A write
+    that fails (full disk, read-only folder) raises :class:`~zoo.errors.StorageError`.
     """
     import torch
 
     from .. import __version__
+    from ..fsio import atomic_file, ensure_dir, storage_error, write_text
     from ..registry import Registry
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_dir(Path(folder), "the model folder")
     comp = built.composition
     features = built.features
     first = next(iter(features.values()))
@@ -106,8 +108,14 @@ def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[st
         "rebuildable": not isinstance(built, ObjectBuilt),
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, folder / WEIGHTS_FILE)
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+    text = json.dumps(meta, indent=2, default=_json_default)  # before any write: a bad value writes nothing
+    try:  # a stale description must not outlive new weights
+        (folder / META_FILE).unlink(missing_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, folder / META_FILE, "the model description") from exc
+    with atomic_file(folder / WEIGHTS_FILE, "the model weights") as f:
+        torch.save(state, f)
+    write_text(folder / META_FILE, text, "the model description")
     return folder
 
 
@@ -145,6 +153,19 @@ def read_meta(folder: Path) -> dict[str, Any]:
         raise RunError(f"{path} has format version {meta['format_version']}; this zoo reads up to "
                        f"{FORMAT_VERSION}: upgrade music-zoo")
     return meta
+
+
+def find_model_folder(path: Path) -> Path | None:
+    """The folder holding ``zoo_model.json``: ``path`` itself (or the file), ``path/model`` (a run's
+    seed folder), or ``path/artifacts/<one>/`` (an MLflow pyfunc model); None if there is none."""
+    path = Path(path)
+    if path.is_file() and path.name == META_FILE:
+        return path.parent
+    for candidate in (path, path / "model"):
+        if (candidate / META_FILE).is_file():
+            return candidate
+    found = sorted(path.glob(f"artifacts/*/{META_FILE}"))
+    return found[0].parent if len(found) == 1 else None
 
 
 def _needs(meta: Mapping[str, Any], kind: str, name: str, registry: Any, folder: Path) -> None:

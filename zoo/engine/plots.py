@@ -11,27 +11,41 @@ from ..figures import pyplot, save
 
 
 
-def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "") -> Path:
-    """Loss per epoch (train and val) and every validation metric per epoch, side by side."""
+def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "", best_epoch: int | None = None,
+           monitor: str = "") -> Path:
+    """Loss per epoch (train and val) and every validation metric per epoch, side by side.
+
+    Each epoch is a point on an integer epoch axis; ``best_epoch`` (the epoch whose weights were
+    kept, chosen on ``monitor``) is marked on both panels by a dotted line and, on ``monitor``'s
+    curve, a star."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
-    epochs = [r["epoch"] for r in history]
+    epochs = [int(r["epoch"]) for r in history]
     metric_keys = sorted({k for r in history for k in r if k.startswith("val.") and k != "val.loss"
                           and not k.endswith(".loss")})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key, style in (("train.loss", "-"), ("val.loss", "--")):
+    for key, style in (("train.loss", "o-"), ("val.loss", "s--")):
         values = [r.get(key, np.nan) for r in history]
         if not np.all(np.isnan(values)):
-            axes[0].plot(epochs, values, style, label=key)
-    axes[0].set_xlabel("epoch")
+            axes[0].plot(epochs, values, style, ms=4, label=key)
     axes[0].set_ylabel("loss")
-    axes[0].legend()
     axes[0].set_title("loss")
     for key in metric_keys:
-        axes[1].plot(epochs, [r.get(key, np.nan) for r in history], label=key[4:])
-    axes[1].set_xlabel("epoch")
+        values = [r.get(key, np.nan) for r in history]
+        axes[1].plot(epochs, values, "o-", ms=4, label=key[4:])
+        if key == monitor and best_epoch in epochs:
+            axes[1].plot([best_epoch], [values[epochs.index(best_epoch)]], "*", ms=14, color="crimson", zorder=5)
     axes[1].set_title("validation metrics")
-    if metric_keys:
-        axes[1].legend(fontsize=8)
+    if best_epoch is not None and best_epoch in epochs:
+        for ax in axes:
+            ax.axvline(best_epoch, color="crimson", ls=":", lw=1.2,
+                       label=f"best epoch {best_epoch}" + (f" ({monitor})" if monitor else ""))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return save(fig, path, dpi=100)

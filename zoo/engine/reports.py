@@ -1,4 +1,8 @@
-"""A run's reports on disk: classification report, metrics.json, confusion/scatter/curve PNGs."""
+"""A run's reports on disk: classification report, metrics.json, confusion/scatter/curve PNGs.
+
+Each file is written atomically (:mod:`zoo.fsio`): a report is complete or absent, and a write
+that fails is a one-line :class:`~zoo.errors.StorageError` naming the file and the free space.
+"""
 from __future__ import annotations
 
 import json
@@ -8,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..fsio import ensure_dir, write_text
 from . import plots
 from .metrics import SplitPredictions
 
@@ -45,7 +50,7 @@ def write_reports(folder: Path, model: Any, preds: SplitPredictions, metrics: Ma
     ``classification_report.txt`` (every classification task), ``confusion_<task>.png``,
     ``scatter_<task>.png`` and ``curves.png`` (when ``history`` is given).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_dir(Path(folder), "the reports folder")
     paths: dict[str, Path] = {}
     texts = []
     per_class = {}
@@ -67,13 +72,14 @@ def write_reports(folder: Path, model: Any, preds: SplitPredictions, metrics: Ma
                                                      title=f"{name}: {where}\n{sub}", label=schema.target or name)
     if texts:
         paths["classification_report"] = folder / "classification_report.txt"
-        paths["classification_report"].write_text("\n\n".join(texts))
+        write_text(paths["classification_report"], "\n\n".join(texts), "the classification report")
     if history:
-        paths["curves"] = plots.curves(history, folder / "curves.png", title=title)
+        paths["curves"] = plots.curves(history, folder / "curves.png", title=title,
+                                       best_epoch=(extra or {}).get("best_epoch"), monitor=(extra or {}).get("monitor", ""))
     doc = {"split": preds.split, "metrics": metrics, "loss": preds.loss, "per_class": per_class}
     doc.update(extra or {})
     paths["metrics"] = folder / "metrics.json"
-    paths["metrics"].write_text(json.dumps(jsonable(doc), indent=2))
+    write_text(paths["metrics"], json.dumps(jsonable(doc), indent=2), "the metrics report")
     return paths
 
 

@@ -1,8 +1,10 @@
-"""One training invocation: compose, prepare the data, train one model per seed, evaluate, log.
+"""One training invocation: carry out a :class:`~zoo.engine.request.RunRequest` (compose, prepare, train per seed, log).
 
 Every seed's run is tracked; with several seeds they nest under a parent run that logs the mean
 and 95 % t-interval of each test metric. Reports and the packaged model of each seed go to a
-folder under ``ZOO_HOME/runs`` and are logged as the run's ``reports/`` and ``model/`` artifacts.
+folder under the request's ``out_dir`` (default: the workspace's ``runs`` folder) and are logged as
+the run's ``reports/`` and ``model/`` artifacts. The runner prints nothing: what a user sees goes
+through a :class:`~zoo.engine.reporting.Reporter`.
 """
 from __future__ import annotations
 
@@ -14,27 +16,30 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..data.preparedset import Prepared
 from ..errors import ConfigError, DataError
+from ..fsio import make_new_dir, write_json, write_text
 from ..model.building import Built, build_components, resolved_configs
 from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from .batches import Normaliser, make_splits
-from .trainconfig import TrainConfig, task_weight_map
-from .datasource import source_of
+from .batches import Normaliser, make_splits, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
+from .reporting import QuietReporter, Reporter
 from .reports import jsonable, write_reports
+from .request import DataRequest, RunRequest
 from .seeds import seed_everything
+from .trainconfig import TrainConfig, task_weight_map
 from .transfer import TransferSource, adopt_settings, check_input, load_backbone_weights
 
-Echo = Callable[[str], None]
-SKIPPED_SHOWN = 10
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
 # Settings that change speed or placement, not the model a run produces: not part of its group.
 _NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp", "threads")
 
@@ -145,21 +150,14 @@ class RunResult:
         }
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
-def run_folder(spec: str, root: Path | None = None) -> Path:
-    """A fresh folder ``ZOO_HOME/runs/<time>-<spec>-<random>`` for a run's files."""
-    from ..paths import zoo_home
-    base = Path(root) if root else zoo_home() / "runs"
-    folder = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(spec)}-{uuid.uuid4().hex[:6]}"
-    folder.mkdir(parents=True, exist_ok=False)
-    return folder
+def run_folder(spec: str, root: Path) -> Path:
+    """A fresh folder ``root/<time>-<spec>-<random>`` for a run's files (``root``: e.g. the workspace's runs_dir)."""
+    folder = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(spec)}-{uuid.uuid4().hex[:6]}"
+    return make_new_dir(folder, "the run folder")
 
 
 def needed_columns(built: Built) -> tuple[str, ...]:
@@ -167,16 +165,17 @@ def needed_columns(built: Built) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.target for t in built.tasks.values()))
 
 
-def load_data(built: Built, registry: Any, *, data: Any = None, layout: str | None = None,
-              dataset_settings: Mapping[str, Any] | None = None, skip_bad: bool = False, limit: int | None = None,
-              seed: int = 0, workers: int | None = None, progress: bool = True) -> Prepared:
-    """Open the data set (the embedded one when ``data`` is None) and prepare it for ``built``."""
+def load_data(built: Built, registry: Any, data: DataRequest, *, seed: int, workspace: Workspace,
+              progress: bool = True) -> Prepared:
+    """Open the data set of ``data`` (the embedded one, under ``workspace.data_dir``, when it names no
+    folder) and prepare it for ``built``, caching features under ``workspace.cache_dir``."""
     from ..data.layout import open_dataset
     from ..data.prepare import prepare
-    dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(dataset_settings or {}),
-                           progress=progress)
-    return prepare(dataset, built.features, rate=built.rate, skip_bad=skip_bad, limit=limit, seed=seed,
-                   workers=workers, progress=progress, need=needed_columns(built))
+    dataset = open_dataset(data.path, layout=data.layout, registry=registry, settings=dict(data.settings),
+                           progress=progress, data_dir=workspace.data_dir, limit=data.limit, seed=seed)
+    return prepare(dataset, built.features, rate=built.rate, skip_bad=data.skip_bad, limit=data.limit, seed=seed,
+                   workers=data.workers, progress=progress, need=needed_columns(built), cache_dir=workspace.cache_dir,
+                   max_seconds=data.max_seconds, min_class_clips=data.min_class_clips)
 
 
 def check_prepared(prepared: Prepared, built: Built) -> None:
@@ -233,17 +232,15 @@ class _Context:
     configs: dict
     base_tags: dict
     folder: Path
-    progress: bool
-    echo: Echo
+    reporter: Reporter
     transfer: TransferSource | None = None
 
 
 def _write_skipped(prepared: Prepared, folder: Path) -> Path | None:
     if not prepared.skipped:
         return None
-    path = folder / "skipped.txt"
-    path.write_text("".join(f"{item}\t{reason}\n" for item, reason in prepared.skipped))
-    return path
+    return write_text(folder / "skipped.txt", "".join(f"{item}\t{reason}\n" for item, reason in prepared.skipped),
+                      "the list of skipped clips")
 
 
 def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
@@ -274,12 +271,11 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     if ctx.transfer is not None:
         backbone_config = ctx.registry.load("backbone", built.composition.backbone).config
         copied = load_backbone_weights(model, ctx.transfer, backbone_config)
-        ctx.echo(f"transfer: backbone from {ctx.transfer.label} ({ctx.transfer.spec}), {copied} tensors; "
-                 f"freeze {ctx.transfer.freeze}")
+        ctx.reporter.on_transfer(ctx.transfer, copied)
     model.to(ctx.device.device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     tracker.log_params(run_id, {"model.parameters": n_params})
-    ctx.echo(f"model: {built.composition} (seed {seed}), {n_params:,} trainable parameters")
+    ctx.reporter.on_model(str(built.composition), seed, n_params)
 
     from .train import fit
 
@@ -287,13 +283,13 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         tracker.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
 
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed,
-                 progress=ctx.progress, on_epoch=log_epoch)
+                 progress=ctx.reporter.progress, on_epoch=log_epoch)
     skipped = _write_skipped(ctx.prepared, reports_dir)
     title = f"{built.composition} seed {seed}"
     if result.overfit is not None:
         from .plots import curves
         curves(result.history, reports_dir / "curves.png", title=f"{title}: overfit check")
-        (reports_dir / "overfit.json").write_text(json.dumps(result.overfit, indent=2))
+        write_json(reports_dir / "overfit.json", result.overfit, "the overfit report")
         tracker.log_metrics(run_id, {"overfit.final_loss": result.overfit["final_loss"],
                                      "overfit.epochs": result.overfit["epochs"]})
         tracker.set_tags(run_id, {"zoo.overfit.reached": str(result.overfit["reached"]).lower()})
@@ -329,104 +325,90 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
                       result.seconds, folder, reports, model, model_dir, text.read_text() if text else "")
 
 
-def run(spec: str | Built, *, registry: Any = None, settings: Mapping[str, Mapping[str, Any]] | None = None,
-        config: TrainConfig | None = None, data: Any = None, layout: str | None = None,
-        dataset_settings: Mapping[str, Any] | None = None, prepared: Prepared | None = None, seed: int = 0,
-        seeds: int = 1, limit: int | None = None, skip_bad: bool = False, workers: int | None = None,
-        tracker: Tracker | None = None, progress: bool = True, echo: Echo | None = None,
-        out_dir: Path | None = None, transfer: TransferSource | None = None,
-        tags: Mapping[str, str] | None = None) -> RunResult:
-    """Train ``spec`` (a spec string or a :class:`~zoo.model.building.Built`) once per seed and evaluate it.
+def compose_request(request: RunRequest, registry: Any) -> Built:
+    """The composition ``request`` trains: its Built as given, or its spec built with its settings
+    (a transfer's backbone settings adopted, and its input checked against the source's)."""
+    if isinstance(request.spec, Built):
+        return request.spec
+    comp = parse_spec(request.spec, registry)
+    settings = request.settings
+    transfer = request.transfer
+    if transfer is not None:
+        settings = adopt_settings(transfer, comp, settings, registry.load("backbone", comp.backbone).config)
+    built = build_components(comp, registry, settings)
+    if transfer is not None:
+        check_input(transfer, built.rate, built.n_bins, comp)
+    built.make_backbone(registry)  # a broken backbone plugin fails here, before any data work
+    return built
 
-    ``settings``: component settings per scope (not ``train``/``dataset``: those are ``config``
-    and ``dataset_settings``). ``prepared`` skips loading data (``data``, ``layout``, ``limit``,
-    ``skip_bad``, ``workers`` are then unused). ``tracker`` defaults to a :class:`NullTracker`.
-    ``transfer`` starts the backbone from a trained model's (a spec string is then required);
-    ``tags`` are added to every run (e.g. ``zoo.recipe``).
-    Failures end the affected runs FAILED and propagate.
+
+def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, reporter: Reporter | None = None,
+        workspace: Workspace | None = None) -> RunResult:
+    """Carry out ``request``: train its composition once per seed, evaluate and log each.
+
+    ``tracker`` defaults to a :class:`~zoo.tracking.NullTracker`, ``reporter`` to a quiet one.
+    ``workspace`` gives the embedded data's and the feature cache's folders and, when the request
+    has no ``out_dir``, the runs folder; it may be left out only when the request brings its data
+    prepared and an ``out_dir``. Failures end the affected runs FAILED and propagate.
     """
-    from ..registry import Registry
-    registry = registry or Registry()
-    config = config or TrainConfig()
     tracker = tracker or untracked()
-    echo = echo or _quiet
-    if seeds < 1:
-        raise ConfigError(f"seeds {seeds}: give 1 or more (--seeds K trains K models with seeds seed..seed+K-1)")
-    if prepared is not None:
-        unused = [name for name, value in (("data", data), ("layout", layout), ("limit", limit),
-                                           ("skip_bad", skip_bad), ("dataset settings", dataset_settings))
-                  if value]
-        if unused:
-            raise ConfigError(f"prepared data is used as it is, so {', '.join(unused)} would be ignored; "
-                              f"pass either prepared or the data-loading arguments")
-    if isinstance(spec, Built):
-        if transfer is not None:
-            raise ConfigError("transfer needs a spec string (the backbone is rebuilt with the source's settings), "
-                              "not an already built composition")
-        built = spec
-    else:
-        comp = parse_spec(spec, registry)
-        if transfer is not None:
-            settings = adopt_settings(transfer, comp, settings, registry.load("backbone", comp.backbone).config)
-        built = build_components(comp, registry, settings)
-        if transfer is not None:
-            check_input(transfer, built.rate, built.n_bins, comp)
+    reporter = reporter or QuietReporter()
+    data, config = request.data, request.train
+    if workspace is None and (data.prepared is None or request.out_dir is None):
+        need = "an out_dir" if data.prepared is not None else "prepared data and an out_dir"
+        raise ConfigError(f"runner.run needs a workspace (for the data, cache and runs folders) unless the request "
+                          f"has {need}; pass workspace=zoo.workspace.Workspace.from_env()")
+    built = compose_request(request, registry)
     text = str(built.composition)
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
     device = pick_device(config.device, amp=config.amp, threads=config.threads)
-    folder = run_folder(text, out_dir)
+    folder = run_folder(text, request.out_dir if request.out_dir is not None else workspace.runs_dir)
+    seed_list = request.seeds.seeds
+    several = len(seed_list) > 1
     base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
-                 "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **(tags or {})}
-    if transfer is not None:
-        base_tags.update(transfer.tags())
+                 "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **request.tags}
+    if request.transfer is not None:
+        base_tags.update(request.transfer.tags())
     # Where the data came from, so the same clips can be prepared again later (zoo embed).
-    base_tags.update(source_of(data, layout=layout, settings=dataset_settings, limit=limit, seed=seed,
-                               skip_bad=skip_bad, prepared_given=prepared is not None).tags())
-    seed_list = list(range(seed, seed + seeds))
-    top_tags = dict(base_tags, **({"zoo.kind": "seeds", "zoo.seeds": ",".join(map(str, seed_list))} if seeds > 1 else
-                                  {"zoo.seed": str(seed)}))
-    top_name = f"{text} seeds {seed_list[0]}-{seed_list[-1]}" if seeds > 1 else f"{text} seed {seed}"
+    base_tags.update(data.source(request.data_seed).tags())
+    top_tags = dict(base_tags, **({"zoo.kind": "seeds", "zoo.seeds": ",".join(map(str, seed_list))} if several else
+                                  {"zoo.seed": str(seed_list[0])}))
+    top_name = f"{text} seeds {seed_list[0]}-{seed_list[-1]}" if several else f"{text} seed {seed_list[0]}"
     with tracked_run(tracker, top_name, top_tags) as top_id:
+        prepared = data.prepared
         if prepared is None:
-            prepared = load_data(built, registry, data=data, layout=layout, dataset_settings=dataset_settings,
-                                 skip_bad=skip_bad, limit=limit, seed=seed, workers=workers, progress=progress)
+            prepared = load_data(built, registry, data, seed=request.data_seed, workspace=workspace,
+                                 progress=reporter.progress)
         check_prepared(prepared, built)
-        info = describe_data(prepared)
-        c = info["counts"]
-        echo(f"data: {prepared.description}")
-        echo(f"clips: {info['clips']} (train {c['train']}, val {c['val']}, test {c['test']}); "
-             f"{prepared.rate} rate, {prepared.n_bins} bins" + (f"; {len(prepared.classes)} classes" if prepared.classes else ""))
-        if prepared.skipped:
-            echo(f"skipped {len(prepared.skipped)} clip(s) (--skip-bad); listed in reports/skipped.txt:")
-            for item, reason in prepared.skipped[:SKIPPED_SHOWN]:
-                echo(f"  {item}: {reason}")
-            if len(prepared.skipped) > SKIPPED_SHOWN:
-                echo(f"  ... and {len(prepared.skipped) - SKIPPED_SHOWN} more")
-        echo(f"device: {device.describe()}")
-        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")])
+        reporter.on_data(prepared)
+        reporter.on_device(device.describe())
+        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")], keep=unscaled_rows(built.features))
         splits = make_splits(prepared, built.tasks, norm, device.device)
         group = group_key(text, configs, config, prepared.fingerprint)
-        tracker.set_tags(top_id, {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint,
-                                  "zoo.group": group})
+        data_tags = {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint, "zoo.group": group}
+        tracker.set_tags(top_id, data_tags)
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
-                       dict(base_tags, **{"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint,
-                                          "zoo.group": group}), folder, progress, echo, transfer)
+                       dict(base_tags, **data_tags), folder, reporter, request.transfer)
         results = []
-        if seeds == 1:
-            results.append(_train_seed(ctx, seed, top_id))
+        if not several:
+            results.append(_train_seed(ctx, seed_list[0], top_id))
+            reporter.on_seed_end(results[-1])
         else:
             for s in seed_list:
                 with tracked_run(tracker, f"{text} seed {s}", dict(ctx.base_tags, **{"zoo.seed": str(s)}),
                                  parent=top_id) as child:
                     results.append(_train_seed(ctx, s, child))
-        summary = intervals.summarise(r.test for r in results) if seeds > 1 else {}
-        if seeds > 1:
+                reporter.on_seed_end(results[-1])
+        summary = intervals.summarise(r.test for r in results) if several else {}
+        if several:
             _log_summary(tracker, top_id, ctx, summary, results, seed_list)
-    return RunResult(text, results, top_id if seeds > 1 else None, summary, describe_data(prepared),
-                     device.describe(), tuple(prepared.classes), tuple(built.tasks[n].target for n in built.tasks
-                                                                        if built.tasks[n].kind != "classification"),
-                     tracker.where(top_id), folder)
+    result = RunResult(text, results, top_id if several else None, summary, describe_data(prepared),
+                       device.describe(), tuple(prepared.classes),
+                       tuple(t.target for t in built.tasks.values() if t.kind != "classification"),
+                       tracker.where(top_id), folder)
+    reporter.on_run_end(result)
+    return result
 
 
 def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[str, Mapping[str, float]],
@@ -450,5 +432,5 @@ def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[
     summary_dir.mkdir(exist_ok=True)
     doc = {"seeds": seed_list, "summary": summary,
            "per_seed": [{"seed": r.seed, "run_id": r.run_id, "test": r.test} for r in results]}
-    (summary_dir / "seeds.json").write_text(json.dumps(jsonable(doc), indent=2))
+    write_json(summary_dir / "seeds.json", jsonable(doc), "the seeds summary")
     tracker.log_artifacts(run_id, summary_dir, "summary")

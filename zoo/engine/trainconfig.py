@@ -54,7 +54,7 @@ class TrainConfig:
     amp: bool = True
     """Mixed precision on cuda (bf16 where supported, else fp16 with loss scaling); cpu is fp32."""
     threads: int = 0
-    """CPU threads for torch; 0: one per core that other programs leave idle (at least 1)."""
+    """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""
     refresh_steps: int = 10
     """Read the running loss back for the progress bar every this many steps (a device sync)."""
 

@@ -3,7 +3,6 @@
 Nothing here loads at ``import zoo``; each module imports torch, MLflow or matplotlib only
 inside the functions that need them. Modules, one job each:
 
-- :mod:`~zoo.lab.runs`       find a trained run's packaged model and MLflow record (id, recipe, folder)
 - :mod:`~zoo.lab.embed`      latent maps: the layer before the output for every clip, in 2-D, as PNG + CSV
 - :mod:`~zoo.lab.project`    PCA, t-SNE and UMAP projections to 2-D
 - :mod:`~zoo.lab.mapplot`    the scatter figure of a latent map

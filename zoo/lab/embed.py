@@ -4,7 +4,7 @@
 on again (its data source is recorded with the run, see :mod:`zoo.engine.datasource`), takes
 ``ZooModel.embed`` of every clip of a split, projects the embeddings with PCA, t-SNE or UMAP and
 saves a scatter (PNG) and the 2-D coordinates (CSV), both also logged to the run as artifacts
-under ``embeddings/``.
+under ``embeddings/``. What to draw is a frozen :class:`LatentMapRequest`, checked when it is made.
 """
 from __future__ import annotations
 
@@ -12,18 +12,72 @@ import csv
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ..engine.request import DataRequest
 from ..errors import ConfigError, DataError
 from ..tracking import DEFAULT_EXPERIMENT
 from .project import METHOD_NAMES, METHODS, check_method
+
+if TYPE_CHECKING:
+    from ..engine.reporting import Reporter
+    from ..workspace import Workspace
 
 ARTIFACT_DIR = "embeddings"
 SPLITS = ("train", "val", "test", "all")
 LABEL_COLOURS = ("genre", "label")
 """Colour names meaning "the clip's class label" (the genre for the zoo's data sets)."""
+
+
+@dataclass(frozen=True)
+class LatentMapRequest:
+    """What ``zoo embed`` draws: latent maps of one trained model, one per projection method.
+
+    ``model``: any reference :func:`zoo.refs.resolve` takes (a run id or prefix, a recipe name for
+    its latest run in ``experiment``, a model folder, a ``RunResult``). ``data``: the clips to map,
+    a :class:`~zoo.engine.request.DataRequest` (a folder path or a ``Prepared`` is taken as one;
+    its ``seed`` draws a ``limit`` subset, default 0); None: the data the run recorded, prepared
+    again exactly (same folder, layout, settings, limit and seed). ``methods``: pca, tsne, umap.
+    ``color``: "genre" or a target name (default: genre when the data has labels). ``split``:
+    train, val, test or all. ``task``: whose last hidden layer (default: the model's first task).
+    ``out_dir``: the PNG and CSV files (default: the workspace's ``embeddings/<run>``); ``log``:
+    attach them to the model's MLflow run (when it has one). ``seed``: the t-SNE / UMAP layout's.
+    """
+
+    model: Any
+    methods: tuple[str, ...] = ("pca",)
+    color: str | None = None
+    split: str = "test"
+    task: str | None = None
+    data: DataRequest | None = None
+    out_dir: Path | None = None
+    log: bool = True
+    seed: int = 0
+    device: str = "auto"
+    experiment: str = DEFAULT_EXPERIMENT
+
+    def __post_init__(self) -> None:
+        from ..data.preparedset import Prepared
+        methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
+        if not methods:
+            raise ConfigError(f"no projection method given; use {', '.join(METHODS)}")
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(check_method(m) for m in methods)))
+        if self.split not in SPLITS:
+            raise ConfigError(f"split '{self.split}': use one of {', '.join(SPLITS)}")
+        data = self.data
+        if isinstance(data, Prepared):
+            data = DataRequest(prepared=data)
+        elif isinstance(data, (str, Path)):
+            data = DataRequest(path=data)
+        if data is not None and not isinstance(data, DataRequest):
+            raise ConfigError(f"data {data!r}: give a DataRequest, a data folder or a Prepared (None: the run's own)")
+        object.__setattr__(self, "data", data)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed {self.seed!r}: give a whole number >= 0 (the layout's seed)")
+        if self.out_dir is not None:
+            object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser())
 
 
 @dataclass
@@ -77,18 +131,13 @@ def embeddings(model: Any, meta: Mapping[str, Any], prepared: Any, rows: np.ndar
     return out
 
 
-def prepare_for(ref: Any, model: Any, *, data: Any = None, layout: str | None = None,
-                settings: Mapping[str, Any] | None = None, limit: int | None = None, data_seed: int = 0,
-                from_record: bool = True, registry: Any = None, progress: bool = True,
-                echo: Callable[[str], None] = print):
-    """The clips to map for the run ``ref`` (a :class:`~zoo.lab.runs.RunRef`): ``(prepared, same_data)``.
+def prepare_for(ref: Any, model: Any, data: DataRequest | None, *, registry: Any, workspace: Workspace,
+                reporter: Reporter):
+    """The clips to map for the run ``ref`` (a :class:`~zoo.refs.ModelRef`): ``(prepared, same_data)``.
 
-    The data set is prepared with the model's own features. Without any data argument, the run's
-    recorded source is used: the same folder, layout, settings, limit and seed, hence the same clips
-    and splits as in training. Otherwise ``data`` (None: the embedded set) with ``layout``,
-    ``settings`` and ``limit`` is prepared.
-    ``data_seed`` draws the ``limit`` subset of explicitly given data (training used its first seed).
-    ``from_record=False`` always uses the arguments given (``data`` None: the embedded set).
+    The data set is prepared with the model's own features. ``data`` None: the run's recorded
+    source, hence the same clips and splits as in training; else the data ``data`` names (its
+    ``prepared`` as it is, or its folder, None for the embedded set).
     """
     from ..data.layout import open_dataset
     from ..data.prepare import prepare
@@ -96,7 +145,7 @@ def prepare_for(ref: Any, model: Any, *, data: Any = None, layout: str | None = 
     from ..engine.package import features_from_meta
     meta = ref.meta
     source = None
-    if from_record and data is None and layout is None and not settings and limit is None:
+    if data is None:
         source = DataSource.from_tags(ref.tags)
         if source is None or source.in_memory:
             why = ("was trained on data handed over in memory" if source is not None else
@@ -106,18 +155,30 @@ def prepare_for(ref: Any, model: Any, *, data: Any = None, layout: str | None = 
                 f"with --data PATH (and --layout / --set dataset.KEY=VALUE as in training), or omit --data "
                 f"only for runs that recorded their data"
             )
-        data, layout, settings, limit = source.path, source.layout, source.settings, source.limit
-    dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(settings or {}))
+        data = DataRequest(path=source.path, layout=source.layout, settings=source.settings, limit=source.limit,
+                           skip_bad=source.skip_bad, seed=source.seed)
+    if data.prepared is not None:
+        return _checked(data.prepared, meta), None
+    dataset = open_dataset(data.path, layout=data.layout, registry=registry, settings=dict(data.settings),
+                           progress=reporter.progress, data_dir=workspace.data_dir, limit=data.limit,
+                           seed=data.seed or 0)
     need = tuple(dict.fromkeys(t.target for t in model.tasks.values()))
-    prepared = prepare(dataset, features_from_meta(meta, registry), rate=meta["rate"], limit=limit,
-                       seed=source.seed if source else data_seed, skip_bad=bool(source.skip_bad) if source else False,
-                       progress=progress, need=need)
+    prepared = prepare(dataset, features_from_meta(meta, registry), rate=meta["rate"], limit=data.limit,
+                       seed=data.seed or 0, skip_bad=data.skip_bad, workers=data.workers,
+                       progress=reporter.progress, need=need, cache_dir=workspace.cache_dir)
     recorded = (meta.get("data") or {}).get("fingerprint")
     same = None if not recorded else prepared.fingerprint == recorded
     if source is not None and same is False:
-        echo(f"note: {prepared.description} differs from the data {ref.label} was trained on "
-             f"(the files changed since); the map shows the data as it is now")
+        reporter.on_note(f"note: {prepared.description} differs from the data {ref.label} was trained on "
+                         f"(the files changed since); the map shows the data as it is now")
     return prepared, same
+
+
+def _checked(prepared: Any, meta: Mapping[str, Any]) -> Any:
+    if prepared.n_bins != int(meta["n_bins"]) or prepared.rate != meta["rate"]:
+        raise DataError(f"{prepared.description} holds {prepared.rate}-rate arrays of {prepared.n_bins} bins; the "
+                        f"model {meta['spec']} needs {meta['rate']}-rate input of {meta['n_bins']} bins")
+    return prepared
 
 
 def colour_of(prepared: Any, color: str | None, model: Any) -> str:
@@ -168,66 +229,60 @@ def write_csv(path: Path, prepared: Any, rows: np.ndarray, xy: np.ndarray) -> Pa
     return Path(path)
 
 
-def log_files(run_id: str, files: Sequence[Path]) -> None:
-    """Attach ``files`` to run ``run_id`` under ``embeddings/`` (a finished run takes artifacts too)."""
+def log_files(run_id: str, files: Sequence[Path], *, uri: str) -> None:
+    """Attach ``files`` to run ``run_id`` of the store ``uri`` under ``embeddings/`` (a finished run
+    takes artifacts too)."""
     from ..tracking.mlflow.store import client
-    c = client()
+    c = client(uri)
     for f in files:
         c.log_artifact(run_id, str(f), artifact_path=ARTIFACT_DIR)
 
 
-def default_out(ref: Any) -> Path:
-    from ..paths import zoo_home
-    return zoo_home() / ARTIFACT_DIR / (ref.run_id or Path(ref.folder).resolve().parent.name)
+def default_out(ref: Any, workspace: Workspace) -> Path:
+    """``<workspace>/embeddings/<run id, or the model folder's parent>``."""
+    return workspace.embeddings_dir / (ref.run_id or Path(ref.folder).resolve().parent.name)
 
 
-def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | None = None, split: str = "test",
-                task: str | None = None, data: Any = None, layout: str | None = None,
-                settings: Mapping[str, Any] | None = None, limit: int | None = None, data_seed: int = 0,
-                from_record: bool = True, prepared: Any = None, out_dir: str | Path | None = None,
-                log: bool = True, seed: int = 0, device: str = "auto",
-                experiment: str = DEFAULT_EXPERIMENT, registry: Any = None, progress: bool = True,
-                echo: Callable[[str], None] | None = None) -> list[LatentMap]:
-    """Latent maps of a trained model: one per method in ``methods``, from one pass of the model.
+def latent_maps(request: LatentMapRequest | Any, *, workspace: Workspace | None = None, registry: Any = None,
+                reporter: Reporter | None = None, **options: Any) -> list[LatentMap]:
+    """Latent maps of a trained model, one per method of ``request``, from one pass of the model.
 
-    ``run``: a run id, a recipe name (its latest run), a model folder or a ``RunResult``.
-    Without ``data``, ``layout``, ``settings`` and ``limit`` the run's recorded data source is
-    prepared again (``from_record=False``: the embedded set); ``data_seed`` draws a ``limit``
-    subset of given data. ``prepared``: ready data instead (the data arguments are then unused).
-    ``color``: "genre" or a target name (default: genre when the data has labels).
-    ``task``: whose last hidden layer (default: the model's first task). ``log``: attach the
-    PNG and CSV to the model's MLflow run (when it has one).
+    ``request``: a :class:`LatentMapRequest`, or the model reference with the request's other
+    fields as keyword ``options`` (``latent_maps(run_id, methods=("pca", "tsne"), split="all")``).
+    ``workspace``: the store, data and output folders (default: from the environment); ``registry``
+    defaults to the workspace's. ``reporter`` receives the lines ``zoo embed`` prints (``on_note``)
+    and says whether to draw progress bars (default: quiet, no bars).
     """
     from ..engine.package import load_model
-    from ..registry import Registry
+    from ..engine.reporting import QuietReporter
+    from ..refs import resolve
+    from ..workspace import Workspace
     from .mapplot import scatter_map
     from .project import project
-    from .runs import resolve
-    registry = registry or Registry()
-    echo = echo or (lambda line: None)
-    methods = [check_method(m) for m in methods]
-    if split not in SPLITS:
-        raise ConfigError(f"split '{split}': use one of {', '.join(SPLITS)}")
+    if isinstance(request, LatentMapRequest):
+        if options:
+            raise ConfigError(f"latent_maps(request, {', '.join(f'{k}=...' for k in options)}): the request already "
+                              f"says what to draw; change the request instead (dataclasses.replace)")
+    else:
+        request = LatentMapRequest(request, **options)
+    workspace = workspace if workspace is not None else Workspace.from_env()
+    registry = registry if registry is not None else workspace.registry()
+    reporter = reporter or QuietReporter()
     with tempfile.TemporaryDirectory(prefix="zoo-embed-") as tmp:
-        ref = resolve(run, experiment=experiment, workdir=Path(tmp))
+        ref = resolve(request.model, workdir=Path(tmp), experiment=request.experiment, uri=workspace.tracking_uri)
         model, meta = load_model(ref.folder, registry)
+    task = request.task
     if task is not None and task not in model.heads:
         raise ConfigError(f"task '{task}': the model {meta['spec']} has tasks {', '.join(model.heads)}")
     task = task or next(iter(model.heads))
-    same = None
-    if prepared is None:
-        prepared, same = prepare_for(ref, model, data=data, layout=layout, settings=settings, limit=limit,
-                                     data_seed=data_seed, from_record=from_record, registry=registry,
-                                     progress=progress, echo=echo)
-    elif prepared.n_bins != int(meta["n_bins"]) or prepared.rate != meta["rate"]:
-        raise DataError(f"{prepared.description} holds {prepared.rate}-rate arrays of {prepared.n_bins} bins; the "
-                        f"model {meta['spec']} needs {meta['rate']}-rate input of {meta['n_bins']} bins")
-    colour = colour_of(prepared, color, model)
+    prepared, same = prepare_for(ref, model, request.data, registry=registry, workspace=workspace, reporter=reporter)
+    colour = colour_of(prepared, request.color, model)
+    split = request.split
     rows = rows_of(prepared, split)
-    z = embeddings(model, meta, prepared, rows, task=task, device=device)
-    echo(f"embeddings: {len(rows)} {split} clips x {z.shape[1]} dimensions (layer before the {task} output) "
-         f"of {meta['spec']}")
-    out = Path(out_dir) if out_dir else default_out(ref)
+    z = embeddings(model, meta, prepared, rows, task=task, device=request.device)
+    reporter.on_note(f"embeddings: {len(rows)} {split} clips x {z.shape[1]} dimensions (layer before the {task} "
+                     f"output) of {meta['spec']}")
+    out = request.out_dir if request.out_dir is not None else default_out(ref, workspace)
     out.mkdir(parents=True, exist_ok=True)
     labels = values = None
     if colour == "genre":
@@ -235,8 +290,9 @@ def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | Non
     else:
         values = prepared.targets[colour][rows].astype(np.float64)
     maps = []
-    for method in methods:
-        xy = project(z, method, seed=seed)
+    for method in request.methods:
+        reporter.on_note(announce(method, len(z), z.shape[1]))
+        xy = project(z, method, seed=request.seed)
         stem = f"{method}-{colour}-{split}"
         title = (f"{meta['spec']}: {METHOD_NAMES[method]} of the layer before the {task} output\n"
                  f"{split} split, {len(rows)} clips, coloured by {colour}")
@@ -244,14 +300,14 @@ def latent_maps(run: Any, *, methods: Sequence[str] = ("pca",), color: str | Non
                           values=values, value_name=colour, axis="PC" if method == "pca" else METHOD_NAMES[method])
         table = write_csv(out / f"{stem}.csv", prepared, rows, xy)
         logged = False
-        if log and ref.run_id and ref.tags:
-            log_files(ref.run_id, [png, table])
+        if request.log and ref.run_id and ref.tags:
+            log_files(ref.run_id, [png, table], uri=workspace.tracking_uri)
             logged = True
-        echo(f"{method}: {png} (+ {table.name})"
-             + (f", logged to run {ref.run_id} under {ARTIFACT_DIR}/" if logged else ""))
+        reporter.on_note(f"{method}: {png} (+ {table.name})"
+                         + (f", logged to run {ref.run_id} under {ARTIFACT_DIR}/" if logged else ""))
         maps.append(LatentMap(png, table, method, colour, split, task, len(rows), int(z.shape[1]), ref.run_id,
                               logged, prepared.description, same))
     return maps
 
 
-__all__ = ["LatentMap", "latent_maps", "embeddings", "METHODS", "SPLITS"]
+__all__ = ["LatentMapRequest", "LatentMap", "latent_maps", "embeddings", "METHODS", "SPLITS"]

@@ -39,6 +39,20 @@ def _pca(z: np.ndarray, k: int, seed: int) -> np.ndarray:
     return out
 
 
+def announce(method: str, n: int, d: int) -> str:
+    """One line saying what a fit runs and about how long it usually takes (t-SNE and UMAP print
+    nothing while they fit; PCA is instant), for the caller to show before :func:`project`."""
+    name = METHOD_NAMES.get(method, method)
+    if method == "pca":
+        return f"{name}: projecting {n} clips x {d} dimensions (under a second)"
+    # Rough CPU figures: t-SNE (Barnes-Hut) ~1 s per 1,000 clips plus start-up; UMAP compiles with
+    # numba on its first use in a process (~10-20 s), then ~1 s per 1,000 clips.
+    per_1000, start = (1.5, 2) if method == "tsne" else (1.0, 15)
+    guess = start + per_1000 * n / 1000
+    return (f"{name}: fitting {n} clips x {d} dimensions; it prints nothing while it runs and usually takes "
+            f"about {guess:.0f} s here{' (most of it compiling UMAP on first use)' if method == 'umap' else ''}")
+
+
 def project(z: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
     """``z: [N, D]`` -> ``[N, 2]`` float64.
 

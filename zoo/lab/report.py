@@ -210,8 +210,7 @@ def header_section(lab: Any) -> list[str]:
     stopped = f"; INTERRUPTED during {lab.interrupted}: the experiments after it did not run" if lab.interrupted else ""
     store = "not tracked (--no-track)"
     if opt.track:
-        from ..paths import tracking_uri
-        store = f"experiment `{opt.experiment}` in `{tracking_uri()}`"
+        store = f"experiment `{opt.experiment}` in `{lab.store}`"
     lines = [
         "# The lab, reproduced by Music Zoo", "",
         f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} by music-zoo {__version__}"

@@ -1,9 +1,10 @@
 """``zoo reproduce lab``: run every lab recipe over several seeds and write one markdown report.
 
 Each experiment is one ``zoo.train`` of a recipe (all seeds nested under one MLflow parent run).
-A transfer recipe starts from the packaged model (first seed) of its source recipe trained in the
-same invocation, so the whole lab is reproduced on the same data. A failing experiment is
-recorded with its reason and the rest go on; the report lists it and the exit code is 1.
+A transfer recipe starts from the packaged model of its source recipe trained in the same
+invocation (of its seeds, the one with the best validation score, as :mod:`zoo.refs` picks), so
+the whole lab is reproduced on the same data. A failing experiment is recorded with its reason
+and the rest go on; the report lists it and the exit code is 1.
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ class LabRun:
     seconds: float
     interrupted: str = ""
     """The experiment that was running when the user interrupted (Ctrl-C); "" when it ran to the end."""
+    store: str = ""
+    """The MLflow store the runs went to (the workspace's tracking URI)."""
 
     @property
     def failed(self) -> list[Outcome]:
@@ -115,7 +118,7 @@ def _headline(o: Outcome) -> str:
     return ", ".join(parts)
 
 
-def _train(step: Step, opt: Options, registry: Any, done: Mapping[str, Outcome],
+def _train(step: Step, opt: Options, registry: Any, workspace: Any, done: Mapping[str, Outcome],
            recipes: Mapping[str, Any]) -> Outcome:
     """Train one recipe; a transfer from a recipe starts from that recipe's model trained just before."""
     from .. import api
@@ -128,13 +131,19 @@ def _train(step: Step, opt: Options, registry: Any, done: Mapping[str, Outcome],
         if source is None or not source.ok or source.result is None:
             why = source.error if source is not None else "it is not part of this reproduction"
             raise _SourceFailed(f"its transfer source {src} did not train ({why})")
-        init_from = source.result.results[0].model_dir
+        import tempfile
+        from pathlib import Path
+
+        from ..refs import resolve
+        with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as tmp:  # a RunResult is here: nothing to copy
+            chosen = resolve(source.result, workdir=Path(tmp))  # several seeds: the one zoo.refs's rule picks
+        init_from = chosen.folder
         freeze = recipe.transfer.get("freeze", "none")
-        out.transfer_from = f"{src} (run {source.result.results[0].run_id})" if opt.track else src
+        out.transfer_from = f"{src} (run {chosen.run_id})" if opt.track else src
     res = api.train(recipe.name, data=opt.data, layout=opt.layout, settings=settings_for(recipe, opt.settings),
                     epochs=opt.epochs, device=opt.device, seed=opt.seed, seeds=opt.seeds, limit=opt.limit,
                     skip_bad=opt.skip_bad, workers=opt.workers, track=opt.track, experiment=opt.experiment,
-                    registry=registry, init_from=init_from, freeze=freeze, progress=opt.progress)
+                    registry=registry, init_from=init_from, freeze=freeze, progress=opt.progress, workspace=workspace)
     out.ok, out.result = True, res
     out.test = [dict(r.test) for r in res.results]
     out.val = [dict(r.val) for r in res.results]
@@ -147,29 +156,36 @@ class _SourceFailed(ZooError):
     """A transfer experiment cannot start because its source experiment failed."""
 
 
-def _maps(o: Outcome, opt: Options, folder: Path, registry: Any) -> None:
-    from .embed import latent_maps
+def _maps(o: Outcome, opt: Options, folder: Path, registry: Any, workspace: Any) -> None:
+    from ..engine.reporting import QuietReporter
+    from ..engine.request import DataRequest
+    from .embed import LatentMapRequest, latent_maps
     try:
         # The data exactly as the experiment was given it (its first seed drew any --limit subset).
-        o.maps = latent_maps(o.result, methods=opt.maps, split="test", data=opt.data, layout=opt.layout,
-                             settings=dict(opt.settings.get("dataset", {})), limit=opt.limit, data_seed=opt.seed,
-                             from_record=False, out_dir=folder / o.name, log=opt.track, experiment=opt.experiment,
-                             registry=registry, device=opt.device or "auto", progress=opt.progress)
+        data = DataRequest(path=opt.data, layout=opt.layout, settings=dict(opt.settings.get("dataset", {})),
+                           limit=opt.limit, seed=opt.seed)
+        request = LatentMapRequest(o.result, methods=opt.maps, split="test", data=data, out_dir=folder / o.name,
+                                   log=opt.track, experiment=opt.experiment, device=opt.device or "auto")
+        o.maps = latent_maps(request, workspace=workspace, registry=registry,
+                             reporter=QuietReporter(progress=opt.progress))
     except Exception as exc:  # a map that cannot be drawn is reported, the numbers still stand
         o.map_error = f"{type(exc).__name__}: {exc}"
 
 
 def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None] | None = None,
-              recipes: Mapping[str, Any] | None = None) -> LabRun:
+              recipes: Mapping[str, Any] | None = None, workspace: Any = None) -> LabRun:
     """Run the lab recipes as ``opt`` says, write the report to ``opt.out`` and return what happened.
 
     ``recipes``: the catalogue (default: the zoo's registry.yaml). Failures do not stop the run.
+    ``workspace``: the store, data and cache folders (default: from the environment); ``registry``
+    defaults to the workspace's.
     """
     from ..recipes import load_recipes
-    from ..registry import Registry
+    from ..workspace import Workspace
     from .report import write_report
     from .project import check_method
-    registry = registry or Registry()
+    workspace = workspace if workspace is not None else Workspace.from_env()
+    registry = registry if registry is not None else workspace.registry()
     echo = echo or (lambda line: print(line, flush=True))
     if opt.seeds < 1:
         from ..errors import ConfigError
@@ -191,10 +207,11 @@ def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None]
         note = f" (needed by {', '.join(step.needed_by)})" if step.needed_by else ""
         echo(f"[{n}/{len(steps)}] {step.name}: {step.recipe.spec}{note} ...")
         try:
-            o = _train(step, opt, registry, done, recipes)
+            o = _train(step, opt, registry, workspace, done, recipes)
         except KeyboardInterrupt:
             # Keep what is done: the report of the finished experiments, then stop as asked.
-            lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start, interrupted=step.name)
+            lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start, interrupted=step.name,
+                         store=workspace.tracking_uri)
             write_report(lab, registry=registry)
             echo(f"interrupted during {step.name}; report of the {len(outcomes)} finished experiment(s): {report_path}")
             raise
@@ -203,7 +220,7 @@ def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None]
             if not isinstance(exc, ZooError):
                 o.error += "\n" + "".join(traceback.format_exception(exc)[-3:]).rstrip()
         if o.ok and maps and o.kind in MAP_KINDS:
-            _maps(o, replace(opt, maps=maps), map_folder, registry)
+            _maps(o, replace(opt, maps=maps), map_folder, registry, workspace)
         o.seconds = time.perf_counter() - t0
         outcomes.append(o)
         done[step.name] = o
@@ -214,7 +231,7 @@ def reproduce(opt: Options, *, registry: Any = None, echo: Callable[[str], None]
         else:
             echo(f"[{n}/{len(steps)}] {step.name}: FAILED after {_elapsed(o.seconds)} (elapsed {total}): "
                  f"{o.error.splitlines()[0]}")
-    lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start)
+    lab = LabRun(opt, outcomes, report_path, time.perf_counter() - start, store=workspace.tracking_uri)
     write_report(lab, registry=registry)
     bad = len(lab.failed)
     echo(f"report: {report_path} ({len(outcomes) - bad} of {len(outcomes)} experiments ran, {bad} failed; "

@@ -1,10 +1,15 @@
-"""Predictions as people and programs read them: a table, JSON records or CSV rows."""
+"""Predictions as people and programs read them: a table, JSON records or CSV rows.
+
+Every text returned is printable on any UTF-8 stream: undecodable bytes of file names appear as
+``\\xNN`` escapes (:func:`zoo.fsio.shown`), never as characters a strict encoder refuses.
+"""
 from __future__ import annotations
 
 import csv
 import io
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..fsio import shown
 from .results import FilePrediction, TaskInfo, top_classes
 
 DIGITS = 6
@@ -72,7 +77,7 @@ def format_table(preds: Iterable[FilePrediction], tasks: Sequence[TaskInfo], top
         if windows and pred.duration is not None:
             for w in pred.windows:
                 lines.append(f"    {w.start:7.2f}-{w.end:7.2f} s  {_line(w.outputs, tasks, top_k)}")
-    return "\n".join(lines)
+    return shown("\n".join(lines))
 
 
 def csv_columns(tasks: Sequence[TaskInfo], top_k: int) -> list[str]:
@@ -117,4 +122,4 @@ def format_csv(preds: Iterable[FilePrediction], tasks: Sequence[TaskInfo], top_k
             for w in pred.windows:
                 writer.writerow({"file": pred.source, "part": "window", "start": w.start, "end": w.end,
                                  **_csv_values(w.outputs, tasks, top_k)})
-    return buf.getvalue()
+    return shown(buf.getvalue())

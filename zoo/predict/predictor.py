@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, PluginError, ZooError
+from ..fsio import shown
 from .results import FilePrediction, SkippedWindow, TaskInfo, WindowPrediction, summarise
 from .windows import MIN_SECONDS, default_window_seconds, window_spans
 
@@ -48,7 +49,7 @@ class Predictor:
         self.hop_seconds = float(hop_seconds) if hop_seconds is not None else self.window_seconds / 2
         _check_windows(self.window_seconds, self.hop_seconds)
         self.label = str(meta.get("spec", "model"))
-        """Where the model came from, for people (set by :func:`zoo.predict.open_model`)."""
+        """Where the model came from, for people (set by :func:`zoo.api.open_model`)."""
 
     @classmethod
     def load(cls, folder: Path | str, *, registry: Any = None, device: str = "auto",
@@ -79,7 +80,7 @@ class Predictor:
     def predict_file(self, path: Path | str) -> FilePrediction:
         """Decode ``path`` (wav, flac, ogg, mp3, ...) at the model's rate and predict it."""
         from ..data.audio import load_audio
-        source = str(path)
+        source = shown(path)
         try:
             # The 1 s floor is checked below, with a message about predicting rather than training.
             y = load_audio(path, self.sample_rate, min_seconds=0.0)
@@ -89,6 +90,7 @@ class Predictor:
 
     def predict_waveform(self, y: np.ndarray, sr: int, *, source: str = "waveform") -> FilePrediction:
         """Predict a mono waveform ``y[N]`` sampled at ``sr`` Hz (resampled to the model's rate)."""
+        source = shown(source)
         try:
             y = self._checked_waveform(y, sr, source)
         except DataError as exc:

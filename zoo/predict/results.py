@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..fsio import shown
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -41,6 +43,9 @@ class SkippedWindow:
     end: float
     reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", shown(self.reason))
+
 
 @dataclass(frozen=True)
 class FilePrediction:
@@ -49,6 +54,8 @@ class FilePrediction:
     ``outputs`` summarises the windows: mean class probabilities ``[C]`` per classification
     task, mean value per regression task. ``error`` is set (and ``outputs`` empty) when the
     input could not be predicted; ``skipped`` lists windows left out of the summary.
+    ``source`` and ``error`` are printable text: bytes of a file name that are not UTF-8 appear
+    as ``\\xNN`` escapes (:func:`zoo.fsio.shown`), so every output format can write them.
     """
 
     source: str
@@ -57,6 +64,10 @@ class FilePrediction:
     skipped: tuple[SkippedWindow, ...] = ()
     duration: float | None = None
     error: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", shown(self.source))
+        object.__setattr__(self, "error", shown(self.error or ""))
 
     @property
     def ok(self) -> bool:

@@ -10,6 +10,8 @@ from typing import ClassVar, Literal
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
 
+from .hub import adopt_architecture, is_hf_checkpoint
+
 __version__ = "0.1.0"
 
 
@@ -29,8 +31,18 @@ class ASTConfig:
     - ``output``: "cls" gives the CLS embedding ``[B, D]``; "sequence" gives the patch tokens
       averaged over frequency ``[B, T', D]`` with lengths, for the task head to pool.
     - ``out_dim``: 0 keeps ``D = embed_dim``; otherwise a linear layer maps to this size.
+    - ``grid``: "cover" pads each axis up to a last, partial patch, so every bin and frame is
+      covered; "floor" takes whole patches only, as the original AST does (the remainder of an
+      axis that a last patch would need is dropped: 128 bins give 12 rows, not 13).
+    - ``distill_token``: a second learned token beside CLS, as in the AST (from DeiT); the
+      "cls" output is then the mean of the two.
     - ``weights``: a local ImageNet ViT state dict (timm format, .pt/.pth/.safetensors) with the
-      same ``embed_dim``, ``depth``, ``heads`` and ``mlp_ratio``; empty trains from scratch.
+      same ``embed_dim``, ``depth``, ``heads`` and ``mlp_ratio``; or a Hugging Face AST
+      checkpoint (``hf:ORG/NAME[@REVISION]``, e.g. ``hf:MIT/ast-finetuned-audioset-10-10-0.4593``,
+      or a folder with its config.json), whose architecture settings (embed_dim, depth, heads,
+      mlp_ratio, patch_size, strides, max_frames, grid "floor", distill_token) are taken from
+      its config.json wherever they are left at their defaults (see :mod:`zoo_ast.hub`); empty
+      trains from scratch.
     - ``freeze``: keep the patch and position embeddings, the CLS token and the first
       ``freeze`` blocks fixed (0: train everything): its first ``freeze`` ``named_blocks()``.
     """
@@ -48,6 +60,8 @@ class ASTConfig:
     drop_path: float = 0.1
     output: Literal["cls", "sequence"] = "cls"
     out_dim: int = 0
+    grid: Literal["cover", "floor"] = "cover"
+    distill_token: bool = False
     weights: str = ""
     freeze: int = 0
     train_defaults: ClassVar[dict] = {"epochs": 8, "patience": 4}
@@ -56,6 +70,8 @@ class ASTConfig:
 
     def __post_init__(self) -> None:
         where = "backbone 'ast'"
+        if is_hf_checkpoint(self.weights):
+            adopt_architecture(self, where)
         for name in ("embed_dim", "depth", "heads", "patch_size", "max_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}: {name}={getattr(self, name)} must be at least 1")

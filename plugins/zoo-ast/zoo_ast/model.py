@@ -10,6 +10,7 @@ from zoo.protocols import BackboneOutput
 
 from . import ASTConfig
 from .grid import n_patches, padded_size
+from .hub import is_hf_checkpoint
 
 WHO = "backbone 'ast'"
 
@@ -19,9 +20,11 @@ class ASTBackbone(nn.Module):
 
     The spectrogram is a one-channel image cut into ``patch_size`` squares every ``fstride``
     bins and ``tstride`` frames (timm's ``PatchEmbed`` with an overlapping projection), giving
-    a grid ``[nf, nt]`` of tokens (see :func:`zoo_ast.grid.n_patches`: every bin and frame is
-    covered, the axis is zero-padded up to the last patch). A CLS token is prepended and the
-    tokens go through the blocks of a timm ``VisionTransformer``.
+    a grid ``[nf, nt]`` of tokens (see :func:`zoo_ast.grid.n_patches`: with ``grid="cover"``
+    every bin and frame is covered, the axis is zero-padded up to the last patch; with "floor",
+    whole patches only, as the original AST). A CLS token (and with ``distill_token`` the AST's
+    distillation token after it) is prepended and the tokens go through the blocks of a timm
+    ``VisionTransformer``.
 
     Positions: one learned embedding per grid cell for ``nf`` x ``n_patches(max_frames)``.
     An input with fewer time patches uses the first columns (so a patch's position does not
@@ -32,12 +35,14 @@ class ASTBackbone(nn.Module):
     cover the clip alone (``n_patches(length)``) are masked out of attention as keys. So in eval
     mode a clip gives the same output alone and in a padded batch (up to ``max_frames``).
 
-    Output (``config.output``): "cls" -> ``Tensor[B, D]``; "sequence" -> ``Tensor[B, nt, D]``
+    Output (``config.output``): "cls" -> ``Tensor[B, D]`` (with a distillation token, the mean of
+    the two tokens, as the AST pools); "sequence" -> ``Tensor[B, nt, D]``
     (tokens averaged over frequency, zero past each clip's patch count) with those counts as
     lengths. ``D = out_dim`` (``embed_dim`` unless ``config.out_dim`` > 0).
 
     Submodules (for freezing or fine-tuning by name): ``vit.patch_embed``, ``pos_embed``,
-    ``cls_pos_embed``, ``vit.cls_token``, ``vit.blocks.{i}``, ``vit.norm``, ``proj``.
+    ``cls_pos_embed`` (one row per special token), ``vit.cls_token``, ``dist_token`` (or None),
+    ``vit.blocks.{i}``, ``vit.norm``, ``proj``.
     """
 
     def __init__(self, config: ASTConfig, n_bins: int):
@@ -49,8 +54,10 @@ class ASTBackbone(nn.Module):
         self.n_bins = check_bins(n_bins, WHO)
         k, D = config.patch_size, config.embed_dim
         self.patch, self.fstride, self.tstride = k, config.fstride, config.tstride
-        self.n_freq = n_patches(self.n_bins, k, config.fstride)
-        self.max_time = n_patches(config.max_frames, k, config.tstride)
+        self.grid = config.grid
+        self.n_freq = n_patches(self.n_bins, k, config.fstride, self.grid)
+        self.max_time = n_patches(config.max_frames, k, config.tstride, self.grid)
+        self.n_special = 2 if config.distill_token else 1  # CLS, and the AST's distillation token
         self.out_dim = config.out_dim or D
         self.output = config.output
 
@@ -67,12 +74,19 @@ class ASTBackbone(nn.Module):
         self.vit.patch_embed = PatchEmbed(img_size=None, patch_size=k, in_chans=1, embed_dim=D)
         self.vit.patch_embed.proj = nn.Conv2d(1, D, kernel_size=k, stride=(config.fstride, config.tstride))
         self.pos_embed = nn.Parameter(torch.zeros(1, D, self.n_freq, self.max_time))
-        self.cls_pos_embed = nn.Parameter(torch.zeros(1, 1, D))
+        self.cls_pos_embed = nn.Parameter(torch.zeros(1, self.n_special, D))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if config.distill_token else None
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_pos_embed, std=0.02)
+        if self.dist_token is not None:
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
         self.proj = nn.Linear(D, config.out_dim) if config.out_dim else nn.Identity()
 
-        if config.weights:
+        if is_hf_checkpoint(config.weights):
+            from .weights import load_hf_ast_weights
+
+            load_hf_ast_weights(self, config.weights)
+        elif config.weights:
             from .weights import load_vit_weights
 
             load_vit_weights(self, config.weights)
@@ -87,12 +101,20 @@ class ASTBackbone(nn.Module):
         when it has weights, ``proj``. The ``freeze`` setting keeps the first ``freeze`` fixed."""
         embeddings: list[nn.Module | nn.Parameter] = [self.vit.patch_embed, self.pos_embed, self.cls_pos_embed,
                                                       self.vit.cls_token]
+        if self.dist_token is not None:
+            embeddings.append(self.dist_token)
         blocks = [(f"vit.blocks.{i}", [block]) for i, block in enumerate(self.vit.blocks)]
         blocks[0] = (blocks[0][0], embeddings + blocks[0][1])
         blocks.append(("vit.norm", [self.vit.norm]))
         if any(True for _ in self.proj.parameters()):
             blocks.append(("proj", [self.proj]))
         return blocks
+
+    def time_patches(self, lengths: torch.Tensor) -> torch.Tensor:
+        """How many time patches each clip has alone: ``Tensor[B]`` (see :func:`zoo_ast.grid.n_patches`)."""
+        if self.grid == "floor":
+            return torch.div((lengths - self.patch).clamp(min=0), self.tstride, rounding_mode="floor") + 1
+        return window_counts(lengths, self.patch, self.tstride)
 
     def positions(self, nt: int) -> torch.Tensor:
         """Position embeddings for a ``[n_freq, nt]`` grid: ``Tensor[1, n_freq * nt, D]``."""
@@ -111,24 +133,27 @@ class ASTBackbone(nn.Module):
         lengths = clamp_lengths(lengths, T, x.device)
         # Zeroed so a clip's last, partly padded patch sees what it sees alone: zeros.
         x = zero_padding(x, length_mask(lengths, T))
-        nt = n_patches(T, self.patch, self.tstride)
+        nt = n_patches(T, self.patch, self.tstride, self.grid)
+        # Pad (or, on a "floor" grid, crop: negative padding) each axis to what its patches span.
         x = F.pad(x, (0, padded_size(nt, self.patch, self.tstride) - T,
                       0, padded_size(self.n_freq, self.patch, self.fstride) - Fb))
         tokens = self.vit.patch_embed(x.unsqueeze(1)) + self.positions(nt)  # [B, nf*nt, D]
-        cls = self.vit.cls_token.expand(B, -1, -1) + self.cls_pos_embed
-        h = self.vit.norm_pre(self.vit.pos_drop(torch.cat([cls, tokens], dim=1)))
+        special = [self.vit.cls_token] + ([self.dist_token] if self.dist_token is not None else [])
+        special = torch.cat(special, dim=1).expand(B, -1, -1) + self.cls_pos_embed
+        h = self.vit.norm_pre(self.vit.pos_drop(torch.cat([special, tokens], dim=1)))
 
         # Time patches a clip has alone; the rest are keys nobody may attend to.
-        valid_t = window_counts(lengths, self.patch, self.tstride)  # [B]
+        valid_t = self.time_patches(lengths)  # [B]
         keep_t = length_mask(valid_t, nt)  # [B, nt]
-        keep = torch.cat([keep_t.new_ones(B, 1), keep_t[:, None, :].expand(B, self.n_freq, nt).reshape(B, -1)], dim=1)
-        attn_mask = keep[:, None, None, :]  # [B, 1, 1, 1 + nf*nt], True = may be attended to
+        keep = torch.cat([keep_t.new_ones(B, self.n_special),
+                          keep_t[:, None, :].expand(B, self.n_freq, nt).reshape(B, -1)], dim=1)
+        attn_mask = keep[:, None, None, :]  # [B, 1, 1, special + nf*nt], True = may be attended to
         for block in self.vit.blocks:
             h = block(h, attn_mask=attn_mask)
         h = self.vit.norm(h)
 
         if self.output == "cls":
-            return BackboneOutput(self.proj(h[:, 0]))
-        seq = h[:, 1:].reshape(B, self.n_freq, nt, -1).mean(dim=1)  # [B, nt, D]
+            return BackboneOutput(self.proj(h[:, : self.n_special].mean(dim=1)))
+        seq = h[:, self.n_special:].reshape(B, self.n_freq, nt, -1).mean(dim=1)  # [B, nt, D]
         seq = zero_padding(self.proj(seq), keep_t, dim=1)
         return BackboneOutput(seq, valid_t)

@@ -1,7 +1,7 @@
-"""Start an AST from an ImageNet ViT state dict (timm format) kept in a local file.
+"""Start an AST from pretrained weights: an ImageNet ViT state dict (timm format) or a Hugging Face AST checkpoint.
 
-Nothing is downloaded: the user points ``--set backbone.weights=PATH`` at a file they have.
-What changes on the way in:
+An ImageNet ViT: nothing is downloaded, the user points ``--set backbone.weights=PATH`` at a file
+they have. What changes on the way in:
 
 - ``patch_embed.proj.weight [D, 3, k, k]`` -> ``[D, 1, k, k]`` by summing the RGB kernels: a
   grey image (R = G = B = x) gives the same response as the colour kernel, so the pretrained
@@ -12,6 +12,17 @@ What changes on the way in:
 
 Every other tensor must match by name and shape; anything missing or extra is an error that
 says what to change, never skipped.
+
+A Hugging Face AST (``weights=hf:ORG/NAME`` or a checkpoint folder, see :mod:`zoo_ast.hub`, which
+also sets the architecture from its config.json): :func:`load_hf_ast_weights` maps transformers'
+names onto the zoo's (query, key and value are fused into timm's ``qkv``; the position table
+``[1, 2 + nf*nt, D]`` splits into the CLS and distillation rows and the ``[nf, nt]`` grid; the
+AudioSet classifier is left out). The zoo's AST then computes what ``ASTModel`` computes, with
+two differences by design: past a clip's end the zoo masks its padded patches out of attention
+where the AST attends to the padded frames, and a clip longer than the checkpoint's
+``max_length`` (1024 frames) gets the position table interpolated along time where
+``ASTFeatureExtractor`` cuts the clip. A clip of exactly ``max_length`` frames gives the same
+output from both, up to float rounding.
 """
 from __future__ import annotations
 
@@ -120,6 +131,115 @@ def load_vit_weights(model: Any, path: str | Path) -> None:
         raise ConfigError(
             f"{_WHERE}: '{path}' has tensors of other shapes: {'; '.join(wrong[:3])}; match mlp_ratio "
             f"(hidden = mlp_ratio x embed_dim) and the ViT's other sizes"
+        )
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(v.to(own[k].dtype))
+
+
+# transformers' names for the same tensors: the 4.x layout (and the one checkpoints are saved in)
+# on the left, the 5.x module layout on the right; both are read.
+_HF_PREFIXES = ("audio_spectrogram_transformer.",)
+_HF_LAYER = re.compile(r"^(?:encoder\.layer|layers)\.(\d+)\.(.+)$")
+_HF_LAYER_NAMES = {
+    "attention.attention.query": "q", "attention.q_proj": "q",
+    "attention.attention.key": "k", "attention.k_proj": "k",
+    "attention.attention.value": "v", "attention.v_proj": "v",
+    "attention.output.dense": "attn.proj", "attention.o_proj": "attn.proj",
+    "intermediate.dense": "mlp.fc1", "mlp.fc1": "mlp.fc1",
+    "output.dense": "mlp.fc2", "mlp.fc2": "mlp.fc2",
+    "layernorm_before": "norm1", "layernorm_after": "norm2",
+}
+
+
+def read_hf_state_dict(folder: Path, source: str) -> dict[str, torch.Tensor]:
+    """The tensors of a transformers checkpoint folder (safetensors or torch files, sharded or not),
+    without the ``audio_spectrogram_transformer.`` prefix of a classification checkpoint."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise ConfigError(
+            f"{_WHERE}: '{source}' ({folder}) holds no model.safetensors or pytorch_model.bin; the download may "
+            f"be incomplete: fetch it again"
+        )
+    state: dict[str, torch.Tensor] = {}
+    for path in files:
+        state.update(read_state_dict(path))
+    out = {}
+    for key, value in state.items():
+        for prefix in _HF_PREFIXES:
+            key = key.removeprefix(prefix)
+        out[key] = value
+    return out
+
+
+def adapt_hf_ast_state(state: Mapping[str, torch.Tensor], model: Any, source: str) -> dict[str, torch.Tensor]:
+    """Map an HF ``ASTModel`` state dict onto ``model`` (an ASTBackbone built from the same config.json)."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
+    unknown = []
+    for key, value in state.items():
+        if key.startswith("classifier."):
+            continue  # the AudioSet head: the zoo's task heads replace it
+        m = _HF_LAYER.match(key)
+        if m:
+            i, rest = int(m.group(1)), m.group(2)
+            name, _, kind = rest.rpartition(".")
+            target = _HF_LAYER_NAMES.get(name)
+            if target in ("q", "k", "v"):
+                qkv.setdefault(i, {}).setdefault(kind, {})[target] = value
+            elif target:
+                out[f"vit.blocks.{i}.{target}.{kind}"] = value
+            else:
+                unknown.append(key)
+        elif key == "embeddings.cls_token":
+            out["vit.cls_token"] = value
+        elif key == "embeddings.distillation_token":
+            out["dist_token"] = value
+        elif key.startswith("embeddings.patch_embeddings.projection."):
+            out[f"vit.patch_embed.proj.{key.rsplit('.', 1)[1]}"] = value
+        elif key.startswith("layernorm."):
+            out[f"vit.norm.{key.rsplit('.', 1)[1]}"] = value
+        elif key != "embeddings.position_embeddings":
+            unknown.append(key)
+    if unknown:
+        raise ConfigError(f"{_WHERE}: '{source}' holds tensors an AST does not have: {', '.join(sorted(unknown)[:5])}")
+    for i, kinds in qkv.items():
+        for kind, parts in kinds.items():
+            if set(parts) != {"q", "k", "v"}:
+                raise ConfigError(f"{_WHERE}: '{source}' layer {i} lacks some of query, key and value {kind}s")
+            # timm's fused projection is [query; key; value], each laid out head by head, as transformers' are.
+            out[f"vit.blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    pos = state.get("embeddings.position_embeddings")
+    D, nf, nt = model.config.embed_dim, model.n_freq, model.max_time
+    if pos is None or tuple(pos.shape) != (1, model.n_special + nf * nt, D):
+        got = "none" if pos is None else str(tuple(pos.shape))
+        raise ConfigError(
+            f"{_WHERE}: '{source}' has position embeddings {got}, but this AST needs (1, {model.n_special} + "
+            f"{nf} x {nt}, {D}): {nf} frequency rows for {model.n_bins} bins. The checkpoint's bins are its "
+            f"config.json's num_mel_bins: use the fbank feature with that many (ast+fbank:TASK)"
+        )
+    out["cls_pos_embed"] = pos[:, : model.n_special]
+    out["pos_embed"] = pos[:, model.n_special:].reshape(1, nf, nt, D).permute(0, 3, 1, 2)
+    return out
+
+
+def load_hf_ast_weights(model: Any, weights: str) -> None:
+    """Load the Hugging Face AST checkpoint ``weights`` (``hf:ORG/NAME`` or a folder) into ``model`` (an ASTBackbone)."""
+    from .hub import checkpoint_folder
+
+    folder = checkpoint_folder(weights, "backbone 'ast'")
+    state = adapt_hf_ast_state(read_hf_state_dict(folder, weights), model, weights)
+    own = model.state_dict()
+    fresh = {k for k in own if k.startswith("proj.")}  # out_dim > 0: no counterpart in the checkpoint
+    missing = sorted(set(own) - set(state) - fresh)
+    extra = sorted(set(state) - set(own))
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+             if k in own and v.shape != own[k].shape]
+    if missing or extra or wrong:
+        raise ConfigError(
+            f"{_WHERE}: '{weights}' does not fit this AST: missing {missing[:5] or 'nothing'}, unexpected "
+            f"{extra[:5] or 'nothing'}, other shapes {wrong[:3] or 'none'}; leave the architecture settings "
+            f"unset so that they follow the checkpoint's config.json"
         )
     with torch.no_grad():
         for k, v in state.items():

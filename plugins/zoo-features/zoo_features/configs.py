@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from zoo.errors import ConfigError
 
@@ -22,6 +23,8 @@ class MelConfig:
     """Mel spectrogram: power (``|STFT|**2``) mel bands, then dB relative to the clip's maximum.
 
     ``fmax`` None means ``sr / 2``; ``top_db`` clips the dB range below the maximum (None: no clip).
+    ``backend``: ``librosa`` (the lab's code) or ``torch`` (:mod:`zoo_features.torchfeatures`:
+    the same numbers within 0.01 dB, batched, on the GPU when there is one).
     """
 
     sr: int = 22050
@@ -31,6 +34,7 @@ class MelConfig:
     fmin: float = 0.0
     fmax: float | None = None
     top_db: float | None = 80.0
+    backend: Literal["librosa", "torch"] = "librosa"
 
     def __post_init__(self) -> None:
         where = f"feature '{_name(self)}'"
@@ -50,6 +54,8 @@ class ChromaConfig:
     """Chromagram from a constant-Q transform (``chroma_cqt``).
 
     ``fmin`` None means C1 (about 32.7 Hz); ``bins_per_octave`` must be a multiple of ``n_chroma``.
+    ``backend``: ``librosa`` (``chroma_cqt``) or ``torch`` (:mod:`zoo_features.torchfeatures`: the
+    same filters and tuning, values within 1e-3, batched, on the GPU when there is one).
     """
 
     sr: int = 22050
@@ -58,6 +64,7 @@ class ChromaConfig:
     n_octaves: int = 7
     bins_per_octave: int = 36
     fmin: float | None = None
+    backend: Literal["librosa", "torch"] = "librosa"
 
     def __post_init__(self) -> None:
         where = f"feature '{_name(self)}'"
@@ -109,9 +116,10 @@ class BeatChromaConfig(BeatSettings, ChromaConfig):
         self._check_beats()
 
 
-# Settings that decide which clips are accepted but not the numbers: the lab's arrays say nothing
-# about them, so they may differ from the lab's defaults when reading those arrays.
-NOT_IN_OUTPUT = frozenset({"min_beats"})
+# Settings that decide which clips are accepted but not the numbers (min_beats), or how the numbers
+# are computed but not what they are (backend: torch agrees with librosa within the tolerances of
+# torchfeatures): the lab's arrays stand for any value of them. The cache keeps them apart all the same.
+NOT_IN_OUTPUT = frozenset({"min_beats", "backend"})
 
 _NAMES = {MelConfig: "mel", ChromaConfig: "chroma", BeatMelConfig: "beat", BeatChromaConfig: "beat-chroma"}
 

@@ -1,7 +1,9 @@
 """The four feature objects (zoo.protocols.Feature): mel, chroma and their beat-synchronous versions.
 
 Each turns a mono waveform into a float32 ``[n_bins, T]`` array exactly as the lab's extractor
-did, or picks its rows out of one of the lab's fused ``[140, T]`` arrays.
+did, or picks its rows out of one of the lab's fused ``[140, T]`` arrays. With ``backend: torch``
+the mel and chroma steps run in :mod:`zoo_features.torchfeatures` (a batch of one clip here;
+:func:`zoo_features.torchfeatures.compute_batch` batches many).
 """
 from __future__ import annotations
 
@@ -107,7 +109,16 @@ class Mel(_Feature):
     def min_samples(self) -> int:
         return self.config.n_fft
 
+    def _mel_power(self, y: np.ndarray) -> np.ndarray:
+        if self.config.backend == "torch":
+            from . import torchfeatures
+            return torchfeatures.mel_power([y], self.config)[0]
+        return compute.mel_power(y, self.config)
+
     def _compute(self, y: np.ndarray) -> np.ndarray:
+        if self.config.backend == "torch":
+            from . import torchfeatures
+            return torchfeatures.mel_db([y], self.config)[0]
         return compute.to_db(compute.mel_power(y, self.config), self.config)
 
 
@@ -124,6 +135,9 @@ class Chroma(_Feature):
         return self.config.n_chroma
 
     def _compute(self, y: np.ndarray) -> np.ndarray:
+        if self.config.backend == "torch":
+            from . import torchfeatures
+            return torchfeatures.chroma([y], self.config)[0]
         return compute.chroma(y, self.config)
 
 
@@ -138,7 +152,7 @@ class BeatMel(Mel):
     def _compute(self, y: np.ndarray) -> np.ndarray:
         c = self.config
         beats = compute.usable_beats(y, c)
-        return compute.to_db(compute.beat_sync(compute.mel_power(y, c), beats), c)
+        return compute.to_db(compute.beat_sync(self._mel_power(y), beats), c)
 
 
 class BeatChroma(Chroma):
@@ -152,4 +166,4 @@ class BeatChroma(Chroma):
     def _compute(self, y: np.ndarray) -> np.ndarray:
         c = self.config
         beats = compute.usable_beats(y, c)
-        return compute.beat_sync(compute.chroma(y, c), beats)
+        return compute.beat_sync(Chroma._compute(self, y), beats)

@@ -53,6 +53,6 @@ spec = ComponentSpec(
     name="lstm",
     config=LSTMConfig,
     build=build,
-    summary="LSTM over packed sequences of the true lengths (bidirectional, stacked); "
+    summary="LSTM over each clip's true length (bidirectional, stacked; packed on CUDA, unpacked on the CPU); "
             "returns the sequence [B, T, D] for the task head to pool",
 )

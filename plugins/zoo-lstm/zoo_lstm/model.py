@@ -1,11 +1,12 @@
-"""The LSTM network: packed sequences, so padded steps never reach the recurrence."""
+"""The LSTM network: every clip runs for exactly its own length, packed on CUDA, unpacked on the CPU."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo.model.layers import check_bins, check_input, host_lengths, rnn_layer_parameters
+from zoo.model.layers import check_bins, check_input, host_lengths, rnn_layer_parameters, zero_padding
 from zoo.protocols import BackboneOutput
 
 from . import LSTMConfig
@@ -13,14 +14,74 @@ from . import LSTMConfig
 WHO = "backbone 'lstm'"
 
 
+def flip_within(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``h: Tensor[B, T, D]`` with the first ``lengths[b]`` steps of row b reversed, the rest in place.
+
+    ``lengths: Tensor[B]`` int64 on ``h``'s device, in 1..T. Its own inverse.
+    """
+    t = torch.arange(h.shape[1], device=h.device)[None, :]
+    last = lengths[:, None] - 1
+    index = torch.where(t <= last, last - t, t)
+    return h.gather(1, index[:, :, None].expand(-1, -1, h.shape[2]))
+
+
+def packed_forward(rnn: nn.LSTM, h: torch.Tensor, cpu_lengths: torch.Tensor) -> torch.Tensor:
+    """``rnn`` over ``h: Tensor[B, T, F]`` as a packed sequence of ``cpu_lengths: Tensor[B]`` -> ``[B, T, D]``.
+
+    cuDNN's path: one fused call for every layer and direction, padded steps skipped. Steps past a
+    clip's length are zero.
+    """
+    packed = pack_padded_sequence(h, cpu_lengths, batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    # total_length keeps T' == T even when the longest clip is shorter than the padding.
+    return pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
+
+
+def unpacked_forward(rnn: nn.LSTM, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """What :func:`packed_forward` gives, computed over the padded batch: ``h: Tensor[B, T, F]`` -> ``[B, T, D]``.
+
+    Torch's CPU LSTM takes a per-time-step path for a packed batch whose lengths differ, and its
+    backward pass there is several times slower than over the same batch unpacked (docs/benchmarks.md).
+    Each layer and direction of ``rnn`` runs unpacked with its own parameters: the forward
+    direction needs nothing more, since the padding comes after a clip's last step; the reverse
+    direction reads each clip reversed within its own length (:func:`flip_within`, padding left
+    at the end) and its output is reversed back. Dropout between layers as ``nn.LSTM`` applies it.
+    Steps past a clip's length are zeroed. ``lengths: Tensor[B]`` int64 on ``h``'s device, in 1..T.
+    """
+    B, T, _ = h.shape
+    directions = ("", "_reverse") if rnn.bidirectional else ("",)
+    for layer in range(rnn.num_layers):
+        outs = []
+        for suffix in directions:
+            weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh")]
+            if rnn.bias:
+                weights += [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("bias_ih", "bias_hh")]
+            zeros = h.new_zeros(1, B, rnn.hidden_size)
+            inp = flip_within(h, lengths) if suffix else h
+            # One layer, one direction, no dropout inside: the layers are chained here.
+            out = torch.lstm(inp, (zeros, zeros), weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
+            outs.append(flip_within(out, lengths) if suffix else out)
+        h = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+        if layer < rnn.num_layers - 1 and rnn.dropout:
+            h = F.dropout(h, rnn.dropout, rnn.training)
+    mask = torch.arange(T, device=h.device)[None, :] < lengths[:, None]
+    return zero_padding(h, mask, dim=1)
+
+
 class LSTMBackbone(nn.Module):
     """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> BackboneOutput(Tensor[B, T, D], lengths)``.
 
-    Each clip runs for exactly ``lengths[b]`` steps (``pack_padded_sequence``), so a clip's
-    outputs do not depend on how much padding its batch has, and the backward direction starts
-    at the clip's true last step. Steps ``t >= lengths[b]`` of the output are zero.
-    ``D = out_dim = hidden * (2 if bidirectional else 1)``. Submodule: ``rnn`` (an ``nn.LSTM``).
+    Each clip runs for exactly ``lengths[b]`` steps, so a clip's outputs do not depend on how much
+    padding its batch has, and the backward direction starts at the clip's true last step. Steps
+    ``t >= lengths[b]`` of the output are zero. ``D = out_dim = hidden * (2 if bidirectional else 1)``.
+    Submodule: ``rnn`` (an ``nn.LSTM``).
+
+    On the CPU the batch runs unpacked (:func:`unpacked_forward`, same numbers, several times
+    faster to train); elsewhere packed (:func:`packed_forward`, cuDNN's fused path on CUDA).
+    ``packed_on_cpu = True`` forces the packed path on the CPU too (benchmarks, equivalence tests).
     """
+
+    packed_on_cpu: bool = False
 
     def __init__(self, config: LSTMConfig, n_bins: int):
         super().__init__()
@@ -47,12 +108,13 @@ class LSTMBackbone(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]`` in 1..T."""
         check_input(x, lengths, self.n_bins, WHO)
-        T = x.shape[2]
-        # Packing needs the lengths on the CPU anyway, so checking their values costs nothing extra.
-        cpu_lengths = host_lengths(lengths, T, WHO)
-        packed = pack_padded_sequence(x.transpose(1, 2), cpu_lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        # total_length keeps T' == T even when the longest clip is shorter than the padding.
-        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+        h = x.transpose(1, 2)
+        # Both paths need the lengths' values on the host (packing) or read them there for free
+        # (the CPU), so checking them costs nothing extra.
+        cpu_lengths = host_lengths(lengths, x.shape[2], WHO)
+        if x.device.type == "cpu" and not self.packed_on_cpu:
+            hidden = unpacked_forward(self.rnn, h, cpu_lengths)
+        else:
+            hidden = packed_forward(self.rnn, h, cpu_lengths)
         # Hand back the caller's lengths on the caller's device: no extra host-to-device copy.
         return BackboneOutput(hidden, lengths.reshape(-1).to(device=x.device, dtype=torch.int64))

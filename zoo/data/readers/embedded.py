@@ -1,7 +1,7 @@
 """The embedded data set: music the zoo synthesises itself, the default when no ``--data`` is given.
 
 On first use the set is rendered from its seed into ``<root>/embedded-v1-<size>-seed<seed>/``
-(``root`` is ``zoo.paths.data_dir()`` unless a folder is given)::
+(``root``: the workspace's data folder, ``zoo.workspace.Workspace.data_dir``, when the zoo opens it)::
 
     manifest.json      format marker, settings, target formulas, one record per clip
     audio/<id>.wav     22050 Hz mono 16-bit PCM, e.g. audio/hip-hop-0007.wav
@@ -10,6 +10,12 @@ Rendering goes into a hidden temporary folder that is renamed into place only on
 and the manifest are written, so an interrupted run never leaves a set that looks finished; a
 later run finds the finished set and reuses it. The same seed gives byte-identical files.
 Splits are fixed per genre (70/15/15, seeded), so every run on the set sees the same test clips.
+
+A run with ``--limit N`` (or ``zoo show embedded:ID``) needs only some clips: :meth:`EmbeddedDataset.restrict`
+chooses them from the set's plan (ids, genres, splits: known without rendering) exactly as
+``zoo.data.select`` would choose from the rendered set, and only those are rendered, one file at a
+time (each written atomically), into ``<root>/embedded-v1-<size>-seed<seed>.clips/``. A finished
+full set is always preferred.
 """
 from __future__ import annotations
 
@@ -106,6 +112,27 @@ def assign_splits(n: int, seed: int, genre_index: int) -> list[str]:
     return out
 
 
+def plan(config: EmbeddedConfig) -> list[tuple[str, str, str]]:
+    """``(clip id, genre, split)`` of every clip of the set, in manifest order, without rendering."""
+    from ..synth import GENRES
+    n = config.clips_per_genre
+    return [(clip_id(g, i), g, split) for gi, g in enumerate(GENRES)
+            for i, split in enumerate(assign_splits(n, config.seed, gi))]
+
+
+def choose(config: EmbeddedConfig, limit: int, seed: int) -> list[str]:
+    """The ids ``--limit limit`` with ``seed`` keeps of the set: the very clips ``zoo.data.select``
+    keeps of the rendered set (stratified by genre within each split; every clip has all targets)."""
+    from ..select import _limit
+    from ..splits import stratum_keys
+    rows = plan(config)
+    if limit >= len(rows):
+        return [cid for cid, _, _ in rows]
+    ids = [cid for cid, _, _ in rows]
+    keys = stratum_keys([g for _, g, _ in rows], [{} for _ in rows])
+    return [ids[i] for i in _limit(ids, keys, [s for _, _, s in rows], limit, seed)]
+
+
 def _render_job(job: tuple[str, int, int, float, str]) -> dict:
     """Worker: render one clip, write its wav, return its manifest record (no audio travels back)."""
     import numpy as np
@@ -143,7 +170,9 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> list[dict]:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         # spawn: the parent may hold torch / OpenMP threads, which a forked child must not inherit
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        from ...processes import die_with_parent
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for record in pool.map(_render_job, jobs, chunksize=4):
                 records.append(record)
                 bar.update()
@@ -259,13 +288,82 @@ class EmbeddedDataset:
     name = "embedded"
 
     def __init__(self, config: EmbeddedConfig | None = None, root: Path | str | None = None, *, progress: bool = True):
-        from ...paths import data_dir
+        if root is None:
+            raise ConfigError("the embedded set needs a folder: pass root (the workspace's data_dir, "
+                              "zoo.workspace.Workspace.from_env().data_dir)")
         self.config = config or EmbeddedConfig()
-        root = Path(root).expanduser() if root is not None else data_dir()
+        root = Path(root).expanduser()
         self.given_set = is_embedded_set(root)
         self.folder = root if self.given_set else root / self.config.folder_name
         self.progress = progress
         self._manifest: dict | None = None
+        self.subset: tuple[str, ...] | None = None
+        self._why_subset = ""
+
+    @property
+    def clips_folder(self) -> Path:
+        """Where single clips of a subset are rendered when the full set is not there."""
+        return self.folder.with_name(self.folder.name + ".clips")
+
+    def restrict(self, limit: int | None, seed: int = 0) -> None:
+        """Render only the clips ``--limit limit`` (seeded by ``seed``) keeps; None: the whole set.
+        A finished full set is used as it is (the selection then picks the same clips from it)."""
+        if limit is None or self.given_set or limit < 1:
+            self.subset = None
+            return
+        self.subset = tuple(choose(self.config, limit, seed))
+        self._why_subset = f"--limit {limit}, stratified, seed {seed}"
+
+    def only(self, ids) -> None:
+        """Render (and list) only the clips ``ids``; an id the set does not have is a DataError."""
+        known = {cid for cid, _, _ in plan(self.config)}
+        wrong = [i for i in ids if i not in known]
+        if wrong:
+            some = ", ".join(sorted(known)[:3])
+            raise DataError(f"no clip {wrong[0]!r} in the embedded set '{self.config.size}' (seed {self.config.seed}); "
+                            f"ids are GENRE-NNNN with NNNN below {self.config.clips_per_genre:04d}, e.g. {some}")
+        if not self.given_set:
+            self.subset = tuple(ids)
+            self._why_subset = "asked by id"
+
+    def _subset_clips(self) -> list[Clip]:
+        """The clips of :attr:`subset`, each rendered on first use (atomically, one file at a time)."""
+        folder = self.clips_folder
+        wanted = set(self.subset or ())
+        rows = [(cid, genre, split) for cid, genre, split in plan(self.config) if cid in wanted]
+        missing = [(cid, genre) for cid, genre, _ in rows if not (folder / "records" / f"{cid}.json").is_file()]
+        if missing:
+            try:
+                (folder / "audio").mkdir(parents=True, exist_ok=True)
+                (folder / "records").mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DataError(f"cannot write embedded clips under {folder}: {exc}; set ZOO_HOME to a writable "
+                                f"folder or pass one with --data") from exc
+            token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            jobs = [(genre, int(cid.rsplit("-", 1)[1]), self.config.seed, self.config.clip_seconds,
+                     str(folder / f".tmp-{cid}-{token}")) for cid, genre in missing]
+            for job in jobs:
+                (Path(job[4]) / "audio").mkdir(parents=True, exist_ok=True)
+            try:
+                records = _run_jobs(jobs, 1, self.progress)
+                for job, record in zip(jobs, records):
+                    os.replace(Path(job[4]) / record["file"], folder / record["file"])
+                    tmp_record = Path(job[4]) / "record.json"
+                    tmp_record.write_text(json.dumps(record), encoding="utf-8")
+                    os.replace(tmp_record, folder / "records" / f"{record['id']}.json")
+            finally:
+                for job in jobs:
+                    shutil.rmtree(job[4], ignore_errors=True)
+        out = []
+        for cid, genre, split in rows:
+            try:
+                record = json.loads((folder / "records" / f"{cid}.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise DataError(f"embedded clip record {folder / 'records' / (cid + '.json')} cannot be read ({exc}); "
+                                f"delete it and run again to render the clip again") from exc
+            out.append(Clip(id=cid, split=split, label=genre, audio=folder / record["file"],
+                            targets={t: float(record[t]) for t in TARGETS}))
+        return out
 
     def ensure(self) -> Path:
         """The set's folder, rendered first if it is not there yet."""
@@ -285,6 +383,8 @@ class EmbeddedDataset:
         danceability, split fixed by the set."""
         if rate not in RATES:
             raise ConfigError(f"embedded data set: rate {rate!r} is not one of {', '.join(RATES)}")
+        if self.subset is not None and not is_embedded_set(self.folder):
+            return self._subset_clips()
         folder = self.ensure()
         return [Clip(id=r["id"], split=r["split"], label=r["genre"], audio=folder / r["file"],
                      targets={t: float(r[t]) for t in TARGETS}) for r in self.manifest()["clips"]]
@@ -295,6 +395,9 @@ class EmbeddedDataset:
             return (f"embedded synthesised set '{m['size']}' ({len(m['genres'])} genres x {m['clips_per_genre']} "
                     f"clips x {m['seconds']:g} s, seed {m['seed']}) at {self.folder}")
         c = self.config
+        if self.subset is not None:
+            return (f"embedded synthesised set '{c.size}' ({len(self.subset)} of {10 * c.clips_per_genre} clips x "
+                    f"{c.clip_seconds:g} s, seed {c.seed}; {self._why_subset}) at {self.clips_folder}")
         return (f"embedded synthesised set '{c.size}' (10 genres x {c.clips_per_genre} clips x "
                 f"{c.clip_seconds:g} s, seed {c.seed}) at {self.folder} (rendered on first use)")
 

@@ -6,21 +6,31 @@ column and/or numeric target columns (``valence``, ``energy``...), optionally ``
 (train / val / test) and ``id``. Other non-numeric columns are ignored and named in the
 description. Without splits, ``test_fraction`` of the clips become the test split and
 ``val_fraction`` of the rest the validation split, stratified and seeded.
+
+A label given to one clip only becomes a class with no validation or test clip: a typo, most
+often. It is reported (a ``UserWarning`` and a note in the description, naming the label and its
+line or file); ``--min-class-clips N`` turns such classes into an error (see ``zoo.data.prepare``).
+File and folder names that are not UTF-8 are read as they are; clip ids and labels show their
+undecodable bytes as ``\\xNN`` escapes (:func:`zoo.fsio.shown`). The manifest is read as UTF-8,
+and any byte that is not (a path written by a tool on the same file system) is kept as it is.
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ConfigError, DataError
+from ...fsio import shown
 from ...protocols import Clip, ComponentSpec
 from ..splits import assign_splits, normalise_split, stratum_keys
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".au", ".aif", ".aiff")
 _SPECIAL = ("path", "label", "split", "id")
+_SINGLES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ def is_audio(name: str) -> bool:
 
 def _csv_columns(path: Path) -> list[str]:
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             return [c.strip().lower() for c in next(csv.reader(fh), [])]
     except (OSError, UnicodeDecodeError, csv.Error):
         return []
@@ -107,8 +117,8 @@ class FolderDataset:
 
     def describe(self) -> str:
         self.clips("frames")
-        how = f"manifest {self.manifest.name}" if self.manifest else "label folders"
-        return f"folder data at {self.root} ({how}): " + "; ".join(self._notes)
+        how = f"manifest {shown(self.manifest.name)}" if self.manifest else "label folders"
+        return f"folder data at {shown(self.root)} ({how}): " + "; ".join(self._notes)
 
     # -- label folders ---------------------------------------------------------------------
     def _from_folders(self) -> list[Clip]:
@@ -127,8 +137,8 @@ class FolderDataset:
         for sub in labelled:
             files = sorted(Path(d) / f for d, _, fs in os.walk(sub) for f in fs if is_audio(f))
             for f in files:
-                ids.append(f.relative_to(self.root).with_suffix("").as_posix())
-                labels.append(sub.name)
+                ids.append(shown(f.relative_to(self.root).with_suffix("").as_posix()))
+                labels.append(shown(sub.name))
                 paths.append(f)
         loose = [e for e in os.listdir(self.root) if is_audio(e)]
         notes = [f"{len(ids)} audio files in {len(labelled)} label folders"]
@@ -136,12 +146,12 @@ class FolderDataset:
             notes.append(f"{len(loose)} audio files directly in {self.root} have no label folder and are not used")
         if empty:
             notes.append(f"folders without audio ignored: {', '.join(p.name for p in empty)}")
-        return self._finish(ids, labels, [{}] * len(ids), [None] * len(ids), paths, notes)
+        return self._finish(ids, labels, [{}] * len(ids), [None] * len(ids), paths, notes, where=ids)
 
     # -- manifest --------------------------------------------------------------------------
     def _from_manifest(self) -> list[Clip]:
         path = self.manifest
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             reader = csv.reader(fh)
             header = [c.strip().lower() for c in next(reader, [])]
             rows = [(n, r) for n, r in enumerate(reader, 2) if any(c.strip() for c in r)]
@@ -166,7 +176,7 @@ class FolderDataset:
             raise DataError(f"manifest {path} has neither a 'label' column nor a numeric target column "
                             f"(columns: {', '.join(header)}); add label and/or targets such as valence")
         base = path.parent
-        ids, labels, targets, given, paths = [], [], [], [], []
+        ids, labels, targets, given, paths, lines = [], [], [], [], [], []
         seen: dict[str, int] = {}
         for k, (n, _) in enumerate(rows):
             rel = cols["path"][k]
@@ -180,8 +190,9 @@ class FolderDataset:
                 split = normalise_split(cols["split"][k]) if "split" in cols else None
             except KeyError:
                 raise DataError(f"manifest {path} line {n}: split {cols['split'][k]!r} is not train, val or test") from None
-            ids.append(cid)
-            labels.append((cols["label"][k] or None) if "label" in cols else None)
+            ids.append(shown(cid))
+            lines.append(f"line {n}")
+            labels.append(shown(cols["label"][k]) if "label" in cols and cols["label"][k] else None)
             targets.append({t: float(cols[t][k]) for t in numeric if cols[t][k]})
             given.append(split)
             paths.append(Path(rel) if Path(rel).is_absolute() else base / rel)
@@ -190,13 +201,21 @@ class FolderDataset:
             notes.append(f"targets {', '.join(numeric)}")
         if ignored:
             notes.append(f"non-numeric columns ignored: {', '.join(ignored)}")
-        return self._finish(ids, labels, targets, given, paths, notes)
+        return self._finish(ids, labels, targets, given, paths, notes, where=lines)
 
-    def _finish(self, ids, labels, targets, given, paths, notes) -> list[Clip]:
+    def _finish(self, ids, labels, targets, given, paths, notes, *, where) -> list[Clip]:
         c = self.config
         classes = sorted({lab for lab in labels if lab is not None})
         if classes:
             notes.append(f"{len(classes)} classes")
+        singles = _singletons(labels, where)
+        if singles:
+            notes.append(f"{len(singles)} label(s) given to one clip only: {_listed(singles)}")
+            source = f"manifest {shown(self.manifest)}" if self.manifest else f"{shown(self.root)}"
+            warnings.warn(
+                f"{source}: {len(singles)} label(s) given to one clip only, each becoming a class with no "
+                f"validation or test clip: {_listed(singles)}; check the spelling (a typo?) or add clips, or "
+                f"refuse such classes with --min-class-clips 2", UserWarning, stacklevel=3)
         # Also a manifest that gives only train and test still needs a validation split.
         keys = stratum_keys(labels, targets)
         splits, made = assign_splits(ids, keys, given, val_fraction=c.val_fraction,
@@ -205,6 +224,21 @@ class FolderDataset:
         self._notes = notes
         return [Clip(id=i, split=s, label=lab, targets=t, audio=p)
                 for i, s, lab, t, p in zip(ids, splits, labels, targets, paths)]
+
+
+def _singletons(labels, where) -> dict[str, str]:
+    """``{label: where its one clip is}`` for every label given to exactly one clip."""
+    seen: dict[str, list[str]] = {}
+    for label, place in zip(labels, where):
+        if label is not None:
+            seen.setdefault(label, []).append(place)
+    return {label: places[0] for label, places in sorted(seen.items()) if len(places) == 1}
+
+
+def _listed(singles: dict[str, str]) -> str:
+    parts = [f"'{label}' ({place})" for label, place in list(singles.items())[:_SINGLES_SHOWN]]
+    more = len(singles) - _SINGLES_SHOWN
+    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
 def _is_number(text: str) -> bool:

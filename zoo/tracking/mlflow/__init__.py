@@ -10,6 +10,7 @@ The engine knows only :mod:`zoo.tracking` (the interface); callers that want MLf
 - :mod:`~zoo.tracking.mlflow.queries`         look-ups in the store: a run's model, latest runs, seed runs, tags
 - :mod:`~zoo.tracking.mlflow.ui`              starting and stopping the MLflow web UI (``zoo ui``)
 - :mod:`~zoo.tracking.mlflow.compare`         the table of tracked runs behind ``zoo compare``
+- :mod:`~zoo.tracking.mlflow.reconcile`       ghost runs: RUNNING runs whose process is gone are ended KILLED
 
 Nothing here is imported by ``import zoo``; MLflow loads when one of these modules is used.
 """

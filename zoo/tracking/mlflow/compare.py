@@ -1,4 +1,10 @@
-"""The table behind ``zoo compare``: tracked runs pooled over seeds, read straight from MLflow."""
+"""The table behind ``zoo compare``: tracked runs pooled over seeds, read straight from MLflow.
+
+Three listings, each after :func:`~zoo.tracking.mlflow.reconcile.reconcile` has ended the runs
+whose process is gone: :func:`compare_rows` (finished runs, pooled over seeds),
+:func:`unfinished_runs` (still RUNNING, and those just found dead and ended KILLED) and
+:func:`failed_runs` (FAILED or KILLED, with the reason).
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -7,7 +13,10 @@ from typing import Any, Iterator
 from ...engine import intervals
 from ...errors import ConfigError
 from .. import DEFAULT_EXPERIMENT, FAILURE_TAG, PARENT_TAG
+from .reconcile import describe_running, reconcile, recorded_process
 from .store import client, get_experiment
+
+BY = "zoo compare"
 
 
 def _all_runs(c: Any, experiment_id: str, filter_string: str) -> Iterator[Any]:
@@ -37,13 +46,15 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
 
     A row: ``spec``, ``dataset``, ``fingerprint``, ``group``, ``seeds`` (sorted), ``n_runs``,
     ``metrics`` ``{name: {mean, std, half_width, n}}`` for the key test metrics,
-    ``run_ids`` and ``parent_run_ids`` (latest first), ``latest`` (start time, ms). A seed run
+    ``run_ids`` and ``parent_run_ids`` (latest first, full ids), ``latest`` (start time, ms),
+    ``params`` (the latest run's, seed left out) and ``differs`` (see :func:`mark_differences`). A seed run
     again with the same settings counts once (its latest run); the older ones are listed in
     ``repeated_run_ids``.
     ``spec`` filters with a shell-style pattern (``lstm+*:genre``).
     """
     c = client(uri)
     exp = _experiment(c, experiment)
+    reconcile(c, [exp.experiment_id], by=BY)
     groups: dict[str, list[Any]] = {}
     for run in _all_runs(c, exp.experiment_id, "attributes.status = 'FINISHED' and tags.`zoo.kind` = 'run'"):
         tags = run.data.tags
@@ -68,39 +79,200 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
             "spec": tags.get("zoo.spec", ""), "dataset": tags.get("zoo.dataset", ""),
             "fingerprint": tags.get("zoo.fingerprint", ""), "group": key, "seeds": seeds, "n_runs": len(found),
             "metrics": metrics, "run_ids": [r.info.run_id for r in runs],
+            "run_seeds": [int(r.data.params.get("seed", r.data.tags.get("zoo.seed", "0"))) for r in runs],
             "repeated_run_ids": [r.info.run_id for r in found if r.info.run_id not in used],
             "parent_run_ids": sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}),
             "recipe": tags.get("zoo.recipe", ""), "latest": max(r.info.start_time for r in runs),
+            "params": {k: v for k, v in runs[0].data.params.items() if k not in SEED_PARAMS},
         })
     rows.sort(key=lambda r: r["latest"], reverse=True)
+    mark_differences(rows)
     return rows
 
 
+SEED_PARAMS = ("seed",)
+"""Params that differ between the runs of one group, so never a difference between groups."""
+SKIPPED_PREFIXES = ("provider.", "data.fingerprint", "data.description")
+"""Params not worth a column: versions (in the run) and what the dataset column already shows."""
+
+
+def mark_differences(rows: list[dict]) -> None:
+    """Give each row ``differs``: its values of the params that are not the same in every row of
+    its spec (a ``--limit 120`` run then shows ``data.clips=120`` beside the full run)."""
+    by_spec: dict[str, list[dict]] = {}
+    for r in rows:
+        by_spec.setdefault(r["spec"], []).append(r)
+    for same in by_spec.values():
+        keys = sorted({k for r in same for k in r["params"] if not k.startswith(SKIPPED_PREFIXES)})
+        varying = [k for k in keys if len({r["params"].get(k) for r in same}) > 1]
+        for r in same:
+            r["differs"] = {k: r["params"].get(k, "-") for k in varying}
+
+
+def sort_rows(rows: list[dict], metric: str) -> list[dict]:
+    """``rows`` by the mean of ``metric`` (``accuracy``, ``genre.accuracy`` or ``test.genre.mae``),
+    best first (lowest first for errors and losses); rows without it last."""
+    name = metric if metric.startswith("test.") else f"test.{metric}"
+
+    def value(row: dict) -> float | None:
+        found = [v for k, v in row["metrics"].items() if k == name or k.endswith("." + metric.removeprefix("test."))]
+        return found[0]["mean"] if found and found[0].get("mean") is not None else None
+
+    known = sorted({k for r in rows for k in r["metrics"]})
+    if rows and all(value(r) is None for r in rows):
+        raise ConfigError(f"--sort {metric}: no run has that test metric; metrics here: "
+                          f"{', '.join(k.removeprefix('test.') for k in known) or '(none)'}")
+    lower_better = any(w in metric for w in ("mae", "mse", "loss", "rmse"))
+    have = [r for r in rows if value(r) is not None]
+    have.sort(key=lambda r: value(r), reverse=not lower_better)
+    return have + [r for r in rows if value(r) is None]
+
+
 def failed_runs(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, uri: str | None = None) -> list[dict]:
-    """Runs that ended FAILED, latest first: run id, spec, reason."""
+    """Runs that ended FAILED or KILLED, latest first: run id, spec, name, status, reason."""
     c = client(uri)
     exp = _experiment(c, experiment)
+    reconcile(c, [exp.experiment_id], by=BY)
+    runs = [r for status in ("FAILED", "KILLED")
+            for r in _all_runs(c, exp.experiment_id, f"attributes.status = '{status}'")]
     out = []
-    for run in _all_runs(c, exp.experiment_id, "attributes.status = 'FAILED'"):
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True):
         tags = run.data.tags
         if spec and not fnmatch.fnmatch(tags.get("zoo.spec", ""), spec.lower()):
             continue
         out.append({"run_id": run.info.run_id, "spec": tags.get("zoo.spec", ""), "name": run.info.run_name,
-                    "reason": tags.get(FAILURE_TAG, "(no reason recorded)"), "start_time": run.info.start_time})
+                    "status": run.info.status, "reason": tags.get(FAILURE_TAG, "(no reason recorded)"),
+                    "start_time": run.info.start_time})
     return out
+
+
+def unfinished_runs(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None,
+                    uri: str | None = None) -> list[dict]:
+    """Runs that have not finished, latest first: those still RUNNING, and those this call found
+    dead and ended KILLED (``status`` KILLED). A row: run id, spec, name, kind, status, ``reason``
+    (why it was ended, or what the zoo can tell of its process), host, pid, start time, parent."""
+    c = client(uri)
+    exp = _experiment(c, experiment)
+    ended = reconcile(c, [exp.experiment_id], by=BY)
+    runs = [c.get_run(i) for i in ended] + list(_all_runs(c, exp.experiment_id, "attributes.status = 'RUNNING'"))
+    out = []
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True):
+        tags = run.data.tags
+        if spec and not fnmatch.fnmatch(tags.get("zoo.spec", ""), spec.lower()):
+            continue
+        proc = recorded_process(tags)
+        out.append({"run_id": run.info.run_id, "spec": tags.get("zoo.spec", ""), "name": run.info.run_name,
+                    "kind": tags.get("zoo.kind", ""), "status": run.info.status,
+                    "reason": ended.get(run.info.run_id) or describe_running(run),
+                    "host": proc.host if proc else None, "pid": proc.pid if proc else None,
+                    "start_time": run.info.start_time, "parent_run_id": tags.get(PARENT_TAG)})
+    return out
+
+
+def format_unfinished(rows: list[dict]) -> str:
+    """The unfinished runs as a section of ``zoo compare``'s text ("" when there are none)."""
+    if not rows:
+        return ""
+    lines = [f"unfinished runs ({len(rows)}; not in the table):"]
+    for r in rows:
+        state = "RUNNING" if r["status"] == "RUNNING" else f"{r['status']} now"
+        lines.append(f"  {r['run_id']}  {r['name'] or r['spec']}  {state}: {r['reason']}")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict]) -> str:
     """The rows as aligned text: spec, dataset, seeds, metrics (mean ± 95 % half-width), run ids."""
     if not rows:
         return "no finished runs"
-    header = ("spec", "dataset", "seeds", "test metrics (mean ± 95% CI half-width over seeds)", "runs (latest first)")
+    header = ("spec", "dataset", "differs", "seeds", "test metrics (mean ± 95% CI half-width over seeds)",
+              "latest run (zoo compare --runs: every seed's)")
     lines = []
     for r in rows:
-        data = r["dataset"] if len(r["dataset"]) <= 40 else r["dataset"][:37] + "..."
+        differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
         metrics = ", ".join(f"{k.removeprefix('test.')} {intervals.plus_minus(v)}" for k, v in r["metrics"].items())
-        ids = " ".join(i[:8] for i in r["run_ids"][:4]) + (f" +{len(r['run_ids']) - 4}" if len(r["run_ids"]) > 4 else "")
-        lines.append((r["spec"], data, str(len(r["seeds"])), metrics or "-", ids))
+        more = len(r["run_ids"]) - 1
+        ids = r["run_ids"][0] + (f" +{more}" if more else "")
+        lines.append((r["spec"], r["dataset"], differs or "-", str(len(r["seeds"])), metrics or "-", ids))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines])
+
+
+def sweep_rows(sweep_run_id: str, *, uri: str | None = None, metric: str | None = None,
+               mode: str | None = None) -> tuple[list[dict], dict | None]:
+    """The leaderboard of the sweep run ``sweep_run_id`` (``zoo compare --sweep``): ``(rows, best)``.
+
+    A row per trial: ``run_id``, ``trial``, ``status``, ``score`` (the restored best model's
+    ``final.<metric>``; for a trial stopped early, its last reported ``<metric>``), ``complete``
+    (trained to the end, with a packaged model), ``epochs``, ``params`` (the searched settings),
+    ``test`` (the key test metrics) and ``reason`` (why it failed or stopped). Complete trials come
+    first, best first; ``best`` is the first complete FINISHED one (None when there is none).
+    ``metric`` and ``mode`` default to the ones the sweep recorded.
+    """
+    c = client(uri)
+    from .queries import get_run
+    parent = get_run(c, sweep_run_id)
+    if parent is None or parent.data.tags.get("zoo.kind") != "sweep":
+        what = "no run" if parent is None else f"run {parent.info.run_id} is a '{parent.data.tags.get('zoo.kind')}' run"
+        raise ConfigError(f"--sweep {sweep_run_id}: {what}, not a sweep; the sweep's run id is printed by `zoo sweep` "
+                          f"(or find runs of kind sweep in `zoo ui`)")
+    metric = metric or parent.data.tags.get("zoo.sweep.metric", "")
+    mode = mode or parent.data.tags.get("zoo.sweep.mode", "max")
+    searched = [k.removeprefix("sweep.param.") for k in parent.data.params if k.startswith("sweep.param.")]
+    children = c.search_runs([parent.info.experiment_id], max_results=5000,
+                             filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    rows = []
+    for run in children:
+        m, tags = run.data.metrics, run.data.tags
+        complete = f"final.{metric}" in m
+        score = m.get(f"final.{metric}", m.get(metric))
+        rows.append({
+            "run_id": run.info.run_id, "trial": tags.get("zoo.sweep.trial", ""), "status": run.info.status,
+            "score": score, "complete": complete and run.info.status == "FINISHED",
+            "epochs": int(m.get("epochs_run", 0)) or None,
+            "params": {k: run.data.params.get(f"sweep.{k}", run.data.params.get(k)) for k in searched},
+            "test": {k: m[k] for k in tags.get("zoo.key_metrics", "").split(",") if k in m},
+            "reason": tags.get(FAILURE_TAG) or tags.get("zoo.sweep.stopped", ""),
+        })
+    sign = -1.0 if mode == "max" else 1.0
+
+    def order(r: dict) -> tuple:
+        scored = r["score"] is not None and r["status"] == "FINISHED"
+        return (not r["complete"], not scored, sign * r["score"] if scored else 0.0, r["trial"])
+
+    rows.sort(key=order)
+    best = next((r for r in rows if r["complete"] and r["score"] is not None), None)
+    return rows, best
+
+
+def format_sweep(rows: list[dict], metric: str) -> str:
+    """The leaderboard as aligned text: rank, trial, status, score, the searched settings, run id."""
+    if not rows:
+        return "no trials recorded under this sweep"
+    names = list(rows[0]["params"])
+    header = ("#", "trial", "status", metric, *names, "run", "note")
+    lines = []
+    for i, r in enumerate(rows, 1):
+        score = "-" if r["score"] is None else f"{r['score']:.4f}"
+        status = r["status"] if r["complete"] or r["status"] != "FINISHED" else "STOPPED"
+        note = (r["reason"] or "")[:70]
+        lines.append((str(i), r["trial"], status, score, *(str(r["params"].get(n)) for n in names),
+                      r["run_id"][:8], note))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*line).rstrip() for line in lines])
+
+
+def format_runs(rows: list[dict]) -> str:
+    """Every run of every row, one per line under its row: the seed, the full run id (which
+    ``zoo predict``, ``zoo register`` and ``zoo embed`` accept) and the seeds' parent run."""
+    lines = []
+    for r in rows:
+        differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
+        lines.append(f"{r['spec']}  {r['dataset']}" + (f"  [{differs}]" if differs else ""))
+        for seed, run_id in zip(r.get("run_seeds", r["seeds"]), r["run_ids"]):
+            lines.append(f"  seed {seed}  {run_id}")
+        for parent in r["parent_run_ids"]:
+            lines.append(f"  parent {parent} (all seeds)")
+    return "\n".join(lines) if lines else "no finished runs"

@@ -60,25 +60,3 @@ def _no_model(c: Any, run: Any) -> str:
     return (f"run {run_id} has no packaged model (no model/ artifacts; status {run.info.status}); only a "
             f"finished training run has one")
 
-
-def best_seed(result: Any) -> Any:
-    """The seed of a ``RunResult`` with the best validation score on its first task's primary metric."""
-    from ...engine.package import read_meta
-    seeds = [r for r in result.results if r.model_dir is not None]
-    if not seeds:
-        raise RunError("this run saved no model (an overfit check saves none): nothing to register")
-    if len(seeds) == 1:
-        return seeds[0]
-    meta = read_meta(seeds[0].model_dir)
-    task, info = next(iter(meta["tasks"].items()))
-    key, sign = f"{task}.{info['primary_metric']}", 1.0 if info["greater_is_better"] else -1.0
-    return max(seeds, key=lambda r: sign * r.val.get(key, float("-inf") * sign))
-
-
-def register_result(result: Any, name: str, *, alias: str | None = None) -> tuple[Any, Any]:
-    """Register a tracked ``RunResult`` under ``name`` (``zoo run --register``): its one seed, or the
-    seed with the best validation score. Returns ``(ModelVersion, SeedResult)``."""
-    seed = best_seed(result)
-    if not seed.run_id or str(seed.run_id).startswith("untracked-"):
-        raise ConfigError("--register needs a tracked run: drop --no-track")
-    return register_model(seed.run_id, name, alias=alias), seed

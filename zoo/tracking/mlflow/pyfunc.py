@@ -47,13 +47,15 @@ class ZooPyfunc(mlflow.pyfunc.PythonModel):
         self._predictor = None
 
     def load_context(self, context: Any) -> None:
+        from ...engine.package import find_model_folder
         from ...predict import Predictor
-        from ...predict.resolve import find_model_folder
+        from ...workspace import Workspace
         root = Path(context.artifacts[ARTIFACT_KEY])
         folder = find_model_folder(root)
         if folder is None:
             raise RunError(f"the pyfunc model's artifact {root} holds no zoo_model.json: the model folder is damaged")
-        self._predictor = Predictor.load(folder, device=self.device)
+        # Loaded by MLflow, outside the zoo's CLI and API: this is where the environment is read.
+        self._predictor = Predictor.load(folder, registry=Workspace.from_env().registry(), device=self.device)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         predictor = self._predictor
@@ -124,28 +126,53 @@ def requirements(meta: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def save_pyfunc_model(model_folder: Path | str, dst: Path | str) -> Path:
-    """Write the pyfunc model of the packaged model in ``model_folder`` to the new folder ``dst``."""
+def signature(meta: Mapping[str, Any]):
+    """The pyfunc model's signature: the three input forms (each column optional), the output
+    table of this model's tasks, and the window params (0: the model's own)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+    inputs = Schema([ColSpec("string", "path", required=False), ColSpec(Array("double"), "audio", required=False),
+                     ColSpec("long", "sr", required=False),
+                     ColSpec(Array(Array("double")), "features", required=False)])
+    tasks = dict(meta.get("tasks") or {})
+    classifications = [n for n, t in tasks.items() if t.get("kind") == "classification"]
+    columns = [ColSpec("string", "source"), ColSpec("string", "error"), ColSpec("long", "windows")]
+    for name, task in tasks.items():
+        if task.get("kind") == "classification":
+            # A row that failed has no top class and NaN probabilities.
+            columns.append(ColSpec("string", name, required=False))
+            prefix = "p_" if len(classifications) == 1 else f"{name}.p_"
+            columns += [ColSpec("double", f"{prefix}{c}", required=False) for c in task.get("classes", ())]
+        else:
+            columns.append(ColSpec("double", name, required=False))
+    params = ParamSchema([ParamSpec("window_seconds", "double", 0.0), ParamSpec("hop_seconds", "double", 0.0)])
+    return ModelSignature(inputs=inputs, outputs=Schema(columns), params=params)
+
+
+INPUT_EXAMPLE = {"path": ["song.mp3"]}
+"""The input example stored with the model (what a caller passes: a column of audio files)."""
+
+
+def save_pyfunc_model(model_folder: Path | str, dst: Path | str, *, mlflow_model: Any = None) -> Path:
+    """Write the pyfunc model of the packaged model in ``model_folder`` to the new folder ``dst``,
+    with its signature and input example. ``mlflow_model``: an ``mlflow.models.Model`` carrying
+    the ``model_id`` and ``run_id`` it is logged under (:func:`log_pyfunc_model`)."""
     from ...engine.package import read_meta
     model_folder = Path(model_folder)
     meta = read_meta(model_folder)
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-    # Inputs are left unchecked (three input forms, arrays in cells); the params need a schema, or
-    # MLflow drops them before they reach ZooPyfunc.predict.
-    signature = ModelSignature(inputs=None, outputs=None, params=ParamSchema(
-        [ParamSpec("window_seconds", "double", 0.0), ParamSpec("hop_seconds", "double", 0.0)]))
-    log = logging.getLogger("mlflow.pyfunc")
+    log = logging.getLogger("mlflow")
     level = log.level
     # MLflow warns that a Python object is pickled (ZooPyfunc is, by reference to this installed
-    # module, holding no state) and that no input example was given (a file path cannot be one).
+    # module, holding no state), and reports checking the input example (a file that does not
+    # exist here: its row comes back with its error set, which is the documented behaviour).
     log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             mlflow.pyfunc.save_model(
                 str(dst), python_model=ZooPyfunc(), artifacts={ARTIFACT_KEY: str(model_folder)},
-                pip_requirements=requirements(meta), signature=signature,
+                pip_requirements=requirements(meta), signature=signature(meta),
+                input_example=pd.DataFrame(INPUT_EXAMPLE), mlflow_model=mlflow_model,
                 metadata={"zoo.spec": meta.get("spec"), "zoo.format": meta.get("format"),
                           "zoo.format_version": meta.get("format_version")},
             )
@@ -156,9 +183,29 @@ def save_pyfunc_model(model_folder: Path | str, dst: Path | str) -> Path:
 
 def log_pyfunc_model(run_id: str, model_folder: Path | str, *, uri: str | None = None) -> str:
     """Log the packaged model in ``model_folder`` as run ``run_id``'s pyfunc model; return its
-    ``runs:/<run_id>/pyfunc_model`` URI. ``uri``: the tracking store (default: the zoo's)."""
+    ``runs:/<run_id>/pyfunc_model`` URI. ``uri``: the tracking store (default: the zoo's).
+
+    The model is an MLflow 3 logged model (named ``pyfunc_model``, in the run's experiment, an
+    output of the run: ``models:/<model_id>`` loads it and the UI lists it under the run) and,
+    for ``runs:/`` URIs and the model registry, a copy in the run's artifacts ``pyfunc_model/``.
+    Everything goes through one client, so MLflow's process-wide tracking URI is left alone.
+    """
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
     c = client(uri)
-    with tempfile.TemporaryDirectory(prefix="zoo-pyfunc-") as tmp:
-        folder = save_pyfunc_model(model_folder, Path(tmp) / PYFUNC_PATH)
-        c.log_artifacts(run_id, str(folder), artifact_path=PYFUNC_PATH)
+    run = c.get_run(run_id)
+    logged = c.create_logged_model(experiment_id=run.info.experiment_id, name=PYFUNC_PATH, source_run_id=run_id,
+                                   tags={"zoo.run_id": run_id}, model_type="zoo")
+    try:
+        with tempfile.TemporaryDirectory(prefix="zoo-pyfunc-") as tmp:
+            described = Model(artifact_path=logged.artifact_location, run_id=run_id, model_id=logged.model_id,
+                              model_uuid=logged.model_id)
+            folder = save_pyfunc_model(model_folder, Path(tmp) / PYFUNC_PATH, mlflow_model=described)
+            c.log_model_artifacts(logged.model_id, str(folder))
+            c.log_artifacts(run_id, str(folder), artifact_path=PYFUNC_PATH)
+        c.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    except BaseException:
+        c.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    c.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     return f"runs:/{run_id}/{PYFUNC_PATH}"

@@ -1,80 +1,144 @@
-"""Look-ups in the MLflow store: a run's packaged model, the latest run of a recipe, a parent's seed run, tags."""
+"""Look-ups in the MLflow store for :mod:`zoo.refs`: runs by id or prefix, latest and seed runs, registered versions.
+
+Each function takes an ``MlflowClient`` (:func:`~zoo.tracking.mlflow.store.client`) and answers
+None or an empty list for "not there"; only copying files here raises, naming what is missing.
+Deciding what a reference means, and saying so when it means nothing, is :mod:`zoo.refs`'s job.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from ...errors import ConfigError, RunError
+from ...errors import RunError
 from .. import PARENT_TAG
 from .store import client, get_experiment
 
+TRAINING_KINDS = ("run", "seeds")
+"""``zoo.kind`` of the runs that trained models: one seed, or the parent of several."""
 
-def download_model(run_id: str, dst: Path, uri: str | None = None) -> Path:
-    """Copy the ``model/`` artifact folder of run ``run_id`` into ``dst``; return the local folder."""
-    c = client(uri)
+
+def get_run(c: Any, run_id: str) -> Any | None:
+    """Run ``run_id``, or None when the store does not know it."""
     try:
-        c.get_run(run_id)
-    except Exception as exc:
-        raise ConfigError(
-            f"'{run_id}' is neither a model folder nor a run id in the MLflow store {c.tracking_uri} "
-            f"({type(exc).__name__}); give a folder holding zoo_model.json, or a run id from `zoo compare`"
-        ) from exc
-    dst.mkdir(parents=True, exist_ok=True)
-    try:
-        local = c.download_artifacts(run_id, "model", str(dst))
-    except Exception as exc:
-        raise RunError(
-            f"run {run_id} has no packaged model (artifact folder model/): {type(exc).__name__}: {exc}; "
-            f"only finished training runs have one (not the parent of several seeds, nor an overfit check)"
-        ) from exc
-    return Path(local)
-
-
-def latest_run(experiment: str, tags: Mapping[str, str], uri: str | None = None) -> Any | None:
-    """The most recent FINISHED run of ``experiment`` carrying all ``tags`` (None if there is none)."""
-    c = client(uri)
-    exp = get_experiment(c, experiment, create=False)
-    if exp is None:
+        return c.get_run(run_id)
+    except Exception:  # MLflow raises its own exception for "not found" (or a malformed id): no such run
         return None
-    clauses = ["attributes.status = 'FINISHED'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
-    runs = c.search_runs([exp.experiment_id], filter_string=" and ".join(clauses),
-                         order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0] if runs else None
+
+
+def experiment_ids(c: Any, experiment: str | None) -> list[str]:
+    """The id of ``experiment`` ([] when it does not exist), or of every active experiment when None."""
+    if experiment:
+        exp = get_experiment(c, experiment, create=False)
+        return [exp.experiment_id] if exp is not None else []
+    return [e.experiment_id for e in c.search_experiments()]
+
+
+def runs_with_prefix(c: Any, prefix: str, experiment: str | None = None, most: int = 20) -> list[Any]:
+    """Up to ``most`` runs whose id starts with ``prefix`` (lowercase hex digits), in ``experiment``
+    or, when None, in every experiment."""
+    ids = experiment_ids(c, experiment)
+    if not ids:
+        return []
+    return c.search_runs(ids, filter_string=f"attributes.run_id LIKE '{prefix}%'", max_results=most)
+
+
+def experiment_name(c: Any, experiment_id: str) -> str:
+    try:
+        return c.get_experiment(experiment_id).name
+    except Exception:
+        return f"experiment {experiment_id}"
 
 
 def latest_recipe_run(c: Any, recipe: str, experiment: str | None = None) -> Any | None:
-    """The most recent FINISHED training run tagged ``zoo.recipe = recipe`` (None if none), in
-    ``experiment`` or, when None, in every experiment of the store of client ``c``."""
-    if experiment:
-        exp = get_experiment(c, experiment, create=False)
-        ids = [exp.experiment_id] if exp is not None else []
-    else:
-        ids = [e.experiment_id for e in c.search_experiments()]
+    """The most recent FINISHED training run of ``recipe`` (tag ``zoo.recipe``) that is not one seed
+    of a parent run: one seed's run, or the parent of several. In ``experiment`` or, when None, in
+    every experiment. None if there is none."""
+    ids = experiment_ids(c, experiment)
     if not ids:
         return None
-    clause = f"attributes.status = 'FINISHED' and tags.`zoo.recipe` = '{recipe}' and tags.`zoo.kind` = 'run'"
-    runs = c.search_runs(ids, filter_string=clause, order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0] if runs else None
+    clause = (f"attributes.status = 'FINISHED' and tags.`zoo.recipe` = '{recipe}' "
+              f"and tags.`{PARENT_TAG}` IS NULL")
+    runs = c.search_runs(ids, filter_string=clause, order_by=["attributes.start_time DESC"], max_results=100)
+    return next((r for r in runs if r.data.tags.get("zoo.kind") in TRAINING_KINDS), None)
+
+
+def seed_runs(c: Any, parent: Any) -> list[Any]:
+    """The FINISHED seed runs under the parent run ``parent``, lowest seed first."""
+    children = c.search_runs([parent.info.experiment_id],
+                             filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=1000)
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    return sorted(finished, key=lambda r: int(r.data.tags.get("zoo.seed", "0") or 0))
+
+
+def download_run_files(c: Any, run_id: str, path: str, dst: Path) -> Path:
+    """Copy the artifact ``path`` (a folder or a file) of run ``run_id`` into ``dst``; return the local path."""
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(c.download_artifacts(run_id, path, str(dst)))
+    except Exception as exc:
+        raise RunError(
+            f"run {run_id} has no artifact '{path}' ({type(exc).__name__}); only a finished training run has a "
+            f"packaged model (model/), not an overfit check nor a run that failed"
+        ) from exc
 
 
 def run_tags(run_id: str, uri: str | None = None) -> dict[str, str]:
     """Tags of ``run_id``, or {} when the store does not know it (a folder copied from elsewhere)."""
+    run = get_run(client(uri), run_id)
+    return dict(run.data.tags) if run is not None else {}
+
+
+def registered_model(c: Any, name: str) -> Any | None:
+    """The registered model ``name``, or None."""
     try:
-        return dict(client(uri).get_run(run_id).data.tags)
-    except Exception:  # a missing run only means the folder's record is elsewhere
-        return {}
+        return c.get_registered_model(name)
+    except Exception:
+        return None
 
 
-def first_seed_run(parent_id: str, uri: str | None = None) -> str:
-    """The child run of the lowest seed under the parent run of several seeds ``parent_id``."""
-    c = client(uri)
-    parent = c.get_run(parent_id)
-    children = c.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                             max_results=1000)
-    finished = [r for r in children if r.info.status == "FINISHED"]
-    if not finished:
-        raise ConfigError(
-            f"run {parent_id} is the parent of several seeds but none of its seed runs finished; "
-            f"give a finished seed run's id (zoo compare lists them) or re-run the training"
-        )
-    return min(finished, key=lambda r: int(r.data.tags.get("zoo.seed", "0") or 0)).info.run_id
+def registered_names(c: Any) -> str:
+    """A few registered model names, for a message ("registered: a, b" or why there are none)."""
+    try:
+        names = sorted(m.name for m in c.search_registered_models(max_results=20))
+    except Exception as exc:
+        return f"the registry cannot be listed: {type(exc).__name__}"
+    return "registered: " + ", ".join(names) if names else "none is registered"
+
+
+def model_version(c: Any, name: str, version: str | None = None, alias: str | None = None) -> Any | None:
+    """Version ``version`` of the registered model ``name``, the one ``alias`` points at, or (both
+    None) its latest; None when there is no such version."""
+    try:
+        if alias:
+            return c.get_model_version_by_alias(name, alias)
+        if version is not None:
+            return c.get_model_version(name, version)
+        versions = c.search_model_versions(f"name = '{name}'")
+    except Exception:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def versions_text(c: Any, name: str) -> str:
+    """"versions: 1, 2; aliases: champion" of the registered model ``name``."""
+    try:
+        versions = sorted(int(v.version) for v in c.search_model_versions(f"name = '{name}'"))
+        aliases = sorted((getattr(c.get_registered_model(name), "aliases", None) or {}).keys())
+    except Exception:
+        return "its versions cannot be listed"
+    text = f"versions: {', '.join(map(str, versions)) or 'none'}"
+    return text + (f"; aliases: {', '.join(aliases)}" if aliases else "")
+
+
+def download_version(c: Any, name: str, version: Any, dst: Path) -> Path:
+    """Copy version ``version.version`` of the registered model ``name`` into ``dst``; return the folder."""
+    from mlflow.artifacts import download_artifacts
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        # Where the version's files are, asked of this store: MLflow resolves a models:/ URI in the
+        # process's default registry whatever registry_uri says.
+        where = c.get_model_version_download_uri(name, str(version.version))
+        return Path(download_artifacts(artifact_uri=where, dst_path=str(dst), tracking_uri=c.tracking_uri))
+    except Exception as exc:
+        raise RunError(f"registered model '{name}' version {version.version} cannot be downloaded from "
+                       f"{version.source}: {type(exc).__name__}: {exc}") from exc

@@ -1,21 +1,86 @@
-"""The connection to an MLflow store: a quiet client, experiments and where their artifacts go.
+"""The connection to an MLflow store: a quiet client, the store created once, experiments and where their artifacts go.
 
 Below everything else in :mod:`zoo.tracking.mlflow` (it imports none of its siblings), so the
 tracker, the pyfunc model, the registry and the look-ups can all use it without an import cycle.
+
+A sqlite store is created (tables made, migrations run) by the first client that opens it. Two
+processes doing that at once race and one dies half-way, so creation, migration and the creation
+of experiments run under an exclusive lock on ``<db>.lock`` beside the database (``fcntl.flock``:
+the kernel releases it when its holder dies, so a killed process never leaves it held).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from ...errors import ConfigError
+from ...errors import ConfigError, RunError
+
+LOCK_TIMEOUT = 600.0
+"""Seconds to wait for another process creating the same store (migrating a large one takes minutes)."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` store; None for other stores and in-memory sqlite."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive lock of the sqlite store ``uri`` (``<db>.lock``); other stores need none.
+
+    Where files cannot be locked (no ``fcntl``, a read-only folder holding an existing store) this
+    runs unlocked: there is nothing to create there.
+    """
+    db = sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no flock
+        fcntl = None
+    if db is None or fcntl is None:
+        yield
+        return
+    lock = db.with_name(db.name + ".lock")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        if db.exists():
+            yield
+            return
+        raise ConfigError(
+            f"cannot create the MLflow store {db}: {exc.strerror or exc} ({exc.filename or db.parent}); "
+            f"make that folder writable, or point ZOO_HOME (or MLFLOW_TRACKING_URI) elsewhere"
+        ) from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunError(
+                        f"the MLflow store {db} has been locked by another process for {timeout:.0f} s "
+                        f"({lock}); wait for the other zoo command to finish, or stop it"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Where a new experiment's artifacts go: beside a sqlite store, ``<db folder>/artifacts/<name>``.
 
-    For the default store (``ZOO_HOME/mlflow/mlflow.db``) that is ``zoo.paths.artifact_root()/<name>``.
+    For the default store (``ZOO_HOME/mlflow/mlflow.db``) that is ``Workspace.artifact_root/<name>``.
     Other stores (a server, a file store) choose for themselves (None).
     """
     if not uri.startswith("sqlite:///"):
@@ -32,13 +97,37 @@ def quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def client(uri: str | None = None):
-    """An ``MlflowClient`` on ``uri`` (default: :func:`zoo.paths.tracking_uri`)."""
+def client(uri: str | None):
+    """An ``MlflowClient`` on the store ``uri`` (the workspace's ``tracking_uri``); a sqlite store is
+    created on first use, once, under :func:`store_lock`."""
     from mlflow.tracking import MlflowClient
 
-    from ...paths import tracking_uri
+    if not uri:
+        raise ConfigError("no MLflow tracking URI given: pass the workspace's (zoo.workspace.Workspace.from_env()"
+                          ".tracking_uri), or a store such as 'sqlite:///PATH/mlflow.db'")
     quiet_mlflow_logs()
-    return MlflowClient(tracking_uri=uri or tracking_uri())
+    if sqlite_path(uri) is not None:
+        _created(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+@functools.lru_cache(maxsize=None)
+def _created(uri: str) -> None:
+    """Open (so create or migrate) the sqlite store ``uri`` under its lock, once per process.
+
+    MLflow keeps the opened store for the process, so later clients never create it again.
+    """
+    from mlflow.tracking import MlflowClient
+    db = sqlite_path(uri)
+    with store_lock(uri):
+        try:
+            MlflowClient(tracking_uri=uri)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot create or open the MLflow store {db}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else exc!r}; check that the folder is writable and the "
+                f"file is an MLflow database, or point ZOO_HOME (or MLFLOW_TRACKING_URI) elsewhere"
+            ) from exc
 
 
 def get_experiment(mlflow_client: Any, name: str, *, create: bool):
@@ -50,7 +139,19 @@ def get_experiment(mlflow_client: Any, name: str, *, create: bool):
             f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or pass another --experiment"
         )
     if exp is None and create:
-        location = artifact_location(mlflow_client.tracking_uri, name)
-        mlflow_client.create_experiment(name, artifact_location=location)
-        exp = mlflow_client.get_experiment_by_name(name)
+        with store_lock(mlflow_client.tracking_uri):
+            exp = mlflow_client.get_experiment_by_name(name)  # another process may have made it meanwhile
+            if exp is None:
+                _create_experiment(mlflow_client, name)
+                exp = mlflow_client.get_experiment_by_name(name)
     return exp
+
+
+def _create_experiment(mlflow_client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+    try:
+        mlflow_client.create_experiment(name, artifact_location=artifact_location(mlflow_client.tracking_uri, name))
+    except MlflowException as exc:
+        # A store no lock guards (a server): another client created it first, which is as good.
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise

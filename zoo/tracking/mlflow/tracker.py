@@ -1,15 +1,29 @@
-"""``MlflowTracker``: the Tracker that logs runs, their data set and their pyfunc model to an MLflow store."""
+"""``MlflowTracker``: the Tracker that logs runs, their data set and their pyfunc model to an MLflow store.
+
+The data set is a run input (MLflow's data set view) and the pyfunc model an MLflow 3 logged model
+of the run (its model view), as :mod:`~zoo.tracking.mlflow.pyfunc` logs it.
+
+Every run records the process that runs it (:func:`~zoo.tracking.mlflow.reconcile.process_tags`)
+and when that process was last seen, so a run whose process dies without ending it is found and
+ended KILLED by :mod:`~zoo.tracking.mlflow.reconcile`.
+"""
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from typing import Callable
 
 from ...errors import ConfigError, RunError
 from .. import DEFAULT_EXPERIMENT, MAX_TAG, PARENT_TAG
+from .reconcile import SEEN_TAG, now_ms, process_tags
 from .store import client, get_experiment
 
 MAX_PARAM = 6000
+HEARTBEAT_SECONDS = 30.0
+"""How often logging metrics also refreshes a run's last-seen time."""
+DATA_SOURCE_TAG = "zoo.data.source"
+"""The run tag that holds where its data came from (a folder, or "embedded"), set when the run starts."""
 PYFUNC_ERROR_TAG = "zoo.pyfunc.error"
 """Set on a run whose pyfunc model could not be logged (the run and its ``model/`` are fine)."""
 
@@ -19,7 +33,7 @@ def _warn(message: str) -> None:
 
 
 class MlflowTracker:
-    """Logs to an MLflow tracking store (default: :func:`zoo.paths.tracking_uri`).
+    """Logs to the MLflow tracking store ``uri`` (the workspace's ``tracking_uri``).
 
     ``warn`` receives what goes wrong without failing the run (a pyfunc model that could not be
     logged); default: a Python ``UserWarning``.
@@ -34,6 +48,7 @@ class MlflowTracker:
         self._uri = uri
         self._client = None
         self._experiment_id: str | None = None
+        self._seen: dict[str, float] = {}
 
     @property
     def client(self):
@@ -63,7 +78,9 @@ class MlflowTracker:
         tags = {k: str(v)[:MAX_TAG] for k, v in (tags or {}).items()}
         if parent:
             tags[PARENT_TAG] = parent
+        tags.update(process_tags())
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        self._seen[run.info.run_id] = time.monotonic()
         return run.info.run_id
 
     def log_params(self, run_id, params) -> None:
@@ -74,10 +91,19 @@ class MlflowTracker:
 
     def log_metrics(self, run_id, metrics, step=None) -> None:
         from mlflow.entities import Metric
-        now = int(time.time() * 1000)
+        now = now_ms()
         items = [Metric(k, float(v), now, int(step or 0)) for k, v in metrics.items()]
+        seen = self._heartbeat(run_id, now)
         for i in range(0, len(items), 1000):
-            self.client.log_batch(run_id, metrics=items[i: i + 1000])
+            self.client.log_batch(run_id, metrics=items[i: i + 1000], tags=seen if i == 0 else [])
+
+    def _heartbeat(self, run_id: str, now: int) -> list:
+        """The last-seen tag, when it is older than HEARTBEAT_SECONDS (it rides on a metrics batch)."""
+        from mlflow.entities import RunTag
+        if time.monotonic() - self._seen.get(run_id, float("-inf")) < HEARTBEAT_SECONDS:
+            return []
+        self._seen[run_id] = time.monotonic()
+        return [RunTag(SEEN_TAG, str(now))]
 
     def set_tags(self, run_id, tags) -> None:
         from mlflow.entities import RunTag
@@ -86,8 +112,23 @@ class MlflowTracker:
             self.client.log_batch(run_id, tags=items[i: i + 100])
 
     def log_inputs(self, run_id, data) -> None:
-        # As ``data.*`` params: `zoo compare`, the lab and people filtering runs in the UI read them there.
+        """The data set as ``data.*`` params and as an MLflow run input (the UI's data set view).
+
+        The input is a dataset named by the data description, with the data fingerprint (its first
+        36 characters) as its digest and the data folder (the run's ``zoo.data.source`` tag; "embedded" for the set the
+        zoo synthesises) as its source, tagged with its split sizes.
+        """
+        # `zoo compare`, the lab and people filtering runs in the UI read the params.
         self.log_params(run_id, data.params())
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        source = self.client.get_run(run_id).data.tags.get(DATA_SOURCE_TAG) or "unknown"
+        # MLflow's stores keep at most 36 characters of a digest; the full fingerprint is the param.
+        dataset = Dataset(name=data.description[:500], digest=data.fingerprint[:36], source_type="local",
+                          source=json.dumps({"uri": source}),
+                          profile=json.dumps({"clips": data.clips, "skipped": data.skipped, **dict(data.counts)}))
+        tags = [InputTag("mlflow.data.context", "training")]
+        tags += [InputTag(f"zoo.{split}", str(n)) for split, n in data.counts.items()]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
 
     def log_artifacts(self, run_id, folder, path=None) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path=path)
@@ -110,6 +151,7 @@ class MlflowTracker:
 
     def end_run(self, run_id, status="FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+        self._seen.pop(run_id, None)
 
     def where(self, run_id) -> str:
         return f"run {run_id} in experiment '{self.experiment}' of {self.uri}"

@@ -1,20 +1,62 @@
-"""Starting and stopping the MLflow web UI on the zoo's store (one light worker)."""
+"""Starting and stopping the MLflow web UI on the zoo's store (one light worker).
+
+The server runs in its own process group: :func:`stop` ends the whole group (the server forks a
+web worker), and :func:`stop_signals` turns SIGTERM and SIGHUP into the same interruption as
+Ctrl-C, so ``zoo ui`` stops its server and frees the port however it is asked to stop. A server
+started in the foreground also gets SIGTERM from the kernel if ``zoo ui`` itself is killed.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 from ...errors import ConfigError, RunError
+from ...processes import bind_to_this_process, group_alive
 from .store import artifact_location
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt so both stop the UI the same way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum, frame) -> None:
+    for sig in STOP_SIGNALS:  # one request to stop is enough: let the clean-up run uninterrupted
+        signal.signal(sig, signal.SIG_IGN)
+    raise StopSignal(signum)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`StopSignal` (a KeyboardInterrupt).
+
+    Signal handlers can only be set in the main thread: elsewhere the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -37,9 +79,14 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
     return cmd
 
 
-def start_server(uri: str, host: str = "127.0.0.1", port: int = 5000, *, log: IO | None = None) -> subprocess.Popen:
+def start_server(uri: str, host: str = "127.0.0.1", port: int = 5000, *, log: IO | None = None,
+                 bound: bool = True) -> subprocess.Popen:
     """Start ``mlflow server`` in its own process group (it forks a web server worker: :func:`stop`
-    ends the whole group, and a Ctrl-C meant for the zoo does not reach it half-way)."""
+    ends the whole group, and a Ctrl-C meant for the zoo does not reach it half-way).
+
+    ``bound``: the server gets SIGTERM (which it passes on to its worker) when this process dies,
+    however it dies; False for a server meant to outlive it (``zoo ui --background``).
+    """
     if not port_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; pass --port with a free one (e.g. {port + 1})")
     out = log if log is not None else subprocess.DEVNULL
@@ -47,7 +94,8 @@ def start_server(uri: str, host: str = "127.0.0.1", port: int = 5000, *, log: IO
     # the zoo's UI only browses runs, so keep the server to its one web worker.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return subprocess.Popen(server_command(uri, host, port), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env,
+                            preexec_fn=bind_to_this_process(signal.SIGTERM) if bound else None)
 
 
 def address(host: str, port: int) -> str:
@@ -75,7 +123,8 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 90.0, log_path
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Terminate the server's process group (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+    """Terminate the server's process group (SIGTERM, then SIGKILL after ``timeout`` seconds) and
+    wait until no process of the group is left, so its port is free when this returns."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
@@ -89,4 +138,27 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     try:  # a worker the server forked may outlive it: sweep the group once more
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    deadline = time.monotonic() + timeout
+    while group_alive(proc.pid) and time.monotonic() < deadline:  # SIGKILL is delivered asynchronously
+        time.sleep(0.05)
+
+
+def run_addresses(uri: str, url: str, experiment: str) -> list[str]:
+    """Lines naming the UI's pages for ``experiment`` and its newest run (``url``: the server's
+    address); empty when the store has no such experiment yet. MLflow's UI routes pages by
+    ``#/experiments/<id>`` and ``#/experiments/<id>/runs/<run id>``."""
+    from .store import client, get_experiment
+
+    c = client(uri)
+    exp = get_experiment(c, experiment, create=False)
+    if exp is None:
+        return []
+    base = f"{url.rstrip('/')}/#/experiments/{exp.experiment_id}"
+    lines = [f"experiment {experiment}: {base}"]
+    newest = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    if newest:
+        run = newest[0]
+        name = run.data.tags.get("zoo.spec") or run.info.run_name or ""
+        lines.append(f"newest run {run.info.run_id} ({name}, {run.info.status}): {base}/runs/{run.info.run_id}")
+    return lines

@@ -1,0 +1,116 @@
+"""``zoo sweep``: search a composition's settings on Ray Tune; every trial a zoo run under one MLflow run."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+
+from ..config import parse_assignments
+from ..data.prepare import MAX_SECONDS
+from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
+
+EXAMPLES = """\
+examples:
+  zoo sweep lstm+chroma:genre --param train.lr=loguniform:1e-4:3e-3 --param backbone.hidden=choice:64,128 --trials 8
+  zoo sweep cnn+mel:genre --data ~/data/patreco3 --param task.dropout=uniform:0.1:0.5 --trials 16 --concurrent 4
+  zoo sweep lab-cnn-mel --param train.lr=loguniform:1e-4:1e-2 --address auto      on a running Ray cluster
+then:
+  zoo compare --sweep RUN          the leaderboard
+  zoo run --from-sweep RUN --seeds 5   the best settings again, over five seeds
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="search settings of a composition on Ray Tune, each trial tracked in MLflow",
+        description="Train SPEC_OR_RECIPE once per trial with settings drawn from the --param ranges, on Ray\n"
+                    "Tune (a local Ray sized to the free cores, or the cluster at --address). Bad trials are\n"
+                    "stopped early (ASHA) on the per-epoch validation metric. One MLflow run holds the sweep,\n"
+                    "each trial is a normal zoo run under it. Needs: pip install \"music-zoo[sweep]\".",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC_OR_RECIPE", help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel")
+    p.add_argument("--param", dest="params", action="append", default=[], metavar="SCOPE.KEY=KIND:ARGS",
+                   help="a searched setting: train.lr=loguniform:1e-4:3e-3, task.dropout=uniform:0.1:0.5, "
+                        "backbone.layers=randint:1:3, backbone.hidden=choice:128,256, or grid:A,B (every value) "
+                        "(repeatable)")
+    p.add_argument("--trials", type=POSITIVE, default=8, metavar="N",
+                   help="trials to draw (default 8; each grid value gets N)")
+    p.add_argument("--metric", metavar="val.TASK.METRIC",
+                   help="the validation metric to stop on and rank by (default: the first task's primary one)")
+    p.add_argument("--concurrent", type=POSITIVE, metavar="K", help="at most K trials at once (default: as CPUs allow)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="attach to a running Ray cluster (auto, or ray://HOST:PORT) instead of starting a local one")
+    p.add_argument("--cpus", type=POSITIVE, metavar="N", help="CPUs of the local Ray (default: this process's free cores)")
+    p.add_argument("--cpus-per-trial", type=number(0.0, strict=True), default=1.0, metavar="C",
+                   help="CPUs each trial holds (default 1)")
+    p.add_argument("--gpus-per-trial", type=number(0.0), default=0.0, metavar="G",
+                   help="GPUs each trial holds (default 0; e.g. 0.5 puts two trials on one GPU)")
+    p.add_argument("--grace", type=POSITIVE, default=1, metavar="E",
+                   help="epochs every trial trains before the scheduler may stop it (default 1)")
+    p.add_argument("--register", metavar="NAME", help="register the best trial's model in the MLflow model registry "
+                                                      "as NAME")
+    p.add_argument("--data", metavar="PATH", help="data folder; default: embedded set")
+    p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous")
+    p.add_argument("--epochs", type=POSITIVE, help="most epochs per trial (train.epochs; the scheduler's horizon)")
+    p.add_argument("--batch-size", type=POSITIVE, help="batch size (train.batch_size)")
+    p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate, when not searched (train.lr)")
+    p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
+    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified)")
+    p.add_argument("--seed", type=SEED, default=0, help="the seed of every trial (default 0)")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
+                   help="a fixed setting of every trial, as in zoo run (repeatable)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips instead of stopping")
+    p.add_argument("--max-seconds", type=number(0.0), default=MAX_SECONDS, metavar="S",
+                   help=f"cut longer audio to its middle S seconds (default {MAX_SECONDS:g}; 0 = no limit)")
+    p.add_argument("--min-class-clips", type=NON_NEGATIVE, default=0, metavar="N",
+                   help="stop with an error naming every class that has fewer than N clips")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for the one feature extraction")
+    p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _terminated(signum, frame):
+    # Unwinds the sweep as Ctrl-C does: every trial is stopped and the sweep's run ended with the reason.
+    raise KeyboardInterrupt(f"terminated by signal {signal.Signals(signum).name}")
+
+
+def run(args, registry, workspace) -> int:
+    from ..sweep.driver import SweepPlan, require_ray, sweep
+    from ..sweep.space import parse_params
+    from ..tracking.mlflow.compare import format_sweep
+    params = parse_params(args.params)  # the grammar, before anything starts
+    train = {"data": args.data, "layout": args.layout, "epochs": args.epochs, "batch_size": args.batch_size,
+             "lr": args.lr, "patience": args.patience, "limit": args.limit, "seed": args.seed,
+             "skip_bad": args.skip_bad, "max_seconds": args.max_seconds, "min_class_clips": args.min_class_clips,
+             "device": args.device, "workers": args.workers, "experiment": args.experiment}
+    plan = SweepPlan(spec=args.spec, params=params, settings=parse_assignments(args.assignments),
+                     train={k: v for k, v in train.items() if v is not None}, trials=args.trials, metric=args.metric,
+                     concurrent=args.concurrent, address=args.address, cpus=args.cpus,
+                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, grace=args.grace,
+                     experiment=args.experiment, register=args.register)
+    require_ray()
+    say = (lambda line: print(line, file=__import__("sys").stderr, flush=True)) if args.json else print
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    try:
+        result = sweep(plan, registry=registry, workspace=workspace, say=say)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, "metric": result.metric, "mode": result.mode,
+                          "best": result.best, "trials": result.rows}, indent=2, default=str))
+        return 0
+    print("\n" + format_sweep(result.rows, result.metric))
+    best = result.best
+    print(f"\nbest: trial {best['trial']} (run {best['run_id']}), {result.metric} {best['score']:.4f}, "
+          + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
+    print(f"sweep run: {result.run_id}")
+    print(f"rerun the best settings: zoo run --from-sweep {result.run_id} --seeds 5")
+    if result.registered is not None:
+        print(f"registered: '{plan.register}' version {result.registered.version}; "
+              f"predict with: zoo predict {plan.register}/{result.registered.version} AUDIO...")
+    return 0

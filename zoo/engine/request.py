@@ -1,0 +1,189 @@
+"""What one training invocation is asked to do: the frozen, checked request that ``runner.run`` carries out.
+
+A :class:`RunRequest` says what to train (a spec or a built composition, its component
+settings, a transfer source, extra tags), on which data (:class:`DataRequest`), how
+(:class:`~zoo.engine.trainconfig.TrainConfig`), with which seeds (:class:`SeedPlan`) and where its
+files go. Everything that can be checked without building the model is checked when the request
+is made, so a bad request fails before any work and names the fix.
+
+Example::
+
+    from zoo.engine.request import DataRequest, RunRequest, SeedPlan
+    from zoo.engine.trainconfig import TrainConfig
+
+    request = RunRequest("lstm+chroma:genre", data=DataRequest(settings={"size": "tiny"}, limit=200),
+                         train=TrainConfig(epochs=3), seeds=SeedPlan(first=0, count=3))
+    result = zoo.train(request, track=False)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..data.prepare import MAX_SECONDS
+from ..errors import ConfigError
+from .datasource import DataSource, source_of
+from .trainconfig import ENGINE_SCOPES, TrainConfig
+
+if TYPE_CHECKING:
+    from ..data.preparedset import Prepared
+    from ..model.building import Built
+    from .transfer import TransferSource
+
+
+def _whole(name: str, value: Any, low: int, fix: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} {value!r}: give a whole number >= {low} ({fix})")
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """On which data a model trains: a data folder and how to prepare it, or ready arrays.
+
+    ``path``: the data folder (None: the embedded set, under the workspace's data folder);
+    ``layout``: its layout when detection is ambiguous; ``settings``: the data set's settings
+    (``{"size": "tiny"}``, ``{"mapping": "none"}``). ``limit``: at most this many clips, stratified;
+    ``skip_bad``: leave unreadable clips out (listed) instead of stopping; ``workers``: feature
+    extraction processes (None: one per core). ``seed`` draws the ``limit`` subset and the splits
+    of a data set that has none (None: the run's first seed). ``max_seconds``: audio longer than
+    this is cut to its middle ``max_seconds`` (0 or None: no limit; default 30, the lab's clips).
+    ``min_class_clips``: refuse classes with fewer clips (0: no check). ``prepared``: a ready
+    :class:`~zoo.data.preparedset.Prepared` used as it is (no other field may then be set).
+    """
+
+    path: str | Path | None = None
+    layout: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    skip_bad: bool = False
+    workers: int | None = None
+    seed: int | None = None
+    prepared: Prepared | None = None
+    max_seconds: float | None = MAX_SECONDS
+    min_class_clips: int = 0
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            object.__setattr__(self, "settings", {})
+        if not isinstance(self.settings, Mapping):
+            raise ConfigError(f"data settings {self.settings!r}: give a mapping such as {{'size': 'tiny'}}")
+        object.__setattr__(self, "settings", dict(self.settings))
+        _whole("limit", self.limit, 1, "at most N clips, or None for all")
+        _whole("workers", self.workers, 1, "extraction processes, or None for one per core")
+        _whole("data seed", self.seed, 0, "or None for the run's first seed")
+        _whole("min_class_clips", self.min_class_clips, 0, "--min-class-clips N, or 0 for no check")
+        if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or
+                                             not isinstance(self.max_seconds, (int, float)) or
+                                             not self.max_seconds >= 0):
+            raise ConfigError(f"max_seconds {self.max_seconds!r}: give the longest audio per clip in seconds "
+                              f"(--max-seconds 30), or 0 for no limit")
+        if self.prepared is not None:
+            unused = [name for name, value in (("data", self.path), ("layout", self.layout), ("limit", self.limit),
+                                               ("skip_bad", self.skip_bad), ("dataset settings", self.settings),
+                                               ("min_class_clips", self.min_class_clips))
+                      if value]
+            if unused:
+                raise ConfigError(f"prepared data is used as it is, so {', '.join(unused)} would be ignored; "
+                                  f"pass either prepared or the data-loading arguments")
+
+    def source(self, seed: int) -> DataSource:
+        """Where the data come from, as a run records it (``seed``: the one that drew the clips)."""
+        return source_of(self.path, layout=self.layout, settings=self.settings, limit=self.limit, seed=seed,
+                         skip_bad=self.skip_bad, prepared_given=self.prepared is not None)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Train ``count`` models with seeds ``first .. first+count-1`` (several: mean and 95 % interval)."""
+
+    first: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        _whole("seed", self.first, 0, "--seed N")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ConfigError(f"seeds {self.count}: give 1 or more "
+                              f"(--seeds K trains K models with seeds seed..seed+K-1)")
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.first, self.first + self.count))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One training invocation: what to train, on which data, how, with which seeds, where its files go.
+
+    ``spec``: a spec string (``"lstm+chroma:genre"``) or a :class:`~zoo.model.building.Built`
+    composition. ``settings``: component settings per scope (``{"backbone": {"hidden": 64}}``; the
+    ``train`` and ``dataset`` scopes belong in ``train`` and ``data``). ``data``: a
+    :class:`DataRequest` (a folder path or a ``Prepared`` is taken as one). ``transfer``: start the
+    backbone from a trained model's (a spec string is then required). ``tags``: added to every run
+    (e.g. ``zoo.recipe``). ``out_dir``: where the run's folder goes (None: the workspace's runs folder).
+    """
+
+    spec: str | Built
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    data: DataRequest = field(default_factory=DataRequest)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: SeedPlan = field(default_factory=SeedPlan)
+    transfer: TransferSource | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        from ..data.preparedset import Prepared
+        from ..model.building import Built
+        if isinstance(self.spec, str):
+            if not self.spec.strip():
+                raise ConfigError("an empty spec: give BACKBONE+FEATURE[+FEATURE...]:TASK[,TASK...], "
+                                  "e.g. lstm+chroma:genre")
+        elif not isinstance(self.spec, Built):
+            raise ConfigError(f"spec {self.spec!r}: give a spec string (lstm+chroma:genre) or a zoo.api.compose() "
+                              f"result")
+        settings = {str(k): dict(v) for k, v in (self.settings or {}).items()}
+        misplaced = [s for s in settings if s in ENGINE_SCOPES]
+        if misplaced:
+            where = {"train": "train=TrainConfig(...)", "dataset": "data=DataRequest(settings=...)"}
+            raise ConfigError(f"settings['{misplaced[0]}'] is not a component's: give it as "
+                              f"{where[misplaced[0]]} (zoo.train accepts it in settings and divides them)")
+        if isinstance(self.spec, Built) and settings:
+            raise ConfigError(f"settings {sorted(settings)} apply to a spec string; a built composition carries its "
+                              f"own configuration (pass the settings to zoo.api.compose instead)")
+        object.__setattr__(self, "settings", settings)
+        data = self.data
+        if data is None:
+            data = DataRequest()
+        elif isinstance(data, Prepared):
+            data = DataRequest(prepared=data)
+        elif isinstance(data, (str, Path)):
+            data = DataRequest(path=data)
+        if not isinstance(data, DataRequest):
+            raise ConfigError(f"data {data!r}: give a DataRequest, a data folder or a Prepared")
+        object.__setattr__(self, "data", data)
+        if not isinstance(self.train, TrainConfig):
+            raise ConfigError(f"train {self.train!r}: give a zoo.engine.trainconfig.TrainConfig")
+        if not isinstance(self.seeds, SeedPlan):
+            raise ConfigError(f"seeds {self.seeds!r}: give a SeedPlan(first=..., count=...)")
+        if self.transfer is not None and isinstance(self.spec, Built):
+            raise ConfigError("transfer needs a spec string (the backbone is rebuilt with the source's settings), "
+                              "not an already built composition")
+        object.__setattr__(self, "tags", {str(k): str(v) for k, v in (self.tags or {}).items()})
+        if self.out_dir is not None:
+            object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser())
+
+    @property
+    def data_seed(self) -> int:
+        """The seed that draws the ``limit`` subset and any missing splits."""
+        return self.data.seed if self.data.seed is not None else self.seeds.first
+
+    def replace(self, **changes: Any) -> RunRequest:
+        """A copy with ``changes`` (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+__all__ = ["RunRequest", "DataRequest", "SeedPlan"]

@@ -1,0 +1,194 @@
+"""Writing the files the zoo later trusts: atomically, or with a one-line error naming the path and the free space.
+
+Every file a later step reads back as the truth (``weights.pt``, ``zoo_model.json``, reports,
+figures) is written to a temporary file in its own folder, flushed to disk, then renamed over
+the final name: a full disk, a crash or Ctrl-C leave the old file or none, never half of one.
+A write that fails raises :class:`~zoo.errors.StorageError`: one line with the path, what is
+wrong (no space, read-only, no permission), the free space there and the fix.
+
+:func:`shown` turns any name a file system allows (bytes that are not UTF-8 included, which
+Python keeps as lone surrogates) into text every terminal, CSV, JSON or database accepts.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from .errors import StorageError, ZooError
+
+_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_READ_ONLY = (errno.EROFS,)
+_DENIED = (errno.EACCES, errno.EPERM)
+
+
+def shown(name: Any) -> str:
+    """``name`` (str, path or bytes) as printable text: bytes that are not UTF-8 become ``\\xNN``.
+
+    A file named ``b"caf\\xe9.wav"`` (Latin-1) reaches Python as ``"caf\\udce9.wav"``; writing
+    that to a UTF-8 stream fails. Here it becomes ``caf\\xe9.wav``. Valid text is unchanged, and
+    ``shown(shown(x)) == shown(x)``.
+    """
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "backslashreplace")
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    if text.isascii():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that do not stand for undecodable bytes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def free_space(path: Path | str) -> str:
+    """Free space on the file system holding ``path`` (or its nearest existing folder), e.g. "1.2 GB"."""
+    here = Path(path)
+    for candidate in (here, *here.parents):
+        try:
+            return _size(shutil.disk_usage(candidate).free)
+        except OSError:
+            continue
+    return "unknown"
+
+
+def _blocker(path: Any) -> str:
+    """The file that stands where ``path`` needs a folder (for ENOTDIR)."""
+    if path is None:
+        return "a part of the path"
+    for parent in Path(os.fsdecode(path)).parents:
+        if parent.exists() and not parent.is_dir():
+            return shown(parent)
+    return "a part of the path"
+
+
+def _reason_and_fix(exc: OSError) -> tuple[str, str]:
+    """What went wrong with a file system call, in words, and what to do about it."""
+    elsewhere = "or set ZOO_HOME (or the output folder) to"
+    code = exc.errno
+    if code in _NO_SPACE:
+        return "no space left on the device", f"free some space, {elsewhere} a disk with room"
+    if code in _READ_ONLY:
+        return "the file system is read-only", f"remount it writable, {elsewhere} a writable folder"
+    if code in _DENIED:
+        return "permission denied", f"make it writable for this user, {elsewhere} a folder you own"
+    if code == errno.ENOTDIR:
+        blocker = _blocker(exc.filename)
+        return f"{blocker} is a file where a folder is needed", f"move that file away, {elsewhere} another folder"
+    return shown(exc.strerror or exc), f"check the path, {elsewhere} another folder"
+
+
+def storage_error(exc: OSError, path: Path | str, what: str) -> StorageError:
+    """The one-line :class:`StorageError` for ``exc`` raised while writing ``what`` at ``path``."""
+    reason, fix = _reason_and_fix(exc)
+    error = StorageError(f"cannot write {what} {shown(path)}: {reason} ({free_space(path)} free there); {fix}")
+    error.__cause__ = exc
+    return error
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError nothing else explained (the CLI's last resort): path, reason, free space, fix."""
+    reason, fix = _reason_and_fix(exc)
+    if exc.filename is None:
+        return f"{reason}; {fix}"
+    return f"{shown(exc.filename)}: {reason} ({free_space(exc.filename)} free there); {fix}"
+
+
+def ensure_dir(path: Path | str, what: str = "folder") -> Path:
+    """Create the folder ``path`` (and its parents) unless it exists; StorageError if it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, path, what) from exc
+    return path
+
+
+def make_new_dir(path: Path | str, what: str = "folder") -> Path:
+    """Create the folder ``path``, which must not exist yet (its parents may); StorageError if it cannot be."""
+    path = Path(path)
+    ensure_dir(path.parent, what)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise  # a clash of names, not a storage fault: the caller picks another name
+    except OSError as exc:
+        raise storage_error(exc, path, what) from exc
+    return path
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one it was raised from or during (torch.save, for one,
+    turns a failed write into a RuntimeError raised while handling the OSError)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (not every file system can: then it is left to the OS)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path | str, what: str = "file", *, text: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path`` for writing; on a clean exit it is flushed, fsynced and
+    renamed to ``path``. On any error the temporary file is removed and ``path`` is left as it was;
+    an OSError becomes a :class:`StorageError` naming ``path`` and the free space. ``text``: open it
+    as UTF-8 text (write :func:`shown` text), else binary."""
+    path = Path(path)
+    ensure_dir(path.parent, f"the folder for {what}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            with (open(tmp, "w", encoding="utf-8", newline="") if text else open(tmp, "wb")) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except Exception as exc:
+            cause = None if isinstance(exc, ZooError) else _os_error_in(exc)
+            if cause is None:
+                raise
+            raise storage_error(cause, path, what) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # gone after the rename; what a failed write left otherwise
+    _fsync_dir(path.parent)
+
+
+def write_text(path: Path | str, text: str, what: str = "file") -> Path:
+    """Write ``text`` (names in it escaped by :func:`shown`) to ``path`` atomically, as UTF-8."""
+    with atomic_file(path, what, text=True) as f:
+        f.write(shown(text))
+    return Path(path)
+
+
+def write_json(path: Path | str, doc: Any, what: str = "file", **dumps: Any) -> Path:
+    """Write ``doc`` as JSON (``json.dumps(doc, **dumps)``, indent 2 by default) to ``path`` atomically."""
+    dumps.setdefault("indent", 2)
+    return write_text(path, json.dumps(doc, **dumps), what)

@@ -1,0 +1,187 @@
+"""Process identity and lifetime: who a process is (host, pid, start time), whether it still lives,
+and child processes that die with their parent.
+
+A pid alone does not name a process: the kernel reuses pids. A process is named by its host, pid,
+start time (clock ticks since boot, from ``/proc/PID/stat``; psutil's create time where there is
+no ``/proc``), the boot it started in and its pid namespace, so a later check can tell "still
+running" from "gone" and from "the pid now belongs to another process", and knows when it cannot
+tell (another host, or a container with its own pids under the same host name).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_WATCH_SECONDS = 1.0
+
+
+class ProcessId(NamedTuple):
+    """A process as a later check can recognise it; ``started``, ``boot`` and ``pidns`` are "" when unknown."""
+
+    host: str
+    pid: int
+    started: str
+    boot: str
+    pidns: str = ""
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def boot_id() -> str:
+    """This boot of this machine (Linux), "" elsewhere: start times only compare within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace (Linux), "" elsewhere: pids of another namespace are not ours to check."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def start_time(pid: int) -> str:
+    """When ``pid`` started, as an opaque token (equal tokens: the same process); "" if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        stat = ""
+    if stat:
+        # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # a zombie has ended; only its exit status waits to be collected
+            return ""
+        return "ticks:" + fields[19]
+    try:
+        import psutil
+    except ImportError:
+        return "alive" if _exists(pid) else ""
+    try:
+        return f"created:{psutil.Process(pid).create_time():.3f}"
+    except psutil.Error:
+        return ""
+
+
+def identity(pid: int | None = None) -> ProcessId:
+    """This process (or ``pid`` on this host) as a :class:`ProcessId`."""
+    pid = os.getpid() if pid is None else pid
+    return ProcessId(this_host(), pid, start_time(pid), boot_id(), pid_namespace())
+
+
+def visible(proc: ProcessId) -> bool:
+    """Whether this process can check ``proc``: the same host and, where recorded, the same pid namespace."""
+    return proc.host == this_host() and not (proc.pidns and pid_namespace() and proc.pidns != pid_namespace())
+
+
+def why_gone(proc: ProcessId) -> str | None:
+    """Why ``proc`` no longer runs, in one line; None when it still runs or the zoo cannot tell
+    (it ran on another host, or in another pid namespace of this one)."""
+    where = f"process {proc.pid} on host {proc.host}"
+    if proc.host != this_host():
+        return None
+    if proc.boot and boot_id() and proc.boot != boot_id():
+        return f"{where} is gone: the machine restarted since the run began"
+    if not visible(proc):
+        return None
+    now = start_time(proc.pid)
+    if not now:
+        return f"{where} is gone (killed, OOM or crashed)"
+    if proc.started and proc.started != "alive" and now != proc.started:
+        return f"{where} is gone (killed, OOM or crashed; pid {proc.pid} now belongs to another process)"
+    return None
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the process group ``pgid`` still runs (zombies, which hold nothing, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while the list was read
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux); False elsewhere."""
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """Make this (child) process end when ``parent_pid`` does, even when the parent is SIGKILLed.
+
+    For a pool initializer: the kernel's parent-death signal where there is one, and everywhere a
+    daemon thread that checks every second whether the parent changed (a child whose parent died is
+    adopted by another process). A parent already gone ends the child at once.
+    """
+    set_parent_death_signal(sig)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="zoo-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_WATCH_SECONDS)
+    os._exit(1)  # the parent is gone: nobody will collect this worker's results
+
+
+def bind_to_this_process(sig: int = signal.SIGTERM):
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when this process dies (Linux;
+    elsewhere None, which Popen takes as no function)."""
+    prctl = _prctl()  # looked up here: between fork and exec the child only calls it
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return preexec
