@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,9 @@ def test_a_full_disk_while_the_weights_are_written_leaves_no_weights_and_fails_t
         run(big_request(disk.path), registry=Registry(), tracker=tracker)
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith("cannot write the model weights ") and "weights.pt: no space left on the device (" in message
+    # The disk fills at the first large file: the per-epoch checkpoint or the weights, whichever comes first.
+    assert re.match(r"cannot write the (model weights|training checkpoint) .*(weights|checkpoint)\.pt: no space left "
+                    r"on the device \(", message), message
     assert " free there); free some space, or set ZOO_HOME" in message
     no_model_left(disk.path)
     (record,) = tracker.runs.values()
@@ -222,7 +225,11 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_or_none(tmp_path, monke
     """The same fault without a tmpfs: the weights' write raises ENOSPC after half of its bytes."""
     import torch
 
+    save = torch.save
+
     def half_then_full(obj, f, *args, **kwargs):
+        if "weights" not in str(getattr(f, "name", f)):  # the per-epoch checkpoint is written as usual
+            return save(obj, f, *args, **kwargs)
         f.write(b"PK\x03\x04 half of a zip")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -35,3 +35,37 @@ def test_the_guides_example_plugin_installs_lists_and_passes_the_contract(tmp_pa
     check = test_code + "\ntest_gru_meets_the_backbone_contract()\nprint('contract ok')\n"
     ran = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
     assert ran.returncode == 0 and "contract ok" in ran.stdout, ran.stderr[-2000:]
+
+
+def test_the_guides_worked_task_installs_passes_the_contract_and_trains(tmp_path):
+    project = tmp_path / "zoo-huber"
+    (project / "zoo_huber").mkdir(parents=True)
+    # Step 1's pyproject.toml, with the names and the entry point the worked example gives.
+    toml = (_blocks("toml")[0].replace('name = "zoo-gru"', 'name = "zoo-huber"')
+            .replace('[project.entry-points."music_zoo.backbones"]\ngru = "zoo_gru:spec"',
+                     '[project.entry-points."music_zoo.tasks"]\nvalence-huber = "zoo_huber:spec"')
+            .replace('packages = ["zoo_gru"]', 'packages = ["zoo_huber"]'))
+    assert 'valence-huber = "zoo_huber:spec"' in toml
+    (project / "pyproject.toml").write_text(toml)
+    source = next(b for b in _blocks("python") if "class HuberValence" in b)
+    (project / "zoo_huber" / "__init__.py").write_text(source)
+    site = tmp_path / "site"
+    pip_install([project], site)
+    tests_dir = Path(__file__).resolve().parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(tests_dir)]), ZOO_HOME=str(tmp_path / "home"))
+
+    listed = subprocess.run([sys.executable, "-m", "zoo", "list", "task"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert re.search(r"^\s*valence-huber\s+zoo-huber==0\.1\.0\s+valence regressed", listed.stdout, flags=re.M)
+
+    test_code = next(b for b in _blocks("python") if "check_task(zoo_huber.spec" in b)
+    train = (
+        "import zoo\nfrom enginefixtures import TINY_LSTM, separable\n"
+        "res = zoo.train('lstm+chroma:valence-huber', prepared=separable(8), track=False, progress=False,\n"
+        "                settings={**TINY_LSTM, 'train': {'batch_size': 8, 'lr': 0.05, 'patience': 0}}, epochs=2)\n"
+        "assert set(res.test) == {'valence-huber.mae', 'valence-huber.rmse'}, res.test\n"
+        "assert 0 <= res.test['valence-huber.mae'] <= 1\n"
+    )
+    check = test_code + "\ntest_huber_meets_the_task_contract()\n" + train + "print('task ok')\n"
+    ran = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0 and "task ok" in ran.stdout, ran.stderr[-3000:]

@@ -25,15 +25,15 @@ def test_the_plan_covers_every_lab_table_and_puts_a_transfer_source_first():
     recipes = load_recipes()
     steps = make_plan(recipes)
     names = [s.name for s in steps]
-    lab = sorted(n for n, r in recipes.items() if r.group == "lab")
-    assert sorted(names) == lab  # every lab recipe once, nothing else
-    assert {kind_of(s.recipe) for s in steps} == {"genre", "regression", "transfer", "multitask"}
+    lab = sorted(n for n, r in recipes.items() if r.group in ("lab", "baseline"))
+    assert sorted(names) == lab  # every lab recipe once, and the baselines (tests/test_baseline.py)
+    assert {kind_of(s.recipe) for s in steps} == {"baseline", "genre", "regression", "transfer", "multitask"}
     assert names.index("lab-ast-mel") < names.index("lab-transfer-ast-valence")
     only = make_plan(recipes, ["lab-transfer-*"])
-    assert [(s.name, s.needed_by) for s in only] == [("lab-ast-mel", ("lab-transfer-ast-valence",)),
+    assert [(s.name, s.needed_by) for s in only][2:] == [("lab-ast-mel", ("lab-transfer-ast-valence",)),
                                                     ("lab-transfer-ast-valence", ())]
     both = make_plan(recipes, ["lab-lstm-chroma, lab-cnn-mel"])
-    assert [s.name for s in both] == [n for n in names if n in ("lab-lstm-chroma", "lab-cnn-mel")]
+    assert [s.name for s in both] == [n for n in names if n in ("baseline-genre", "lab-lstm-chroma", "lab-cnn-mel")]
     with pytest.raises(ConfigError, match="--only 'lab-lstm-chrome' matches no lab recipe"):
         make_plan(recipes, ["lab-lstm-chrome"])
 
@@ -70,9 +70,9 @@ def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failur
                  "--experiment", "reproduce-test", "--out", str(out), *SMALL, "--set", "cnn.kernels=4"])
     printed = capsys.readouterr().out
     assert code == 1  # the CNN was given an even kernel on purpose: that experiment fails, the rest run
-    assert re.search(r"\[1/5\] lab-lstm-chroma: done in [\d.]+ s \(elapsed [\d.]+ s\); genre.accuracy", printed)
-    assert "[2/5] lab-cnn-energy: FAILED" in printed and "must all be odd" in printed  # catalogue order
-    assert "[4/5] lab-ast-mel: ast+mel:genre (needed by lab-transfer-ast-valence)" in printed
+    assert re.search(r"\[3/7\] lab-lstm-chroma: done in [\d.]+ s \(elapsed [\d.]+ s\); genre.accuracy", printed)
+    assert "[4/7] lab-cnn-energy: FAILED" in printed and "must all be odd" in printed  # catalogue order
+    assert "[6/7] lab-ast-mel: ast+mel:genre (needed by lab-transfer-ast-valence)" in printed
     text = out.read_text()
     recipes = load_recipes()
     # The lab's numbers, next to the zoo's (mean ± half-width over 2 seeds).
@@ -83,6 +83,7 @@ def test_reproduce_writes_one_report_with_lab_and_zoo_numbers_and_reports_failur
     assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", cells[3]), cells
     valence_row = next(line for line in text.splitlines() if "| lab-lstm-valence |" in line)
     assert f"| {recipes['lab-lstm-valence'].reference['spearman']:g} |" in valence_row
+    assert "| baseline-genre | `stats+mel+chroma:genre` | baseline |" in text  # the baselines run first (#12)
     assert "## Failed experiments" in text and "lab-cnn-energy" in text and "must all be odd" in text
     assert f"kaggle data at {kaggle}" in text  # the data description
     # The run ids in the report are the runs in the store, one parent and two seeds per experiment.

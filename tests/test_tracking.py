@@ -141,7 +141,7 @@ def test_the_null_tracker_records_in_memory_only(tmp_path):
     record = tracker.runs[res.results[0].run_id]
     assert record.status == "FINISHED" and record.params["spec"] == "lstm+chroma:genre"
     assert [s for k, _, s in record.metrics if k == "train.loss"] == [1, 2, 3]
-    assert {path for _, path in record.artifacts} == {"reports", "model"}
+    assert {path for _, path in record.artifacts} == {None, "reports", "model"}  # None: config.yaml at the root
     assert "not tracked" in res.tracking
 
 

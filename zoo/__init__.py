@@ -11,6 +11,7 @@ _LAZY = {
     "parse_spec": ("zoo.spec", "parse_spec"),
     "ZooError": ("zoo.errors", "ZooError"),
     "train": ("zoo.api", "train"),
+    "resume": ("zoo.api", "resume"),
     "evaluate": ("zoo.api", "evaluate"),
     "load": ("zoo.api", "load"),
     "open_model": ("zoo.api", "open_model"),

@@ -26,7 +26,7 @@ from .registry import Registry
 from .spec import parse_spec
 from .workspace import Workspace
 
-__all__ = ["compose", "train", "evaluate", "load", "open_model", "RunRequest", "DataRequest", "SeedPlan", "Workspace",
+__all__ = ["compose", "train", "resume", "evaluate", "load", "open_model", "RunRequest", "DataRequest", "SeedPlan", "Workspace",
            "Reporter", "QuietReporter", "ConsoleReporter"]
 
 
@@ -82,7 +82,8 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
           registry: Registry | None = None, prepared: Any = None, init_from: Any = None, freeze: Any = None,
           progress: bool = True, verbose: bool = False, echo: Any = None, out_dir: str | Path | None = None,
           workspace: Workspace | None = None, reporter: Reporter | None = None,
-          max_seconds: float | None = DataRequest.max_seconds, min_class_clips: int = 0, tracker: Any = None):
+          max_seconds: float | None = DataRequest.max_seconds, min_class_clips: int = 0, tracker: Any = None,
+          resume: Any = None):
     """Train ``spec`` (a spec, a recipe name, a :func:`compose` result or a ready :class:`RunRequest`);
     returns a ``RunResult``.
 
@@ -103,6 +104,7 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
     ``verbose`` prints ``zoo run``'s lines, ``echo`` (a callable) receives them, and otherwise
     nothing is printed (``progress``: progress bars on stderr all the same). ``tracker``: a ready
     :class:`~zoo.tracking.Tracker` to log through instead (``track`` and ``experiment`` then unused).
+    ``resume``: an :class:`~zoo.engine.runner.Resume` (use :func:`resume`, which finds it for a run).
     """
     from .engine.runner import run
     from .engine.transfer import source_from_folder
@@ -144,7 +146,7 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
             source = resolve(init_from, workdir=Path(tmp), experiment=experiment, uri=ws.tracking_uri)
             request = request.replace(transfer=source_from_folder(source.folder, freeze if freeze is not None
                                                                   else "none", source.label))
-        return run(request, registry=registry, tracker=tracker, reporter=reporter, workspace=ws)
+        return run(request, registry=registry, tracker=tracker, reporter=reporter, workspace=ws, resume=resume)
 
 
 def _request(spec: str | Built, *, registry: Registry, reporter: Reporter, data: Any, layout: str | None,
@@ -256,3 +258,48 @@ def evaluate(model_or_run: Any, data: Any = None, *, layout: str | None = None,
                            limit=limit, workers=workers, progress=progress, need=need, cache_dir=ws.cache_dir)
     folder = Path(out_dir) if out_dir else run_folder(meta["spec"], ws.evaluations_dir)
     return assess(model, meta, prepared, split=split, device=device, out_dir=folder)
+
+
+def resume(run: str, *, registry: Registry | None = None, workspace: Workspace | None = None,
+           reporter: Reporter | None = None, progress: bool = True, verbose: bool = False):
+    """Go on with an interrupted or killed run (``zoo run --resume RUN``); returns its ``RunResult``.
+
+    ``run``: its id or a unique prefix (a seed run of several stands for its parent). The run's
+    folder (its ``zoo.folder`` tag) holds its ``config.yaml`` and each unfinished seed's
+    ``checkpoint.pt``; training goes on from the last saved epoch in the same MLflow run (RUNNING
+    again, this process recorded), so the result equals an uninterrupted run's. Finished seeds are
+    kept. A FINISHED run, or one whose process still runs, is refused.
+    """
+    from .engine.runner import CONFIG_FILE, Resume, read_config, request_from_config
+    from .processes import visible, why_gone
+    from .refs import find_run
+    from .tracking import PARENT_TAG
+    from .tracking.mlflow.queries import experiment_name
+    from .tracking.mlflow.reconcile import recorded_process
+    from .tracking.mlflow.store import client
+    ws = _workspace(workspace)
+    registry = _registry(registry, ws)
+    found = find_run(run, uri=ws.tracking_uri)
+    parent = found.data.tags.get(PARENT_TAG)
+    top = find_run(parent, uri=ws.tracking_uri) if parent else found
+    run_id, status, tags = top.info.run_id, top.info.status, top.data.tags
+    if status == "FINISHED":
+        raise ConfigError(f"run {run_id} is FINISHED: there is nothing to resume; to train it again, "
+                          f"zoo run --config {Path(tags.get('zoo.folder', '<its folder>')) / CONFIG_FILE}")
+    proc = recorded_process(tags)
+    if status == "RUNNING" and proc is not None and visible(proc) and why_gone(proc) is None:
+        raise ConfigError(f"run {run_id} is still running (process {proc.pid} on {proc.host}); stop it first "
+                          f"(kill {proc.pid}), then zoo run --resume {run_id}")
+    if "zoo.folder" not in tags:
+        raise ConfigError(f"run {run_id} has no zoo.folder tag: it was not started by zoo run, so there is no "
+                          f"checkpoint to resume from")
+    folder = Path(tags["zoo.folder"])
+    if not (folder / CONFIG_FILE).is_file():
+        raise ConfigError(f"run {run_id}: its folder {folder} holds no {CONFIG_FILE} (moved or deleted, or an older "
+                          f"zoo began it); it cannot be resumed, start it again with zoo run")
+    request, init_from, freeze = request_from_config(read_config(folder / CONFIG_FILE), registry)
+    experiment = experiment_name(client(ws.tracking_uri), top.info.experiment_id)
+    return train(request, init_from=init_from, freeze=freeze, experiment=experiment, registry=registry,
+                 workspace=ws, reporter=reporter or (ConsoleReporter(progress=progress) if verbose
+                                                     else QuietReporter(progress=progress)),
+                 resume=Resume(run_id, folder))

@@ -353,3 +353,12 @@ class _Lookup:
         run = f", run {mv.run_id}" if mv.run_id else ""
         label = f"registered model {name} version {mv.version}{run}"
         return ModelRef(folder, read_meta(folder), mv.run_id or None, label, self.uri)
+
+
+def find_run(text: str, *, experiment: str | None = None, uri: str | None = None) -> Any:
+    """The one MLflow run ``text`` names (its id, a unique prefix of 4 or more, or ``runs:/ID``), finished
+    or not, with or without a model: what ``zoo run --resume`` continues. ConfigError names the fix."""
+    text = str(text).strip()
+    if text.startswith("runs:/"):
+        text = text[len("runs:/"):].partition("/")[0]
+    return _Lookup(Path("."), experiment, uri).run(text)

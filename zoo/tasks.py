@@ -57,6 +57,9 @@ class Classification:
 
     def __init__(self, name: str, config: ClassificationConfig):
         self.name, self.config, self.target = name, config, "label"
+        # Per-class loss weights [C] on the model's device, set by the engine for the length of a
+        # training run (train.balance=weights); None: every clip counts the same.
+        self.class_weight = None
 
     def schema(self, classes: tuple[str, ...]) -> LabelSchema:
         return LabelSchema(self.name, "classification", classes=tuple(classes))
@@ -69,9 +72,12 @@ class Classification:
         import torch.nn.functional as F
         # Sum over the labelled clips / their count: the mean, except that a batch with no label
         # (multi-task data labelled in part) gives 0 instead of 0/0 = NaN, without a host sync.
-        total = F.cross_entropy(output.float(), y, ignore_index=-1, label_smoothing=self.config.label_smoothing,
-                                reduction="sum")
-        return total / (y >= 0).sum().clamp(min=1)
+        total = F.cross_entropy(output.float(), y, weight=self.class_weight, ignore_index=-1,
+                                label_smoothing=self.config.label_smoothing, reduction="sum")
+        if self.class_weight is None:
+            return total / (y >= 0).sum().clamp(min=1)
+        # The weighted mean: divide by the weights of the labelled clips, not their count.
+        return total / self.class_weight[y.clamp(min=0)].mul(y >= 0).sum().clamp(min=1e-8)
 
     def predict(self, output) -> np.ndarray:
         import torch

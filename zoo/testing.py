@@ -13,6 +13,12 @@ with a message naming the broken promise; it returns nothing when the component 
     def test_every_backbone(name):
         check_backbone(Registry().load("backbone", name))
 
+Every check takes a component's :class:`~zoo.protocols.ComponentSpec` (built here, its config
+from ``settings``) or the built object (a feature, a ``torch.nn.Module`` backbone, a task, a
+head); ``check_backbone*`` also take a ``factory(n_bins)``. Given anything else, or a spec of
+another kind, a check fails saying what it got (``check_feature needs a feature spec or a built
+feature, got a backbone spec 'lstm'``).
+
 Optional members (:mod:`zoo.protocols`: a head's ``embed``, a backbone's ``named_blocks``, a
 config's ``train_defaults`` and ``freeze``) are checked when the component has them.
 
@@ -22,6 +28,7 @@ they take seconds, not minutes.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -51,6 +58,8 @@ __all__ = [
     "fake_lab_array",
 ]
 
+TASK_MEMBERS = ("name", "kind", "target", "primary_metric", "greater_is_better", "schema", "make_head", "loss",
+                "predict", "metrics")
 BackboneFactory = Callable[[int], Any]
 """``factory(n_bins) -> nn.Module``: builds a fresh backbone for ``n_bins`` feature rows."""
 
@@ -65,21 +74,61 @@ def _fail(message: str) -> None:
     raise AssertionError(message)
 
 
-def _factory(spec_or_factory: ComponentSpec | BackboneFactory, settings: Mapping[str, Any] | None) -> BackboneFactory:
-    """A ``factory(n_bins)`` from a backbone spec (its config built from ``settings``) or a callable."""
+def _what(obj: Any) -> str:
+    """What a check was given, in words: "a backbone spec 'lstm'", "a built MelFeature", "None"."""
+    if isinstance(obj, ComponentSpec):
+        return f"a {obj.kind} spec '{obj.name}'"
+    if obj is None:
+        return "None"
+    if isinstance(obj, type):
+        return f"the class {obj.__name__} (pass its spec, or an instance)"
+    name = getattr(obj, "name", None)
+    return f"a built {type(obj).__name__}" + (f" named '{name}'" if isinstance(name, str) else "")
+
+
+def _built(kind: str, spec_or_object: Any, settings: Mapping[str, Any] | None, check: str, *args: Any) -> Any:
+    """The component to check: a ``kind`` spec built with its config from ``settings``, or the object itself."""
+    if isinstance(spec_or_object, ComponentSpec):
+        spec = spec_or_object
+        if spec.kind != kind:
+            _fail(f"{check} needs a {kind} spec or a built {kind}, got {_what(spec)}")
+        config = make_config(spec.config, settings, where=f"{kind} '{spec.name}'")
+        return spec.build(config, *args)
+    if settings:
+        _fail(f"{check}: settings only apply to a spec, got {_what(spec_or_object)}; build it with those settings instead")
+    return spec_or_object
+
+
+def _lacks(obj: Any, members: Iterable[str]) -> list[str]:
+    return [m for m in members if not hasattr(obj, m)]
+
+
+def _factory(spec_or_factory: Any, settings: Mapping[str, Any] | None, check: str = "check_backbone") -> BackboneFactory:
+    """A ``factory(n_bins)`` from a backbone spec (its config built from ``settings``), a built
+    backbone (a fresh copy each time; built for the ``n_bins`` the check is given) or a callable."""
+    from torch import nn
+
     if isinstance(spec_or_factory, ComponentSpec):
         spec = spec_or_factory
         if spec.kind != "backbone":
-            _fail(f"check_backbone needs a backbone spec, got a {spec.kind} spec '{spec.name}'")
+            _fail(f"{check} needs a backbone spec, a built backbone or a factory(n_bins), got {_what(spec)}")
         config = make_config(spec.config, settings, where=f"backbone '{spec.name}'")
         return lambda n_bins: spec.build(config, n_bins)
     if settings:
-        _fail("settings only apply to a ComponentSpec; bake them into your factory instead")
+        _fail(f"{check}: settings only apply to a spec, got {_what(spec_or_factory)}; bake them into it instead")
+    if isinstance(spec_or_factory, nn.Module):
+        module = spec_or_factory
+        return lambda n_bins: copy.deepcopy(module)
+    if not callable(spec_or_factory):
+        _fail(f"{check} needs a backbone spec, a built backbone (torch.nn.Module) or a factory(n_bins), "
+              f"got {_what(spec_or_factory)}")
     return spec_or_factory
 
 
 def _label(spec_or_factory: Any) -> str:
     name = getattr(spec_or_factory, "name", None) or getattr(spec_or_factory, "__name__", None)
+    if not isinstance(name, str):
+        name = type(spec_or_factory).__name__
     return f"backbone '{name}'" if name else "backbone"
 
 
@@ -352,7 +401,7 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
 
     who = _label(spec)
     if not isinstance(spec, ComponentSpec) or spec.kind != "backbone":
-        _fail(f"check_backbone_config needs a backbone spec, got {spec!r}")
+        _fail(f"check_backbone_config reads a backbone's config class: it needs the backbone spec, got {_what(spec)}")
     fields = {f.name: f for f in dataclasses.fields(spec.config)}
     if "train_defaults" in fields:
         _fail(f"{who}: train_defaults is a field of {spec.config.__name__}; make it a class attribute, "
@@ -425,19 +474,26 @@ def fake_lab_array(T: int = 50, seed: int = 0) -> np.ndarray:
     return np.vstack([rng.uniform(-80.0, 0.0, (128, T)), rng.uniform(0.0, 1.0, (12, T))])
 
 
-def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, lab: bool | None = None) -> None:
+def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, lab: bool | None = None,
+                  settings: Mapping[str, Any] | None = None) -> None:
     """A feature object: attributes, ``from_audio`` on generated audio, ``from_lab``, ``settings``.
 
     Frame-rate features must give ``1 + N // hop_length`` columns (within ``frame_slack``);
     beat-rate ones at least one and no more than that. ``lab=False`` says the feature cannot be
     derived from the lab's arrays: ``from_lab`` must then raise a ``ZooError`` that says so.
     ``lab=None`` reads the feature's optional ``reads_lab`` attribute (True when it has none).
+    ``feature``: a feature spec (built with its config from ``settings``) or a built feature.
     """
+    given = feature
+    feature = _built("feature", feature, settings, "check_feature")
     who = f"feature '{getattr(feature, 'name', '?')}'"
+    if not isinstance(feature, Feature):
+        missing = _lacks(feature, ("name", "n_bins", "rate", "sample_rate", "hop_length", "settings", "from_audio", "from_lab"))
+        _fail(f"check_feature needs a feature spec or a built feature, got {_what(given)}"
+              + (f" (it lacks {', '.join(missing)})" if missing and not isinstance(given, ComponentSpec) else
+                 f", whose build returned {_what(feature)} lacking {', '.join(missing)}"))
     if lab is None:
         lab = bool(getattr(feature, "reads_lab", True))
-    if not isinstance(feature, Feature):
-        _fail(f"{who}: does not provide the zoo.protocols.Feature attributes and methods")
     for attr in ("n_bins", "sample_rate", "hop_length"):
         value = getattr(feature, attr)
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -493,15 +549,24 @@ def _check_array(a: Any, feature: Any, who: str, method: str) -> None:
 
 # -- tasks ---------------------------------------------------------------------------------
 
-def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "b", "c"), batch: int = 6) -> None:
+def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "b", "c"), batch: int = 6,
+               settings: Mapping[str, Any] | None = None) -> None:
     """A task: its head on a pooled and on a sequence output, loss, predict and metrics.
 
     Labels include a missing one (-1 for classification, NaN for regression), which the loss
     and metrics must skip. The head must ignore the padded steps of a sequence. A head with
-    ``embed`` (optional) is checked by :func:`check_head_embed`.
+    ``embed`` (optional) is checked by :func:`check_head_embed`. ``task``: a task spec (built
+    with its config from ``settings``) or a built task.
     """
     import torch
 
+    given = task
+    task = _built("task", task, settings, "check_task")
+    missing = _lacks(task, TASK_MEMBERS)
+    if missing:
+        _fail(f"check_task needs a task spec or a built task, got {_what(given)}"
+              + (f", whose build returned {_what(task)}" if isinstance(given, ComponentSpec) else "")
+              + f" (it lacks {', '.join(missing)})")
     who = f"task '{getattr(task, 'name', '?')}'"
     if task.kind not in ("classification", "regression"):
         _fail(f"{who}: kind must be 'classification' or 'regression', got {task.kind!r}")
@@ -561,15 +626,24 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     check_head_embed(head, in_dim=in_dim, batch=batch, who=who)
 
 
-def check_head_embed(head: Any, *, in_dim: int = 8, batch: int = 6, who: str = "head") -> None:
+def check_head_embed(head: Any, *, in_dim: int = 8, batch: int = 6, who: str = "head",
+                     classes: tuple[str, ...] = ("a", "b", "c"), settings: Mapping[str, Any] | None = None) -> None:
     """A head's optional ``embed(out) -> Tensor[B, D']`` (the layer before its output layer).
 
     In eval mode, on a pooled and on a sequence output: a finite ``[B, D']`` tensor, with the
     same D' for both; when the head also has ``output(z)``, ``output(embed(out))`` equals
     ``head(out)``. A head without ``embed`` passes (it only cannot give embeddings).
+    ``head``: a built head, or a task spec or built task whose ``make_head(in_dim, schema(classes))`` is checked.
     """
     import torch
 
+    given = head
+    head = _built("task", head, settings, "check_head_embed")
+    if all(hasattr(head, m) for m in ("make_head", "schema")):
+        who = f"task '{getattr(head, 'name', '?')}'" if who == "head" else who
+        head = head.make_head(in_dim, head.schema(tuple(classes)))
+    if not callable(head):
+        _fail(f"check_head_embed needs a head (a torch.nn.Module), a task spec or a built task, got {_what(given)}")
     if getattr(head, "embed", None) is None:
         return
     g = torch.Generator().manual_seed(1)

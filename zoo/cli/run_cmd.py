@@ -18,6 +18,9 @@ examples:
   zoo run cnn+mel:genre --overfit-batches 2       sanity check: can it fit two batches?
   zoo run lstm+mel:genre --set backbone.hidden=256 --set train.schedule=plateau
   zoo run ast+mel:valence --from lab-ast-mel --freeze none   transfer: start from a genre AST
+  zoo run lstm+chroma:genre --print-config > run.yaml   every setting, defaults included
+  zoo run --config run.yaml --epochs 5            the file's settings; options given here win
+  zoo run --resume 3f2a9c01                       go on with an interrupted or killed run
 """
 
 
@@ -28,7 +31,20 @@ def register(sub) -> None:
                     "registry.yaml, evaluate it on the test split, write the reports and the packaged\n"
                     "model, and record everything in MLflow. Without --data the embedded data set is used.",
         epilog=EXAMPLES, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("spec", metavar="SPEC_OR_RECIPE", help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel")
+    p.add_argument("spec", metavar="SPEC_OR_RECIPE", nargs="?",
+                   help="e.g. lstm+chroma:genre, or a recipe name such as lab-cnn-mel (optional with --from-sweep)")
+    p.add_argument("--from-sweep", "--settings-of", dest="from_sweep", metavar="RUN",
+                   help="train with the settings a sweep found: its run id (its best trial) or a trial's run id; "
+                        "your --set and flags win (give --data/--limit again)")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="take the spec and every setting from FILE.yaml (a recipe's shape; --print-config writes one, "
+                        "and every run keeps its own as config.yaml); options given on the command line win")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the full resolved config (every component's settings, the train config and the data "
+                        "options, defaults included) as YAML that --config accepts, and exit without training")
+    p.add_argument("--resume", metavar="RUN",
+                   help="go on with an interrupted or killed run (its id or a unique prefix) from its last "
+                        "checkpoint, in the same MLflow run; a FINISHED run cannot be resumed")
     p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest); default: embedded set")
     p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)")
     p.add_argument("--epochs", type=POSITIVE, help="most epochs (train.epochs)")
@@ -36,8 +52,8 @@ def register(sub) -> None:
     p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate (train.lr)")
     p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
     p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified), for quick runs")
-    p.add_argument("--seed", type=SEED, default=0, help="first seed (default 0)")
-    p.add_argument("--seeds", type=POSITIVE, default=1, metavar="K",
+    p.add_argument("--seed", type=SEED, help="first seed (default 0)")
+    p.add_argument("--seeds", type=POSITIVE, metavar="K",
                    help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
     p.add_argument("--overfit-batches", type=NON_NEGATIVE, metavar="N",
                    help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
@@ -45,10 +61,10 @@ def register(sub) -> None:
                    help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
                         "dataset.mapping=none (repeatable)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed and logged) instead of stopping")
-    p.add_argument("--max-seconds", type=number(0.0), default=MAX_SECONDS, metavar="S",
+    p.add_argument("--max-seconds", type=number(0.0), metavar="S",
                    help=f"cut longer audio to its middle S seconds, and say how many clips were cut "
                         f"(default {MAX_SECONDS:g}, the lab's clips; 0 = no limit)")
-    p.add_argument("--min-class-clips", type=NON_NEGATIVE, default=0, metavar="N",
+    p.add_argument("--min-class-clips", type=NON_NEGATIVE, metavar="N",
                    help="stop with an error naming every class that has fewer than N clips, e.g. a mistyped label "
                         "(default 0: only warn about labels given to one clip of a CSV manifest)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
@@ -88,17 +104,44 @@ def _run(args, registry, workspace) -> int:
     reporter = ConsoleReporter(progress=not args.no_progress, to_stderr=args.json)
     say = reporter.say
     settings = parse_assignments(args.assignments)
+    if args.resume:
+        return _resume(args, registry, workspace, reporter)
+    if args.from_sweep:
+        args.spec, settings = _from_sweep(args, settings, workspace, say)
+    elif not args.spec and not args.config:
+        from ..errors import ConfigError
+        raise ConfigError("zoo run: give SPEC_OR_RECIPE (e.g. lstm+chroma:genre), --config FILE.yaml, "
+                          "--resume RUN or --from-sweep RUN")
     if args.register and (args.no_track or args.overfit_batches):
         from ..errors import ConfigError
         why = "--no-track records no run to register" if args.no_track else "an overfit check saves no model"
         raise ConfigError(f"--register {args.register}: {why}; drop one of the two")
-    res = api.train(args.spec, data=args.data, layout=args.layout, settings=settings, epochs=args.epochs,
-                    lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-                    overfit_batches=args.overfit_batches, device=args.device, seed=args.seed, seeds=args.seeds,
-                    limit=args.limit, skip_bad=args.skip_bad, workers=args.workers, track=not args.no_track,
-                    max_seconds=args.max_seconds, min_class_clips=args.min_class_clips,
-                    experiment=args.experiment, registry=registry, init_from=args.init_from, freeze=args.freeze,
-                    workspace=workspace, reporter=reporter)
+    if args.config or args.print_config:
+        from ..engine.runner import config_yaml, resolved_run_config
+        request, init_from, freeze = _configured(args, settings, registry)
+        if args.print_config:
+            doc = resolved_run_config(request, registry)
+            if init_from is not None:
+                doc["transfer"] = {"from": str(init_from), "freeze": freeze if freeze is not None else "none"}
+            print(config_yaml(doc), end="")
+            return 0
+        res = api.train(request, track=not args.no_track, experiment=args.experiment, registry=registry,
+                        init_from=init_from, freeze=freeze, workspace=workspace, reporter=reporter)
+    else:
+        res = api.train(args.spec, data=args.data, layout=args.layout, settings=settings, epochs=args.epochs,
+                        lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                        overfit_batches=args.overfit_batches, device=args.device,
+                        seed=_given(args.seed, 0), seeds=_given(args.seeds, 1), limit=args.limit,
+                        skip_bad=args.skip_bad, workers=args.workers, track=not args.no_track,
+                        max_seconds=_given(args.max_seconds, MAX_SECONDS),
+                        min_class_clips=_given(args.min_class_clips, 0), experiment=args.experiment,
+                        registry=registry, init_from=args.init_from, freeze=args.freeze, workspace=workspace,
+                        reporter=reporter)
+    _finish(args, res, workspace, say)
+    return 0 if res.ok else 1
+
+
+def _finish(args, res, workspace, say) -> None:
     if args.no_track:
         say("run:     not tracked (--no-track)")
     else:
@@ -118,4 +161,78 @@ def _run(args, registry, workspace) -> int:
     if args.json:
         from ..engine.reports import jsonable
         print(json.dumps(jsonable(res.to_json()), indent=2, default=str))
+
+
+def _given(value, default):
+    return default if value is None else value
+
+
+_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "patience", "overfit_batches", "device")
+_DATA_FLAGS = (("data", "path"), ("layout", "layout"), ("limit", "limit"), ("workers", "workers"),
+               ("max_seconds", "max_seconds"), ("min_class_clips", "min_class_clips"))
+
+
+def _configured(args, settings, registry):
+    """The request of ``--config FILE`` (or of SPEC alone, for ``--print-config``) with the options given
+    on the command line over the file's: ``(request, init_from, freeze)``."""
+    from ..engine.runner import read_config, request_from_config
+    doc = read_config(args.config) if args.config else {"spec": args.spec}
+    if args.spec:
+        doc["spec"] = args.spec
+    merged = {str(k): dict(v or {}) for k, v in (doc.get("settings") or {}).items()}
+    for scope, values in settings.items():
+        merged.setdefault(scope, {}).update(values)
+    train = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    if train:
+        merged.setdefault("train", {}).update(train)
+    doc["settings"] = merged
+    data = dict(doc.get("data") or {})
+    data.update({key: getattr(args, flag) for flag, key in _DATA_FLAGS if getattr(args, flag) is not None})
+    if args.skip_bad:
+        data["skip_bad"] = True
+    doc["data"] = data
+    if args.seed is not None:
+        doc["seed"] = args.seed
+    if args.seeds is not None:
+        doc["seeds"] = args.seeds
+    transfer = dict(doc.get("transfer") or {})
+    if args.init_from:
+        transfer = {"from": args.init_from}
+    if args.freeze is not None:
+        transfer["freeze"] = args.freeze
+    doc["transfer"] = transfer
+    return request_from_config(doc, registry)
+
+
+def _resume(args, registry, workspace, reporter) -> int:
+    """``zoo run --resume RUN``: the run's own settings, nothing else."""
+    from .. import api
+    from ..errors import ConfigError
+    given = [flag for flag, value in (
+        ("SPEC_OR_RECIPE", args.spec), ("--config", args.config), ("--print-config", args.print_config),
+        ("--set", args.assignments), ("--from-sweep", args.from_sweep), ("--from", args.init_from),
+        ("--freeze", args.freeze), ("--seed", args.seed), ("--seeds", args.seeds), ("--no-track", args.no_track),
+        ("--register", args.register), *((f"--{k.replace('_', '-')}", getattr(args, k)) for k in _TRAIN_FLAGS),
+        *((f"--{f.replace('_', '-')}", getattr(args, f)) for f, _ in _DATA_FLAGS)) if value]
+    if given:
+        raise ConfigError(f"--resume {args.resume} goes on with the run's own settings (its config.yaml); drop "
+                          f"{', '.join(given)}, or start a new run with zoo run --config")
+    res = api.resume(args.resume, registry=registry, workspace=workspace, reporter=reporter)
+    reporter.say(f"run:     {res.tracking} (resumed)")
+    if args.json:
+        from ..engine.reports import jsonable
+        print(json.dumps(jsonable(res.to_json()), indent=2, default=str))
     return 0 if res.ok else 1
+
+
+def _from_sweep(args, settings, workspace, say):
+    """The spec and settings of ``--from-sweep RUN``, under the ones given on the command line."""
+    from ..errors import ConfigError
+    from ..sweep.rerun import settings_of_run
+    from ..sweep.space import merge
+    spec, found, trial = settings_of_run(args.from_sweep, uri=workspace.tracking_uri)
+    if args.spec and args.spec != spec:
+        raise ConfigError(f"--from-sweep {args.from_sweep} trained {spec}, but SPEC_OR_RECIPE is {args.spec}; "
+                          f"drop one of the two")
+    say(f"settings of trial run {trial}: " + ", ".join(f"{s}.{k}={v}" for s, vs in found.items() for k, v in vs.items()))
+    return spec, merge(found, settings)

@@ -104,7 +104,7 @@ def run(args, registry, workspace) -> int:
         print(json.dumps({"run_id": result.run_id, "metric": result.metric, "mode": result.mode,
                           "best": result.best, "trials": result.rows}, indent=2, default=str))
         return 0
-    print("\n" + format_sweep(result.rows, result.metric))
+    print("\n" + format_sweep(result.rows))
     best = result.best
     print(f"\nbest: trial {best['trial']} (run {best['run_id']}), {result.metric} {best['score']:.4f}, "
           + ", ".join(f"{k}={v}" for k, v in best["params"].items()))

@@ -36,6 +36,7 @@ def register(sub) -> None:
                           "valence.mae: errors lowest first); default: latest first")
     cmp.add_argument("--runs", action="store_true",
                      help="list every run of each row (seed and full run id, which other commands accept)")
+    cmp.add_argument("--sweep", metavar="RUN", help="the leaderboard of the sweep RUN (zoo sweep): every trial, best first")
     cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds)")
     cmp.set_defaults(func=run_compare)
 
@@ -104,6 +105,11 @@ def _end_ghost_runs(uri: str) -> None:
 def run_compare(args, registry, workspace) -> int:
     from ..engine.reports import jsonable
     from ..tracking.mlflow import compare
+    if args.sweep:
+        rows, best = compare.sweep_rows(args.sweep, uri=workspace.tracking_uri)
+        print(json.dumps(jsonable({"trials": rows, "best": best}), indent=2, default=str) if args.json
+              else compare.format_sweep(rows))
+        return 0
     if args.failed or args.unfinished:
         listing = compare.failed_runs if args.failed else compare.unfinished_runs
         rows = listing(args.experiment, args.spec, uri=workspace.tracking_uri)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,10 @@ _SHARD = 1 << 20  # values (4 MiB) per checksummed shard: fits a cache level, an
 _FIX = "delete it; the next prepare of the data set rebuilds it"
 
 
+LOUD_BYTES = 500_000_000
+"""A pack at least this big says so on stderr before it is written (the write shows no progress)."""
+
+
 def write_pack(path: Path, arrays: Sequence[np.ndarray], meta: Mapping[str, Any]) -> None:
     """Write ``arrays`` (each ``[F, T_i]``, the same F, T_i >= 1, finite) and the JSON-able ``meta`` to ``path``."""
     path = Path(path)
@@ -59,6 +64,10 @@ def write_pack(path: Path, arrays: Sequence[np.ndarray], meta: Mapping[str, Any]
         if not np.isfinite(a).all():
             raise DataError(f"write_pack {path}: array {i} holds NaN or infinite values; a pack holds finite "
                             f"features only (check the clip the array came from)")
+    size = sum(a.size for a in arrays) * 4
+    if size > LOUD_BYTES:  # writing and checksumming takes a while and shows nothing: say what runs
+        print(f"zoo: packing {len(arrays)} arrays ({size / 1e9:.1f} GB) into {path.name}; this usually "
+              f"takes about {max(1, size / 300e6):.0f} s", file=sys.stderr, flush=True)
     header = {"n_bins": n_bins, "lengths": [a.shape[1] for a in arrays], "shard": _SHARD, "meta": dict(meta)}
     try:
         blob = json.dumps(header, separators=(",", ":")).encode()

@@ -25,9 +25,14 @@ class SplitPredictions:
     losses: dict[str, float]
 
 
-def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size: int = 64) -> SplitPredictions:
-    """Run ``model`` in eval mode over ``split`` (batches sorted by length, order restored)."""
+def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size: int = 64, *,
+                  window: int = 0) -> SplitPredictions:
+    """Run ``model`` in eval mode over ``split`` (batches sorted by length, order restored).
+
+    ``window`` > 0: each clip's outputs are averaged over windows of that many frames (the test
+    side of ``train.crop_frames``)."""
     import torch
+    from .augment import windowed_forward
     names = list(model.heads)
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     rows_seen: list[np.ndarray] = []
@@ -41,7 +46,7 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
             for rows in batches:
                 b = split.batch(rows)
                 with device.autocast():
-                    out = model(b.x, b.lengths)
+                    out = windowed_forward(model, b.x, b.lengths, window) if window > 0 else model(b.x, b.lengths)
                     total, per = model.loss(out, b.y)
                 loss_sum += total.float()
                 per_sum += torch.stack([per[n].float() for n in names])

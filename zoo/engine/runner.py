@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..data.preparedset import Prepared
 from ..errors import ConfigError, DataError
 from ..fsio import make_new_dir, write_json, write_text
-from ..model.building import Built, build_components, resolved_configs
+from .checkpoint import Checkpoint
+from ..model.building import Built, ObjectBuilt, build_components, resolved_configs
 from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
@@ -217,6 +218,166 @@ def key_metrics(built: Built) -> list[str]:
     return out
 
 
+# -- the resolved configuration of a run (zoo run --config / --print-config) and resuming one ----------------
+CONFIG_FILE = "config.yaml"
+"""The run's resolved configuration, in its folder and at its artifact root: ``zoo run --config`` takes it."""
+RUN_FILE = "run.json"
+"""``seed<N>/run.json``: the tracker run of that seed and the data it trained on (for ``--resume``)."""
+RESULT_FILE = "result.json"
+"""``seed<N>/result.json``: a finished seed's result; ``--resume`` keeps such a seed as it is."""
+CONFIG_FIELDS = ("spec", "settings", "data", "seed", "seeds", "transfer", "tags",
+                 "summary", "lab_step", "group", "reference")
+"""Keys of a config file: a recipe's (``registry.yaml``) plus ``data``, ``seed``, ``seeds`` and ``tags``."""
+DATA_FIELDS = ("path", "layout", "limit", "skip_bad", "workers", "seed", "max_seconds", "min_class_clips")
+"""Keys of a config file's ``data:`` section: the :class:`~zoo.engine.request.DataRequest` fields."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Go on with an unfinished run: its (top) tracker run and its folder (the run's ``zoo.folder`` tag)."""
+
+    run_id: str
+    folder: Path
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe: tuples become lists, paths strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def run_config(request: RunRequest, configs: Mapping[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+    """The full resolved configuration of ``request`` (``configs``: :func:`resolved_configs` of its
+    composition): every component's settings, the train config and the data options, defaults
+    included, as ``zoo run --config`` reads it back. ``seed``: the config of that one seed of the request."""
+    built = request.spec
+    spec = built if isinstance(built, str) else str(built.composition)
+    settings: dict[str, Any] = {"backbone": configs.get("backbone", {})}
+    settings.update(configs.get("feature", {}))
+    settings.update(configs.get("task", {}))
+    settings["train"] = dataclasses.asdict(request.train)
+    settings["dataset"] = dict(request.data.settings)
+    data = request.data
+    path = None if data.path is None else str(Path(data.path).expanduser().resolve())
+    doc: dict[str, Any] = {
+        "spec": spec, "settings": settings,
+        "data": {"path": path, "layout": data.layout, "limit": data.limit, "skip_bad": data.skip_bad,
+                 "workers": data.workers, "seed": data.seed if seed is None else request.data_seed,
+                 "max_seconds": data.max_seconds, "min_class_clips": data.min_class_clips},
+        "seed": request.seeds.first if seed is None else seed, "seeds": request.seeds.count if seed is None else 1,
+    }
+    if request.transfer is not None:
+        doc["transfer"] = {"from": request.transfer.source_run or str(request.transfer.folder),
+                           "freeze": request.transfer.freeze}
+    if request.tags:
+        doc["tags"] = dict(request.tags)
+    return _plain(doc)
+
+
+def config_yaml(doc: Mapping[str, Any]) -> str:
+    """``doc`` as the YAML ``zoo run --config`` reads (keys in their given order)."""
+    import yaml
+    head = "# zoo run --config FILE: a run's full resolved settings (CLI options override them)\n"
+    return head + yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A config file (:data:`CONFIG_FIELDS`) as a mapping, its keys checked."""
+    import yaml
+    from ..errors import suggest
+    path = Path(path).expanduser()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; write one with zoo run SPEC --print-config > "
+                          f"{path.name}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping) or "spec" not in doc:
+        raise ConfigError(f"config file {path}: expected a mapping with at least 'spec' (the shape of a recipe in "
+                          f"registry.yaml; zoo run SPEC --print-config writes one)")
+    for key in doc:
+        if key not in CONFIG_FIELDS:
+            raise ConfigError(f"config file {path}: unknown key '{key}'; valid: {', '.join(CONFIG_FIELDS)}"
+                              f"{suggest(str(key), CONFIG_FIELDS)}")
+    for key in doc.get("data") or {}:
+        if key not in DATA_FIELDS:
+            raise ConfigError(f"config file {path}: unknown key 'data.{key}'; valid: {', '.join(DATA_FIELDS)}"
+                              f"{suggest(str(key), DATA_FIELDS)}")
+    for key in ("settings", "data", "transfer", "tags"):
+        if doc.get(key) is not None and not isinstance(doc[key], Mapping):
+            raise ConfigError(f"config file {path}: '{key}' must be a mapping, not {doc[key]!r}")
+    return dict(doc)
+
+
+def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunRequest, Any, Any]:
+    """The request a config mapping (:func:`read_config`, :func:`run_config`) describes, and its transfer
+    source still to resolve: ``(request, init_from or None, freeze or None)``. A ``spec`` that names a
+    recipe brings the recipe's settings and transfer, under the file's own."""
+    from .request import SeedPlan
+    from .trainconfig import backbone_defaults, split_settings, train_config
+    spec = str(doc["spec"]).strip()
+    settings = {str(k): dict(v or {}) for k, v in (doc.get("settings") or {}).items()}
+    transfer = dict(doc.get("transfer") or {})
+    tags = {str(k): str(v) for k, v in (doc.get("tags") or {}).items()}
+    if ":" not in spec and "+" not in spec:
+        from ..recipes import get_recipe
+        recipe = get_recipe(spec)
+        spec, base = recipe.spec, {k: dict(v) for k, v in recipe.settings.items()}
+        for scope, values in settings.items():
+            base.setdefault(scope, {}).update(values)
+        settings, transfer = base, transfer or dict(recipe.transfer)
+        tags.setdefault("zoo.recipe", recipe.name)
+    components, train_over, dataset_over = split_settings(settings)
+    config = train_config(backbone_defaults(registry, parse_spec(spec, registry).backbone), train_over)
+    data = {k: v for k, v in (doc.get("data") or {}).items()}
+    data.setdefault("max_seconds", DataRequest.max_seconds)
+    data.setdefault("min_class_clips", 0)
+    data.setdefault("skip_bad", False)
+    request = RunRequest(spec, settings=components, train=config,
+                         data=DataRequest(settings=dataset_over, **data),
+                         seeds=SeedPlan(first=int(doc.get("seed") or 0), count=int(doc.get("seeds") or 1)), tags=tags)
+    return request, transfer.get("from"), transfer.get("freeze")
+
+
+def _log_file(tracker: Tracker, run_id: str, path: Path) -> None:
+    """Log one file at the run's artifact root."""
+    import shutil
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="zoo-artifact-") as tmp:
+        shutil.copy2(path, Path(tmp) / path.name)
+        tracker.log_artifacts(run_id, Path(tmp))
+
+
+def _write_config(tracker: Tracker, run_id: str, folder: Path, doc: Mapping[str, Any] | None) -> None:
+    if doc is not None:
+        _log_file(tracker, run_id, write_text(folder / CONFIG_FILE, config_yaml(doc), "the run's config"))
+
+
+def _finished_seed(folder: Path, registry: Any) -> SeedResult | None:
+    """A seed that finished before its run was interrupted, from its ``result.json`` (None: not finished)."""
+    done = folder / RESULT_FILE
+    if not done.is_file():
+        return None
+    from .package import load_model
+    doc = json.loads(done.read_text())
+    doc["folder"] = Path(doc["folder"])
+    doc["reports"] = {k: Path(v) for k, v in doc["reports"].items()}
+    doc["model_dir"] = Path(doc["model_dir"]) if doc["model_dir"] else None
+    model = load_model(doc["model_dir"], registry)[0] if doc["model_dir"] else None
+    return SeedResult(model=model, **doc)
+
+
+def _seed_run_id(folder: Path) -> str | None:
+    record = folder / RUN_FILE
+    return json.loads(record.read_text())["run_id"] if record.is_file() else None
+
+
 @dataclass
 class _Context:
     """What every seed of one invocation shares."""
@@ -234,6 +395,7 @@ class _Context:
     folder: Path
     reporter: Reporter
     transfer: TransferSource | None = None
+    config_doc: dict | None = None
 
 
 def _write_skipped(prepared: Prepared, folder: Path) -> Path | None:
@@ -261,8 +423,17 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     folder = ctx.folder / f"seed{seed}"
     reports_dir = folder / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    tracker.log_params(run_id, _seed_params(ctx, seed))
-    tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
+    checkpoint = Checkpoint(folder)
+    resumed = checkpoint.exists()  # its params and data were logged when the seed began
+    record = folder / RUN_FILE
+    if record.is_file() and json.loads(record.read_text()).get("fingerprint") != ctx.prepared.fingerprint:
+        raise DataError(f"the data prepared now (fingerprint {ctx.prepared.fingerprint}) differ from the data seed "
+                        f"{seed} began on ({record}): the checkpoint fits only those; restore the data folder, or "
+                        f"start a new run with zoo run --config {ctx.folder / CONFIG_FILE}")
+    write_json(record, {"run_id": run_id, "seed": seed, "fingerprint": ctx.prepared.fingerprint}, "the seed's run")
+    if not resumed:
+        tracker.log_params(run_id, _seed_params(ctx, seed))
+        tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
     seed_everything(seed)
     schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
     backbone = built.make_backbone(ctx.registry)
@@ -274,7 +445,10 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         ctx.reporter.on_transfer(ctx.transfer, copied)
     model.to(ctx.device.device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    tracker.log_params(run_id, {"model.parameters": n_params})
+    if not resumed:
+        tracker.log_params(run_id, {"model.parameters": n_params})
+    else:
+        ctx.reporter.on_note(f"seed {seed}: resuming from {checkpoint.path}")
     ctx.reporter.on_model(str(built.composition), seed, n_params)
 
     from .train import fit
@@ -283,7 +457,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         tracker.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
 
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed,
-                 progress=ctx.reporter.progress, on_epoch=log_epoch)
+                 progress=ctx.reporter.progress, on_epoch=log_epoch,
+                 checkpoint=checkpoint if not ctx.config.overfit_batches else None)
     skipped = _write_skipped(ctx.prepared, reports_dir)
     title = f"{built.composition} seed {seed}"
     if result.overfit is not None:
@@ -298,9 +473,11 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         return SeedResult(seed, run_id, {}, {}, result.history, result.best_epoch, False, result.seconds,
                           folder, reports, model, None, "", result.overfit)
 
-    val_preds = predict_split(model, ctx.splits["val"], ctx.device, ctx.config.eval_batch_size)
+    val_preds = predict_split(model, ctx.splits["val"], ctx.device, ctx.config.eval_batch_size,
+                              window=ctx.config.crop_frames)
     val = split_metrics(model, val_preds)
-    test_preds = predict_split(model, ctx.splits["test"], ctx.device, ctx.config.eval_batch_size)
+    test_preds = predict_split(model, ctx.splits["test"], ctx.device, ctx.config.eval_batch_size,
+                               window=ctx.config.crop_frames)
     test = split_metrics(model, test_preds)
     extra = {"val": val, "spec": str(built.composition), "seed": seed, "best_epoch": result.best_epoch,
              "epochs": len(result.history), "stopped_early": result.stopped_early, "monitor": result.monitor,
@@ -321,8 +498,12 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     model.to("cpu")
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()
-    return SeedResult(seed, run_id, flat(val), flat(test), result.history, result.best_epoch, result.stopped_early,
+    done = SeedResult(seed, run_id, flat(val), flat(test), result.history, result.best_epoch, result.stopped_early,
                       result.seconds, folder, reports, model, model_dir, text.read_text() if text else "")
+    record = {f.name: getattr(done, f.name) for f in dataclasses.fields(done) if f.name != "model"}
+    write_json(folder / RESULT_FILE, jsonable(record), "the seed's result", default=str)
+    checkpoint.remove()  # the seed is done: its model is packaged, its result recorded
+    return done
 
 
 def compose_request(request: RunRequest, registry: Any) -> Built:
@@ -343,8 +524,13 @@ def compose_request(request: RunRequest, registry: Any) -> Built:
 
 
 def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, reporter: Reporter | None = None,
-        workspace: Workspace | None = None) -> RunResult:
+        workspace: Workspace | None = None, resume: Resume | None = None) -> RunResult:
     """Carry out ``request``: train its composition once per seed, evaluate and log each.
+
+    The resolved configuration goes to the run's folder and artifacts as ``config.yaml``; every epoch
+    a checkpoint goes to ``seed<N>/checkpoint.pt`` (removed when the seed is done). ``resume``: go on
+    with that unfinished run of the same request: its finished seeds are kept, the others continue
+    from their checkpoints, in the same tracker runs.
 
     ``tracker`` defaults to a :class:`~zoo.tracking.NullTracker`, ``reporter`` to a quiet one.
     ``workspace`` gives the embedded data's and the feature cache's folders and, when the request
@@ -363,7 +549,10 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
     device = pick_device(config.device, amp=config.amp, threads=config.threads)
-    folder = run_folder(text, request.out_dir if request.out_dir is not None else workspace.runs_dir)
+    if resume is not None:
+        folder = resume.folder
+    else:
+        folder = run_folder(text, request.out_dir if request.out_dir is not None else workspace.runs_dir)
     seed_list = request.seeds.seeds
     several = len(seed_list) > 1
     base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
@@ -375,7 +564,10 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     top_tags = dict(base_tags, **({"zoo.kind": "seeds", "zoo.seeds": ",".join(map(str, seed_list))} if several else
                                   {"zoo.seed": str(seed_list[0])}))
     top_name = f"{text} seeds {seed_list[0]}-{seed_list[-1]}" if several else f"{text} seed {seed_list[0]}"
-    with tracked_run(tracker, top_name, top_tags) as top_id:
+    doc = None if isinstance(built, ObjectBuilt) else run_config(request, configs)
+    with tracked_run(tracker, top_name, top_tags, reopen=resume.run_id if resume else None) as top_id:
+        if resume is None:
+            _write_config(tracker, top_id, folder, doc)
         prepared = data.prepared
         if prepared is None:
             prepared = load_data(built, registry, data, seed=request.data_seed, workspace=workspace,
@@ -389,15 +581,25 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         data_tags = {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint, "zoo.group": group}
         tracker.set_tags(top_id, data_tags)
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
-                       dict(base_tags, **data_tags), folder, reporter, request.transfer)
+                       dict(base_tags, **data_tags), folder, reporter, request.transfer, doc)
         results = []
         if not several:
-            results.append(_train_seed(ctx, seed_list[0], top_id))
+            results.append(_finished_seed(folder / f"seed{seed_list[0]}", registry)
+                           or _train_seed(ctx, seed_list[0], top_id))
             reporter.on_seed_end(results[-1])
         else:
             for s in seed_list:
+                seed_dir = folder / f"seed{s}"
+                done = _finished_seed(seed_dir, registry) if resume else None
+                if done is not None:
+                    results.append(done)
+                    reporter.on_seed_end(done)
+                    continue
+                reopen = _seed_run_id(seed_dir) if resume else None
                 with tracked_run(tracker, f"{text} seed {s}", dict(ctx.base_tags, **{"zoo.seed": str(s)}),
-                                 parent=top_id) as child:
+                                 parent=top_id, reopen=reopen) as child:
+                    if reopen is None and doc is not None:
+                        _write_config(tracker, child, seed_dir, run_config(request, configs, seed=s))
                     results.append(_train_seed(ctx, s, child))
                 reporter.on_seed_end(results[-1])
         summary = intervals.summarise(r.test for r in results) if several else {}
@@ -434,3 +636,10 @@ def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[
            "per_seed": [{"seed": r.seed, "run_id": r.run_id, "test": r.test} for r in results]}
     write_json(summary_dir / "seeds.json", jsonable(doc), "the seeds summary")
     tracker.log_artifacts(run_id, summary_dir, "summary")
+
+
+def resolved_run_config(request: RunRequest, registry: Any) -> dict[str, Any]:
+    """The full configuration ``request`` runs with (``zoo run --print-config``), without training:
+    its composition built and every component's settings resolved, defaults included."""
+    built = compose_request(request, registry)
+    return run_config(request, resolved_configs(built, registry))

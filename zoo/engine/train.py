@@ -16,10 +16,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RunError
+from . import augment
 from .batches import SplitData, random_batches
+from .checkpoint import Checkpoint, rng_states, set_rng_states
 from .trainconfig import TrainConfig
 from .device import DeviceChoice
-from .metrics import flat, predict_split, primary, split_metrics
+from .metrics import flat, predict_split, split_metrics
 
 EpochHook = Callable[[int, dict[str, float]], None]
 """Called after every epoch with ``(epoch, row)``, e.g. to log the row to a tracker."""
@@ -97,12 +99,17 @@ class _Stepper:
         self.scaler = torch.amp.GradScaler("cuda") if device.scaler else None
         self.names = list(model.heads)
 
-    def __call__(self, batch) -> tuple[Any, Any]:
-        """Forward, backward, update; returns the detached (total, per-task) losses on the device."""
+    def __call__(self, batch, mix: tuple[dict, float] | None = None) -> tuple[Any, Any]:
+        """Forward, backward, update; returns the detached (total, per-task) losses on the device.
+
+        ``mix``: (the partners' targets, lam) of a mixup batch, see :func:`augment.mix_batch`."""
         import torch
         with self.device.autocast():
             out = self.model(batch.x, batch.lengths)
-            total, per = self.model.loss(out, batch.y)
+            if mix is None:
+                total, per = self.model.loss(out, batch.y)
+            else:
+                total, per = augment.mixed_loss(self.model, out, batch.y, *mix)
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.scaler is not None:
@@ -165,12 +172,49 @@ def _better(score: float, best: float, greater: bool) -> bool:
     return score > best if greater else score < best
 
 
+def _augmented(batch, rng: np.random.Generator, config: TrainConfig) -> tuple[Any, Any]:
+    """A training batch after the configured crop, masks and mixup: ``(batch, mix or None)``."""
+    if config.crop_frames > 0:
+        batch = augment.crop_batch(batch, rng, config.crop_frames)
+    if config.time_masks > 0 or config.freq_masks > 0:
+        batch = augment.mask_batch(batch, rng, time_masks=config.time_masks, time_width=config.time_mask_width,
+                                   freq_masks=config.freq_masks, freq_width=config.freq_mask_width)
+    if config.mixup > 0 and len(batch.x) > 1:
+        batch, partner, lam = augment.mix_batch(batch, rng, config.mixup)
+        return batch, (partner, lam)
+    return batch, None
+
+
+def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarray | None:
+    """``train.balance``: class weights on the classification tasks ("weights"), or the labels of
+    the first classification task the sampler balances ("sampler"); None when nothing to balance."""
+    import torch
+    first = None
+    for name, task in model.tasks.items():
+        if task.kind != "classification":
+            continue
+        labels = train.y_host[name]
+        first = labels if first is None else first
+        if config.balance == "weights":
+            w = augment.class_weights(labels, model.schemas[name].out_dim)
+            task.class_weight = torch.from_numpy(w).to(train.device)
+    if config.balance != "none" and first is None:
+        raise RunError(f"train.balance={config.balance} balances classes, but the model has no classification "
+                       f"task ({', '.join(model.heads)}); drop the setting (--set train.balance=none)")
+    return first
+
+
 def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, device: DeviceChoice, *,
-        seed: int = 0, progress: bool = True, on_epoch: EpochHook | None = None) -> FitResult:
+        seed: int = 0, progress: bool = True, on_epoch: EpochHook | None = None,
+        checkpoint: Checkpoint | None = None) -> FitResult:
     """Train ``model`` (already on ``device``) on ``train``; keep the weights of its best epoch.
 
-    The monitored value is the first task's primary validation metric. The best weights are
-    copied in memory and restored at the end, also when early stopping ends training.
+    ``checkpoint``: where the loop's whole state is saved after every epoch (after ``on_epoch``),
+    and resumed from when it holds one: the result then equals an uninterrupted run's.
+
+    The monitored value is ``train.monitor`` (default: the first task's primary validation
+    metric). The best weights are copied in memory and restored at the end, also when early
+    stopping ends training. Augmentation (crops, masks, mixup) touches training batches only.
     """
     import torch
     if config.overfit_batches > 0:
@@ -179,8 +223,8 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
         steady_heap()
     rng = np.random.default_rng(seed)
     optimizer = make_optimizer(model, config)
-    task, metric, greater = primary(model)
-    monitor = f"val.{task}.{metric}"
+    monitor, greater = augment.monitored(model, config.monitor)
+    balance_labels = _set_balance(model, train, config)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     if len(train) % config.batch_size == 1 and steps_per_epoch > 1:
         steps_per_epoch -= 1
@@ -191,16 +235,28 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     waited = 0
     shown = ""  # the last epoch's validation summary, kept on the bar between epochs
     start = time.perf_counter()
+    first = 1
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        first, waited, best_state = _restore(saved, model, optimizer, scheduler, step, rng, result)
+        start -= result.seconds
+        if config.patience and waited >= config.patience:  # it had stopped early when it was killed
+            result.stopped_early, first = True, config.epochs + 1
     bar = _progress(steps_per_epoch * config.epochs, "train", progress)
+    bar.update(steps_per_epoch * (min(first, config.epochs + 1) - 1))
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             t0 = time.perf_counter()
             model.train()
             loss_sum = torch.zeros((), device=device.device)
             per_sum = torch.zeros(len(step.names), device=device.device)
             n = 0
-            for rows in random_batches(train.lengths_host, config.batch_size, rng, config.bucket):
-                total, per = step(train.batch(rows))
+            if config.balance == "sampler" and balance_labels is not None:
+                epoch_rows = augment.balanced_batches(balance_labels, config.batch_size, rng)
+            else:
+                epoch_rows = random_batches(train.lengths_host, config.batch_size, rng, config.bucket)
+            for rows in epoch_rows:
+                total, per = step(*_augmented(train.batch(rows), rng, config))
                 if sched_kind == "step":
                     scheduler.step()
                 loss_sum += total
@@ -211,7 +267,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                     bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
             train_loss = float(loss_sum) / n
             _check_finite(train_loss, epoch, config)
-            preds = predict_split(model, val, device, config.eval_batch_size)
+            preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames)
             row = {"epoch": float(epoch), "train.loss": train_loss}
             row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
             row["val.loss"] = preds.loss
@@ -220,6 +276,10 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             row.update(task_weights(model))
             row["seconds"] = time.perf_counter() - t0
             result.history.append(row)
+            if epoch == 1 and monitor not in row:
+                have = ", ".join(k[4:] for k in row if k.startswith("val."))
+                raise RunError(f"train.monitor {config.monitor!r} follows '{monitor}', which validation does not "
+                               f"report; valid: {have} (e.g. --set train.monitor=macro_f1)")
             score = row.get(monitor, float("nan"))
             if best_state is None or _better(score, result.best_score, greater):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -232,6 +292,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f}{shown}", refresh=True)
             if on_epoch is not None:
                 on_epoch(epoch, row)
+            if checkpoint is not None:
+                result.seconds = time.perf_counter() - start
+                checkpoint.save(_loop_state(epoch, waited, best_state, model, optimizer, scheduler, step, rng, result))
             if config.patience and waited >= config.patience:
                 result.stopped_early = True
                 bar.total = bar.n
@@ -239,6 +302,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 break
     finally:
         bar.close()
+        for task in model.tasks.values():
+            if hasattr(task, "class_weight"):
+                task.class_weight = None
     model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result
@@ -290,3 +356,30 @@ def overfit(model: Any, train: SplitData, config: TrainConfig, device: DeviceCho
         "clips": int(sum(len(r) for r in fixed)), "first_loss": result.history[0]["train.loss"] if result.history else loss,
     }
     return result
+
+
+def _loop_state(epoch: int, waited: int, best_state: dict, model: Any, optimizer: Any, scheduler: Any,
+                step: _Stepper, rng: np.random.Generator, result: FitResult) -> dict[str, Any]:
+    """Everything :func:`fit` needs to go on after ``epoch`` as if it had never stopped."""
+    return {"epoch": epoch, "waited": waited, "model": model.state_dict(), "best_state": best_state,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+            "scaler": step.scaler.state_dict() if step.scaler is not None else None,
+            "batch_rng": rng.bit_generator.state, "rng": rng_states(), "history": result.history,
+            "best_epoch": result.best_epoch, "best_score": result.best_score, "seconds": result.seconds}
+
+
+def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, step: _Stepper,
+             rng: np.random.Generator, result: FitResult) -> tuple[int, int, dict]:
+    """Put a :func:`_loop_state` back; returns (the first epoch still to train, waited, best weights)."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None and saved["scheduler"] is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    if step.scaler is not None and saved["scaler"] is not None:
+        step.scaler.load_state_dict(saved["scaler"])
+    rng.bit_generator.state = saved["batch_rng"]
+    set_rng_states(saved["rng"])
+    result.history = list(saved["history"])
+    result.best_epoch, result.best_score, result.seconds = saved["best_epoch"], saved["best_score"], saved["seconds"]
+    best = {k: v.to(next(iter(model.state_dict().values())).device) for k, v in saved["best_state"].items()}
+    return saved["epoch"] + 1, saved["waited"], best

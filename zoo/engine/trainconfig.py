@@ -57,6 +57,26 @@ class TrainConfig:
     """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""
     refresh_steps: int = 10
     """Read the running loss back for the progress bar every this many steps (a device sync)."""
+    time_masks: int = 0
+    """SpecAugment: time spans masked per training clip (inside its true length); 0: none."""
+    time_mask_width: int = 20
+    """Widest time mask in frames (at most a fifth of the clip)."""
+    freq_masks: int = 0
+    """SpecAugment: frequency bands (stacked feature rows) masked per training clip; 0: none."""
+    freq_mask_width: int = 8
+    """Widest frequency mask in rows."""
+    mixup: float = 0.0
+    """Mixup's Beta(alpha, alpha) parameter (0.2-0.4 is usual); 0: off. Class labels mix through
+    the loss, regression targets directly."""
+    crop_frames: int = 0
+    """Train on one random window of this many frames per clip; validation and test average the
+    model's outputs over half-overlapping windows of the same size. 0: whole clips."""
+    balance: Literal["none", "weights", "sampler"] = "none"
+    """Unbalanced classes: weights: inverse-frequency class weights in the classification losses;
+    sampler: batches drawn so that every class of the first classification task is equally likely."""
+    monitor: str = ""
+    """What model selection and early stopping follow: "" the first task's primary metric, a metric
+    of the first task (macro_f1), TASK.METRIC, or loss."""
 
     def __post_init__(self) -> None:
         # Checked when the config is made (parse time), so a bad value fails in one line before any
@@ -77,7 +97,8 @@ _BOUNDS = (
     ("epochs", 1, False), ("batch_size", 1, False), ("lr", 0.0, True), ("weight_decay", 0.0, False),
     ("grad_clip", 0.0, False), ("patience", 0, False), ("eval_batch_size", 1, False),
     ("overfit_batches", 0, False), ("overfit_loss", 0.0, True), ("overfit_epochs", 1, False),
-    ("threads", 0, False), ("refresh_steps", 1, False),
+    ("threads", 0, False), ("refresh_steps", 1, False), ("time_masks", 0, False), ("time_mask_width", 0, False),
+    ("freq_masks", 0, False), ("freq_mask_width", 0, False), ("mixup", 0.0, False), ("crop_frames", 0, False),
 )
 _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience",
           "overfit_batches": "--overfit-batches"}

@@ -258,7 +258,7 @@ def latent_maps(request: LatentMapRequest | Any, *, workspace: Workspace | None 
     from ..refs import resolve
     from ..workspace import Workspace
     from .mapplot import scatter_map
-    from .project import project
+    from .project import announce, project
     if isinstance(request, LatentMapRequest):
         if options:
             raise ConfigError(f"latent_maps(request, {', '.join(f'{k}=...' for k in options)}): the request already "

@@ -9,6 +9,8 @@ from ..errors import ConfigError
 from ..recipes import Recipe
 
 LAB_GROUP = "lab"
+BASELINE_GROUP = "baseline"
+"""Recipes every lab table measures against (the ``stats`` backbone); the lab plan runs them first."""
 GENERAL_SCOPES = ("backbone", "feature", "task", "train", "dataset")
 
 
@@ -31,8 +33,10 @@ class Step:
 
 
 def kind_of(recipe: Recipe) -> str:
-    """The lab table a recipe belongs to: transfer, multitask, genre or regression."""
+    """The lab table a recipe belongs to: baseline, transfer, multitask, genre or regression."""
     comp = recipe.composition
+    if recipe.group == BASELINE_GROUP:
+        return "baseline"
     if recipe.transfer:
         return "transfer"
     if len(comp.tasks) > 1:
@@ -75,7 +79,21 @@ def make_plan(recipes: Mapping[str, Recipe], only: Sequence[str] = (), group: st
     for r in chosen:
         visit(r.name, None, ())
     named = {r.name for r in chosen}
-    return [Step(recipes[n], tuple(needed.get(n, ())) if n not in named else ()) for n in order]
+    steps = [Step(recipes[n], tuple(needed.get(n, ())) if n not in named else ()) for n in order]
+    return (baselines(recipes, steps) if group == LAB_GROUP else []) + steps
+
+
+def baselines(recipes: Mapping[str, Recipe], steps: Sequence[Step]) -> list[Step]:
+    """The baseline recipes that share a task with ``steps``, first, each needed by those steps, so
+    every table of the report has the floor its models must clear."""
+    out = []
+    for r in recipes.values():
+        if r.group != BASELINE_GROUP:
+            continue
+        users = tuple(s.name for s in steps if set(s.recipe.composition.tasks) & set(r.composition.tasks))
+        if users:
+            out.append(Step(r, users))
+    return out
 
 
 def settings_for(recipe: Recipe, extra: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -85,15 +85,27 @@ def _single_task(outcomes: Sequence[Any], backbone: str, target: str) -> Any | N
     return None
 
 
+def baseline_for(outcomes: Sequence[Any], task: str) -> Any | None:
+    """The baseline experiment (``stats`` backbone, kind "baseline") that has ``task``, if it ran."""
+    for o in outcomes:
+        if o.kind == "baseline" and task in o.step.recipe.composition.tasks:
+            return o
+    return None
+
+
 def genre_section(outcomes: Sequence[Any]) -> list[str]:
     rows_of = [o for o in outcomes if o.kind == "genre"]
     if not rows_of:
         return []
     metrics = metrics_of(rows_of)
+    base = baseline_for(outcomes, "genre")
     rows = [[o.name, f"`{o.step.recipe.spec}`", o.step.recipe.lab_step or DASH, *_pairs(o, "genre", metrics)]
-            for o in rows_of]
+            for o in ([base] if base else []) + rows_of]
+    if base:
+        rows[0][2] = "baseline"
     return ["## Genre classification (lab steps 5-7)", "",
-            "Test split of the data above; the lab's LSTM numbers also give its validation accuracy.", "",
+            "Test split of the data above; the lab's LSTM numbers also give its validation accuracy. The "
+            "baseline row (`stats`: a linear model on per-bin statistics) is the floor every model must clear.", "",
             *table(["recipe", "spec", "lab step", *_metric_header(metrics)], rows), ""]
 
 
@@ -103,10 +115,21 @@ def regression_section(outcomes: Sequence[Any]) -> list[str]:
         return []
     metrics = metrics_of(rows_of)
     ordered = sorted(rows_of, key=lambda o: (o.step.recipe.composition.tasks[0], o.step.recipe.composition.backbone))
-    rows = [[o.step.recipe.composition.tasks[0], o.step.recipe.composition.backbone, o.name,
-             *_pairs(o, o.step.recipe.composition.tasks[0], metrics)] for o in ordered]
+    rows = []
+    for o in ordered:
+        target = o.step.recipe.composition.tasks[0]
+        base = baseline_for(outcomes, target)
+        if base and (not rows or rows[-1][0] != target):
+            rows.append([target, f"{base.step.recipe.composition.backbone} (baseline)", base.name,
+                         *_pairs(base, target, metrics)])
+        rows.append([target, o.step.recipe.composition.backbone, o.name, *_pairs(o, target, metrics)])
     return ["## Emotion regression, one model per target (lab step 8)", "",
             *table(["target", "backbone", "recipe", *_metric_header(metrics)], rows), ""]
+
+
+def _baseline_cell(outcomes: Sequence[Any], task: str) -> str:
+    base = baseline_for(outcomes, task)
+    return zoo_value(base, task, "spearman") if base else DASH
 
 
 def transfer_section(outcomes: Sequence[Any]) -> list[str]:
@@ -125,9 +148,10 @@ def transfer_section(outcomes: Sequence[Any]) -> list[str]:
                          zoo_value(o, task, "mae"), lab_cell(ref.get("mae")),
                          zoo_value(o, task, "mse"), lab_cell(ref.get("mse")),
                          zoo_value(o, task, "spearman"), lab_cell(ref.get("spearman")),
-                         zoo_value(base, task, "spearman") if base else DASH, lab_cell(base_ref.get("spearman"))])
+                         zoo_value(base, task, "spearman") if base else DASH, lab_cell(base_ref.get("spearman")),
+                         _baseline_cell(outcomes, task)])
     header = ["recipe", "backbone from", "freeze", "target", "MAE (zoo)", "MAE (lab)", "MSE (zoo)", "MSE (lab)",
-              "Spearman (zoo)", "Spearman (lab)", "Spearman without transfer (zoo)", "(lab)"]
+              "Spearman (zoo)", "Spearman (lab)", "Spearman without transfer (zoo)", "(lab)", "Spearman baseline (zoo)"]
     return ["## Transfer learning (lab step 9)", "",
             "The genre model's backbone, fine-tuned as a regressor; the last two columns are the same "
             "backbone trained from scratch on the target (step 8).", "", *table(header, rows), ""]
@@ -149,9 +173,10 @@ def multitask_section(outcomes: Sequence[Any]) -> list[str]:
                          zoo_value(o, task, "mae"), lab_cell(ref.get("mae")),
                          zoo_value(o, task, "mse"), lab_cell(ref.get("mse")),
                          zoo_value(o, task, "spearman"), lab_cell(ref.get("spearman")),
-                         zoo_value(base, task, "spearman") if base else DASH, lab_cell(base_ref.get("spearman"))])
+                         zoo_value(base, task, "spearman") if base else DASH, lab_cell(base_ref.get("spearman")),
+                         _baseline_cell(outcomes, task)])
     header = ["recipe", "task weights", "target", "MAE (zoo)", "MAE (lab)", "MSE (zoo)", "MSE (lab)",
-              "Spearman (zoo)", "Spearman (lab)", "Spearman single-task (zoo)", "(lab)"]
+              "Spearman (zoo)", "Spearman (lab)", "Spearman single-task (zoo)", "(lab)", "Spearman baseline (zoo)"]
     return ["## Multitask learning (lab step 10)", "",
             "One backbone, one regression head per target, the task weights learned (uncertainty) or fixed; "
             "the last two columns are the single-task models of step 8.", "", *table(header, rows), ""]

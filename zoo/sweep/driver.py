@@ -87,13 +87,18 @@ def _base(plan: SweepPlan) -> tuple[str, dict[str, dict[str, Any]], Any]:
 
 
 def _check_one(spec: str, settings: dict, registry: Any) -> Any:
+    from ..config import make_config
     from ..engine.trainconfig import backbone_defaults, split_settings, train_config
     from ..model.building import build_components
     from ..spec import parse_spec
     components, train, _ = split_settings(settings)
     comp = parse_spec(spec, registry)
     train_config(backbone_defaults(registry, comp.backbone), train)
-    return build_components(comp, registry, components)
+    built = build_components(comp, registry, components)
+    # The backbone's settings, typed and checked without building it (that needs the data's bins).
+    make_config(registry.load("backbone", comp.backbone).config, built.settings.get("backbone", {}),
+                where=f"backbone '{comp.backbone}'")
+    return built
 
 
 def check_space(plan: SweepPlan, registry: Any) -> tuple[Any, str, str]:
@@ -103,13 +108,14 @@ def check_space(plan: SweepPlan, registry: Any) -> tuple[Any, str, str]:
     if isinstance(plan.trials, bool) or not isinstance(plan.trials, int) or plan.trials < 1:
         raise ConfigError(f"--trials {plan.trials!r}: give 1 or more")
     first = {p.name: p.samples()[0] for p in plan.params}
-    built = _check_one(spec, merge(settings, settings_of(first)), registry)
+    built = None
     for p in plan.params:
         for value in p.samples():
             try:
-                _check_one(spec, merge(settings, settings_of(dict(first, **{p.name: value}))), registry)
+                built = _check_one(spec, merge(settings, settings_of(dict(first, **{p.name: value}))), registry)
             except ConfigError as exc:
                 raise ConfigError(f"--param {p.text()}: with {p.name}={value}: {exc}") from None
+    built = _check_one(spec, merge(settings, settings_of(first)), registry)
     metric, mode = _metric(plan.metric, built)
     return built, metric, mode
 
@@ -162,7 +168,9 @@ def _scheduler(plan: SweepPlan, metric: str, mode: str) -> tuple[Any, dict[str, 
     epochs = plan.train.get("epochs") or TrainConfig.epochs
     params = {"sweep.scheduler": "ASHA", "sweep.scheduler.max_t": epochs, "sweep.scheduler.grace_period": plan.grace,
               "sweep.scheduler.reduction_factor": 2, "sweep.scheduler.time_attr": "training_iteration"}
-    return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=min(plan.grace, epochs),
+    # One past the last epoch: ASHA stops a trial that reaches max_t, and a trial that trains all its
+    # epochs must end on its own (evaluated on test, its model packaged).
+    return ASHAScheduler(time_attr="training_iteration", max_t=epochs + 1, grace_period=min(plan.grace, epochs),
                          reduction_factor=2), params
 
 
@@ -187,8 +195,11 @@ def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrup
             if run.info.status == "RUNNING":
                 tracker.set_tags(run.info.run_id, {FAILURE_TAG: reason})
                 tracker.end_run(run.info.run_id, "FAILED")
-        elif run is not None and run.info.status == "RUNNING":
+        elif run is not None and (run.info.status == "RUNNING" or _stopped_by_tune(run)):
+            # Tune stops a trial by raising SystemExit in its thread: the run ended FAILED, but it was not a failure.
             epoch = (result.metrics or {}).get("epoch")
+            if FAILURE_TAG in run.data.tags:
+                client.delete_tag(run.info.run_id, FAILURE_TAG)
             tracker.set_tags(run.info.run_id, {STOPPED_TAG: f"stopped early by the ASHA scheduler after epoch {epoch}"})
             tracker.end_run(run.info.run_id, "FINISHED")
     for run in by_trial.values():  # trials Tune never reported on (an interrupted sweep)
@@ -196,6 +207,10 @@ def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrup
             why = interrupted or "the sweep ended before this trial did"
             tracker.set_tags(run.info.run_id, {FAILURE_TAG: why})
             tracker.end_run(run.info.run_id, "KILLED")
+
+
+def _stopped_by_tune(run: Any) -> bool:
+    return run.info.status == "FAILED" and run.data.tags.get(FAILURE_TAG, "").startswith("SystemExit")
 
 
 def _trial_id(result: Any) -> str:

@@ -71,6 +71,9 @@ class Tracker(Protocol):
     def start_run(self, name: str, tags: Mapping[str, str] | None = None, parent: str | None = None) -> str:
         """Open a run (nested under ``parent`` if given) and return its id."""
 
+    def reopen_run(self, run_id: str) -> str:
+        """Mark the ended run ``run_id`` RUNNING again, in this process (``zoo run --resume``); returns it."""
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None: ...
@@ -118,9 +121,10 @@ def failure_reason(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def tracked_run(tracker: Tracker, name: str, tags: Mapping[str, str] | None = None,
-                parent: str | None = None) -> Iterator[str]:
-    """Open a run; end it FINISHED, or FAILED with ``zoo.failure`` if anything escapes (re-raised)."""
-    run_id = tracker.start_run(name, tags, parent)
+                parent: str | None = None, reopen: str | None = None) -> Iterator[str]:
+    """Open a run (``reopen``: go on with that ended run instead); end it FINISHED, or FAILED with
+    ``zoo.failure`` if anything escapes (re-raised)."""
+    run_id = tracker.reopen_run(reopen) if reopen else tracker.start_run(name, tags, parent)
     try:
         yield run_id
     except BaseException as exc:
@@ -160,6 +164,10 @@ class NullTracker:
     def start_run(self, name, tags=None, parent=None) -> str:
         run_id = f"untracked-{next(self._ids)}"
         self.runs[run_id] = RunRecord(name, parent, {k: str(v) for k, v in (tags or {}).items()})
+        return run_id
+
+    def reopen_run(self, run_id) -> str:
+        self.runs.setdefault(run_id, RunRecord(run_id, None)).status = "RUNNING"
         return run_id
 
     def log_params(self, run_id, params) -> None:

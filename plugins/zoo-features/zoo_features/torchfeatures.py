@@ -397,7 +397,8 @@ def _shares_tuning_stft(mel: MelConfig, chroma_config: ChromaConfig) -> bool:
     return mel.sr == chroma_config.sr and mel.n_fft == TUNING_N_FFT and mel.hop_length == TUNING_N_FFT // 4
 
 
-def compute_batch(waves: Sequence[np.ndarray], features: Mapping[str, Any], device: Any = None) -> list[dict[str, np.ndarray]]:
+def compute_batch(waves: Sequence[np.ndarray], features: Mapping[str, Any],
+                  device: Any = None) -> list[dict[str, np.ndarray]]:
     """Every feature of ``features`` for every waveform, ``mel`` and ``chroma`` (any backend) in torch batches.
 
     ``waves``: mono float32 waveforms at the features' ``sample_rate``, already checked

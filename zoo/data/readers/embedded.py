@@ -40,6 +40,10 @@ SAMPLE_RATE = 22050
 SIZES = {"tiny": (8, 3.0), "small": (24, 5.0), "default": (60, 6.0), "large": (150, 10.0)}
 """Size name -> (clips per genre, seconds per clip)."""
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}
+LAB_SHARES = {"Rock": 1.0, "Electronic": 0.7, "Pop": 0.45, "Hip-Hop": 0.3, "Folk": 0.2, "Jazz": 0.15,
+              "Classical": 0.1, "Metal": 0.1, "Blues": 0.08, "Trip-Hop": 0.07}
+"""``balance=lab``: the share of its clips each genre keeps, so that the largest class is about
+30 % of the set, as in the lab's data (at least 3 clips per genre: one per split)."""
 RATES = ("frames", "beats")
 
 
@@ -48,12 +52,15 @@ class EmbeddedConfig:
     """``size``: tiny (8 clips per genre of 3 s, for tests), small (24 x 5 s), default (60 x 6 s)
     or large (150 x 10 s). ``seconds``: clip length overriding the size's (2-60 s). ``seed``: which
     set (each seed is its own set, cached separately). ``workers``: processes that render (0: one
-    for a few minutes of audio, else one per core); it never changes the result."""
+    for a few minutes of audio, else one per core); it never changes the result. ``balance``: even
+    (every genre the same number of clips) or lab (unbalanced like the lab's data: the largest
+    genre about 30 % of the clips, the smallest a few; the same rendered clips, fewer used)."""
 
     size: Literal["tiny", "small", "default", "large"] = "default"
     seconds: float | None = None
     seed: int = 0
     workers: int = 0
+    balance: Literal["even", "lab"] = "even"
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -120,12 +127,32 @@ def plan(config: EmbeddedConfig) -> list[tuple[str, str, str]]:
             for i, split in enumerate(assign_splits(n, config.seed, gi))]
 
 
+def kept(config: EmbeddedConfig) -> set[str] | None:
+    """The ids ``balance=lab`` keeps of the set (per genre its first clips of each split, one val
+    and one test at least); None for an even set, which keeps every clip."""
+    if config.balance == "even":
+        return None
+    by_genre: dict[str, dict[str, list[str]]] = {}
+    for cid, genre, split in plan(config):
+        by_genre.setdefault(genre, {"train": [], "val": [], "test": []})[split].append(cid)
+    out: set[str] = set()
+    n = config.clips_per_genre
+    for genre, splits in by_genre.items():
+        keep = min(n, max(3, int(round(LAB_SHARES[genre] * n))))
+        held = {k: max(1, int(round(f * keep))) for k, f in SPLIT_FRACTIONS.items()}
+        held["train"] = keep - held["val"] - held["test"]
+        for split, ids in splits.items():
+            out.update(ids[: held[split]])
+    return out
+
+
 def choose(config: EmbeddedConfig, limit: int, seed: int) -> list[str]:
     """The ids ``--limit limit`` with ``seed`` keeps of the set: the very clips ``zoo.data.select``
     keeps of the rendered set (stratified by genre within each split; every clip has all targets)."""
     from ..select import _limit
     from ..splits import stratum_keys
-    rows = plan(config)
+    keep = kept(config)
+    rows = [r for r in plan(config) if keep is None or r[0] in keep]
     if limit >= len(rows):
         return [cid for cid, _, _ in rows]
     ids = [cid for cid, _, _ in rows]
@@ -386,10 +413,18 @@ class EmbeddedDataset:
         if self.subset is not None and not is_embedded_set(self.folder):
             return self._subset_clips()
         folder = self.ensure()
+        keep = None if self.given_set else kept(self.config)
         return [Clip(id=r["id"], split=r["split"], label=r["genre"], audio=folder / r["file"],
-                     targets={t: float(r[t]) for t in TARGETS}) for r in self.manifest()["clips"]]
+                     targets={t: float(r[t]) for t in TARGETS}) for r in self.manifest()["clips"]
+                if keep is None or r["id"] in keep]
 
     def describe(self) -> str:
+        text = self._describe()
+        if self.config.balance == "lab" and not self.given_set:
+            text += f"; unbalanced like the lab's (balance=lab: {len(kept(self.config))} clips kept)"
+        return text
+
+    def _describe(self) -> str:
         if is_embedded_set(self.folder):
             m = self.manifest()
             return (f"embedded synthesised set '{m['size']}' ({len(m['genres'])} genres x {m['clips_per_genre']} "

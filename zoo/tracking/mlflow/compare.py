@@ -185,13 +185,13 @@ def format_table(rows: list[dict]) -> str:
     if not rows:
         return "no finished runs"
     header = ("spec", "dataset", "differs", "seeds", "test metrics (mean ± 95% CI half-width over seeds)",
-              "latest run (zoo compare --runs: every seed's)")
+              "runs, full ids (latest first; zoo compare --runs: each with its seed)")
     lines = []
     for r in rows:
         differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
         metrics = ", ".join(f"{k.removeprefix('test.')} {intervals.plus_minus(v)}" for k, v in r["metrics"].items())
-        more = len(r["run_ids"]) - 1
-        ids = r["run_ids"][0] + (f" +{more}" if more else "")
+        more = len(r["run_ids"]) - 4
+        ids = " ".join(r["run_ids"][:4]) + (f" +{more}" if more > 0 else "")
         lines.append((r["spec"], r["dataset"], differs or "-", str(len(r["seeds"])), metrics or "-", ids))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -228,6 +228,7 @@ def sweep_rows(sweep_run_id: str, *, uri: str | None = None, metric: str | None 
         score = m.get(f"final.{metric}", m.get(metric))
         rows.append({
             "run_id": run.info.run_id, "trial": tags.get("zoo.sweep.trial", ""), "status": run.info.status,
+            "metric": metric,
             "score": score, "complete": complete and run.info.status == "FINISHED",
             "epochs": int(m.get("epochs_run", 0)) or None,
             "params": {k: run.data.params.get(f"sweep.{k}", run.data.params.get(k)) for k in searched},
@@ -245,11 +246,12 @@ def sweep_rows(sweep_run_id: str, *, uri: str | None = None, metric: str | None 
     return rows, best
 
 
-def format_sweep(rows: list[dict], metric: str) -> str:
+def format_sweep(rows: list[dict]) -> str:
     """The leaderboard as aligned text: rank, trial, status, score, the searched settings, run id."""
     if not rows:
         return "no trials recorded under this sweep"
     names = list(rows[0]["params"])
+    metric = rows[0]["metric"]
     header = ("#", "trial", "status", metric, *names, "run", "note")
     lines = []
     for i, r in enumerate(rows, 1):

@@ -83,6 +83,19 @@ class MlflowTracker:
         self._seen[run.info.run_id] = time.monotonic()
         return run.info.run_id
 
+    def reopen_run(self, run_id) -> str:
+        """RUNNING again, with this process recorded (so it is not taken for a ghost) and the last
+        failure reason dropped; ``zoo.resumed`` counts the resumptions."""
+        from .. import FAILURE_TAG
+        run = self.client.get_run(run_id)
+        self.client.update_run(run_id, status="RUNNING")
+        if FAILURE_TAG in run.data.tags:
+            self.client.delete_tag(run_id, FAILURE_TAG)
+        resumed = int(run.data.tags.get("zoo.resumed", "0") or 0) + 1
+        self.set_tags(run_id, {**process_tags(), "zoo.resumed": str(resumed)})
+        self._seen[run_id] = time.monotonic()
+        return run_id
+
     def log_params(self, run_id, params) -> None:
         from mlflow.entities import Param
         items = [Param(k[:250], str(v)[:MAX_PARAM]) for k, v in params.items()]

@@ -1,0 +1,97 @@
+"""``zoo run --config FILE.yaml`` and ``--print-config``: one file holds every setting, and every run keeps its own."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from datafixtures import write_label_folders
+from zoo.cli import main
+from zoo.workspace import Workspace
+
+SMALL = ["--set", "backbone.hidden=8", "--set", "backbone.layers=1", "--set", "train.batch_size=8",
+         "--no-progress", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def audio_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gtzan")
+    write_label_folders(root, ("blues", "jazz", "rock"), per_label=8)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _in_the_test_workspace(zoo_env):
+    """`zoo` runs as a user would, in this test's workspace."""
+
+
+def printed(argv, capsys) -> dict:
+    assert main(["run", *argv, "--print-config"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_print_config_gives_every_setting_with_its_default(capsys):
+    doc = printed(["lstm+chroma:genre", "--set", "backbone.hidden=8", "--epochs", "3"], capsys)
+    assert doc["spec"] == "lstm+chroma:genre" and doc["seed"] == 0 and doc["seeds"] == 1
+    assert doc["settings"]["backbone"]["hidden"] == 8 and "layers" in doc["settings"]["backbone"]
+    assert "hop_length" in doc["settings"]["chroma"] and "dropout" in doc["settings"]["genre"]
+    assert doc["settings"]["train"]["epochs"] == 3 and doc["settings"]["train"]["lr"] == 0.001
+    assert doc["data"]["max_seconds"] == 30.0 and doc["data"]["path"] is None
+
+
+def test_print_config_of_a_recipe_carries_its_settings_and_name(capsys):
+    doc = printed(["lab-cnn-danceability"], capsys)
+    assert doc["spec"] == "cnn+mel:danceability" and doc["settings"]["danceability"]["loss"] == "mse"
+    assert doc["tags"] == {"zoo.recipe": "lab-cnn-danceability"}
+
+
+def test_the_printed_config_is_read_back_unchanged_and_options_override_it(tmp_path, capsys):
+    assert main(["run", "lstm+chroma:genre", "--set", "backbone.hidden=8", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    file = tmp_path / "run.yaml"
+    file.write_text(text)
+    assert main(["run", "--config", str(file), "--print-config"]) == 0
+    assert capsys.readouterr().out == text
+    doc = printed(["--config", str(file), "--epochs", "2", "--set", "backbone.layers=1", "--limit", "12",
+                   "--seed", "4"], capsys)
+    assert doc["settings"]["train"]["epochs"] == 2 and doc["settings"]["backbone"] == {
+        **yaml.safe_load(text)["settings"]["backbone"], "layers": 1}
+    assert doc["data"]["limit"] == 12 and doc["seed"] == 4
+
+
+@pytest.mark.parametrize("content, message", [
+    ("spec: lstm+chroma:genre\nsetings: {}\n", "unknown key 'setings'; valid: spec, settings"),
+    ("spec: lstm+chroma:genre\ndata: {limt: 3}\n", "unknown key 'data.limt'"),
+    ("spec: lstm+chroma:genre\nsettings: {train: {epoch: 3}}\n", "did you mean 'epochs'"),
+    ("settings: {}\n", "expected a mapping with at least 'spec'"),
+])
+def test_a_bad_config_file_is_refused_in_one_line_with_the_fix(tmp_path, capsys, content, message):
+    file = tmp_path / "bad.yaml"
+    file.write_text(content)
+    assert main(["run", "--config", str(file), "--no-track"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_config_file_says_how_to_write_one(tmp_path, capsys):
+    assert main(["run", "--config", str(tmp_path / "nope.yaml"), "--no-track"]) == 2
+    assert "--print-config" in capsys.readouterr().err
+
+
+def test_every_run_logs_its_config_and_a_rerun_from_it_has_the_same_settings(audio_folder, capsys):
+    assert main(["run", "lstm+chroma:genre", "--data", str(audio_folder), "--epochs", "1", "--seed", "2",
+                 "--experiment", "cfg-first", *SMALL]) == 0
+    client = MlflowClient(Workspace.from_env().tracking_uri)
+    (first,) = client.search_runs([client.get_experiment_by_name("cfg-first").experiment_id])
+    saved = first.data.tags["zoo.folder"] + "/config.yaml"
+    assert "config.yaml" in [a.path for a in client.list_artifacts(first.info.run_id)]
+    doc = yaml.safe_load(open(saved))
+    assert doc["data"]["path"] == str(audio_folder.resolve()) and doc["seed"] == 2
+    capsys.readouterr()
+
+    assert main(["run", "--config", saved, "--experiment", "cfg-again", "--no-progress"]) == 0
+    (again,) = client.search_runs([client.get_experiment_by_name("cfg-again").experiment_id])
+    assert open(again.data.tags["zoo.folder"] + "/config.yaml").read() == open(saved).read()
+    ignore = {"device"}
+    assert ({k: v for k, v in again.data.params.items() if k not in ignore}
+            == {k: v for k, v in first.data.params.items() if k not in ignore})
+    assert again.data.tags["zoo.group"] == first.data.tags["zoo.group"]

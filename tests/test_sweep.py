@@ -1,0 +1,148 @@
+"""`zoo sweep`: the --param grammar, its checks before anything starts, and a real 4-trial sweep on a local Ray."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from zoo.cli import main
+from zoo.errors import ConfigError
+from zoo.sweep.space import parse_param, parse_params, settings_of
+
+TINY = ["--set", "dataset.size=tiny", "--set", "backbone.layers=1", "--set", "backbone.bidirectional=false",
+        "--set", "train.warmup=0", "--epochs", "2", "--batch-size", "8"]
+
+
+@pytest.mark.parametrize("item, kind, values", [
+    ("train.lr=loguniform:1e-4:3e-3", "loguniform", (1e-4, 3e-3)),
+    ("task.dropout=uniform:0.1:0.5", "uniform", (0.1, 0.5)),
+    ("backbone.layers=randint:1:3", "randint", (1, 3)),
+    ("backbone.hidden=choice:128,256", "choice", ("128", "256")),
+    ("backbone.hidden=grid:8, 16", "grid", ("8", "16")),
+])
+def test_a_param_is_read_into_its_kind_and_values(item, kind, values):
+    p = parse_param(item)
+    assert (p.kind, p.values) == (kind, values)
+    assert parse_param(p.text()) == p
+
+
+@pytest.mark.parametrize("item, says", [
+    ("train.lr", "expected SCOPE.KEY=KIND:ARGS"),
+    ("lr=uniform:0:1", "expected SCOPE.KEY=KIND:ARGS"),
+    ("train.lr=logunifrm:1e-4:1e-3", "did you mean 'loguniform'"),
+    ("train.lr=uniform:0.5:0.1", "low end 0.5 must be below the high end 0.1"),
+    ("train.lr=loguniform:0:1e-3", "loguniform needs both ends > 0"),
+    ("train.lr=uniform:0.1", "takes two ends"),
+    ("train.lr=uniform:a:1", "'a' is not a number"),
+    ("backbone.layers=randint:1:2.5", "not a whole number"),
+    ("backbone.hidden=choice:", "needs its values"),
+    ("backbone.hidden=choice:8,,16", "an empty value"),
+    ("backbone.hidden=choice:8,8", "listed twice"),
+    ("dataset.size=choice:tiny,small", "prepared once for the whole sweep"),
+])
+def test_a_bad_param_is_refused_in_one_line_naming_the_fix(item, says):
+    with pytest.raises(ConfigError, match=None) as err:
+        parse_param(item)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_setting_searched_twice_or_nothing_searched_is_refused():
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_params(["train.lr=uniform:0.1:0.2", "train.lr=choice:0.1,0.2"])
+    with pytest.raises(ConfigError, match="at least one --param"):
+        parse_params([])
+
+
+def test_drawn_values_become_set_scopes():
+    assert settings_of({"train.lr": 0.01, "backbone.hidden": "8"}) == {"train": {"lr": 0.01},
+                                                                       "backbone": {"hidden": "8"}}
+
+
+@pytest.mark.parametrize("param, says", [
+    ("backbone.hiden=choice:8,16", "did you mean 'hidden'"),
+    ("backbone.hidden=choice:8,many", "with backbone.hidden=many"),
+    ("train.lr=uniform:-1:0.1", "with train.lr=-1"),
+])
+def test_an_unknown_setting_or_bad_value_fails_before_ray_or_mlflow_start(param, says, zoo_env, capsys, workspace):
+    code = main(["sweep", "lstm+chroma:genre", "--param", param, *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1
+    assert not (workspace.home / "sweeps").exists()
+
+
+def test_an_unknown_metric_names_the_valid_ones(zoo_env, capsys):
+    code = main(["sweep", "lstm+chroma:genre", "--param", "train.lr=uniform:0.001:0.01", "--metric", "val.mood.f1",
+                 *TINY])
+    assert code == 2 and "val.genre.accuracy" in capsys.readouterr().err
+
+
+def test_without_ray_zoo_sweep_says_how_to_install_it_and_exits_2(zoo_env, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code = main(["sweep", "lstm+chroma:genre", "--param", "train.lr=uniform:0.001:0.01", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "music-zoo[sweep]"' in err
+
+
+FAIL_HIDDEN = "20"
+
+
+def failing_trial(config, job):
+    """The zoo's trial, except that one grid value fails (to show the sweep goes on)."""
+    from zoo.sweep.trial import run_trial
+    if config["backbone.hidden"] == FAIL_HIDDEN:
+        raise RuntimeError(f"made to fail: backbone.hidden={FAIL_HIDDEN}")
+    run_trial(config, job)
+
+
+@pytest.mark.slow
+def test_a_four_trial_sweep_nests_every_trial_and_finds_the_best(workspace, zoo_env, capsys):
+    pytest.importorskip("ray")
+    import ray.cloudpickle
+    from mlflow.tracking import MlflowClient
+
+    from zoo.sweep.driver import SweepPlan, sweep
+    from zoo.tracking import PARENT_TAG
+    from zoo.tracking.mlflow.compare import sweep_rows
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    plan = SweepPlan(
+        spec="lstm+chroma:genre",
+        params=parse_params(["backbone.hidden=grid:8,12,16,20", "train.lr=loguniform:1e-3:1e-2"]),
+        settings={"dataset": {"size": "tiny"}, "backbone": {"layers": 1, "bidirectional": False},
+                  "train": {"warmup": 0.0}},
+        train={"epochs": 2, "batch_size": 8, "patience": 0}, trials=1, cpus=2, experiment="sweep-test")
+    result = sweep(plan, registry=workspace.registry(), workspace=workspace, say=lambda line: None,
+                   trainable=failing_trial)
+
+    c = MlflowClient(workspace.tracking_uri)
+    parent = c.get_run(result.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["zoo.kind"] == "sweep"
+    assert parent.data.params["sweep.param.train.lr"] == "train.lr=loguniform:0.001:0.01"
+    assert parent.data.params["sweep.scheduler"] == "ASHA"
+    children = c.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{result.run_id}'")
+    assert len(children) == 4
+    failed = [r for r in children if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "made to fail" in failed[0].data.tags["zoo.failure"]
+    done = [r for r in children if r.info.status == "FINISHED"]
+    assert len(done) == 3
+    complete = [r for r in done if "final.val.genre.accuracy" in r.data.metrics]
+    assert complete, "at least the trial ASHA never stops trains to the end"
+    for r in complete:  # a normal zoo run: params, per-epoch metrics, reports and the packaged model
+        assert r.data.params["spec"] == "lstm+chroma:genre" and "val.genre.accuracy" in r.data.metrics
+        assert {a.path for a in c.list_artifacts(r.info.run_id)} >= {"model", "reports"}
+    best = max(complete, key=lambda r: r.data.metrics["final.val.genre.accuracy"])
+    assert result.best["score"] == best.data.metrics["final.val.genre.accuracy"]
+    assert parent.data.tags["zoo.sweep.best_run"] == result.best["run_id"]
+    assert parent.data.metrics["best.val.genre.accuracy"] == result.best["score"]
+    assert parent.data.params["best.backbone.hidden"] == best.data.params["sweep.backbone.hidden"]
+
+    rows, again = sweep_rows(result.run_id, uri=workspace.tracking_uri)
+    assert again["run_id"] == result.best["run_id"] and rows[0]["run_id"] == result.best["run_id"]
+    assert main(["compare", "--sweep", result.run_id, "--experiment", "sweep-test"]) == 0
+    out = capsys.readouterr().out
+    assert "made to fail" in out and result.best["run_id"][:8] in out
+
+    code = main(["run", "--from-sweep", result.run_id, "--seeds", "2", "--experiment", "sweep-test", "--no-progress"])
+    assert code == 0
+    rerun = c.search_runs([parent.info.experiment_id], filter_string="tags.`zoo.kind` = 'seeds'")
+    assert rerun and rerun[0].data.params["backbone.hidden"] == best.data.params["backbone.hidden"]
