@@ -161,3 +161,26 @@ def test_register_refuses_a_run_without_a_model_and_a_bad_name(trained, workspac
         register_model("not-a-run", "never", uri=uri)
     with pytest.raises(ConfigError, match="model name 'a/b'"):
         register_model(trained.run_id, "a/b", uri=uri)
+
+
+def test_the_snippet_in_docs_predict_runs_verbatim_with_only_zoo_home_set(trained, inputs, workspace, tmp_path):
+    """As a user runs it after a plain `zoo run`: ZOO_HOME (or nothing) set, no MLFLOW_TRACKING_URI,
+    and no stray ./mlflow.db left behind."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "predict.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if "pyfunc.load_model" in b)
+    shutil.copy(inputs["mp3"], tmp_path / "song.mp3")
+    shutil.copy(inputs["long"], tmp_path / "other.ogg")
+    check = (f"run_id = {trained.run_id!r}\n" + snippet +
+             "assert list(table['error']) == ['', ''], table\n"
+             "assert list(table['source']) == ['song.mp3', 'other.ogg'], table\n"
+             "print('snippet ok')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "ZOO_HOME")}
+    env["ZOO_HOME"] = str(workspace.home)
+    ran = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 0 and "snippet ok" in ran.stdout, ran.stderr[-3000:]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
