@@ -7,7 +7,8 @@ import threading
 
 from ..config import parse_assignments
 from ..data.prepare import MAX_SECONDS
-from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
+from .argtypes import NON_NEGATIVE, POSITIVE
+from .options import add_data_options, add_train_options
 
 EXAMPLES = """\
 examples:
@@ -45,34 +46,15 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="go on with an interrupted or killed run (its id or a unique prefix) from its last "
                         "checkpoint, in the same MLflow run; a FINISHED run cannot be resumed")
-    p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest); default: embedded set")
-    p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)")
-    p.add_argument("--epochs", type=POSITIVE, help="most epochs (train.epochs)")
-    p.add_argument("--batch-size", type=POSITIVE, help="batch size (train.batch_size)")
-    p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate (train.lr)")
-    p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
-    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified), for quick runs")
-    p.add_argument("--seed", type=SEED, help="first seed (default 0)")
+    add_data_options(p)
+    add_train_options(p)
     p.add_argument("--seeds", type=POSITIVE, metavar="K",
                    help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
     p.add_argument("--overfit-batches", type=NON_NEGATIVE, metavar="N",
                    help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
-                   help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
-                        "dataset.mapping=none (repeatable)")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed and logged) instead of stopping")
-    p.add_argument("--max-seconds", type=number(0.0), metavar="S",
-                   help=f"cut longer audio to its middle S seconds, and say how many clips were cut "
-                        f"(default {MAX_SECONDS:g}, the lab's clips; 0 = no limit)")
-    p.add_argument("--min-class-clips", type=NON_NEGATIVE, metavar="N",
-                   help="stop with an error naming every class that has fewer than N clips, e.g. a mistyped label "
-                        "(default 0: only warn about labels given to one clip of a CSV manifest)")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry as NAME "
                    "(with --seeds: the seed with the best validation score); then: zoo predict NAME AUDIO...")
-    p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
     p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
                    help="transfer: start the backbone from a trained model: run id (or prefix), recipe (its latest "
                         "run), registered model or model folder")
@@ -91,10 +73,12 @@ def run(args, registry, workspace) -> int:
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
         return _run(args, registry, workspace)
     previous = signal.signal(signal.SIGTERM, _terminated)
+    previous_hup = signal.signal(signal.SIGHUP, _terminated)  # a closed terminal ends the run the same way
     try:
         return _run(args, registry, workspace)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
 
 
 def _run(args, registry, workspace) -> int:

@@ -7,8 +7,8 @@ import signal
 import threading
 
 from ..config import parse_assignments
-from ..data.prepare import MAX_SECONDS
-from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
+from .argtypes import POSITIVE, number
+from .options import add_data_options, add_train_options
 
 EXAMPLES = """\
 examples:
@@ -50,24 +50,8 @@ def register(sub) -> None:
                    help="epochs every trial trains before the scheduler may stop it (default 1)")
     p.add_argument("--register", metavar="NAME", help="register the best trial's model in the MLflow model registry "
                                                       "as NAME")
-    p.add_argument("--data", metavar="PATH", help="data folder; default: embedded set")
-    p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous")
-    p.add_argument("--epochs", type=POSITIVE, help="most epochs per trial (train.epochs; the scheduler's horizon)")
-    p.add_argument("--batch-size", type=POSITIVE, help="batch size (train.batch_size)")
-    p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate, when not searched (train.lr)")
-    p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
-    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified)")
-    p.add_argument("--seed", type=SEED, default=0, help="the seed of every trial (default 0)")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
-                   help="a fixed setting of every trial, as in zoo run (repeatable)")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips instead of stopping")
-    p.add_argument("--max-seconds", type=number(0.0), default=MAX_SECONDS, metavar="S",
-                   help=f"cut longer audio to its middle S seconds (default {MAX_SECONDS:g}; 0 = no limit)")
-    p.add_argument("--min-class-clips", type=NON_NEGATIVE, default=0, metavar="N",
-                   help="stop with an error naming every class that has fewer than N clips")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for the one feature extraction")
-    p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
+    add_data_options(p)
+    add_train_options(p)
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON on stdout")
     p.set_defaults(func=run)
 
