@@ -6,6 +6,9 @@
 * ``zoo_env``: the same workspace as environment variables (``ZOO_HOME``, ``MLFLOW_TRACKING_URI``,
   the plugin switches), set for the one test that asks for it, as a user's shell would set them:
   for ``zoo.cli.main([...])``. Its value is the whole environment, to give a subprocess as ``env=``.
+* ``zoo_env_module``: the same for every test of a module that asks for it with
+  ``pytestmark = pytest.mark.usefixtures("zoo_env_module")`` (MLflow's own loaders, ``models:/`` and
+  ``runs:/`` URIs, read ``MLFLOW_TRACKING_URI`` as a user sets it).
 
 Nothing here changes ``os.environ`` for the session, so a test sees what a user sees; a test
 that neither takes a workspace nor sets one would write to the real ``~/.zoo``.
@@ -29,3 +32,11 @@ def zoo_env(workspace, monkeypatch) -> dict[str, str]:
     for key, value in workspace.environ().items():
         monkeypatch.setenv(key, value)
     return dict(os.environ)
+
+
+@pytest.fixture(scope="module")
+def zoo_env_module(workspace):
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in workspace.environ().items():
+            mp.setenv(key, value)
+        yield dict(os.environ)

@@ -9,16 +9,7 @@ import pytest
 
 from predictfixtures import EXPERIMENT, trained_model, write_inputs
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _in_the_test_workspace(workspace):
-    """``models:/`` URIs are resolved by MLflow from MLFLOW_TRACKING_URI: set for this module only."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in workspace.environ().items():
-            mp.setenv(key, value)
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("zoo_env_module")]
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,7 @@ from predictfixtures import embedded_clips, trained_model, write_inputs
 from zoo.errors import ConfigError, RunError
 
 # Every test here uses the model trained once per session (about 20-30 s on a shared CPU).
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _in_the_test_workspace(workspace):
-    """MLflow's own loaders (``mlflow.pyfunc.load_model("runs:/...")``) and the ``zoo`` command read
-    MLFLOW_TRACKING_URI and ZOO_HOME as a user sets them: set for this module's tests only."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in workspace.environ().items():
-            mp.setenv(key, value)
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("zoo_env_module")]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ TWIN = "feedbeef"
 """The id prefix two runs of the store share (an ambiguous prefix)."""
 
 # Building the store logs a few copies of the one tiny model trained per session: marked slow with it.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("zoo_env_module")]  # zoo register reads its store from the environment
 
 
 def _twin_runs(c, experiment_id: str) -> list[str]:
@@ -32,16 +32,6 @@ def _twin_runs(c, experiment_id: str) -> list[str]:
     for run_id in ids:
         c.set_terminated(run_id)
     return ids
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _zoo_env(workspace):
-    """The session's workspace as the environment for this module, as a user's shell sets it:
-    ``zoo register`` (the CLI reads its workspace from the environment) finds the store there."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in workspace.environ().items():
-            mp.setenv(key, value)
-        yield
 
 
 @pytest.fixture(scope="module")
