@@ -21,6 +21,8 @@ import pytest
 
 from zoo.workspace import Workspace
 
+from datafixtures import write_label_folders
+
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Workspace:
@@ -40,3 +42,11 @@ def zoo_env_module(workspace):
         for key, value in workspace.environ().items():
             mp.setenv(key, value)
         yield dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def audio_folder(tmp_path_factory):
+    """A GTZAN-style folder: 3 labels x 8 clips of 1.5 s (real wav files), made once."""
+    root = tmp_path_factory.mktemp("gtzan")
+    write_label_folders(root, ("blues", "jazz", "rock"), per_label=8)
+    return root

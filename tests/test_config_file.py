@@ -5,19 +5,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from datafixtures import write_label_folders
 from zoo.cli import main
 from zoo.workspace import Workspace
 
 SMALL = ["--set", "backbone.hidden=8", "--set", "backbone.layers=1", "--set", "train.batch_size=8",
          "--no-progress", "--workers", "1"]
-
-
-@pytest.fixture(scope="module")
-def audio_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gtzan")
-    write_label_folders(root, ("blues", "jazz", "rock"), per_label=8)
-    return root
 
 
 @pytest.fixture(autouse=True)

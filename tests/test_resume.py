@@ -13,7 +13,6 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from datafixtures import write_label_folders
 from zoo.cli import main
 from zoo.engine import checkpoint as ckpt
 from zoo.workspace import Workspace
@@ -21,13 +20,6 @@ from zoo.workspace import Workspace
 SMALL = ["--set", "backbone.hidden=8", "--set", "backbone.layers=1", "--set", "train.batch_size=8",
          "--no-progress", "--workers", "1"]
 TOLERANCE = 1e-6
-
-
-@pytest.fixture(scope="module")
-def audio_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gtzan")
-    write_label_folders(root, ("blues", "jazz", "rock"), per_label=8)
-    return root
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ its metrics; the engine owns everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 

@@ -234,3 +234,41 @@ def _check_samples(path: Path, y: np.ndarray, native: int, min_seconds: float, o
             f"audio file {shown(path)} is digital silence (every sample{where} is 0): there is no music to analyse; "
             f"check the export or recording, then leave the file out or replace it"
         )
+
+
+def prepare_waveform(y: np.ndarray, sr: int, target_sr: int, min_samples: int = 1, *, who: str = "",
+                     silence_ok: bool = True) -> np.ndarray:
+    """A feature's input made safe: ``y[N]`` mono float checked, then resampled to ``target_sr``.
+
+    Raises ``DataError`` naming what is wrong (``who``, e.g. ``"feature 'mel'"``, starts the message):
+    not 1-D, empty, not float, NaN or infinite samples, a sample rate <= 0, digital silence (unless
+    ``silence_ok``: a spectrogram in dB relative to its maximum is undefined on it), or fewer than
+    ``min_samples`` samples at ``target_sr``. Another rate is resampled with librosa's default (soxr,
+    high quality), the resampler ``librosa.load`` and :func:`load_audio` use, so loading at the
+    target rate and resampling later agree. Returns ``float32 [N']``.
+    """
+    lead = f"{who}: " if who else ""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{lead}expected a mono waveform [N], got an array of shape {y.shape}; mix the channels "
+                        f"down first (zoo.data.audio.load_audio returns mono)")
+    if y.size == 0:
+        raise DataError(f"{lead}the waveform is empty (0 samples)")
+    if not np.issubdtype(y.dtype, np.floating):
+        raise DataError(f"{lead}expected float samples in [-1, 1], got dtype {y.dtype}; convert with y / 32768 for int16")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{lead}the waveform holds NaN or infinite samples")
+    if not silence_ok and not np.any(y):
+        raise DataError(f"{lead}the audio is digital silence (every sample is 0): its spectrogram in dB relative "
+                        f"to its maximum is undefined")
+    if int(sr) <= 0:
+        raise DataError(f"{lead}sample rate must be a positive number of Hz, got {sr!r}")
+    y = y.astype(np.float32, copy=False)
+    if int(sr) != int(target_sr):
+        import librosa
+
+        y = librosa.resample(y, orig_sr=int(sr), target_sr=int(target_sr)).astype(np.float32, copy=False)
+    if y.size < min_samples:
+        raise DataError(f"{lead}the audio is {y.size} samples ({y.size / target_sr:.3f} s) long at {target_sr} Hz; "
+                        f"this feature needs at least {min_samples} samples")
+    return y

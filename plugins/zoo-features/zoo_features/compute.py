@@ -17,44 +17,6 @@ from zoo.errors import DataError
 from .configs import BeatSettings, ChromaConfig, MelConfig
 
 
-def prepare_waveform(y: np.ndarray, sr: int, target_sr: int, min_samples: int) -> np.ndarray:
-    """Check ``y[N]`` and bring it to ``target_sr``; raise DataError saying what is wrong.
-
-    Audio at another rate is resampled with librosa's default (soxr, high quality), the same
-    resampler ``librosa.load`` uses, so loading at 22050 Hz or resampling later agree.
-    """
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise DataError(
-            f"expected a mono waveform [N], got an array of shape {y.shape}; mix the channels down "
-            f"first (zoo.data.audio.load_audio returns mono)"
-        )
-    if y.size == 0:
-        raise DataError("the waveform is empty (0 samples)")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise DataError(f"expected float samples in [-1, 1], got dtype {y.dtype}; convert with y / 32768 for int16")
-    if not np.all(np.isfinite(y)):
-        raise DataError("the waveform holds NaN or infinite samples")
-    if not np.any(y):
-        raise DataError(
-            "the audio is digital silence (every sample is 0): its spectrogram in dB relative to its "
-            "maximum is undefined"
-        )
-    if int(sr) <= 0:
-        raise DataError(f"sample rate must be a positive number of Hz, got {sr!r}")
-    y = y.astype(np.float32, copy=False)
-    if int(sr) != int(target_sr):
-        import librosa
-
-        y = librosa.resample(y, orig_sr=int(sr), target_sr=int(target_sr))
-    if y.size < min_samples:
-        raise DataError(
-            f"the audio is {y.size} samples ({y.size / target_sr:.3f} s) long at {target_sr} Hz; "
-            f"this feature needs at least {min_samples} samples"
-        )
-    return y
-
-
 def mel_power(y: np.ndarray, c: MelConfig) -> np.ndarray:
     """Power mel spectrogram ``[n_mels, T]`` (not yet in dB)."""
     import librosa

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.audio import prepare_waveform
 from zoo.errors import ConfigError, DataError
 
 from . import compute
@@ -55,7 +56,7 @@ class _Feature:
 
         Raises DataError for silence, NaN/inf samples, audio too short or (beat features) too few beats.
         """
-        y = compute.prepare_waveform(y, sr, self.sample_rate, self.min_samples)
+        y = prepare_waveform(y, sr, self.sample_rate, self.min_samples, silence_ok=False)
         return np.ascontiguousarray(self._compute(y), dtype=np.float32)
 
     def _compute(self, y: np.ndarray) -> np.ndarray:

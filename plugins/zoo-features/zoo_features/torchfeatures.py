@@ -18,7 +18,7 @@ Librosa builds the constant-Q filters anew for every clip (a third of its chroma
 they are built once per tuning here (``pitch_tuning`` gives one of 101 values).
 
 Shapes: ``waves`` are mono float waveforms ``[N_b]`` already at the feature's ``sr`` (see
-:func:`zoo_features.compute.prepare_waveform`); outputs per clip ``[bins, T_b]`` float32 with the
+:func:`zoo.data.audio.prepare_waveform`); outputs per clip ``[bins, T_b]`` float32 with the
 frame counts librosa gives (mel ``1 + N_b // hop``; chroma the CQT's shortest octave).
 
 Agreement with the librosa path (float32 here, librosa's FFTs in float64; tests/test_torchfeatures.py):
@@ -402,7 +402,7 @@ def compute_batch(waves: Sequence[np.ndarray], features: Mapping[str, Any],
     """Every feature of ``features`` for every waveform, ``mel`` and ``chroma`` (any backend) in torch batches.
 
     ``waves``: mono float32 waveforms at the features' ``sample_rate``, already checked
-    (:func:`zoo_features.compute.prepare_waveform`). Features of other kinds (beat-synchronous,
+    (:func:`zoo.data.audio.prepare_waveform`). Features of other kinds (beat-synchronous,
     third-party) are computed one clip at a time with their own ``from_audio``. When the batch
     holds a mel at 2048 points, hop 512 and a chroma at the same rate, the chroma's tunings are
     read from the mel's STFT. Returns one ``{name: [bins, T] float32}`` per waveform.
@@ -504,13 +504,13 @@ def _decode(path: Any, features: Mapping[str, Any], min_seconds: float,
             max_seconds: float | None) -> dict[int, np.ndarray] | DataError:
     """``{sample rate: waveform}`` of ``path`` at every rate ``features`` need, checked for each; or the DataError."""
     from zoo.data.audio import load_audio
-    from .compute import prepare_waveform
+    from zoo.data.audio import prepare_waveform
     try:
         waves = {sr: load_audio(path, sr, min_seconds=min_seconds, max_seconds=max_seconds)
                  for sr in sorted({int(f.sample_rate) for f in features.values()})}
         for name, f in features.items():
             try:
-                prepare_waveform(waves[f.sample_rate], f.sample_rate, f.sample_rate, f.min_samples)
+                prepare_waveform(waves[f.sample_rate], f.sample_rate, f.sample_rate, f.min_samples, silence_ok=False)
             except DataError as exc:
                 raise DataError(f"{path}: feature '{name}': {exc}") from exc
         return waves

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.audio import prepare_waveform
+
 from .configs import EmbedConfig, HFASTConfig, HFW2VConfig
-from .frontends import Fbank, _Frontend, prepare_waveform
+from .frontends import Fbank, _Frontend
 
 
 class HFEmbed(_Frontend):
@@ -114,7 +116,7 @@ class HFEmbed(_Frontend):
         if self.family == "ast":
             x = self.fbank.from_audio(y, sr)  # [n_mels, T]
         else:
-            y = prepare_waveform(y, sr, self._sr, 1, f"feature '{self.name}'")
+            y = prepare_waveform(y, sr, self._sr, 1, who=f"feature '{self.name}'")
             if self.normalizes:
                 y = (y - y.mean()) / np.sqrt(y.var() + 1e-7)
             model = self.model()

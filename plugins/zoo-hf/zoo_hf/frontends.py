@@ -11,34 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ConfigError, DataError
+from zoo.data.audio import prepare_waveform
+from zoo.errors import ConfigError
 
 from .configs import FbankConfig, WaveConfig
-
-
-def prepare_waveform(y: np.ndarray, sr: int, target_sr: int, min_samples: int, who: str) -> np.ndarray:
-    """Check a mono waveform ``y[N]`` and bring it to ``target_sr`` (librosa's default resampler,
-    the one ``zoo.data.audio.load_audio`` uses); DataError saying what is wrong."""
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise DataError(f"{who}: expected a mono waveform [N], got an array of shape {y.shape}; mix the channels down first")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise DataError(f"{who}: expected float samples in [-1, 1], got dtype {y.dtype}; convert with y / 32768 for int16")
-    if int(sr) <= 0:
-        raise DataError(f"{who}: sample rate must be a positive number of Hz, got {sr!r}")
-    if y.size == 0 or not np.all(np.isfinite(y)):
-        raise DataError(f"{who}: the waveform is empty or holds NaN or infinite samples")
-    y = y.astype(np.float32, copy=False)
-    if int(sr) != int(target_sr):
-        import librosa
-
-        y = librosa.resample(y, orig_sr=int(sr), target_sr=int(target_sr)).astype(np.float32, copy=False)
-    if y.size < min_samples:
-        raise DataError(
-            f"{who}: the audio is {y.size} samples ({y.size / target_sr:.3f} s) long at {target_sr} Hz; "
-            f"it needs at least {min_samples} samples"
-        )
-    return y
 
 
 class _Frontend:
@@ -102,7 +78,7 @@ class Fbank(_Frontend):
         from torchaudio.compliance import kaldi
 
         c = self.config
-        y = prepare_waveform(y, sr, c.sr, c.window, f"feature '{self.name}'")
+        y = prepare_waveform(y, sr, c.sr, c.window, who=f"feature '{self.name}'")
         banks = kaldi.fbank(torch.from_numpy(np.ascontiguousarray(y))[None], sample_frequency=c.sr,
                             window_type="hanning", num_mel_bins=c.n_mels, frame_length=c.frame_length,
                             frame_shift=c.frame_shift).numpy()  # [T_kaldi, n_mels]
@@ -135,5 +111,5 @@ class Wave(_Frontend):
 
     def from_audio(self, y: np.ndarray, sr: int) -> np.ndarray:
         """``y[N]`` mono at ``sr`` Hz (resampled to ``sample_rate`` if different) -> ``[1, N]`` float32."""
-        y = prepare_waveform(y, sr, self.config.sr, 1, f"feature '{self.name}'")
+        y = prepare_waveform(y, sr, self.config.sr, 1, who=f"feature '{self.name}'")
         return np.ascontiguousarray(y[None, :], dtype=np.float32)
