@@ -281,3 +281,23 @@ def test_head_embed_check_accepts_the_zoos_heads_and_rejects_a_misplaced_embed()
     check_head_embed(task.make_head(8, task.schema(("a", "b", "c"))))
     with pytest.raises(AssertionError, match="output\\(embed\\(out\\)\\) differs"):
         check_head_embed(_MisplacedEmbedHead(8, 3))
+
+
+WRONG_INPUTS = [
+    ("check_feature", ("backbone", "lstm"), "check_feature needs a feature spec or a built feature, got a backbone spec 'lstm'"),
+    ("check_task", ("feature", "mel"), "check_task needs a task spec or a built task, got a feature spec 'mel'"),
+    ("check_backbone", ("task", "genre"), "check_backbone needs a backbone spec, a built backbone or a factory(n_bins), "
+                                          "got a task spec 'genre'"),
+    ("check_task", ("built feature", "mel"), "check_task needs a task spec or a built task, got a built Mel named 'mel'"),
+]
+
+
+@pytest.mark.parametrize("check, given, said", WRONG_INPUTS, ids=[f"{c}-{g[1]}" for c, g, _ in WRONG_INPUTS])
+def test_every_check_says_which_kind_of_thing_it_got_when_it_is_the_wrong_one(check, given, said):
+    import zoo.testing
+    registry = Registry()
+    kind, name = given
+    arg = registry.create("feature", name, {}) if kind == "built feature" else registry.load(kind, name)
+    with pytest.raises(AssertionError) as info:
+        getattr(zoo.testing, check)(arg)
+    assert str(info.value).startswith(said)

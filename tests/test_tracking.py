@@ -186,10 +186,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
     uri, client, folder = store
-    client.create_experiment("visible")
+    exp_id = client.create_experiment("visible")
+    newest = client.create_run(exp_id, tags={"zoo.spec": "lstm+chroma:genre"})
+    client.set_terminated(newest.info.run_id, "FINISHED")
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ZOO_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "ui", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "ui", "--port", str(port), "--experiment", "visible"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         body = None
@@ -206,6 +208,12 @@ def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
         assert "visible" in {e["name"] for e in body["experiments"]}
         lines = [proc.stdout.readline(), proc.stdout.readline()]  # "starting ...", then the address once ready
         assert lines[1].startswith(f"MLflow UI: http://127.0.0.1:{port}"), lines
+        # Then the pages a person opens: the experiment's, and its newest run's.
+        base = f"http://127.0.0.1:{port}/#/experiments/{exp_id}"
+        assert proc.stdout.readline().strip() == f"experiment visible: {base}"
+        run_id = newest.info.run_id
+        assert proc.stdout.readline().strip() == (f"newest run {run_id} (lstm+chroma:genre, FINISHED): "
+                                                  f"{base}/runs/{run_id}")
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
