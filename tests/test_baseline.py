@@ -44,3 +44,87 @@ def test_every_report_table_shows_the_baseline_row_or_column():
         text = "\n".join(section)
         assert "Spearman baseline (zoo)" in text
         assert text.splitlines()[-2].endswith("| 0.610 |") or "| 0.610 |" in text
+
+
+# -- zoo compare --baseline ------------------------------------------------------------------------------
+EMBEDDED = {"zoo.data.source": "embedded", "zoo.data.layout": "", "zoo.data.settings": "{}", "zoo.data.limit": "",
+            "zoo.data.seed": "0", "zoo.data.skip_bad": "false"}
+SPLITS = "embedded set -> 300 clips at frames rate (train 180 / val 60 / test 60)"
+
+
+def _row(spec, metrics, *, fingerprint="fp-x", source=EMBEDDED, dataset=SPLITS):
+    from zoo.engine.intervals import t_interval
+    return {"spec": spec, "dataset": dataset, "fingerprint": fingerprint, "group": spec, "run_ids": [spec + "-run"],
+            "data_source": dict(source), "metrics": {k: t_interval(v) for k, v in metrics.items()}}
+
+
+def test_compare_marks_rows_whose_interval_does_not_clear_the_baseline():
+    from zoo.tracking.mlflow.compare import baseline_text, format_baseline_notes, mark_baselines
+    base = _row("stats+mel+chroma:genre", {"test.genre.accuracy": [0.78, 0.80], "test.genre.macro_f1": [0.7, 0.7]},
+                fingerprint="fp-stats")
+    clear = _row("cnn+mel:genre", {"test.genre.accuracy": [0.85, 0.86, 0.87], "test.genre.macro_f1": [0.1, 0.1]},
+                 fingerprint="fp-cnn")
+    # Its mean (0.82) is above the baseline's 0.79 but its interval's lower end is not.
+    wide = _row("lstm+mel:genre", {"test.genre.accuracy": [0.70, 0.94]}, fingerprint="fp-lstm")
+    one_seed = _row("ast+mel:genre", {"test.genre.accuracy": [0.80]}, fingerprint="fp-ast")
+    elsewhere = _row("cnn+mel:genre", {"test.genre.accuracy": [0.9]}, fingerprint="fp-other",
+                     source=dict(EMBEDDED, **{"zoo.data.settings": '{"balance": "lab"}', "zoo.data.limit": "120"}))
+    rows = [clear, wide, one_seed, elsewhere, base]
+    mark_baselines(rows)
+    assert base["baseline"]["is_baseline"] and baseline_text(base) == "(baseline)"
+    vs = clear["baseline"]["metrics"]["test.genre.accuracy"]  # the task's key metric only, not macro F1
+    assert list(clear["baseline"]["metrics"]) == ["test.genre.accuracy"]
+    assert vs["spec"] == "stats+mel+chroma:genre" and abs(vs["mean"] - 0.79) < 1e-9 and vs["beats"]
+    assert not clear["baseline"]["below"] and baseline_text(clear) == "genre.accuracy 0.790"
+    assert wide["baseline"]["below"] and baseline_text(wide) == "genre.accuracy 0.790 NOT ABOVE"
+    assert not one_seed["baseline"]["below"]  # one seed: its mean, 0.80 > 0.79
+    assert elsewhere["baseline"]["missing"] == ["test.genre.accuracy"] and baseline_text(elsewhere) == "genre.accuracy none"
+    assert elsewhere["baseline"]["hint"] == ("no baseline run on this data: zoo run baseline-genre --limit 120 "
+                                             "--set dataset.balance=lab")
+    notes = format_baseline_notes(rows)
+    assert "NOT ABOVE" in notes and notes.count("zoo run baseline-genre") == 1
+
+
+def test_errors_must_be_lower_than_the_baselines_and_each_task_is_held_to_its_own():
+    from zoo.tracking.mlflow.compare import mark_baselines
+    base = _row("stats+mel+chroma:valence,energy", {"test.valence.spearman": [0.6], "test.valence.mae": [0.1],
+                                                    "test.energy.spearman": [0.8]})
+    row = _row("cnn+mel:valence,energy,danceability",
+               {"test.valence.spearman": [0.7], "test.energy.spearman": [0.7], "test.danceability.spearman": [0.5]})
+    mae = _row("lstm+mel:valence", {"test.valence.mae": [0.2, 0.21]})
+    folder = _row("lstm+mel:valence", {"test.valence.spearman": [0.2]}, fingerprint="fp-f",
+                  source=dict(EMBEDDED, **{"zoo.data.source": "/music/my songs", "zoo.data.layout": "folder"}))
+    mark_baselines([row, mae, folder], [base])
+    marks = row["baseline"]
+    assert marks["metrics"]["test.valence.spearman"]["beats"] and not marks["metrics"]["test.energy.spearman"]["beats"]
+    assert marks["below"] and marks["missing"] == ["test.danceability.spearman"]
+    assert marks["hint"] == "no baseline run on this data: zoo run baseline-emotion"
+    assert mae["baseline"]["below"]  # an mae of 0.2 is worse than the baseline's 0.1
+    assert folder["baseline"]["hint"] == ("no baseline run on this data: zoo run baseline-emotion "
+                                          "--data '/music/my songs' --layout folder")
+
+
+def test_zoo_compare_baseline_prints_the_column_and_json(zoo_env, workspace, capsys):
+    import json
+
+    from zoo.cli import main
+    from zoo.tracking.mlflow.store import client, get_experiment
+    c = client(workspace.tracking_uri)
+    exp = get_experiment(c, "baseline-cmp", create=True)
+    for spec, values, fingerprint in (("stats+mel+chroma:genre", [0.8, 0.8], "fp-a"), ("cnn+mel:genre", [0.6, 0.7], "fp-b")):
+        for seed, value in enumerate(values):
+            run = c.create_run(exp.experiment_id, tags={
+                "zoo.kind": "run", "zoo.spec": spec, "zoo.fingerprint": fingerprint, "zoo.dataset": SPLITS,
+                "zoo.group": spec, "zoo.key_metrics": "test.genre.accuracy,test.genre.macro_f1", **EMBEDDED})
+            c.log_param(run.info.run_id, "seed", str(seed))
+            c.log_metric(run.info.run_id, "test.genre.accuracy", value)
+            c.set_terminated(run.info.run_id, "FINISHED")
+    assert main(["compare", "--experiment", "baseline-cmp", "--baseline", "--spec", "cnn+*"]) == 0
+    out = capsys.readouterr().out
+    assert "vs baseline" in out and "genre.accuracy 0.800 NOT ABOVE" in out and "stats+" not in out.split("\n\n")[0]
+    assert main(["compare", "--experiment", "baseline-cmp", "--baseline", "--json"]) == 0
+    rows = {r["spec"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["cnn+mel:genre"]["baseline"]["below"] is True
+    assert rows["stats+mel+chroma:genre"]["baseline"]["is_baseline"] is True
+    assert main(["compare", "--experiment", "baseline-cmp"]) == 0
+    assert "vs baseline" not in capsys.readouterr().out

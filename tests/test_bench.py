@@ -184,3 +184,22 @@ def test_steady_heap_keeps_freed_memory_for_the_next_step():
     # glibc's defaults hand the freed buffers back to the OS (the next step faults them in again);
     # after steady_heap() they stay mapped for reuse.
     assert returned["default"] >= 40 and returned["steady"] <= 5, returned
+
+
+def test_results_grid_quick_puts_the_baseline_first_and_keeps_the_page_around_its_block(tmp_path, workspace):
+    from bench import results
+    page = tmp_path / "results.md"
+    page.write_text(f"# Results\n\nWhat was measured.\n\n{results.BEGIN}\nold\n{results.END}\n\n## Later\n\nKept.\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "results.py"), "--quick", "--home", str(workspace.home),
+                           "--out", str(page), "--json", str(tmp_path / "r.json")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cells = json.loads((tmp_path / "r.json").read_text())["cells"]
+    assert [c["spec"] for c in cells] == ["stats+mel+chroma:genre", "lstm+mel:genre", "cnn+mel:genre"]
+    assert all(len(c["per_seed"]) == 2 and not c["error"] for c in cells)
+    text = page.read_text()
+    assert text.startswith("# Results\n\nWhat was measured.") and text.rstrip().endswith("Kept.") and "old" not in text
+    assert "Quick mode" in text and "NOT results" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[0].startswith("| `stats+mel+chroma:genre` |") and "(baseline)" in rows[0]
+    assert all(re.search(r"\| 2 \| \d+ s \|$", r) for r in rows)

@@ -138,8 +138,8 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
     if init_from is not None and request.transfer is not None:
         raise ConfigError("init_from given twice: the request already carries a transfer source; drop one")
     if tracker is None:
-        tracker = (MlflowTracker(experiment, uri=ws.tracking_uri, warn=reporter.on_warning) if track
-                   else NullTracker())
+        tracker = (MlflowTracker(experiment, uri=ws.tracking_uri, warn=reporter.on_warning) if track and ws.rank == 0
+                   else NullTracker())  # under torchrun only rank 0 writes to the store
     with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as tmp:
         if init_from is not None:
             from .refs import resolve

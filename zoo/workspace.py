@@ -22,6 +22,8 @@ from .registry import AUTOLOAD_ENV, PLUGINS_ENV, Registry
 HOME_ENV = "ZOO_HOME"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 STORE_FILE = "mlflow.db"
+_LAUNCH = {"rank": 0, "world_size": 1, "local_rank": 0, "local_world_size": 1}
+"""torchrun's variables (upper-cased) and their values in a process it did not start."""
 
 
 def _switched_off(value: str | None) -> bool:
@@ -41,6 +43,12 @@ class Workspace:
     tracking_uri: str = ""
     autoload: bool = True
     plugins: tuple[str, ...] = ()
+    rank: int = 0
+    """Under torchrun: this process's rank (``RANK``), of ``world_size`` (``WORLD_SIZE``) processes;
+    ``local_rank`` (``LOCAL_RANK``) of ``local_world_size`` (``LOCAL_WORLD_SIZE``) on this machine."""
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().absolute()
@@ -55,13 +63,15 @@ class Workspace:
 
         ``ZOO_HOME`` (default ``~/.zoo``), ``MLFLOW_TRACKING_URI`` (default: the sqlite store under
         the home), ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1`` and ``ZOO_PLUGINS=dist1,dist2``; ``plugins``
-        (``zoo -p DIST``) are added to those named in ``ZOO_PLUGINS``.
+        (``zoo -p DIST``) are added to those named in ``ZOO_PLUGINS``. ``RANK``, ``WORLD_SIZE``,
+        ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` (set by torchrun) say which process of a distributed run this is.
         """
         env = os.environ if environ is None else environ
         home = env.get(HOME_ENV) or (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".zoo"
         named = [p for p in env.get(PLUGINS_ENV, "").split(",")] + list(plugins)
         return cls(home=Path(home), tracking_uri=env.get(TRACKING_ENV) or "",
-                   autoload=not _switched_off(env.get(AUTOLOAD_ENV)), plugins=tuple(named))
+                   autoload=not _switched_off(env.get(AUTOLOAD_ENV)), plugins=tuple(named),
+                   **{k: int(env.get(k.upper()) or d) for k, d in _LAUNCH.items()})
 
     def environ(self) -> dict[str, str]:
         """The environment variables that describe this workspace, for a child process's ``env``."""

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # zoo run --devices starts itself again with them
     workspace = Workspace.from_env(plugins=args.plugin)
     registry = workspace.registry()
     # MLflow draws a bar for every artifact it copies; the zoo prints its own progress.

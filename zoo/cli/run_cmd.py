@@ -53,6 +53,10 @@ def register(sub) -> None:
     p.add_argument("--overfit-batches", type=NON_NEGATIVE, metavar="N",
                    help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--devices", type=POSITIVE, metavar="N",
+                   help="train one model with N processes on this machine (DistributedDataParallel: a GPU each, or "
+                        "the CPU cores shared), started through torch.distributed.run as torchrun --standalone "
+                        "--nproc-per-node N -m zoo run ... would; --batch-size and --lr stay global (docs/scale.md)")
     p.add_argument("--register", metavar="NAME", help="register the trained model in the MLflow model registry as NAME "
                    "(with --seeds: the seed with the best validation score); then: zoo predict NAME AUDIO...")
     p.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
@@ -87,6 +91,8 @@ def _run(args, registry, workspace) -> int:
     # With --json, stdout carries the JSON document only: the lines go to stderr.
     reporter = ConsoleReporter(progress=not args.no_progress, to_stderr=args.json)
     say = reporter.say
+    if args.devices and args.devices > 1 and workspace.world_size == 1:
+        return _launch(args)
     settings = parse_assignments(args.assignments)
     if args.resume:
         return _resume(args, registry, workspace, reporter)
@@ -121,8 +127,36 @@ def _run(args, registry, workspace) -> int:
                         min_class_clips=_given(args.min_class_clips, 0), experiment=args.experiment,
                         registry=registry, init_from=args.init_from, freeze=args.freeze, workspace=workspace,
                         reporter=reporter)
-    _finish(args, res, workspace, say)
+    if workspace.rank == 0:  # under torchrun the other ranks trained alongside and have nothing to say
+        _finish(args, res, workspace, say)
     return 0 if res.ok else 1
+
+
+def _without_devices(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--devices":
+            skip = True
+        elif not item.startswith("--devices="):
+            out.append(item)
+    return out
+
+
+def _launch(args) -> int:
+    """``zoo run ... --devices N``: this same command in N processes, through torch's own launcher."""
+    import sys
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={args.devices}", "-m", "zoo", *_without_devices(args.argv)])
+    except ChildFailedError as exc:
+        print(f"zoo run: {len(exc.failures)} of {args.devices} processes failed (see above; the run is marked FAILED "
+              f"with the first reason)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _finish(args, res, workspace, say) -> None:

@@ -36,6 +36,10 @@ def register(sub) -> None:
                           "valence.mae: errors lowest first); default: latest first")
     cmp.add_argument("--runs", action="store_true",
                      help="list every run of each row (seed and full run id, which other commands accept)")
+    cmp.add_argument("--baseline", action="store_true",
+                     help="beside each row, the stats baseline's score on the same data and task (the latest "
+                          "stats+ run), and NOT ABOVE where the row's mean (with seeds: its interval's lower "
+                          "end) does not beat it; rows with no baseline on their data say how to train one")
     cmp.add_argument("--sweep", metavar="RUN", help="the leaderboard of the sweep RUN (zoo sweep): every trial, best first")
     cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds)")
     cmp.set_defaults(func=run_compare)
@@ -55,8 +59,8 @@ def run_ui(args, registry, workspace) -> int:
     with ui.stop_signals():  # SIGTERM and SIGHUP stop the server as Ctrl-C does
         with open(log_path, "w") as log:
             proc = ui.start_server(uri, args.host, args.port, log=log, bound=not args.background)
-        print(f"starting the MLflow UI on {uri} (log: {log_path}) ...", flush=True)
         try:
+            print(f"starting the MLflow UI on {uri} (log: {log_path}) ...", flush=True)
             ui.wait_ready(proc, url, log_path=log_path)
         except BaseException:
             ui.stop(proc)
@@ -65,9 +69,9 @@ def run_ui(args, registry, workspace) -> int:
             print(f"MLflow UI: {url}  (pid {proc.pid}; stop it with: kill -- -{proc.pid})", flush=True)
             _print_addresses(uri, url, args.experiment)
             return 0
-        print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
-        _print_addresses(uri, url, args.experiment)
-        try:
+        try:  # from here on, Ctrl-C (or SIGTERM / SIGHUP) at any point stops the server
+            print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
+            _print_addresses(uri, url, args.experiment)
             proc.wait()
         except KeyboardInterrupt as exc:
             why = f" ({exc.args[0]})" if isinstance(exc, ui.StopSignal) else ""
@@ -126,9 +130,16 @@ def run_compare(args, registry, workspace) -> int:
     rows = compare.compare_rows(args.experiment, args.spec, uri=workspace.tracking_uri)
     if args.sort:
         rows = compare.sort_rows(rows, args.sort)
+    if args.baseline:
+        # A --spec filter must not hide the baseline rows the others are held against.
+        pool = compare.compare_rows(args.experiment, compare.BASELINE_PREFIX + "*", uri=workspace.tracking_uri) \
+            if args.spec else rows
+        compare.mark_baselines(rows, pool)
     if args.json:
         return _emit(json.dumps(jsonable(rows), indent=2, default=str))
     text = compare.format_runs(rows) if args.runs else compare.format_table(rows)
+    if args.baseline and rows and not args.runs:
+        text += "\n\n" + compare.format_baseline_notes(rows)
     if unfinished:
         text += "\n\n" + compare.format_unfinished(unfinished)
     return _emit(text)

@@ -26,11 +26,12 @@ class SplitPredictions:
 
 
 def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size: int = 64, *,
-                  window: int = 0) -> SplitPredictions:
+                  window: int = 0, rows: np.ndarray | None = None) -> SplitPredictions:
     """Run ``model`` in eval mode over ``split`` (batches sorted by length, order restored).
 
     ``window`` > 0: each clip's outputs are averaged over windows of that many frames (the test
-    side of ``train.crop_frames``)."""
+    side of ``train.crop_frames``). ``rows``: only these rows of the split, predictions in their
+    order (one rank's shard, see :mod:`zoo.engine.distributed`)."""
     import torch
     from .augment import windowed_forward
     names = list(model.heads)
@@ -42,9 +43,10 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
     model.eval()
     try:
         with torch.inference_mode():
-            batches = ordered_batches(split.lengths_host, batch_size)
-            for rows in batches:
-                b = split.batch(rows)
+            picked = np.arange(len(split)) if rows is None else np.asarray(rows, dtype=np.int64)
+            batches = ordered_batches(split.lengths_host[picked], batch_size)
+            for pos in batches:
+                b = split.batch(picked[pos])
                 with device.autocast():
                     out = windowed_forward(model, b.x, b.lengths, window) if window > 0 else model(b.x, b.lengths)
                     total, per = model.loss(out, b.y)
@@ -52,7 +54,7 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
                 per_sum += torch.stack([per[n].float() for n in names])
                 for n in names:
                     chunks[n].append(model.tasks[n].predict(out[n]))
-                rows_seen.append(rows)
+                rows_seen.append(pos)
     finally:
         model.train(was_training)
     order = np.concatenate(rows_seen) if rows_seen else np.zeros(0, dtype=np.int64)
@@ -61,7 +63,8 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
     pred = {n: (np.concatenate(chunks[n])[inverse] if chunks[n] else np.zeros(0)) for n in names}
     k = max(len(rows_seen), 1)
     per_host = (per_sum / k).cpu().numpy()
-    return SplitPredictions(split.name, pred, dict(split.y_host), float(loss_sum / k),
+    y = dict(split.y_host) if rows is None else {n: v[picked] for n, v in split.y_host.items()}
+    return SplitPredictions(split.name, pred, y, float(loss_sum / k),
                             {n: float(v) for n, v in zip(names, per_host)})
 
 

@@ -8,6 +8,7 @@ through a :class:`~zoo.engine.reporting.Reporter`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -396,6 +397,8 @@ class _Context:
     reporter: Reporter
     transfer: TransferSource | None = None
     config_doc: dict | None = None
+    group: Any = None
+    """Under torchrun: the :class:`~zoo.engine.distributed.Group` (None in one process)."""
 
 
 def _write_skipped(prepared: Prepared, folder: Path) -> Path | None:
@@ -411,14 +414,51 @@ def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
     params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
     params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
     params["device"] = ctx.device.describe()
+    if ctx.group is not None:  # train.batch_size and train.lr are global: one rank trains on its share
+        params.update(ctx.group.describe())
+        params["distributed.batch_size_per_rank"] = -(-ctx.config.batch_size // ctx.group.world_size)
     if ctx.transfer is not None:
         params.update({"transfer.from": ctx.transfer.label, "transfer.source_spec": ctx.transfer.spec,
                        "transfer.freeze": ctx.transfer.freeze, "transfer.source_run": ctx.transfer.source_run})
     return params
 
 
+def _predict(ctx: _Context, model: Any, split: str):
+    """Predictions over every clip of ``split``: in this process, or sharded over the ranks and gathered."""
+    if ctx.group is not None:
+        return ctx.group.predict(model, ctx.splits[split], ctx.device, ctx.config.eval_batch_size,
+                                 window=ctx.config.crop_frames)
+    return predict_split(model, ctx.splits[split], ctx.device, ctx.config.eval_batch_size,
+                         window=ctx.config.crop_frames)
+
+
+def _worker_seed(ctx: _Context, seed: int) -> SeedResult:
+    """A seed on a rank other than 0: the same model, its share of every batch and of evaluation, and
+    the same collectives as rank 0 in the same order; it writes and logs nothing."""
+    import torch
+    from .train import fit
+    built = ctx.built
+    seed_everything(seed)
+    schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
+    model = build_model(built.make_backbone(ctx.registry), built.tasks, schemas,
+                        task_weighting=ctx.config.task_weighting,
+                        task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
+    if ctx.transfer is not None:  # the same frozen blocks on every rank, or DDP's gradients would not match
+        load_backbone_weights(model, ctx.transfer, ctx.registry.load("backbone", built.composition.backbone).config)
+    torch.manual_seed(ctx.group.rank_seed(seed))
+    model.to(ctx.device.device)
+    result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed, progress=False,
+                 group=ctx.group)
+    val = split_metrics(model, _predict(ctx, model, "val"))
+    test = split_metrics(model, _predict(ctx, model, "test"))
+    return SeedResult(seed, None, flat(val), flat(test), result.history, result.best_epoch, result.stopped_early,
+                      result.seconds, Path(), {}, model)
+
+
 def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     import torch
+    if ctx.group is not None and not ctx.group.main:
+        return _worker_seed(ctx, seed)
     built, tracker = ctx.built, ctx.tracker
     folder = ctx.folder / f"seed{seed}"
     reports_dir = folder / "reports"
@@ -443,6 +483,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         backbone_config = ctx.registry.load("backbone", built.composition.backbone).config
         copied = load_backbone_weights(model, ctx.transfer, backbone_config)
         ctx.reporter.on_transfer(ctx.transfer, copied)
+    if ctx.group is not None:
+        torch.manual_seed(ctx.group.rank_seed(seed))
     model.to(ctx.device.device)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if not resumed:
@@ -458,7 +500,7 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
 
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed,
                  progress=ctx.reporter.progress, on_epoch=log_epoch,
-                 checkpoint=checkpoint if not ctx.config.overfit_batches else None)
+                 checkpoint=checkpoint if not ctx.config.overfit_batches else None, group=ctx.group)
     skipped = _write_skipped(ctx.prepared, reports_dir)
     title = f"{built.composition} seed {seed}"
     if result.overfit is not None:
@@ -473,11 +515,9 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         return SeedResult(seed, run_id, {}, {}, result.history, result.best_epoch, False, result.seconds,
                           folder, reports, model, None, "", result.overfit)
 
-    val_preds = predict_split(model, ctx.splits["val"], ctx.device, ctx.config.eval_batch_size,
-                              window=ctx.config.crop_frames)
+    val_preds = _predict(ctx, model, "val")
     val = split_metrics(model, val_preds)
-    test_preds = predict_split(model, ctx.splits["test"], ctx.device, ctx.config.eval_batch_size,
-                               window=ctx.config.crop_frames)
+    test_preds = _predict(ctx, model, "test")
     test = split_metrics(model, test_preds)
     extra = {"val": val, "spec": str(built.composition), "seed": seed, "best_epoch": result.best_epoch,
              "epochs": len(result.history), "stopped_early": result.stopped_early, "monitor": result.monitor,
@@ -549,8 +589,15 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
     device = pick_device(config.device, amp=config.amp, threads=config.threads)
+    ranks = _join(workspace, device, config, resume)
+    if ranks is not None:
+        device = ranks.device
+        if not ranks.main:  # only rank 0 writes and speaks
+            tracker, reporter = untracked(), QuietReporter(progress=False)
     if resume is not None:
         folder = resume.folder
+    elif ranks is not None and not ranks.main:
+        folder = None
     else:
         folder = run_folder(text, request.out_dir if request.out_dir is not None else workspace.runs_dir)
     seed_list = request.seeds.seeds
@@ -565,13 +612,18 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
                                   {"zoo.seed": str(seed_list[0])}))
     top_name = f"{text} seeds {seed_list[0]}-{seed_list[-1]}" if several else f"{text} seed {seed_list[0]}"
     doc = None if isinstance(built, ObjectBuilt) else run_config(request, configs)
-    with tracked_run(tracker, top_name, top_tags, reopen=resume.run_id if resume else None) as top_id:
-        if resume is None:
+    guard = ranks.failures() if ranks is not None else contextlib.nullcontext()
+    with tracked_run(tracker, top_name, top_tags, reopen=resume.run_id if resume else None) as top_id, guard:
+        if resume is None and folder is not None:
             _write_config(tracker, top_id, folder, doc)
         prepared = data.prepared
         if prepared is None:
+            if ranks is not None and not ranks.main:
+                ranks.barrier()  # rank 0 prepares first: the others then read its feature cache
             prepared = load_data(built, registry, data, seed=request.data_seed, workspace=workspace,
                                  progress=reporter.progress)
+            if ranks is not None and ranks.main:
+                ranks.barrier()
         check_prepared(prepared, built)
         reporter.on_data(prepared)
         reporter.on_device(device.describe())
@@ -580,16 +632,18 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         group = group_key(text, configs, config, prepared.fingerprint)
         data_tags = {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint, "zoo.group": group}
         tracker.set_tags(top_id, data_tags)
+        if ranks is not None:
+            tracker.set_tags(top_id, {"zoo.world_size": str(ranks.world_size)})
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
-                       dict(base_tags, **data_tags), folder, reporter, request.transfer, doc)
+                       dict(base_tags, **data_tags), folder, reporter, request.transfer, doc, ranks)
         results = []
         if not several:
-            results.append(_finished_seed(folder / f"seed{seed_list[0]}", registry)
+            results.append((folder is not None and _finished_seed(folder / f"seed{seed_list[0]}", registry))
                            or _train_seed(ctx, seed_list[0], top_id))
             reporter.on_seed_end(results[-1])
         else:
             for s in seed_list:
-                seed_dir = folder / f"seed{s}"
+                seed_dir = folder / f"seed{s}" if folder is not None else Path()  # another rank: not used
                 done = _finished_seed(seed_dir, registry) if resume else None
                 if done is not None:
                     results.append(done)
@@ -598,7 +652,7 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
                 reopen = _seed_run_id(seed_dir) if resume else None
                 with tracked_run(tracker, f"{text} seed {s}", dict(ctx.base_tags, **{"zoo.seed": str(s)}),
                                  parent=top_id, reopen=reopen) as child:
-                    if reopen is None and doc is not None:
+                    if reopen is None and doc is not None and folder is not None:
                         _write_config(tracker, child, seed_dir, run_config(request, configs, seed=s))
                     results.append(_train_seed(ctx, s, child))
                 reporter.on_seed_end(results[-1])
@@ -609,8 +663,25 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
                        device.describe(), tuple(prepared.classes),
                        tuple(t.target for t in built.tasks.values() if t.kind != "classification"),
                        tracker.where(top_id), folder)
+    if ranks is not None:
+        ranks.close()
     reporter.on_run_end(result)
     return result
+
+
+def _join(workspace: Workspace | None, device: Any, config: TrainConfig, resume: Resume | None) -> Any:
+    """This process's :class:`~zoo.engine.distributed.Group` when torchrun started several; else None."""
+    if workspace is None or workspace.world_size <= 1:
+        return None
+    if config.overfit_batches:
+        raise ConfigError(f"--overfit-batches checks a few batches in one process, not {workspace.world_size}; "
+                          f"run it without torchrun or --devices")
+    if resume is not None:
+        raise ConfigError(f"--resume goes on in one process; a run of {workspace.world_size} processes cannot be "
+                          f"resumed yet: start it again, or resume it without torchrun or --devices")
+    from .distributed import join
+    return join(workspace.rank, workspace.world_size, workspace.local_rank, workspace.local_world_size, device,
+                batch_size=config.batch_size)
 
 
 def _log_summary(tracker: Tracker, run_id: str, ctx: _Context, summary: Mapping[str, Mapping[str, float]],

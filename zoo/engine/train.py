@@ -98,6 +98,7 @@ class _Stepper:
         self.model, self.optimizer, self.device, self.config = model, optimizer, device, config
         self.scaler = torch.amp.GradScaler("cuda") if device.scaler else None
         self.names = list(model.heads)
+        self.forward = model  # under torchrun: the model wrapped in DistributedDataParallel
 
     def __call__(self, batch, mix: tuple[dict, float] | None = None) -> tuple[Any, Any]:
         """Forward, backward, update; returns the detached (total, per-task) losses on the device.
@@ -105,7 +106,7 @@ class _Stepper:
         ``mix``: (the partners' targets, lam) of a mixup batch, see :func:`augment.mix_batch`."""
         import torch
         with self.device.autocast():
-            out = self.model(batch.x, batch.lengths)
+            out = self.forward(batch.x, batch.lengths)
             if mix is None:
                 total, per = self.model.loss(out, batch.y)
             else:
@@ -206,11 +207,13 @@ def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarra
 
 def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, device: DeviceChoice, *,
         seed: int = 0, progress: bool = True, on_epoch: EpochHook | None = None,
-        checkpoint: Checkpoint | None = None) -> FitResult:
+        checkpoint: Checkpoint | None = None, group: Any = None) -> FitResult:
     """Train ``model`` (already on ``device``) on ``train``; keep the weights of its best epoch.
 
     ``checkpoint``: where the loop's whole state is saved after every epoch (after ``on_epoch``),
     and resumed from when it holds one: the result then equals an uninterrupted run's.
+    ``group``: a :class:`~zoo.engine.distributed.Group` under torchrun: every rank draws the same
+    global batches and trains on its shard of each, validation is gathered over the ranks.
 
     The monitored value is ``train.monitor`` (default: the first task's primary validation
     metric). The best weights are copied in memory and restored at the end, also when early
@@ -230,6 +233,10 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
         steps_per_epoch -= 1
     scheduler, sched_kind = make_schedule(optimizer, config, steps_per_epoch * config.epochs, greater)
     step = _Stepper(model, optimizer, device, config)
+    aug_rng = rng  # one process: batch order and augmentation share one stream
+    if group is not None:
+        step.forward = group.wrap(model)
+        aug_rng = np.random.default_rng([seed, group.rank])  # the order stays the same on every rank
     result = FitResult(monitor=monitor)
     best_state = None
     waited = 0
@@ -256,7 +263,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             else:
                 epoch_rows = random_batches(train.lengths_host, config.batch_size, rng, config.bucket)
             for rows in epoch_rows:
-                total, per = step(*_augmented(train.batch(rows), rng, config))
+                if group is not None:
+                    rows = group.shard(rows)
+                total, per = step(*_augmented(train.batch(rows), aug_rng, config))
                 if sched_kind == "step":
                     scheduler.step()
                 loss_sum += total
@@ -265,9 +274,14 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 bar.update(1)
                 if n % max(1, config.refresh_steps) == 0:
                     bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
+            if group is not None:
+                loss_sum, per_sum = group.mean(loss_sum), group.mean(per_sum)
             train_loss = float(loss_sum) / n
             _check_finite(train_loss, epoch, config)
-            preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames)
+            if group is not None:
+                preds = group.predict(model, val, device, config.eval_batch_size, window=config.crop_frames)
+            else:
+                preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames)
             row = {"epoch": float(epoch), "train.loss": train_loss}
             row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
             row["val.loss"] = preds.loss

@@ -8,6 +8,10 @@ whose process is gone: :func:`compare_rows` (finished runs, pooled over seeds),
 from __future__ import annotations
 
 import fnmatch
+import json
+import math
+import re
+import shlex
 from typing import Any, Iterator
 
 from ...engine import intervals
@@ -83,6 +87,7 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
             "repeated_run_ids": [r.info.run_id for r in found if r.info.run_id not in used],
             "parent_run_ids": sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}),
             "recipe": tags.get("zoo.recipe", ""), "latest": max(r.info.start_time for r in runs),
+            "data_source": {k: v for k, v in tags.items() if k.startswith(DATA_TAGS)},
             "params": {k: v for k, v in runs[0].data.params.items() if k not in SEED_PARAMS},
         })
     rows.sort(key=lambda r: r["latest"], reverse=True)
@@ -90,6 +95,8 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
     return rows
 
 
+DATA_TAGS = "zoo.data."
+"""The tags that say where a run's clips came from (zoo.engine.datasource), features aside."""
 SEED_PARAMS = ("seed",)
 """Params that differ between the runs of one group, so never a difference between groups."""
 SKIPPED_PREFIXES = ("provider.", "data.fingerprint", "data.description")
@@ -186,13 +193,17 @@ def format_table(rows: list[dict]) -> str:
         return "no finished runs"
     header = ("spec", "dataset", "differs", "seeds", "test metrics (mean ± 95% CI half-width over seeds)",
               "runs, full ids (latest first; zoo compare --runs: each with its seed)")
+    with_baseline = any("baseline" in r for r in rows)
+    if with_baseline:
+        header = header[:5] + ("vs baseline",) + header[5:]
     lines = []
     for r in rows:
         differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
         metrics = ", ".join(f"{k.removeprefix('test.')} {intervals.plus_minus(v)}" for k, v in r["metrics"].items())
         more = len(r["run_ids"]) - 4
         ids = " ".join(r["run_ids"][:4]) + (f" +{more}" if more > 0 else "")
-        lines.append((r["spec"], r["dataset"], differs or "-", str(len(r["seeds"])), metrics or "-", ids))
+        vs = (baseline_text(r),) if with_baseline else ()
+        lines.append((r["spec"], r["dataset"], differs or "-", str(len(r["seeds"])), metrics or "-", *vs, ids))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines])
@@ -278,3 +289,142 @@ def format_runs(rows: list[dict]) -> str:
         for parent in r["parent_run_ids"]:
             lines.append(f"  parent {parent} (all seeds)")
     return "\n".join(lines) if lines else "no finished runs"
+
+
+# -- the baseline beside every row (zoo compare --baseline) ------------------------------------------------
+BASELINE_PREFIX = "stats+"
+"""Specs of the linear baseline (plugins/zoo-stats): the floor every other row is held against."""
+LOWER_BETTER = ("mae", "mse", "rmse", "loss")
+BASELINE_RECIPES = {"classification": "baseline-genre", "regression": "baseline-emotion"}
+_SPLITS = re.compile(r"\(train (\d+) / val (\d+) / test (\d+)\)")
+
+
+def is_baseline(row: dict) -> bool:
+    """Whether ``row`` is a run of the stats baseline."""
+    return row["spec"].startswith(BASELINE_PREFIX)
+
+
+def same_data(a: dict, b: dict) -> bool:
+    """Whether rows ``a`` and ``b`` were trained and tested on the same clips and splits.
+
+    The same ``zoo.fingerprint`` says so, but the fingerprint also covers the features, so a
+    ``cnn+mel`` row and the ``stats+mel+chroma`` baseline never share one. Rows of other features
+    match when they recorded the same data source (folder, layout, data-set settings, ``--limit``
+    and its seed, ``--skip-bad``) and the same split sizes. A set given in memory (the API) records
+    no source: only its fingerprint matches.
+    """
+    if a["fingerprint"] and a["fingerprint"] == b["fingerprint"]:
+        return True
+    source = a.get("data_source") or {}
+    if source.get(DATA_TAGS + "source") in (None, "", "in-memory"):
+        return False
+    return source == (b.get("data_source") or {}) and _split_sizes(a) == _split_sizes(b)
+
+
+def _split_sizes(row: dict) -> tuple[str, ...] | None:
+    found = _SPLITS.search(row.get("dataset", ""))
+    return found.groups() if found else None
+
+
+def primary_metrics(row: dict) -> list[str]:
+    """Each task's key metric in ``row`` (the first one listed per task: accuracy, spearman, ...)."""
+    out: dict[str, str] = {}
+    for name in row["metrics"]:
+        parts = name.split(".")
+        if len(parts) >= 3:
+            out.setdefault(parts[1], name)
+    return list(out.values())
+
+
+def _lower_better(metric: str) -> bool:
+    return metric.rsplit(".", 1)[-1] in LOWER_BETTER
+
+
+def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> None:
+    """Give each row ``baseline``: the stats baseline's score beside its own, per task.
+
+    ``baselines``: rows to take the baseline from (default ``rows``; pass the unfiltered rows when
+    ``rows`` were filtered with ``--spec``); among several on the same data, the latest. A row gets
+    ``{"is_baseline", "metrics": {metric: {spec, group, run_ids, mean, half_width, n, compared,
+    beats}}, "below", "missing", "hint"}``: ``compared`` is the row's mean, or with several seeds the
+    end of its 95 % interval nearer the baseline (the lower end; the upper one for errors), and
+    ``beats`` says whether it is above the baseline's mean (below, for errors). ``below``: some task
+    does not beat it. ``missing`` lists the metrics with no baseline run on this data, and ``hint``
+    the command that would train one.
+    """
+    pool = [b for b in (rows if baselines is None else baselines) if is_baseline(b)]
+    for row in rows:
+        if is_baseline(row):
+            row["baseline"] = {"is_baseline": True, "metrics": {}, "below": False, "missing": [], "hint": ""}
+            continue
+        found, missing = {}, []
+        for metric in primary_metrics(row):
+            base = next((b for b in pool if same_data(row, b) and not math.isnan(
+                b["metrics"].get(metric, {}).get("mean", float("nan")))), None)
+            if base is None:
+                missing.append(metric)
+                continue
+            own, ref = row["metrics"][metric], base["metrics"][metric]
+            lower = _lower_better(metric)
+            spread = own.get("half_width", float("nan"))
+            compared = own["mean"] if math.isnan(spread) else own["mean"] + (spread if lower else -spread)
+            beats = (compared < ref["mean"]) if lower else (compared > ref["mean"])  # NaN: False
+            found[metric] = {"spec": base["spec"], "group": base["group"], "run_ids": base["run_ids"],
+                             "mean": ref["mean"], "half_width": ref["half_width"], "n": ref["n"],
+                             "compared": compared, "beats": bool(beats)}
+        row["baseline"] = {"is_baseline": False, "metrics": found, "missing": missing,
+                           "below": any(not f["beats"] for f in found.values()),
+                           "hint": baseline_hint(row, missing) if missing else ""}
+
+
+def baseline_hint(row: dict, missing: list[str]) -> str:
+    """The commands that would track the baseline on ``row``'s data for the ``missing`` metrics."""
+    recipes = sorted({BASELINE_RECIPES["regression" if m.rsplit(".", 1)[-1] in ("spearman", "pearson", "r2",
+                                                                                     *LOWER_BETTER)
+                                        else "classification"] for m in missing})
+    source = row.get("data_source") or {}
+    where = source.get(DATA_TAGS + "source")
+    if where in (None, "", "in-memory"):
+        composition, _, tasks = row["spec"].partition(":")
+        features = composition.partition("+")[2]
+        return (f"no baseline run on this data ({row['dataset'] or 'not recorded'}; given in memory): train "
+                f"stats+{features}:{tasks} on the same data through the API (zoo.train)")
+    args = [] if where == "embedded" else ["--data", shlex.quote(where)]
+    if source.get(DATA_TAGS + "layout"):
+        args += ["--layout", source[DATA_TAGS + "layout"]]
+    if source.get(DATA_TAGS + "limit"):
+        args += ["--limit", source[DATA_TAGS + "limit"]]
+        if source.get(DATA_TAGS + "seed", "0") != "0":
+            args += ["--seed", source[DATA_TAGS + "seed"]]
+    if source.get(DATA_TAGS + "skip_bad") == "true":
+        args.append("--skip-bad")
+    for key, value in sorted(json.loads(source.get(DATA_TAGS + "settings") or "{}").items()):
+        args += ["--set", shlex.quote(f"dataset.{key}={value}")]
+    return "no baseline run on this data: " + "; ".join(" ".join(["zoo run", r, *args]) for r in recipes)
+
+
+def baseline_text(row: dict) -> str:
+    """The ``vs baseline`` cell of a row: the baseline's mean per task, ``NOT ABOVE`` where the row
+    does not beat it, ``(baseline)`` for the baseline's own rows, ``none`` where none was tracked."""
+    b = row.get("baseline")
+    if not b:
+        return "-"
+    if b["is_baseline"]:
+        return "(baseline)"
+    cells = []
+    for metric, f in b["metrics"].items():
+        name = metric.removeprefix("test.")
+        cells.append(f"{name} {f['mean']:.3f}" + ("" if f["beats"] else " NOT ABOVE"))
+    cells += [f"{m.removeprefix('test.')} none" for m in b["missing"]]
+    return ", ".join(cells) or "-"
+
+
+def format_baseline_notes(rows: list[dict]) -> str:
+    """Under the table: what the mark means, and the command for each data set with no baseline run."""
+    if not any(r.get("baseline") for r in rows):
+        return ""
+    lines = ["vs baseline: the latest stats+ run on the same data; NOT ABOVE: the row's mean (with seeds, the "
+             "lower end of its 95% interval; the upper end for errors) is not better than the baseline's mean"]
+    for hint in dict.fromkeys(r["baseline"]["hint"] for r in rows if r.get("baseline") and r["baseline"]["hint"]):
+        lines.append("  " + hint)
+    return "\n".join(lines)
