@@ -16,6 +16,7 @@ from zoo.data.readers.embedded import EmbeddedConfig, EmbeddedDataset, choose, p
 from zoo.data.select import select
 from zoo.protocols import Clip
 from zoo.registry import Registry
+from zoo.workspace import Workspace
 
 
 def zoo(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -69,11 +70,15 @@ def test_data_embedded_with_a_limit_synthesises_only_the_chosen_clips(tmp_path):
         assert c.split == by_id[c.id].split and c.targets == by_id[c.id].targets
 
 
-def test_zoo_show_embedded_id_renders_that_clip_only(zoo_env, workspace, tmp_path, capsys):
+def test_zoo_show_embedded_id_renders_that_clip_only(tmp_path, monkeypatch, capsys):
+    # A home of its own: in the session's workspace, other tests render clips of the same set.
+    home = Workspace(home=tmp_path / "home")
+    for key, value in home.environ().items():
+        monkeypatch.setenv(key, value)
     out = tmp_path / "show.png"
     assert main(["show", "embedded:blues-0030", "--out", str(out)]) == 0
     assert out.is_file() and "mel 128 x" in capsys.readouterr().out
-    rendered = list((workspace.data_dir).glob("embedded-*.clips/audio/*.wav"))
+    rendered = list((home.data_dir).glob("embedded-*.clips/audio/*.wav"))
     assert [p.stem for p in rendered] == ["blues-0030"]
     assert main(["show", "blues-0030", "--data", "embedded", "--out", str(out)]) == 0
     assert main(["show", "embedded:blues-9999"]) == 2
