@@ -270,7 +270,8 @@ def resume(run: str, *, registry: Registry | None = None, workspace: Workspace |
     again, this process recorded), so the result equals an uninterrupted run's. Finished seeds are
     kept. A FINISHED run, or one whose process still runs, is refused.
     """
-    from .engine.runner import CONFIG_FILE, Resume, read_config, request_from_config
+    from .engine.runconfig import CONFIG_FILE, read_config, request_from_config
+    from .engine.runner import Resume
     from .processes import visible, why_gone
     from .refs import find_run
     from .tracking import PARENT_TAG

@@ -107,7 +107,8 @@ def _run(args, registry, workspace) -> int:
         why = "--no-track records no run to register" if args.no_track else "an overfit check saves no model"
         raise ConfigError(f"--register {args.register}: {why}; drop one of the two")
     if args.config or args.print_config:
-        from ..engine.runner import config_yaml, resolved_run_config
+        from ..engine.runconfig import config_yaml
+        from ..engine.runner import resolved_run_config
         request, init_from, freeze = _configured(args, settings, registry)
         if args.print_config:
             doc = resolved_run_config(request, registry)
@@ -193,7 +194,7 @@ _DATA_FLAGS = (("data", "path"), ("layout", "layout"), ("limit", "limit"), ("wor
 def _configured(args, settings, registry):
     """The request of ``--config FILE`` (or of SPEC alone, for ``--print-config``) with the options given
     on the command line over the file's: ``(request, init_from, freeze)``."""
-    from ..engine.runner import read_config, request_from_config
+    from ..engine.runconfig import read_config, request_from_config
     doc = read_config(args.config) if args.config else {"spec": args.spec}
     if args.spec:
         doc["spec"] = args.spec

@@ -9,6 +9,7 @@ Modules, one job each:
 
 - :mod:`~zoo.engine.request`      ``RunRequest``: what one ``zoo run`` is asked to do, frozen and checked
 - :mod:`~zoo.engine.runner`       carries a request out: compose, prepare, train per seed, evaluate, log
+- :mod:`~zoo.engine.runconfig`    a run's configuration as a file (``--config``, ``--print-config``, ``config.yaml``)
 - :mod:`~zoo.engine.reporting`    the ``Reporter`` callbacks a run reports through (the loop never prints)
 - :mod:`~zoo.engine.trainconfig`  ``TrainConfig``, backbone-recommended settings, ``--set`` scopes, task weights
 - :mod:`~zoo.engine.device`       which device, precision and CPU thread count a run uses

@@ -1,0 +1,128 @@
+"""A run's configuration as a file: the full resolved settings ``zoo run --config`` reads and every run keeps.
+
+:func:`run_config` writes a request out (every component's settings, the train config and the data
+options, defaults included), :func:`config_yaml` renders it, :func:`read_config` reads a file back
+with its keys checked, and :func:`request_from_config` turns it into a :class:`~zoo.engine.request.RunRequest`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..spec import parse_spec
+from .request import DataRequest, RunRequest
+
+CONFIG_FILE = "config.yaml"
+"""The run's resolved configuration, in its folder and at its artifact root: ``zoo run --config`` takes it."""
+CONFIG_FIELDS = ("spec", "settings", "data", "seed", "seeds", "transfer", "tags",
+                 "summary", "lab_step", "group", "reference")
+"""Keys of a config file: a recipe's (``registry.yaml``) plus ``data``, ``seed``, ``seeds`` and ``tags``."""
+DATA_FIELDS = ("path", "layout", "limit", "skip_bad", "workers", "seed", "max_seconds", "min_class_clips")
+"""Keys of a config file's ``data:`` section: the :class:`~zoo.engine.request.DataRequest` fields."""
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe: tuples become lists, paths strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def run_config(request: RunRequest, configs: Mapping[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+    """The full resolved configuration of ``request`` (``configs``: :func:`resolved_configs` of its
+    composition): every component's settings, the train config and the data options, defaults
+    included, as ``zoo run --config`` reads it back. ``seed``: the config of that one seed of the request."""
+    built = request.spec
+    spec = built if isinstance(built, str) else str(built.composition)
+    settings: dict[str, Any] = {"backbone": configs.get("backbone", {})}
+    settings.update(configs.get("feature", {}))
+    settings.update(configs.get("task", {}))
+    settings["train"] = dataclasses.asdict(request.train)
+    settings["dataset"] = dict(request.data.settings)
+    data = request.data
+    path = None if data.path is None else str(Path(data.path).expanduser().resolve())
+    doc: dict[str, Any] = {
+        "spec": spec, "settings": settings,
+        "data": {"path": path, "layout": data.layout, "limit": data.limit, "skip_bad": data.skip_bad,
+                 "workers": data.workers, "seed": data.seed if seed is None else request.data_seed,
+                 "max_seconds": data.max_seconds, "min_class_clips": data.min_class_clips},
+        "seed": request.seeds.first if seed is None else seed, "seeds": request.seeds.count if seed is None else 1,
+    }
+    if request.transfer is not None:
+        doc["transfer"] = {"from": request.transfer.source_run or str(request.transfer.folder),
+                           "freeze": request.transfer.freeze}
+    if request.tags:
+        doc["tags"] = dict(request.tags)
+    return _plain(doc)
+
+
+def config_yaml(doc: Mapping[str, Any]) -> str:
+    """``doc`` as the YAML ``zoo run --config`` reads (keys in their given order)."""
+    import yaml
+    head = "# zoo run --config FILE: a run's full resolved settings (CLI options override them)\n"
+    return head + yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A config file (:data:`CONFIG_FIELDS`) as a mapping, its keys checked."""
+    import yaml
+    from ..errors import suggest
+    path = Path(path).expanduser()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; write one with zoo run SPEC --print-config > "
+                          f"{path.name}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping) or "spec" not in doc:
+        raise ConfigError(f"config file {path}: expected a mapping with at least 'spec' (the shape of a recipe in "
+                          f"registry.yaml; zoo run SPEC --print-config writes one)")
+    for key in doc:
+        if key not in CONFIG_FIELDS:
+            raise ConfigError(f"config file {path}: unknown key '{key}'; valid: {', '.join(CONFIG_FIELDS)}"
+                              f"{suggest(str(key), CONFIG_FIELDS)}")
+    for key in doc.get("data") or {}:
+        if key not in DATA_FIELDS:
+            raise ConfigError(f"config file {path}: unknown key 'data.{key}'; valid: {', '.join(DATA_FIELDS)}"
+                              f"{suggest(str(key), DATA_FIELDS)}")
+    for key in ("settings", "data", "transfer", "tags"):
+        if doc.get(key) is not None and not isinstance(doc[key], Mapping):
+            raise ConfigError(f"config file {path}: '{key}' must be a mapping, not {doc[key]!r}")
+    return dict(doc)
+
+
+def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunRequest, Any, Any]:
+    """The request a config mapping (:func:`read_config`, :func:`run_config`) describes, and its transfer
+    source still to resolve: ``(request, init_from or None, freeze or None)``. A ``spec`` that names a
+    recipe brings the recipe's settings and transfer, under the file's own."""
+    from .request import SeedPlan
+    from .trainconfig import backbone_defaults, split_settings, train_config
+    spec = str(doc["spec"]).strip()
+    settings = {str(k): dict(v or {}) for k, v in (doc.get("settings") or {}).items()}
+    transfer = dict(doc.get("transfer") or {})
+    tags = {str(k): str(v) for k, v in (doc.get("tags") or {}).items()}
+    if ":" not in spec and "+" not in spec:
+        from ..recipes import get_recipe
+        recipe = get_recipe(spec)
+        spec, base = recipe.spec, {k: dict(v) for k, v in recipe.settings.items()}
+        for scope, values in settings.items():
+            base.setdefault(scope, {}).update(values)
+        settings, transfer = base, transfer or dict(recipe.transfer)
+        tags.setdefault("zoo.recipe", recipe.name)
+    components, train_over, dataset_over = split_settings(settings)
+    config = train_config(backbone_defaults(registry, parse_spec(spec, registry).backbone), train_over)
+    data = {k: v for k, v in (doc.get("data") or {}).items()}
+    data.setdefault("max_seconds", DataRequest.max_seconds)
+    data.setdefault("min_class_clips", 0)
+    data.setdefault("skip_bad", False)
+    request = RunRequest(spec, settings=components, train=config,
+                         data=DataRequest(settings=dataset_over, **data),
+                         seeds=SeedPlan(first=int(doc.get("seed") or 0), count=int(doc.get("seeds") or 1)), tags=tags)
+    return request, transfer.get("from"), transfer.get("freeze")
