@@ -231,7 +231,21 @@ def architecture_record(ckpt: Checkpoint) -> str:
 
 
 @dataclass(frozen=True)
-class HFASTConfig(Pretrained):
+class FineTuned(Pretrained):
+    """A pretrained backbone trained further: ``freeze`` keeps its first blocks (``named_blocks()``)
+    fixed, and it recommends fine-tuning settings (``train_defaults``: below recipes, --set train.* and flags)."""
+
+    freeze: int = 0
+    train_defaults: ClassVar[dict[str, Any]] = FINE_TUNING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.freeze < 0:
+            raise ConfigError(f"{self.component} setting 'freeze' must be >= 0, got {self.freeze}")
+
+
+@dataclass(frozen=True)
+class HFASTConfig(FineTuned):
     """The ``hf-ast`` backbone: Hugging Face's ``ASTModel`` on normalised filter banks (the ``fbank`` feature).
 
     ``output``: "pooled" gives one embedding per window of ``max_length`` frames (10.24 s for the
@@ -244,17 +258,9 @@ class HFASTConfig(Pretrained):
 
     output: Literal["pooled", "tokens"] = "pooled"
     pad: float | None = None
-    freeze: int = 0
     model_family: ClassVar[str] = "ast"
     component: ClassVar[str] = "backbone 'hf-ast'"
     family_hint: ClassVar[str] = "use the hf-w2v backbone with the wave feature for it (hf-w2v+wave:TASK)"
-    train_defaults: ClassVar[dict[str, Any]] = FINE_TUNING
-    """Fine-tuning settings (below recipes, --set train.* and flags)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.freeze < 0:
-            raise ConfigError(f"{self.component} setting 'freeze' must be >= 0, got {self.freeze}")
 
     @property
     def fbank(self) -> FbankConfig:
@@ -271,7 +277,7 @@ class HFASTConfig(Pretrained):
 
 
 @dataclass(frozen=True)
-class HFW2VConfig(Pretrained):
+class HFW2VConfig(FineTuned):
     """The ``hf-w2v`` backbone: a wav2vec2-style encoder (wav2vec2, HuBERT, WavLM, MERT) through ``AutoModel``.
 
     ``normalize``: scale each clip to zero mean and unit variance first (None: as the
@@ -281,17 +287,9 @@ class HFW2VConfig(Pretrained):
     """
 
     normalize: bool | None = None
-    freeze: int = 0
     model_family: ClassVar[str] = "wav2vec2"
     component: ClassVar[str] = "backbone 'hf-w2v'"
     family_hint: ClassVar[str] = "use the hf-ast backbone with the fbank feature for it (hf-ast+fbank:TASK)"
-    train_defaults: ClassVar[dict[str, Any]] = FINE_TUNING
-    """Fine-tuning settings (below recipes, --set train.* and flags)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.freeze < 0:
-            raise ConfigError(f"{self.component} setting 'freeze' must be >= 0, got {self.freeze}")
 
     @property
     def sample_rate(self) -> int:
