@@ -8,6 +8,7 @@ from torch import nn
 
 from ..errors import SpecError
 from ..protocols import BackboneOutput, LabelSchema
+from .layers import length_mask, masked_mean
 
 
 class Batch(NamedTuple):
@@ -42,10 +43,9 @@ class Head(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), T, device=h.device, dtype=torch.long)
         lengths = lengths.to(h.device).clamp(min=1)
-        mask = torch.arange(T, device=h.device)[None, :] < lengths[:, None]  # [B, T]
+        mask = length_mask(lengths, T)  # [B, T]
         if self.pooling == "mean":
-            m = mask.unsqueeze(-1).to(h.dtype)
-            return (h * m).sum(1) / m.sum(1)
+            return masked_mean(h, mask)
         if self.pooling == "max":
             return h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
         if self.pooling == "last":
