@@ -301,3 +301,29 @@ def test_every_check_says_which_kind_of_thing_it_got_when_it_is_the_wrong_one(ch
     with pytest.raises(AssertionError) as info:
         getattr(zoo.testing, check)(arg)
     assert str(info.value).startswith(said)
+
+
+def test_meanstd_pooling_reads_only_valid_steps_and_passes_the_task_contract():
+    import numpy as np
+    import torch
+
+    from zoo.model.model import Head
+    from zoo.protocols import BackboneOutput
+
+    check_task(Classification("genre", ClassificationConfig(pooling="meanstd")))
+    head = Head(3, 2, "meanstd", hidden=0, dropout=0.0, squeeze=False)
+    h = torch.randn(2, 5, 3)
+    lengths = torch.tensor([5, 2])
+    pooled = head.pool(BackboneOutput(h, lengths))
+    assert pooled.shape == (2, 6)
+    for b, n in enumerate([5, 2]):
+        valid = h[b, :n].numpy()
+        np.testing.assert_allclose(pooled[b, :3].numpy(), valid.mean(0), atol=1e-6)
+        np.testing.assert_allclose(pooled[b, 3:].numpy(), valid.std(0), atol=1e-4)
+    h2 = h.clone()
+    h2[1, 2:] = 1e3  # padding changes, the clip's pooled values do not
+    assert torch.equal(head.pool(BackboneOutput(h2, lengths))[1], pooled[1])
+    # One embedding per clip is a one-step sequence: its standard deviation is zero.
+    flat = head.pool(BackboneOutput(h[:, 0], None))
+    assert torch.equal(flat, torch.cat([h[:, 0], torch.zeros(2, 3)], dim=1))
+    assert head(BackboneOutput(h, lengths)).shape == (2, 2)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .protocols import ComponentSpec, LabelSchema
 
-Pooling = Literal["mean", "max", "last", "attention"]
+Pooling = Literal["mean", "max", "last", "attention", "meanstd"]
 
 
 def _head_class():

@@ -11,6 +11,11 @@ from ..protocols import BackboneOutput, LabelSchema
 from .layers import length_mask, masked_mean
 
 
+_VAR_FLOOR = 1e-8
+"""Smallest variance under the square root of "meanstd" pooling: a constant channel has std 0,
+where the square root's gradient would be infinite."""
+
+
 class Batch(NamedTuple):
     """A padded batch: ``x[B, F, T]``, ``lengths[B]``, and per task its ``y[B]`` (labels or values)."""
 
@@ -20,7 +25,15 @@ class Batch(NamedTuple):
 
 
 class Head(nn.Module):
-    """Pool a backbone output to ``[B, D]``, optional hidden layer, then the output layer."""
+    """Pool a backbone output to ``[B, D]`` (``[B, 2D]`` for "meanstd"), optional hidden layer, then the
+    output layer.
+
+    Pooling over a sequence's valid steps: "mean", "max", "last", "attention" (a learned softmax
+    weighting), or "meanstd": the mean and the (population) standard deviation of every channel
+    side by side, so the head also sees how much each channel varies over the clip (onsets, rhythm,
+    changes of harmony), which a mean alone averages away. A backbone that already returns one
+    embedding ``[B, D]`` is a one-step sequence: its standard deviation is 0.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, pooling: str, hidden: int, dropout: float, squeeze: bool,
                  bounded: bool = False):
@@ -29,6 +42,8 @@ class Head(nn.Module):
         self.squeeze = squeeze
         self.bounded = bounded
         self.attn = nn.Linear(in_dim, 1) if pooling == "attention" else None
+        if pooling == "meanstd":
+            in_dim *= 2
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden > 0:
             layers += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
@@ -38,7 +53,7 @@ class Head(nn.Module):
     def pool(self, out: BackboneOutput):
         h, lengths = out.hidden, out.lengths
         if h.dim() == 2:
-            return h
+            return torch.cat([h, torch.zeros_like(h)], dim=1) if self.pooling == "meanstd" else h
         B, T, _ = h.shape
         if lengths is None:
             lengths = torch.full((B,), T, device=h.device, dtype=torch.long)
@@ -46,6 +61,10 @@ class Head(nn.Module):
         mask = length_mask(lengths, T)  # [B, T]
         if self.pooling == "mean":
             return masked_mean(h, mask)
+        if self.pooling == "meanstd":
+            mean = masked_mean(h, mask)
+            var = masked_mean(torch.square(h - mean.unsqueeze(1)), mask)
+            return torch.cat([mean, torch.sqrt(var.clamp_min(_VAR_FLOOR))], dim=1)
         if self.pooling == "max":
             return h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
         if self.pooling == "last":

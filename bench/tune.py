@@ -1,0 +1,123 @@
+"""Choose training settings by validation score over seeds: the measurements behind ``train_defaults``.
+
+Each variant is a set of ``--set``-style overrides; every variant of a spec is trained for seeds
+``0 .. N-1`` on the embedded set (untracked) and scored on the validation split, which is what the
+choice follows; the test split is recorded beside it, never used to choose. One JSON line per
+variant goes to ``--out`` (appended, so a long study survives an interruption and a second call
+skips the variants already there), and a table sorted by validation score is printed.
+
+    python bench/tune.py cnn+mel:genre --variant base= --variant mix=train.mixup=0.2 \\
+        --variant masks=train.time_masks=2,train.freq_masks=2 --out /tmp/tune.jsonl
+
+A variant is ``NAME=KEY=VALUE[;KEY=VALUE...]`` (``;`` separates settings because values may hold
+commas); ``NAME=`` alone is the spec's defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, dict[str, str]]]:
+    """``NAME=KEY=VALUE;...`` -> ``(NAME, {scope: {key: value}})``."""
+    name, _, rest = text.partition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: give NAME=KEY=VALUE[;KEY=VALUE...], e.g. mix=train.mixup=0.2")
+    settings: dict[str, dict[str, str]] = {}
+    for item in filter(None, (s.strip() for s in rest.split(";"))):
+        key, eq, value = item.partition("=")
+        scope, dot, field = key.partition(".")
+        if not eq or not dot:
+            raise argparse.ArgumentTypeError(f"variant {name}: {item!r} is not SCOPE.KEY=VALUE")
+        settings.setdefault(scope, {})[field] = value
+    return name, settings
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    from zoo.engine import intervals
+    s = intervals.summarise([{"v": v} for v in values])["v"]
+    hw = s.get("half_width", 0.0)
+    return s["mean"], (0.0 if hw != hw else hw)
+
+
+def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, workspace) -> dict:
+    import zoo
+    merged = {k: dict(v) for k, v in settings.items()}
+    merged.setdefault("dataset", {}).setdefault("size", size)
+    start = time.perf_counter()
+    res = zoo.train(spec, settings=merged, seeds=seeds, track=False, progress=False, workspace=workspace)
+    seconds = time.perf_counter() - start
+    return {"spec": spec, "variant": name, "settings": settings, "seconds": round(seconds, 1),
+            "val": [dict(r.val) for r in res.results], "test": [dict(r.test) for r in res.results],
+            "best_epoch": [r.best_epoch for r in res.results], "epochs_run": [len(r.history) for r in res.results]}
+
+
+def key_of(row: dict) -> str:
+    first = next(iter(row["val"][0]))
+    task = first.split(".")[0]
+    for m in ("accuracy", "spearman"):
+        if f"{task}.{m}" in row["val"][0]:
+            return f"{task}.{m}"
+    return first
+
+
+def show(rows: list[dict]) -> None:
+    if not rows:
+        return
+    key = key_of(rows[0])
+    extra = [k for k in rows[0]["test"][0] if k != key and k.endswith(("macro_f1", "spearman"))][:4]
+    scored = []
+    for r in rows:
+        vm, vc = mean_ci([v[key] for v in r["val"]])
+        scored.append((vm, vc, r))
+    print(f"{'variant':<24} {'val ' + key:>22} {'test ' + key:>22} " + " ".join(f"{'test ' + k:>26}" for k in extra)
+          + "   epochs   seconds")
+    for vm, vc, r in sorted(scored, key=lambda t: -t[0]):
+        tm, tc = mean_ci([t[key] for t in r["test"]])
+        cols = []
+        for k in extra:
+            m, c = mean_ci([t[k] for t in r["test"]])
+            cols.append(f"{m:>18.3f} ± {c:.3f}")
+        print(f"{r['variant']:<24} {vm:>14.3f} ± {vc:.3f} {tm:>14.3f} ± {tc:.3f} " + " ".join(cols)
+              + f"   {','.join(map(str, r['best_epoch']))}   {r['seconds']:.0f}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("spec")
+    p.add_argument("--variant", action="append", type=parse_variant, default=[], help="NAME=KEY=VALUE[;...]")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--size", default="default", choices=("tiny", "small", "default", "large"))
+    p.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
+    p.add_argument("--show", action="store_true", help="only print the table of what --out holds")
+    args = p.parse_args(argv)
+    from zoo.workspace import Workspace
+    done = []
+    if args.out.exists():
+        done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    mine = [r for r in done if r["spec"] == args.spec]
+    if not args.show:
+        workspace = Workspace.from_env()
+        have = {r["variant"] for r in mine}
+        for name, settings in args.variant:
+            if name in have:
+                continue
+            print(f"-- {args.spec} [{name}] {settings}", file=sys.stderr, flush=True)
+            row = run_variant(args.spec, name, settings, seeds=args.seeds, size=args.size, workspace=workspace)
+            with args.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            mine.append(row)
+            show([row])
+    show(mine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
