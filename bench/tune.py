@@ -89,6 +89,36 @@ def show(rows: list[dict]) -> None:
               + f"   {','.join(map(str, r['best_epoch']))}   {r['seconds']:.0f}")
 
 
+def markdown(rows: list[dict], baseline: dict | None = None) -> str:
+    """A markdown table of ``rows`` (one spec), best validation score first; each cell mean ± 95 %
+    t-interval half-width over the seeds; ``baseline`` (a row of another spec) first when given."""
+    key = key_of(rows[0])
+    tests = [k for k in rows[0]["test"][0] if k.split(".")[1] in ("accuracy", "macro_f1", "spearman")]
+    head = ["spec [variant]", f"val {key}"] + [f"test {k}" for k in tests] + ["best epochs", "wall time, 3 seeds"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def line(r: dict, label: str) -> str:
+        vm, vc = mean_ci([v[key] for v in r["val"]]) if key in r["val"][0] else (float("nan"), 0.0)
+        cells = [label, f"{vm:.3f} ± {vc:.3f}" if vm == vm else "-"]
+        for k in tests:
+            if k in r["test"][0]:
+                m, c = mean_ci([t[k] for t in r["test"]])
+                cells.append(f"{m:.3f} ± {c:.3f}")
+            else:
+                cells.append("-")
+        cells += [",".join(map(str, r["best_epoch"])), f"{r['seconds'] / 60:.1f} min"]
+        return "| " + " | ".join(cells) + " |"
+
+    if baseline is not None:
+        out.append(line(baseline, f"`{baseline['spec']}` (baseline)"))
+    ranked = sorted(rows, key=lambda r: -mean_ci([v[key] for v in r["val"]])[0])
+    for r in ranked:
+        settings = "; ".join(f"{scope}.{k}={v}" for scope, kv in r["settings"].items() for k, v in kv.items()
+                             if k != "threads") or "defaults"
+        out.append(line(r, f"`{r['spec']}` {r['variant']}: {settings}"))
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("spec")
@@ -97,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="default", choices=("tiny", "small", "default", "large"))
     p.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
     p.add_argument("--show", action="store_true", help="only print the table of what --out holds")
+    p.add_argument("--markdown", action="store_true", help="print the markdown table of what --out holds")
     args = p.parse_args(argv)
     from zoo.workspace import Workspace
     done = []
@@ -115,7 +146,10 @@ def main(argv=None) -> int:
                 f.write(json.dumps(row) + "\n")
             mine.append(row)
             show([row])
-    show(mine)
+    if args.markdown and mine:
+        print(markdown(mine))
+    else:
+        show(mine)
     return 0
 
 
