@@ -232,28 +232,32 @@ def _pack(tmp_path):
 
 def reseal_pack(path, change):
     """Apply ``change`` to the pack's flat data, then rewrite every checksum (the documented layout)."""
-    raw = bytearray(path.read_bytes())
-    length = int.from_bytes(raw[8:16], "little")
-    header = json.loads(bytes(raw[24:24 + length]))
-    start = -(-(24 + length) // 64) * 64
-    n, shard = header["n_bins"] * sum(header["lengths"]), header["shard"]
-    data = np.frombuffer(bytes(raw[start:start + 4 * n]), "<f4").copy()
+    raw = path.read_bytes()
+    offset, length = int.from_bytes(raw[-32:-24], "little"), int.from_bytes(raw[-24:-16], "little")
+    index = json.loads(raw[offset:offset + length])
+    data = np.frombuffer(raw[64:offset], "<f4").copy()
     change(data)
-    table = np.array([zlib.crc32(data[k:k + shard]) for k in range(0, n, shard)], "<u4").tobytes()
-    raw[start:start + 4 * n] = data.tobytes()
-    raw[start + 4 * n:] = table
-    raw[16:20] = zlib.crc32(table, zlib.crc32(bytes(raw[24:start]), zlib.crc32(bytes(raw[8:16])))).to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
+    ends = np.cumsum([0] + [index["n_bins"] * t for t in index["lengths"]])
+    firsts = [s[0] for s in index["shards"]] + [len(index["lengths"])]
+    for k, shard in enumerate(index["shards"]):
+        shard[1] = zlib.crc32(data[ends[firsts[k]]:ends[firsts[k + 1]]])
+    blob = json.dumps(index, separators=(",", ":")).encode()
+    trailer = (offset.to_bytes(8, "little") + len(blob).to_bytes(8, "little") + zlib.crc32(blob).to_bytes(4, "little")
+               + bytes(4) + b"ZOOPACK3")
+    path.write_bytes(raw[:64] + data.tobytes() + blob + trailer)
 
 
-@pytest.mark.parametrize("where", ["header", "padding", "values", "shard table", "checksum"])
+@pytest.mark.parametrize("where", ["reserved", "values", "index", "index offset", "index checksum", "end magic"])
 @pytest.mark.parametrize("mmap", [False, True])
 def test_a_flipped_byte_in_a_pack_is_a_clear_error(tmp_path, where, mmap):
-    path, _ = _pack(tmp_path)  # header at 24-98, padding to 128, values 128-511, one shard's crc 512-515
-    flip(path, {"header": 30, "padding": 110, "values": 300, "shard table": -2, "checksum": 17}[where])
-    with pytest.raises(DataError, match="fails its checksum|corrupt header") as err:
+    path, _ = _pack(tmp_path)  # magic 0-7, zeros to 64, values 64-447, index 448-..., trailer the last 32
+    flip(path, {"reserved": 20, "values": 300, "index": 460, "index offset": -30, "index checksum": -14,
+                "end magic": -2}[where])
+    with pytest.raises(DataError, match="fails its checksum|corrupt header|truncated or corrupt") as err:
         read_pack(path, mmap=mmap)
     assert str(path) in str(err.value) and "delete it; the next prepare" in str(err.value)
+    with pytest.raises(DataError, match="fails its checksum|corrupt header|truncated or corrupt"):
+        pack_module.open_pack(path)  # read clip by clip: checked the same way
 
 
 def test_a_pack_resealed_after_a_change_reads_back_the_change(tmp_path):
@@ -261,19 +265,28 @@ def test_a_pack_resealed_after_a_change_reads_back_the_change(tmp_path):
     reseal_pack(path, lambda data: data.__setitem__(0, 7.0))
     got, _ = read_pack(path)
     assert got[0][0, 0] == 7.0 and np.array_equal(got[2], arrays[2])
+    assert pack_module.open_pack(path)[0][0, 0] == 7.0
 
 
-@pytest.mark.parametrize("mmap", [False, True])
-def test_each_shard_of_a_pack_is_checked(tmp_path, monkeypatch, mmap):
-    monkeypatch.setattr(pack_module, "_SHARD", 7)  # shards that cross rows and clips: 96 values, 14 shards
-    path, arrays = _pack(tmp_path)
-    got, _ = read_pack(path, mmap=mmap)
-    for a, b in zip(arrays, got):
+@pytest.mark.parametrize("how", ["whole", "mmap", "clip by clip"])
+def test_each_shard_of_a_pack_is_checked(tmp_path, how):
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal((6, 2)).astype(np.float32) for _ in range(10)]  # 48 bytes each
+    path = tmp_path / "p.pack"
+    write_pack(path, arrays, {}, shard_bytes=100)  # two clips per shard: 5 shards
+
+    def read():
+        if how == "clip by clip":
+            pack = pack_module.open_pack(path)
+            return [pack[i] for i in range(len(pack))]
+        return read_pack(path, mmap=how == "mmap")[0]
+
+    for a, b in zip(arrays, read()):
         np.testing.assert_array_equal(a, b)
-    start = len(path.read_bytes()) - 14 * 4 - 96 * 4
-    flip(path, start + 4 * 50 + 1)  # value 50: shard 7
-    with pytest.raises(DataError, match=r"in 1 of 14 shard\(s\) \(the first: values 49-55\)"):
-        read_pack(path, mmap=mmap)
+    assert pack_module.pack_summary(path)["shards"] == 5
+    flip(path, 64 + 5 * 48 + 4 * 3 + 1)  # clip 5, value 3: shard 2
+    with pytest.raises(DataError, match=r"in 1 of 5 shard\(s\) \(the first: shard 2, clips 4-5\)"):
+        read()
 
 
 def test_a_pack_header_edited_into_other_valid_json_fails_its_checksum(tmp_path):
@@ -295,10 +308,11 @@ def test_nan_in_a_pack_is_refused_on_write_and_on_read(tmp_path):
         read_pack(path)
 
 
-def test_a_pack_without_a_checksum_is_refused(tmp_path):
+@pytest.mark.parametrize("magic, why", [(b"ZOOPACK1", "without checksums"), (b"ZOOPACK2", "in a layout that cannot be read clip")])
+def test_a_pack_of_an_older_zoo_is_refused(tmp_path, magic, why):
     path, _ = _pack(tmp_path)
-    path.write_bytes(b"ZOOPACK1" + path.read_bytes()[8:])
-    with pytest.raises(DataError, match="older zoo, without checksums"):
+    path.write_bytes(magic + path.read_bytes()[8:])
+    with pytest.raises(DataError, match=f"older zoo, {why}"):
         read_pack(path)
 
 
@@ -313,7 +327,7 @@ def test_a_pack_writer_killed_before_the_rename_leaves_nothing(tmp_path, monkeyp
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("fault", ["flip", "truncate", "unsealed"])
+@pytest.mark.parametrize("fault", ["flip", "truncate", "unsealed", "older layout"])
 def test_a_damaged_pack_is_rebuilt_by_prepare_and_the_user_told(songs, mel, tmp_path, capsys, fault):
     cache = tmp_path / "cache"
     first = run(songs, {"mel": mel}, cache)
@@ -324,7 +338,7 @@ def test_a_damaged_pack_is_rebuilt_by_prepare_and_the_user_told(songs, mel, tmp_
     elif fault == "truncate":
         pack.write_bytes(data[:len(data) * 2 // 3])
     else:
-        pack.write_bytes(b"ZOOPACK1" + data[8:])
+        pack.write_bytes((b"ZOOPACK1" if fault == "unsealed" else b"ZOOPACK2") + data[8:])
     capsys.readouterr()
     second = run(songs, {"mel": mel}, cache)
     err = capsys.readouterr().err

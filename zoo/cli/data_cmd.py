@@ -1,11 +1,14 @@
-"""``zoo data stats`` (what a data set holds) and ``zoo show`` (spectrograms of one clip or file)."""
+"""``zoo data stats`` (what a data set holds), ``zoo data pack`` (its features packed ahead of a run)
+and ``zoo show`` (spectrograms of one clip or file)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..config import parse_assignments
 from ..data.layout import DEFAULT as DEFAULT_DATA
+from ..data.prepare import MAX_SECONDS
 from ..errors import ConfigError, DataError
+from .argtypes import POSITIVE, SEED, number
 
 SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
                  ("chroma", "chroma", "chromagram"), ("beat-chroma", "chroma", "beat-synced chromagram"))
@@ -26,6 +29,29 @@ def register(sub) -> None:
     stats.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                        help="folder for the histogram PNG (default: the current folder)")
     stats.set_defaults(func=run_stats)
+    pack = data_sub.add_parser(
+        "pack", help="prepare the feature pack of SPEC for a data set ahead of a run (e.g. for a cluster job)",
+        description="Extract SPEC's features for every clip of --data and write them into the workspace's "
+                    "cache as one pack of checksummed shards, without holding them all in memory; a later "
+                    "`zoo run SPEC` with the same data, features, --limit, --seed and --max-seconds starts from "
+                    "it without extracting. Prints where the pack is, its clips, shards and bytes.")
+    pack.add_argument("spec", metavar="SPEC", help="the composition whose features to pack, e.g. cnn+mel:genre")
+    pack.add_argument("--data", default=None, metavar="PATH",
+                      help="data folder, or `embedded` (the default: the set the zoo synthesises), as zoo run --data")
+    pack.add_argument("--layout", default=None, metavar="NAME", help="the layout of --data, when detection is not wanted")
+    pack.add_argument("--set", dest="sets", action="append", default=[], metavar="SCOPE.KEY=VALUE",
+                      help="a data set or feature setting, as zoo run takes them: dataset.mapping=none, "
+                           "mel.n_mels=64 (repeatable)")
+    pack.add_argument("--limit", type=POSITIVE, metavar="N", help="at most N clips (stratified), as zoo run --limit")
+    pack.add_argument("--seed", type=SEED, default=0, help="the data seed, as zoo run --seed (default 0)")
+    pack.add_argument("--max-seconds", type=number(0.0), metavar="S",
+                      help=f"cut longer audio to its middle S seconds, as zoo run (default {MAX_SECONDS:g}; 0 = no limit)")
+    pack.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed) instead of stopping")
+    pack.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
+    pack.add_argument("--shard-size", default="256MiB", metavar="BYTES",
+                      help="most bytes of one checksummed shard (default 256MiB; 64MB, 1GiB, ...)")
+    pack.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pack.set_defaults(func=run_pack)
     data.set_defaults(func=lambda args, registry, workspace: (data.print_help(), 0)[1])
 
     show = sub.add_parser(
@@ -64,6 +90,49 @@ def _open(args, registry, workspace):
 
     return open_dataset(args.data, layout=args.layout, registry=registry, settings=_settings(args.sets),
                         data_dir=workspace.data_dir)
+
+
+def run_pack(args, registry, workspace) -> int:
+    from ..data.preparedset import parse_budget
+    from ..engine.request import DataRequest
+    from ..engine.runner import load_data
+    from ..engine.trainconfig import split_settings
+    from ..model.building import build_components
+    from ..spec import parse_spec
+
+    components, train, dataset = split_settings(parse_assignments(args.sets))
+    if train:
+        raise ConfigError("--set train.…: zoo data pack prepares data only; give training settings to zoo run")
+    try:
+        shard = parse_budget(args.shard_size)
+    except ValueError:
+        shard = None
+    if shard is None:
+        raise ConfigError(f"--shard-size {args.shard_size!r}: give bytes such as 256MiB, 64MB or 1GiB")
+    built = build_components(parse_spec(args.spec, registry), registry, components)
+    data = DataRequest(path=args.data, layout=args.layout, settings=dataset, limit=args.limit, skip_bad=args.skip_bad,
+                       workers=args.workers, max_seconds=MAX_SECONDS if args.max_seconds is None else args.max_seconds)
+    # A budget of one byte: every clip goes to the pack as it is extracted, and none is held.
+    prepared = load_data(built, registry, data, seed=args.seed, workspace=workspace, progress=not args.no_progress,
+                         memory_budget=1, shard_bytes=shard)
+    from ..data.pack import pack_summary
+    info = pack_summary(prepared.x.path)
+    print(f"data:   {prepared.description}")
+    print(f"pack:   {info['path']}")
+    print(f"clips:  {info['clips']} ({built.rate} rate, {info['n_bins']} bins)"
+          + (f"; {len(prepared.skipped)} skipped (--skip-bad)" if prepared.skipped else ""))
+    print(f"shards: {info['shards']} of at most {_size(info['shard_bytes'])}, each with its crc32")
+    print(f"bytes:  {info['bytes']:,} ({_size(info['bytes'])})")
+    print(f"a later `zoo run {args.spec}` with the same --data, --limit, --seed and --max-seconds reads it "
+          f"(same ZOO_HOME, or this cache folder copied: {workspace.cache_dir})")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def run_stats(args, registry, workspace) -> int:

@@ -2,10 +2,12 @@
 
 Audio clips go through :func:`zoo.data.extract.extract_audio` (decoded once, each feature cached
 on disk); lab arrays through :func:`~zoo.data.labarray.load_lab_array` and each feature's
-``from_lab``. The stacked ``[F, T_i]`` arrays are then packed into one file in the cache, keyed
-by everything that decides them (the data set's description, every clip's id, file, size and
-modification time, the features' settings and versions, limit, seed and ``max_seconds``): a
-second prepare of the same data reads that one file.
+``from_lab``. The stacked ``[F, T_i]`` arrays are packed into one file in the cache as they come
+(:data:`CHUNK_CLIPS` clips extracted at a time), keyed by everything that decides them (the data
+set's description, every clip's id, file, size and modification time, the features' settings and
+versions, limit, seed and ``max_seconds``): a second prepare of the same data reads that one file.
+Features that fit the memory budget are returned in memory; bigger ones stay in the pack and are
+read clip by clip (``Prepared.on_disk``; docs/scale.md, "Data bigger than memory").
 
 Audio longer than ``max_seconds`` (default :data:`MAX_SECONDS`, ``--max-seconds``) is cut to its
 middle ``max_seconds`` when decoded, and the description says how many clips were cut: one long
@@ -33,6 +35,9 @@ from .preparedset import Prepared
 from .select import select, source
 
 PACK_VERSION = 1
+CHUNK_CLIPS = 512
+"""Clips extracted (and held) at a time while a pack is written: the clips of one chunk go to the
+pack writer before the next chunk is extracted."""
 MAX_SECONDS = 30.0
 """Default longest audio per clip, in seconds (``--max-seconds``; 0 or None: no limit). The lab's
 clips are 30 s excerpts."""
@@ -140,30 +145,58 @@ def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad
     return out, slices, skipped, cut
 
 
-def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool):
-    """``(arrays, slices, skipped, cut)`` of a sound pack made for ``key``, else None."""
-    from .pack import read_pack
+def _extract_chunks(clips: Sequence[Clip], features: Mapping[str, Feature], *, chunk: int | None = None,
+                    desc: str, **kw):
+    """:func:`_extract` over ``chunk`` clips at a time, in order: yields ``(first clip index, arrays or
+    None, slices, skipped, cut)`` per chunk, so that only one chunk's arrays are held at once (each
+    clip's features are cached on disk as they are computed)."""
+    chunk = chunk or CHUNK_CLIPS
+    parts = -(-len(clips) // chunk)
+    for k, start in enumerate(range(0, len(clips), chunk)):
+        label = desc if parts == 1 else f"{desc} {k + 1}/{parts}"
+        yield (start, *_extract(clips[start:start + chunk], features, desc=label, **kw))
+
+
+def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool, budget: int):
+    """``(arrays, slices, skipped, cut)`` of a sound pack made for ``key``, else None; the arrays are
+    read whole when they fit ``budget`` bytes, else a :class:`~zoo.data.pack.PackFile` read clip by clip."""
+    from .pack import open_pack, read_pack
 
     if not path.exists():
         return None
     try:
-        arrays, meta = read_pack(path)
+        pack = open_pack(path, verify=False)  # the index alone: is it the pack this run wants?
+        meta = pack.meta
+        if meta.get("key") != key or (meta.get("skipped") and not skip_bad):
+            return None  # a pack that skipped clips must not stand in for a run that wants errors
+        skipped = [tuple(s) for s in meta.get("skipped", [])]
+        gone = {s[0] for s in skipped}
+        if meta.get("ids") != [i for i in ids if i not in gone] or len(pack) != len(meta["ids"]):
+            return None
+        if pack.nbytes <= budget:
+            arrays, _ = read_pack(path)
+        else:
+            pack.verify()  # every shard once, in bounded chunks
+            arrays = pack
     except ZooError as exc:  # a damaged pack is only a cache: rebuild it, and say why
         print(f"zoo: warning: rebuilding the feature pack: {exc}", file=sys.stderr)
         return None
-    if meta.get("key") != key or (meta.get("skipped") and not skip_bad):
-        return None  # a pack that skipped clips must not stand in for a run that wants errors
-    skipped = [tuple(s) for s in meta.get("skipped", [])]
-    gone = {s[0] for s in skipped}
-    if meta.get("ids") != [i for i in ids if i not in gone] or len(arrays) != len(meta["ids"]):
-        return None
     return arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", []))
+
+
+def host_budget() -> int:
+    """Bytes of prepared features kept in memory by default: a quarter of RAM (as
+    :func:`zoo.engine.batches.memory_budget` on the CPU); more is read from the pack on disk."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
 
 
 def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, skip_bad: bool = False,
             limit: int | None = None, seed: int = 0, workers: int | None = None, progress: bool = True,
             cache_dir: Path, need: Sequence[str] = (), max_seconds: float | None = MAX_SECONDS,
-            min_class_clips: int = 0) -> Prepared:
+            min_class_clips: int = 0, memory_budget: int | None = None, shard_bytes: int | None = None) -> Prepared:
     """Features of every usable clip of ``dataset``, stacked in the order of ``features``.
 
     ``need``: what the tasks read ("label", target names); clips with none of it are left out and
@@ -174,6 +207,11 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     ``max_seconds``: audio longer than this is cut to its middle ``max_seconds`` (0 or None: no
     limit); the description counts the clips cut. ``min_class_clips``: a DataError when a class
     has fewer clips than this (0: no check), naming each such class and its clips.
+    ``memory_budget``: bytes of features kept in memory (None or 0: :func:`host_budget`, a quarter
+    of RAM). Features bigger than that are never all held: extraction results go to the pack's
+    writer chunk by chunk (:data:`CHUNK_CLIPS`), and ``Prepared.x`` reads each clip from the pack
+    (:class:`~zoo.data.pack.PackFile`). ``shard_bytes``: most bytes of one checksummed shard of a
+    pack written now (default :data:`~zoo.data.pack.SHARD_BYTES`).
     """
     features = dict(features)
     if not features:
@@ -196,23 +234,20 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
     path = cache / "packs" / f"{key[:40]}.pack"
     ids = [c.id for c in clips]
-    hit = _read_pack(path, key, ids, skip_bad)
+    budget = memory_budget or host_budget()
+    hit = _read_pack(path, key, ids, skip_bad, budget)
     if hit is not None:
         arrays, slices, more, cut = hit
         gone = {s[0] for s in more}
         keep = [i for i, c in enumerate(clips) if c.id not in gone]
     else:
         try:
-            out, slices, more, cut = _extract(clips, features, skip_bad=skip_bad, workers=workers,
-                                              progress=progress, cache_dir=cache_dir,
-                                              desc=f"{dataset.name} features", max_seconds=max_seconds)
+            arrays, slices, more, cut, keep = _extract_to_pack(
+                clips, features, path, budget, shard_bytes, skip_bad=skip_bad, workers=workers, progress=progress,
+                cache_dir=cache_dir, desc=f"{dataset.name} features", max_seconds=max_seconds,
+                meta={"key": key, "rate": rate, "dataset": where})
         except DataError as exc:
             raise _printable(exc) from exc
-        keep = [i for i, a in enumerate(out) if a is not None]
-        arrays = [out[i] for i in keep]
-        if arrays:
-            _write_pack(path, arrays, {"key": key, "ids": [ids[i] for i in keep], "skipped": more,
-                                       "slices": slices, "rate": rate, "dataset": where, "cut": cut})
     skipped = [(shown(item), shown(reason)) for item, reason in skipped + more]
     if not keep:
         first = f"; the first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
@@ -257,14 +292,76 @@ def check_class_sizes(clips: Sequence[Clip], min_class_clips: int) -> None:
     )
 
 
-def _write_pack(path: Path, arrays, meta) -> None:
-    from .pack import write_pack
+def _extract_to_pack(clips: Sequence[Clip], features: Mapping[str, Feature], path: Path, budget: int,
+                     shard_bytes: int | None, *, meta: dict, **kw):
+    """Extract every clip, chunk by chunk, into the pack at ``path``: ``(arrays, slices, skipped, cut,
+    kept clip indices)``. ``arrays`` is the list of arrays while their bytes fit ``budget``; past it
+    the list is dropped and the written pack is opened to be read clip by clip. A pack that cannot
+    be written only costs the cache (a warning), unless the data does not fit ``budget``: then a
+    DataError says where the pack was to go."""
+    from .pack import SHARD_BYTES, PackWriter, open_pack
+
+    ids = [c.id for c in clips]
+    kept: list[np.ndarray] | None = []
+    keep: list[int] = []
+    slices: dict = {}
+    skipped: list = []
+    cut: list = []
+    held = 0
+    try:
+        writer = PackWriter(path, shard_bytes=shard_bytes or SHARD_BYTES)
+    except OSError as exc:
+        writer = _no_pack(path, exc)
+
+    def lost() -> DataError:
+        return DataError(f"the features of {len(clips)} clips do not fit the memory budget ({budget / 2**20:.0f} MiB) "
+                         f"and the pack {path} could not be written; free disk space in the cache folder, or "
+                         f"raise train.memory_budget")
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_pack(path, arrays, meta)
-    except OSError as exc:  # only the cache is lost: the run goes on, and says so
-        print(f"zoo: warning: could not write the feature pack {path}: {exc}", file=sys.stderr)
+        for start, out, part_slices, part_skipped, part_cut in _extract_chunks(clips, features, **kw):
+            slices = part_slices or slices
+            skipped += part_skipped
+            cut += part_cut
+            for j, a in enumerate(out):
+                if a is None:
+                    continue
+                keep.append(start + j)
+                if writer is not None:
+                    try:
+                        writer.add(a)
+                    except OSError as exc:
+                        writer.abort()
+                        writer = _no_pack(path, exc)
+                if kept is not None:
+                    held += a.nbytes
+                    kept.append(a)
+                    if held > budget and writer is not None:
+                        kept = None  # bigger than the budget: from here on the clips live in the pack only
+                if kept is None and writer is None:
+                    raise lost()
+            del out
+        if writer is not None and not keep:
+            writer.abort()
+        elif writer is not None:
+            try:
+                writer.close(dict(meta, ids=[ids[i] for i in keep], skipped=skipped, slices=slices, cut=cut))
+            except OSError as exc:  # close() removed the temporary file
+                writer = _no_pack(path, exc)
+                if kept is None:
+                    raise lost() from exc
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    arrays = kept if kept is not None else open_pack(path, verify=False)  # checksummed as it was written
+    return arrays, slices, skipped, cut, keep
+
+
+def _no_pack(path: Path, exc: OSError) -> None:
+    """Only the cache is lost: the run goes on, and says so (returns None: no writer)."""
+    print(f"zoo: warning: could not write the feature pack {path}: {exc}", file=sys.stderr)
+    return None
 
 
 def _assemble(clips: list[Clip], splits: list[str], arrays, slices, skipped, *, key: str, rate: str,
@@ -282,8 +379,10 @@ def _assemble(clips: list[Clip], splits: list[str], arrays, slices, skipped, *, 
     counts = " / ".join(f"{s} {int((split_arr == s).sum())}" for s in ("train", "val", "test"))
     extra = notes + ([f"{len(skipped)} skipped (see the skipped list)"] if skipped else [])
     description = shown(f"{where} -> {len(clips)} clips at {rate} rate ({counts})" + "".join(f"; {n}" for n in extra))
+    if isinstance(arrays, list):
+        arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
     return Prepared(
-        ids=[shown(c.id) for c in clips], x=[np.asarray(a, dtype=np.float32) for a in arrays], splits=split_arr,
+        ids=[shown(c.id) for c in clips], x=arrays, splits=split_arr,
         labels=labels, classes=classes, targets=targets, rate=rate, fingerprint=digest.hexdigest(),
         description=description, skipped=list(skipped), feature_slices=dict(slices),
     )

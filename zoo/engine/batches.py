@@ -2,14 +2,22 @@
 
 A split of N clips ``[F, T_i]`` becomes one zero-padded tensor ``x[N, F, T_max]`` plus
 ``lengths[N]`` and, per task, ``y[N]``. A batch is an index gather from it, cut to the longest
-clip of the batch, so training never pads or copies from the host per step. When a split would
-not fit the memory budget, its clips stay a host list and each batch is padded on the fly.
+clip of the batch, so training never pads or copies from the host per step. A split that would
+not fit the memory budget takes one of two other paths (``SplitData.path``):
+
+* ``host``: the prepared clips are in memory; they stay a host list of normalised arrays and each
+  batch is padded on the fly.
+* ``streamed``: the prepared clips are on disk (``Prepared.on_disk``: data bigger than the budget);
+  each batch reads its clips from the pack (``os.pread``, nothing mapped), normalises and pads
+  them. :meth:`SplitData.batches` builds the next batches in background threads (at most
+  ``PREFETCH`` ahead; pinned memory on CUDA) while the model trains on the current one.
 """
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +26,12 @@ from ..errors import DataError
 from ..model.model import Batch
 
 SPLITS = ("train", "val", "test")
+PATHS = ("resident", "host", "streamed")
+"""How a split reaches the model (see the module's docstring)."""
+PREFETCH = 4
+"""Streamed batches built (or waiting) ahead of the one the model trains on."""
+PREFETCH_THREADS = 2
+"""Threads that build streamed batches (reading with ``os.pread`` and numpy's arithmetic release the GIL)."""
 
 
 @dataclass(frozen=True)
@@ -31,12 +45,13 @@ class Normaliser:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, arrays: list[np.ndarray], keep: list[slice] | None = None) -> "Normaliser":
+    def fit(cls, arrays: Sequence[np.ndarray], keep: list[slice] | None = None) -> "Normaliser":
         """Statistics over every frame of ``arrays`` (each ``[F, T_i]``), in float64.
 
-        ``keep``: rows left as they are (mean 0, std 1), see :func:`unscaled_rows`.
+        ``arrays`` may read each clip from disk when asked (``Prepared.clips``): they are visited
+        one at a time. ``keep``: rows left as they are (mean 0, std 1), see :func:`unscaled_rows`.
         """
-        if not arrays:
+        if len(arrays) == 0:
             raise DataError("cannot compute normalisation statistics: the training split is empty")
         F = arrays[0].shape[0]
         total = np.zeros(F)
@@ -106,9 +121,11 @@ def memory_budget(device: Any) -> int:
 
 @dataclass
 class SplitData:
-    """One split ready for the model: padded ``x[N, F, T_max]`` (or a host list), lengths, targets.
+    """One split ready for the model: padded ``x[N, F, T_max]`` (or a host list, or clips read from
+    disk per batch: ``path``), lengths, targets.
 
-    ``index`` maps row i back to the clip ``index[i]`` of the Prepared it came from.
+    ``index`` maps row i back to the clip ``index[i]`` of the Prepared it came from. ``need``: the
+    bytes of the padded split (what the budget was compared with).
     """
 
     name: str
@@ -120,6 +137,12 @@ class SplitData:
     device: Any
     x: Any = None
     arrays: list[np.ndarray] = field(default_factory=list)
+    path: str = "resident"
+    need: int = 0
+    source: Sequence[np.ndarray] | None = None
+    """Streamed: the Prepared's clips (``source[index[i]]`` reads row i from disk)."""
+    norm: Normaliser | None = None
+    n_bins: int = 0
 
     def __len__(self) -> int:
         return len(self.index)
@@ -130,18 +153,122 @@ class SplitData:
 
     def batch(self, rows: np.ndarray) -> Batch:
         """The batch of rows ``rows``: ``x[B, F, T]`` with T the longest of these clips."""
+        if self.x is not None:
+            import torch
+            t = int(self.lengths_host[rows].max())
+            ii = torch.as_tensor(rows, dtype=torch.long).to(self.device, non_blocking=True)
+            # Indexing, not index_select: on the CPU (torch 2.14) index_select of a contiguous
+            # [N, F, T] tensor (a batch holding the split's longest clip) took ~200 ms for 32 rows,
+            # 28x the gather itself (docs/benchmarks.md, "Data bigger than memory").
+            return self._batch(ii, self.x[ii, :, :t])
+        return self._to_batch(rows, self._host(rows))
+
+    def batches(self, row_batches: Iterable[np.ndarray]) -> Iterator[Batch]:
+        """``batch(rows)`` for each of ``row_batches``, in order. A streamed split builds up to
+        :data:`PREFETCH` batches ahead in background threads (reading, normalising, padding);
+        the others build each when asked, as ``batch`` does."""
+        if self.path != "streamed" or PREFETCH < 1:
+            for rows in row_batches:
+                yield self.batch(rows)
+            return
+        yield from _prefetched(self, row_batches)
+
+    def _empty(self, rows: np.ndarray) -> Any:
+        """An uninitialised host tensor (pinned on CUDA) for the batch of ``rows``."""
         import torch
         t = int(self.lengths_host[rows].max())
-        ii = torch.as_tensor(rows, dtype=torch.long).to(self.device, non_blocking=True)
-        if self.x is not None:
-            x = self.x[:, :, :t].index_select(0, ii)
-        else:
-            host = np.zeros((len(rows), self.arrays[0].shape[0], t), dtype=np.float32)
-            for j, r in enumerate(rows):
+        F = self.n_bins if self.path == "streamed" else self.arrays[0].shape[0]
+        return torch.empty((len(rows), F, t), dtype=torch.float32, pin_memory=self.device.type == "cuda")
+
+    def _host(self, rows: np.ndarray, out: Any = None) -> Any:
+        """Rows ``rows`` padded on the host into ``out`` (default: a new :meth:`_empty`): ``[B, F, T]``."""
+        out = self._empty(rows) if out is None else out
+        host = out.numpy()
+        F, t = host.shape[1], host.shape[2]
+        read = getattr(self.source, "read", None)
+        scratch = _scratch(F * t) if read is not None else None
+        for j, r in enumerate(rows):
+            if self.path == "streamed":
+                a = read(self.index[r], scratch) if read is not None else self.source[self.index[r]]
+                _normalise_into(host[j, :, : a.shape[1]], a, self.norm)
+            else:
                 a = self.arrays[r]
                 host[j, :, : a.shape[1]] = a
-            x = torch.from_numpy(host).to(self.device, non_blocking=True)
+            host[j, :, a.shape[1]:] = 0.0  # only the padding: every other value was just written
+        return out
+
+    def _to_batch(self, rows: np.ndarray, host: Any) -> Batch:
+        import torch
+        ii = torch.as_tensor(rows, dtype=torch.long).to(self.device, non_blocking=True)
+        return self._batch(ii, host.to(self.device, non_blocking=True))
+
+    def _batch(self, ii: Any, x: Any) -> Batch:
         return Batch(x, self.lengths.index_select(0, ii), {k: v.index_select(0, ii) for k, v in self.y.items()})
+
+
+_THREAD = threading.local()
+
+
+def _scratch(values: int) -> np.ndarray:
+    """This thread's float32 buffer of at least ``values`` values (a clip is read into it)."""
+    buf = getattr(_THREAD, "scratch", None)
+    if buf is None or buf.size < values:
+        buf = _THREAD.scratch = np.empty(values, dtype=np.float32)
+    return buf
+
+
+def _normalise_into(out: np.ndarray, a: np.ndarray, norm: Normaliser) -> None:
+    """``out[:] = norm.apply(a)`` without the temporary (the same float32 operations, so the same bits)."""
+    np.subtract(a, norm.mean[:, None], out=out)
+    np.divide(out, norm.std[:, None], out=out)
+
+
+_POOL: tuple[int, Any] | None = None
+
+
+def _pool() -> Any:
+    """The process's prefetching threads, made once and made again in a forked child. The same
+    threads every epoch, and batch buffers allocated by the loop's thread: with new threads per
+    epoch, each took fresh malloc arenas and the resident memory grew epoch after epoch (about
+    100 MiB over 16 epochs in bench/streaming.py) until glibc had no arena left to give."""
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="zoo-prefetch"))
+    return _POOL[1]
+
+
+def _prefetched(split: SplitData, row_batches: Iterable[np.ndarray]) -> Iterator[Batch]:
+    """``split``'s batches of ``row_batches``, in order, each built by one of ``PREFETCH_THREADS``
+    background threads while the model trains on earlier ones: at most ``PREFETCH`` batches are
+    built or waiting at once, so host memory stays bounded whatever the split's size. An error in a
+    thread is raised here; leaving the loop early cancels what was not started."""
+    from collections import deque
+
+    rows_left = iter(row_batches)
+    pending: deque = deque()
+    pool = _pool()
+
+    def fill() -> None:
+        while len(pending) < PREFETCH:
+            rows = next(rows_left, None)
+            if rows is None:
+                return
+            # The buffer is allocated here, in the loop's thread: the threads only fill it, so the
+            # batches' memory is freed to and reused from one malloc arena.
+            pending.append((rows, pool.submit(split._host, rows, split._empty(rows))))
+
+    try:
+        fill()
+        while pending:
+            rows, job = pending.popleft()
+            host = job.result()
+            fill()
+            yield split._to_batch(rows, host)
+    finally:
+        for _, job in pending:
+            if not job.cancel():
+                job.exception()  # wait for a batch being built: nothing outlives the loop
 
 
 def unscaled_rows(features: Mapping[str, Any]) -> list[slice]:
@@ -159,33 +286,52 @@ def unscaled_rows(features: Mapping[str, Any]) -> list[slice]:
 
 
 def make_split(name: str, prepared: Prepared, rows: np.ndarray, targets: Mapping[str, np.ndarray],
-               norm: Normaliser, device: Any, budget: int | None = None) -> SplitData:
-    """Normalise and pad the clips ``rows`` of ``prepared``; put them on ``device`` if they fit."""
+               norm: Normaliser, device: Any, budget: int | None = None, path: str | None = None) -> SplitData:
+    """Normalise and pad the clips ``rows`` of ``prepared``; put them on ``device`` if they fit.
+
+    ``budget``: bytes the padded split may take (None: :func:`memory_budget`). A split over it is
+    ``streamed`` from disk when ``prepared`` is on disk, else kept as a ``host`` list. ``path``
+    forces one of :data:`PATHS` (benchmarks, tests; ``streamed`` reads ``prepared.x`` per batch
+    whatever it is).
+    """
     import torch
-    arrays = [norm.apply(prepared.x[i]) for i in rows]
-    lengths = np.array([a.shape[1] for a in arrays], dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = prepared.lengths[rows] if len(rows) else np.zeros(0, dtype=np.int64)
     y_host = {k: v[rows] for k, v in targets.items()}
     y = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in y_host.items()}
-    split = SplitData(name, np.asarray(rows), lengths, torch.from_numpy(lengths).to(device), y, y_host, device)
-    if not arrays:
+    split = SplitData(name, rows, lengths, torch.from_numpy(lengths).to(device), y, y_host, device)
+    if not len(rows):
         return split
-    F, t_max = arrays[0].shape[0], int(lengths.max())
-    need = len(arrays) * F * t_max * 4
-    if need <= (memory_budget(device) if budget is None else budget):
-        host = np.zeros((len(arrays), F, t_max), dtype=np.float32)
-        for j, a in enumerate(arrays):
-            host[j, :, : a.shape[1]] = a
+    F, t_max = prepared.n_bins, int(lengths.max())
+    split.need = len(rows) * F * t_max * 4
+    if path is None:
+        limit = memory_budget(device) if budget is None else budget
+        path = "resident" if split.need <= limit else ("streamed" if prepared.on_disk else "host")
+    if path not in PATHS:
+        raise ValueError(f"make_split path {path!r}: one of {', '.join(PATHS)}, or None to choose by the budget")
+    split.path = path
+    if path == "resident":
+        host = np.zeros((len(rows), F, t_max), dtype=np.float32)
+        for j, i in enumerate(rows):
+            a = prepared.x[i]
+            _normalise_into(host[j, :, : a.shape[1]], a, norm)
         split.x = torch.from_numpy(host).to(device)
+    elif path == "host":
+        split.arrays = [norm.apply(prepared.x[i]) for i in rows]
     else:
-        split.arrays = arrays
+        split.source, split.norm, split.n_bins = prepared.x, norm, F
     return split
 
 
 def make_splits(prepared: Prepared, tasks: Mapping[str, Any], norm: Normaliser, device: Any,
                 budget: int | None = None) -> dict[str, SplitData]:
-    """``{"train", "val", "test": SplitData}``; a missing split is an error naming the fix."""
+    """``{"train", "val", "test": SplitData}``; a missing split is an error naming the fix.
+
+    The resident splits share ``budget`` (None: :func:`memory_budget`; on CUDA it is measured
+    again for each split, so it already counts the splits put there before)."""
     targets = task_targets(prepared, tasks)
     out = {}
+    spent = 0
     for name in SPLITS:
         rows = prepared.indices(name)
         if len(rows) == 0:
@@ -195,7 +341,20 @@ def make_splits(prepared: Prepared, tasks: Mapping[str, Any], norm: Normaliser, 
                 f"every run needs train, val and test clips: raise --limit, or give the data set "
                 f"more clips or a split column"
             )
-        out[name] = make_split(name, prepared, rows, targets, norm, device, budget)
+        if budget is None and getattr(device, "type", "cpu") == "cuda":
+            left = None
+        else:
+            left = (memory_budget(device) if budget is None else budget) - spent
+        out[name] = make_split(name, prepared, rows, targets, norm, device, left)
+        spent += out[name].need if out[name].resident else 0
+    return out
+
+
+def describe_paths(splits: Mapping[str, SplitData], budget: int | None) -> dict[str, Any]:
+    """The run's record of how each split reached the model: ``data.<split>.path`` (resident, host,
+    streamed) and ``data.memory_budget`` (bytes, or "auto")."""
+    out: dict[str, Any] = {f"data.{name}.path": s.path for name, s in splits.items()}
+    out["data.memory_budget"] = budget if budget is not None else "auto"
     return out
 
 

@@ -45,8 +45,7 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
         with torch.inference_mode():
             picked = np.arange(len(split)) if rows is None else np.asarray(rows, dtype=np.int64)
             batches = ordered_batches(split.lengths_host[picked], batch_size)
-            for pos in batches:
-                b = split.batch(picked[pos])
+            for pos, b in zip(batches, split.batches(picked[pos] for pos in batches)):
                 with device.autocast():
                     out = windowed_forward(model, b.x, b.lengths, window) if window > 0 else model(b.x, b.lengths)
                     total, per = model.loss(out, b.y)

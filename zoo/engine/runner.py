@@ -28,7 +28,8 @@ from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from .batches import Normaliser, make_splits, unscaled_rows
+from ..data.preparedset import parse_budget
+from .batches import Normaliser, describe_paths, make_splits, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
 
 # Settings that change speed or placement, not the model a run produces: not part of its group.
-_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp", "threads")
+_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp", "threads", "memory_budget")
 
 
 @dataclass
@@ -169,16 +170,18 @@ def needed_columns(built: Built) -> tuple[str, ...]:
 
 
 def load_data(built: Built, registry: Any, data: DataRequest, *, seed: int, workspace: Workspace,
-              progress: bool = True) -> Prepared:
+              progress: bool = True, memory_budget: int | None = None, shard_bytes: int | None = None) -> Prepared:
     """Open the data set of ``data`` (the embedded one, under ``workspace.data_dir``, when it names no
-    folder) and prepare it for ``built``, caching features under ``workspace.cache_dir``."""
+    folder) and prepare it for ``built``, caching features under ``workspace.cache_dir``
+    (``memory_budget``, ``shard_bytes``: see :func:`~zoo.data.prepare.prepare`)."""
     from ..data.layout import open_dataset
     from ..data.prepare import prepare
     dataset = open_dataset(data.path, layout=data.layout, registry=registry, settings=dict(data.settings),
                            progress=progress, data_dir=workspace.data_dir, limit=data.limit, seed=seed)
     return prepare(dataset, built.features, rate=built.rate, skip_bad=data.skip_bad, limit=data.limit, seed=seed,
                    workers=data.workers, progress=progress, need=needed_columns(built), cache_dir=workspace.cache_dir,
-                   max_seconds=data.max_seconds, min_class_clips=data.min_class_clips)
+                   max_seconds=data.max_seconds, min_class_clips=data.min_class_clips, memory_budget=memory_budget,
+                   shard_bytes=shard_bytes)
 
 
 def check_prepared(prepared: Prepared, built: Built) -> None:
@@ -301,6 +304,7 @@ def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
     params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
     params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
     params["device"] = ctx.device.describe()
+    params.update(describe_paths(ctx.splits, parse_budget(ctx.config.memory_budget)))
     if ctx.group is not None:  # train.batch_size and train.lr are global: one rank trains on its share
         params.update(ctx.group.describe())
         params["distributed.batch_size_per_rank"] = -(-ctx.config.batch_size // ctx.group.world_size)
@@ -508,14 +512,17 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
             if ranks is not None and not ranks.main:
                 ranks.barrier()  # rank 0 prepares first: the others then read its feature cache
             prepared = load_data(built, registry, data, seed=request.data_seed, workspace=workspace,
-                                 progress=reporter.progress)
+                                 progress=reporter.progress, memory_budget=parse_budget(config.memory_budget))
             if ranks is not None and ranks.main:
                 ranks.barrier()
         check_prepared(prepared, built)
         reporter.on_data(prepared)
         reporter.on_device(device.describe())
-        norm = Normaliser.fit([prepared.x[i] for i in prepared.indices("train")], keep=unscaled_rows(built.features))
-        splits = make_splits(prepared, built.tasks, norm, device.device)
+        norm = Normaliser.fit(prepared.clips(prepared.indices("train")), keep=unscaled_rows(built.features))
+        splits = make_splits(prepared, built.tasks, norm, device.device, parse_budget(config.memory_budget))
+        if any(s.path != "resident" for s in splits.values()):
+            reporter.on_note("data path: " + ", ".join(f"{n} {s.path}" for n, s in splits.items())
+                             + f" (train.memory_budget={config.memory_budget})")
         group = group_key(text, configs, config, prepared.fingerprint)
         data_tags = {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint, "zoo.group": group}
         tracker.set_tags(top_id, data_tags)

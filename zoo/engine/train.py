@@ -262,10 +262,10 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 epoch_rows = augment.balanced_batches(balance_labels, config.batch_size, rng)
             else:
                 epoch_rows = random_batches(train.lengths_host, config.batch_size, rng, config.bucket)
-            for rows in epoch_rows:
-                if group is not None:
-                    rows = group.shard(rows)
-                total, per = step(*_augmented(train.batch(rows), aug_rng, config))
+            if group is not None:
+                epoch_rows = map(group.shard, epoch_rows)
+            for batch in train.batches(epoch_rows):  # a streamed split reads the next ones meanwhile
+                total, per = step(*_augmented(batch, aug_rng, config))
                 if sched_kind == "step":
                     scheduler.step()
                 loss_sum += total

@@ -77,6 +77,10 @@ class TrainConfig:
     monitor: str = ""
     """What model selection and early stopping follow: "" the first task's primary metric, a metric
     of the first task (macro_f1), TASK.METRIC, or loss."""
+    memory_budget: str = "auto"
+    """Bytes the prepared features and the padded splits may take in memory (256MB, 2GiB); data
+    bigger than that is streamed from the pack on disk (docs/scale.md). auto (or 0): a quarter of
+    RAM, half the free GPU memory for a split on the GPU."""
 
     def __post_init__(self) -> None:
         # Checked when the config is made (parse time), so a bad value fails in one line before any
@@ -90,6 +94,8 @@ class TrainConfig:
                 raise ValueError(f"{name} {value}: must be {need} ({_how(name)})")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup {self.warmup}: must be a fraction in [0, 1) of all steps ({_how('warmup')})")
+        from ..data.preparedset import parse_budget
+        parse_budget(self.memory_budget)
 
 
 # (field, lowest value, whether the lowest value itself is refused)
