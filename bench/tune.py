@@ -56,7 +56,8 @@ def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, 
     seconds = time.perf_counter() - start
     return {"spec": spec, "variant": name, "settings": settings, "seconds": round(seconds, 1),
             "val": [dict(r.val) for r in res.results], "test": [dict(r.test) for r in res.results],
-            "best_epoch": [r.best_epoch for r in res.results], "epochs_run": [len(r.history) for r in res.results]}
+            "best_epoch": [r.best_epoch for r in res.results], "epochs_run": [len(r.history) for r in res.results],
+            "history": [[{k: round(v, 4) for k, v in row.items()} for row in r.history] for r in res.results]}
 
 
 def key_of(row: dict) -> str:
