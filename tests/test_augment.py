@@ -122,9 +122,9 @@ def test_monitor_names_a_metric_of_the_first_task_or_another_task():
     assert augment.monitored(model, "loss") == ("val.loss", False)
 
 
-def test_new_settings_default_to_todays_training_and_refuse_bad_values():
+def test_new_settings_default_to_todays_training_with_class_weights_and_refuse_bad_values():
     c = TrainConfig()
-    assert (c.time_masks, c.freq_masks, c.mixup, c.crop_frames, c.balance, c.monitor) == (0, 0, 0.0, 0, "none", "")
+    assert (c.time_masks, c.freq_masks, c.mixup, c.crop_frames, c.balance, c.monitor) == (0, 0, 0.0, 0, "auto", "")
     with pytest.raises(ConfigError, match="balance"):
         train_config({"balance": "oversample"})
     with pytest.raises((ConfigError, ValueError), match="mixup"):

@@ -63,3 +63,6 @@ def test_a_collapse_onto_the_largest_class_shows_in_macro_f1_and_class_weights_c
     assert weighted["genre.macro_f1"] >= plain["genre.macro_f1"] + 0.3
     sampled = train("sampler")
     assert sampled["genre.macro_f1"] >= plain["genre.macro_f1"] + 0.2
+    # the default, auto, is the class weights when there is a classification task
+    assert TrainConfig().balance == "auto"
+    assert train("auto") == weighted

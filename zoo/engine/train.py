@@ -188,7 +188,8 @@ def _augmented(batch, rng: np.random.Generator, config: TrainConfig) -> tuple[An
 
 def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarray | None:
     """``train.balance``: class weights on the classification tasks ("weights"), or the labels of
-    the first classification task the sampler balances ("sampler"); None when nothing to balance."""
+    the first classification task the sampler balances ("sampler"); None when nothing to balance.
+    "auto" is "weights" when there is a classification task and nothing otherwise."""
     import torch
     first = None
     for name, task in model.tasks.items():
@@ -196,10 +197,10 @@ def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarra
             continue
         labels = train.y_host[name]
         first = labels if first is None else first
-        if config.balance == "weights":
+        if config.balance in ("weights", "auto"):
             w = augment.class_weights(labels, model.schemas[name].out_dim)
             task.class_weight = torch.from_numpy(w).to(train.device)
-    if config.balance != "none" and first is None:
+    if config.balance not in ("none", "auto") and first is None:
         raise RunError(f"train.balance={config.balance} balances classes, but the model has no classification "
                        f"task ({', '.join(model.heads)}); drop the setting (--set train.balance=none)")
     return first
