@@ -40,6 +40,12 @@ def test_the_default_window_is_the_median_training_clip():
     assert default_window_seconds(beats)[0] == pytest.approx(10.0)
     seconds, why = default_window_seconds({"rate": "frames", "hop_length": 512, "sample_rate": 22050})
     assert seconds == FALLBACK_WINDOW_SECONDS and "no training clip length" in why
+    # trained on random crops: the crop is the window (as validation and test scored it)
+    cropped = dict(frames, train={"crop_frames": 128})
+    seconds, why = default_window_seconds(cropped)
+    assert seconds == pytest.approx(128 * 512 / 22050, abs=1e-3) and "crop_frames" in why
+    assert default_window_seconds(dict(beats, train={"crop_frames": 8}))[0] == pytest.approx(4.0)
+    assert default_window_seconds(dict(frames, train={"crop_frames": 0}))[0] == pytest.approx(431 * 512 / 22050, abs=1e-3)
 
 
 def test_outputs_agree_across_table_json_and_csv():

@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
     p.add_argument("--windows", action="store_true", help="also print each window's predictions (start, end seconds)")
     p.add_argument("--window-seconds", type=number(0.0, strict=True), metavar="S",
-                   help="window length (default: the model's median training clip)")
+                   help="window length (default: the model's training crop, else its median training clip)")
     p.add_argument("--hop-seconds", type=number(0.0, strict=True), metavar="S", help="step between windows (default: half a window)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", metavar="NAME",

@@ -19,20 +19,34 @@ _EPS = 1e-6
 
 
 def default_window_seconds(meta: Mapping[str, Any]) -> tuple[float, str]:
-    """``(seconds, why)``: the median training clip of the packaged model ``meta``.
+    """``(seconds, why)``: the window the packaged model ``meta`` was trained on.
 
-    ``meta["lengths"]["median"]`` is in frames (``* hop_length / sample_rate``) or beats
-    (``* SECONDS_PER_BEAT``), following ``meta["rate"]``; never below :data:`MIN_SECONDS`.
+    A model trained on random crops (``train.crop_frames`` > 0) saw windows of that many steps, and
+    its validation and test scores average half-overlapping windows of that size: predicting does
+    the same. Otherwise the median training clip. Lengths are in frames (``* hop_length /
+    sample_rate``) or beats (``* SECONDS_PER_BEAT``), following ``meta["rate"]``; never below
+    :data:`MIN_SECONDS`.
     """
+    crop = int((meta.get("train") or {}).get("crop_frames") or 0)
+    if crop > 0:
+        return _seconds(meta, crop, f"train.crop_frames: the {crop}-{_unit(meta)} window the model was trained on")
     median = (meta.get("lengths") or {}).get("median")
     if not median:
         return FALLBACK_WINDOW_SECONDS, "the model records no training clip length: the lab's 30 s"
+    return _seconds(meta, median, f"median training clip: {median} {_unit(meta)}s"
+                                  + (" at 120 BPM" if meta.get("rate") == "beats" else ""))
+
+
+def _unit(meta: Mapping[str, Any]) -> str:
+    return "beat" if meta.get("rate") == "beats" else "frame"
+
+
+def _seconds(meta: Mapping[str, Any], steps: float, why: str) -> tuple[float, str]:
+    """``steps`` frames or beats of ``meta``'s rate in seconds, never below :data:`MIN_SECONDS`."""
     if meta.get("rate") == "beats":
-        seconds = float(median) * SECONDS_PER_BEAT
-        why = f"median training clip: {median} beats at 120 BPM"
+        seconds = float(steps) * SECONDS_PER_BEAT
     else:
-        seconds = float(median) * int(meta["hop_length"]) / int(meta["sample_rate"])
-        why = f"median training clip: {median} frames"
+        seconds = float(steps) * int(meta["hop_length"]) / int(meta["sample_rate"])
     return max(MIN_SECONDS, round(seconds, 3)), why
 
 
