@@ -258,6 +258,35 @@ def test_config_check_reads_train_defaults_and_freeze():
         check_backbone_config(_toy_spec(_IgnoredFreeze), n_bins=5)
 
 
+@dataclass(frozen=True)
+class _BadHeadDefaults:
+    head_defaults: ClassVar[dict] = {"pooling": "median"}
+
+
+def test_config_check_reads_head_defaults():
+    with pytest.raises(AssertionError, match="pooling"):
+        check_backbone_config(_toy_spec(_BadHeadDefaults), n_bins=5)
+
+
+def test_a_backbones_head_defaults_sit_below_every_task_setting():
+    from zoo.model.building import build_components
+    from zoo.registry import Registry
+    from zoo.spec import parse_spec
+
+    registry = Registry()
+    check_backbone_config(registry.load("backbone", "cnn"), n_bins=5)
+
+    def pooling(spec, settings=None):
+        built = build_components(parse_spec(spec, registry), registry, settings)
+        return {name: task.config.pooling for name, task in built.tasks.items()}
+
+    # the CNN recommends meanstd to every task head that pools; the LSTM recommends nothing
+    assert pooling("cnn+mel:genre,valence") == {"genre": "meanstd", "valence": "meanstd"}
+    assert pooling("lstm+mel:genre") == {"genre": "mean"}
+    assert pooling("cnn+mel:genre,valence", {"task": {"pooling": "max"}}) == {"genre": "max", "valence": "max"}
+    assert pooling("cnn+mel:genre,valence", {"valence": {"pooling": "last"}}) == {"genre": "meanstd", "valence": "last"}
+
+
 class _MisplacedEmbedHead(nn.Module):
     """Its forward doubles what output(embed(out)) gives: embed is not the layer before the output."""
 

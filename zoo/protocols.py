@@ -20,6 +20,7 @@ Optional members: a component without them still works; the zoo uses them when p
 - a backbone's ``named_blocks()`` (:class:`DeclaresBlocks`): its blocks for ``freeze: N``, which
   the engine otherwise guesses from its children;
 - a backbone config's ``train_defaults`` class attribute (:class:`RecommendsTraining`);
+- a backbone config's ``head_defaults`` class attribute (:class:`RecommendsHead`);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
   N blocks itself;
 - a feature's ``reads_lab`` attribute: False says ``from_lab`` cannot derive it from the lab's
@@ -150,6 +151,18 @@ class RecommendsTraining(Protocol):
     """
 
     train_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class RecommendsHead(Protocol):
+    """Optional for a backbone's config dataclass: the task-head settings it recommends.
+
+    ``head_defaults`` is a ``ClassVar`` mapping of task config fields to values, e.g.
+    ``{"pooling": "meanstd"}``. Each task takes the keys its config has (a task without such a
+    field is left alone), below a recipe's and ``--set``'s ``task.*`` and ``TASK.*``.
+    """
+
+    head_defaults: ClassVar[Mapping[str, Any]]
 
 
 @runtime_checkable

@@ -391,7 +391,7 @@ def check_backbone_blocks(spec_or_factory: ComponentSpec | BackboneFactory, n_bi
 
 
 def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Mapping[str, Any] | None = None) -> None:
-    """A backbone config's optional members: ``train_defaults`` and the ``freeze`` field.
+    """A backbone config's optional members: ``train_defaults``, ``head_defaults`` and the ``freeze`` field.
 
     ``train_defaults`` must be a class attribute (not a field) mapping ``TrainConfig`` fields to
     valid values. ``freeze`` must be an integer field defaulting to 0; building with
@@ -412,6 +412,20 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
             _fail(f"{who}: train_defaults must be a mapping of TrainConfig fields, got {type(defaults).__name__}")
         try:
             make_config(TrainConfig, dict(defaults), where=f"train_defaults of {who}")
+        except ZooError as exc:
+            _fail(str(exc))
+    if "head_defaults" in fields:
+        _fail(f"{who}: head_defaults is a field of {spec.config.__name__}; make it a class attribute, "
+              f"head_defaults: ClassVar[dict] = {{...}}")
+    head = getattr(spec.config, "head_defaults", None)
+    if head is not None:
+        from .tasks import ClassificationConfig
+        if not isinstance(head, Mapping):
+            _fail(f"{who}: head_defaults must be a mapping of task settings, got {type(head).__name__}")
+        known = {f.name for f in dataclasses.fields(ClassificationConfig)}
+        try:  # the built-in tasks' heads must accept what it recommends to them
+            make_config(ClassificationConfig, {k: v for k, v in head.items() if k in known},
+                        where=f"head_defaults of {who}")
         except ZooError as exc:
             _fail(str(exc))
     if "freeze" not in fields:

@@ -73,8 +73,10 @@ def build_components(comp: Composition, registry: Registry, settings: Mapping[st
         features[name] = registry.create("feature", name, merged)
     rate = check_rates(features)
     tasks = {}
+    recommended = head_defaults(registry, comp.backbone)
     for name in comp.tasks:
-        merged = {**settings.get("task", {}), **settings.get(name, {})}
+        merged = {**task_recommendations(registry, name, recommended), **settings.get("task", {}),
+                  **settings.get(name, {})}
         tasks[name] = registry.create("task", name, merged)
     providers = {f"backbone.{comp.backbone}": registry.provider("backbone", comp.backbone)}
     providers.update({f"feature.{n}": registry.provider("feature", n) for n in comp.features})
@@ -84,6 +86,25 @@ def build_components(comp: Composition, registry: Registry, settings: Mapping[st
     resolved.update({n: {**settings.get("feature", {}), **settings.get(n, {})} for n in comp.features})
     resolved.update({n: {**settings.get("task", {}), **settings.get(n, {})} for n in comp.tasks})
     return Built(comp, features, tasks, rate, sum(f.n_bins for f in features.values()), providers, resolved)
+
+
+def head_defaults(registry: Registry, backbone: str) -> dict[str, Any]:
+    """The task-head settings a backbone recommends: ``head_defaults``, an optional class attribute
+    (a ``ClassVar`` mapping, not a field) of its config dataclass, e.g. ``{"pooling": "meanstd"}``.
+    They sit below every ``--set`` of the tasks (``task.*``, ``TASK.*``) and recipe."""
+    defaults = getattr(registry.load("backbone", backbone).config, "head_defaults", None) or {}
+    if not isinstance(defaults, Mapping):
+        raise ConfigError(f"backbone '{backbone}': head_defaults must be a mapping of task settings, "
+                          f"got {type(defaults).__name__}")
+    return dict(defaults)
+
+
+def task_recommendations(registry: Registry, task: str, recommended: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a backbone's ``head_defaults`` that ``task``'s config has fields for (a task
+    without, e.g. ``pooling``, is left as it is)."""
+    config = registry.load("task", task).config
+    fields = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+    return {k: v for k, v in recommended.items() if k in fields}
 
 
 def _provider(obj: Any) -> str:
