@@ -72,12 +72,13 @@ class Classification:
         import torch.nn.functional as F
         # Sum over the labelled clips / their count: the mean, except that a batch with no label
         # (multi-task data labelled in part) gives 0 instead of 0/0 = NaN, without a host sync.
+        # Class weights (train.balance) weigh each clip's term, and the sum is still divided by the
+        # count, not by the weights' sum: the weights average 1 over the training clips, and every
+        # rank of a DDP run then divides by what the others do (equal shards), so N processes
+        # train the 1-process model; a per-batch weight sum would differ from rank to rank.
         total = F.cross_entropy(output.float(), y, weight=self.class_weight, ignore_index=-1,
                                 label_smoothing=self.config.label_smoothing, reduction="sum")
-        if self.class_weight is None:
-            return total / (y >= 0).sum().clamp(min=1)
-        # The weighted mean: divide by the weights of the labelled clips, not their count.
-        return total / self.class_weight[y.clamp(min=0)].mul(y >= 0).sum().clamp(min=1e-8)
+        return total / (y >= 0).sum().clamp(min=1)
 
     def predict(self, output) -> np.ndarray:
         import torch
