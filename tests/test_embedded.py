@@ -133,11 +133,17 @@ GENERATE = ("import sys; from pathlib import Path; from zoo.data.readers.embedde
             "progress=False).clips('frames')")
 
 
+def _interruptible() -> None:
+    """Ctrl-C must reach the child even when the suite itself was started in the background of a
+    shell without job control, which starts it (and so its children) with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_stop(root: Path, sig: int) -> Path:
     """Start a generation in another process, stop it with ``sig`` once a few clips are written;
     return the set folder it was making."""
     proc = subprocess.Popen([sys.executable, "-c", GENERATE, str(root)], env={**os.environ},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible)
     deadline = time.monotonic() + 90
     try:
         while len(list(root.glob(".*.tmp-*/audio/*.wav"))) < 3:

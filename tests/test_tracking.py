@@ -183,6 +183,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _interruptible() -> None:
+    """Ctrl-C must reach the child even when the suite itself was started in the background of a
+    shell without job control, which starts it (and so its children) with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
     uri, client, folder = store
@@ -192,7 +198,7 @@ def test_zoo_ui_serves_the_store_and_stops_on_ctrl_c(store, tmp_path):
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ZOO_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "ui", "--port", str(port), "--experiment", "visible"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_interruptible)
     try:
         body = None
         deadline = time.monotonic() + 120
