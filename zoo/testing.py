@@ -402,30 +402,25 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
     who = _label(spec)
     if not isinstance(spec, ComponentSpec) or spec.kind != "backbone":
         _fail(f"check_backbone_config reads a backbone's config class: it needs the backbone spec, got {_what(spec)}")
+    from .tasks import ClassificationConfig
+
     fields = {f.name: f for f in dataclasses.fields(spec.config)}
-    if "train_defaults" in fields:
-        _fail(f"{who}: train_defaults is a field of {spec.config.__name__}; make it a class attribute, "
-              f"train_defaults: ClassVar[dict] = {{...}}")
-    defaults = getattr(spec.config, "train_defaults", None)
-    if defaults is not None:
+    known = {f.name for f in dataclasses.fields(ClassificationConfig)}
+    # train_defaults: TrainConfig fields; head_defaults: task settings, of which the built-in
+    # tasks' heads must accept those their config has.
+    for attr, target, what, keep in (("train_defaults", TrainConfig, "TrainConfig fields", None),
+                                     ("head_defaults", ClassificationConfig, "task settings", known)):
+        if attr in fields:
+            _fail(f"{who}: {attr} is a field of {spec.config.__name__}; make it a class attribute, "
+                  f"{attr}: ClassVar[dict] = {{...}}")
+        defaults = getattr(spec.config, attr, None)
+        if defaults is None:
+            continue
         if not isinstance(defaults, Mapping):
-            _fail(f"{who}: train_defaults must be a mapping of TrainConfig fields, got {type(defaults).__name__}")
+            _fail(f"{who}: {attr} must be a mapping of {what}, got {type(defaults).__name__}")
         try:
-            make_config(TrainConfig, dict(defaults), where=f"train_defaults of {who}")
-        except ZooError as exc:
-            _fail(str(exc))
-    if "head_defaults" in fields:
-        _fail(f"{who}: head_defaults is a field of {spec.config.__name__}; make it a class attribute, "
-              f"head_defaults: ClassVar[dict] = {{...}}")
-    head = getattr(spec.config, "head_defaults", None)
-    if head is not None:
-        from .tasks import ClassificationConfig
-        if not isinstance(head, Mapping):
-            _fail(f"{who}: head_defaults must be a mapping of task settings, got {type(head).__name__}")
-        known = {f.name for f in dataclasses.fields(ClassificationConfig)}
-        try:  # the built-in tasks' heads must accept what it recommends to them
-            make_config(ClassificationConfig, {k: v for k, v in head.items() if k in known},
-                        where=f"head_defaults of {who}")
+            make_config(target, {k: v for k, v in defaults.items() if keep is None or k in keep},
+                        where=f"{attr} of {who}")
         except ZooError as exc:
             _fail(str(exc))
     if "freeze" not in fields:
