@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, ZooError
 from ..fsio import shown
 from ..protocols import Clip, Dataset, Feature
-from .preparedset import Prepared
+from .preparedset import Prepared, host_budget
 from .select import select, source
 
 PACK_VERSION = 1
@@ -182,15 +182,6 @@ def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool, budget: int
         print(f"zoo: warning: rebuilding the feature pack: {exc}", file=sys.stderr)
         return None
     return arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", []))
-
-
-def host_budget() -> int:
-    """Bytes of prepared features kept in memory by default: a quarter of RAM (as
-    :func:`zoo.engine.batches.memory_budget` on the CPU); more is read from the pack on disk."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (ValueError, OSError, AttributeError):
-        return 2 << 30
 
 
 def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, skip_bad: bool = False,

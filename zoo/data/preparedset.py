@@ -5,6 +5,7 @@ The arrays are a list in memory, or (data bigger than the memory budget) a
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -77,6 +78,16 @@ class Prepared:
 
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def host_budget() -> int:
+    """Bytes of data kept in host memory by default: a quarter of RAM (2 GiB where it cannot be
+    read). Prepared features bigger than it stay in the pack on disk; on the CPU it is also what a
+    resident split may take (:func:`zoo.engine.batches.memory_budget`)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
 
 
 def parse_budget(value: object) -> int | None:

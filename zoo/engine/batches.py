@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..data.preparedset import Prepared
+from ..data.preparedset import Prepared, host_budget
 from ..errors import DataError
 from ..model.model import Batch
 
@@ -113,10 +113,7 @@ def memory_budget(device: Any) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (ValueError, OSError, AttributeError):
-        return 2 << 30
+    return host_budget()
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..data.preparedset import Prepared
+from ..data.preparedset import Prepared, parse_budget
 from ..errors import ConfigError, DataError
 from ..fsio import make_new_dir, write_json, write_text
 from .checkpoint import Checkpoint
@@ -28,7 +28,6 @@ from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from ..data.preparedset import parse_budget
 from .batches import Normaliser, describe_paths, make_splits, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
@@ -507,19 +506,20 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     with tracked_run(tracker, top_name, top_tags, reopen=resume.run_id if resume else None) as top_id, guard:
         if resume is None and folder is not None:
             _write_config(tracker, top_id, folder, doc)
+        budget = parse_budget(config.memory_budget)
         prepared = data.prepared
         if prepared is None:
             if ranks is not None and not ranks.main:
                 ranks.barrier()  # rank 0 prepares first: the others then read its feature cache
             prepared = load_data(built, registry, data, seed=request.data_seed, workspace=workspace,
-                                 progress=reporter.progress, memory_budget=parse_budget(config.memory_budget))
+                                 progress=reporter.progress, memory_budget=budget)
             if ranks is not None and ranks.main:
                 ranks.barrier()
         check_prepared(prepared, built)
         reporter.on_data(prepared)
         reporter.on_device(device.describe())
         norm = Normaliser.fit(prepared.clips(prepared.indices("train")), keep=unscaled_rows(built.features))
-        splits = make_splits(prepared, built.tasks, norm, device.device, parse_budget(config.memory_budget))
+        splits = make_splits(prepared, built.tasks, norm, device.device, budget)
         if any(s.path != "resident" for s in splits.values()):
             reporter.on_note("data path: " + ", ".join(f"{n} {s.path}" for n, s in splits.items())
                              + f" (train.memory_budget={config.memory_budget})")
