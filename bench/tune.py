@@ -41,10 +41,10 @@ def parse_variant(text: str) -> tuple[str, dict[str, dict[str, str]]]:
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
-    from zoo.engine import intervals
-    s = intervals.summarise([{"v": v} for v in values])["v"]
-    hw = s.get("half_width", 0.0)
-    return s["mean"], (0.0 if hw != hw else hw)
+    """Mean and 95 % t-interval half-width (0 for a single value)."""
+    from zoo.engine.intervals import t_interval
+    s = t_interval(values)
+    return s["mean"], 0.0 if s["half_width"] != s["half_width"] else s["half_width"]
 
 
 def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, workspace) -> dict:

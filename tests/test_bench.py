@@ -203,3 +203,26 @@ def test_results_grid_quick_puts_the_baseline_first_and_keeps_the_page_around_it
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert rows[0].startswith("| `stats+mel+chroma:genre` |") and "(baseline)" in rows[0]
     assert all(re.search(r"\| 2 \| \d+ s \|$", r) for r in rows)
+
+
+def test_tune_parses_variants_and_ranks_a_study_by_validation_only():
+    from bench import tune
+
+    assert tune.parse_variant("mix=train.mixup=0.2;task.pooling=meanstd") == (
+        "mix", {"train": {"mixup": "0.2"}, "task": {"pooling": "meanstd"}})
+    assert tune.parse_variant("base=") == ("base", {})
+    for bad in ("=train.mixup=0.2", "x=mixup=0.2"):
+        with pytest.raises(Exception, match="variant"):
+            tune.parse_variant(bad)
+
+    def row(name, val, test):
+        return {"spec": "cnn+mel:genre", "variant": name, "settings": {}, "seconds": 60.0, "best_epoch": [1, 2, 3],
+                "val": [{"genre.accuracy": v, "genre.macro_f1": v} for v in val],
+                "test": [{"genre.accuracy": t, "genre.macro_f1": t} for t in test]}
+
+    # the better test score must not decide: "b" is better on validation and comes first
+    table = tune.markdown([row("a", [0.5, 0.6, 0.7], [0.9, 0.9, 0.9]), row("b", [0.8, 0.8, 0.8], [0.1, 0.2, 0.3])])
+    lines = table.splitlines()
+    assert "`cnn+mel:genre` b: defaults" in lines[2] and "0.800 ± 0.000" in lines[2] and "0.200 ± 0.248" in lines[2]
+    assert "`cnn+mel:genre` a: defaults" in lines[3] and "0.600 ± 0.248" in lines[3]
+    assert tune.mean_ci([0.7]) == (0.7, 0.0)
