@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo.model.layers import check_bins, check_input, host_lengths, rnn_layer_parameters, zero_padding
+from zoo.model.layers import (
+    check_bins, check_input, host_lengths, length_mask, rnn_layer_parameters, window_counts, zero_padding,
+)
 from zoo.protocols import BackboneOutput
 
 from . import LSTMConfig
@@ -68,13 +70,40 @@ def unpacked_forward(rnn: nn.LSTM, h: torch.Tensor, lengths: torch.Tensor) -> to
     return zero_padding(h, mask, dim=1)
 
 
+class ConvFrontEnd(nn.Module):
+    """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> (Tensor[B, C, T'], lengths')``: ``layers``
+    blocks of a 1-D convolution over time (``kernel``, same padding), batch norm, ReLU and a max
+    pool of 2 (``ceil_mode``), so ``T' = ceil(T / 2 ** layers)`` and each clip's length shrinks
+    the same way. Steps past a clip's length are zeroed before each convolution and before each
+    pool (after the ReLU, so a zero never wins a max over a valid step), so a clip gives the same
+    output alone and in a padded batch (in eval mode)."""
+
+    def __init__(self, n_bins: int, channels: int, layers: int, kernel: int):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for i in range(layers):
+            self.blocks.append(nn.Sequential(
+                nn.Conv1d(n_bins if i == 0 else channels, channels, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(channels), nn.ReLU(inplace=True),
+            ))
+        self.pool = nn.MaxPool1d(2, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            mask = length_mask(lengths, x.shape[2])
+            x = self.pool(zero_padding(block(zero_padding(x, mask)), mask))
+            lengths = window_counts(lengths, 2, 2)
+        return zero_padding(x, length_mask(lengths, x.shape[2])), lengths
+
+
 class LSTMBackbone(nn.Module):
     """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> BackboneOutput(Tensor[B, T, D], lengths)``.
 
     Each clip runs for exactly ``lengths[b]`` steps, so a clip's outputs do not depend on how much
     padding its batch has, and the backward direction starts at the clip's true last step. Steps
     ``t >= lengths[b]`` of the output are zero. ``D = out_dim = hidden * (2 if bidirectional else 1)``.
-    Submodule: ``rnn`` (an ``nn.LSTM``).
+    Submodules: ``rnn`` (an ``nn.LSTM``); with ``conv_layers`` > 0, ``frontend`` (a
+    :class:`ConvFrontEnd`) before it, and then T and the lengths are those after its pooling.
 
     On the CPU the batch runs unpacked (:func:`unpacked_forward`, same numbers, several times
     faster to train); elsewhere packed (:func:`packed_forward`, cuDNN's fused path on CUDA).
@@ -88,8 +117,10 @@ class LSTMBackbone(nn.Module):
         self.config = config
         self.n_bins = check_bins(n_bins, WHO)
         self.out_dim = config.out_dim
+        self.frontend = (ConvFrontEnd(self.n_bins, config.conv_channels, config.conv_layers, config.conv_kernel)
+                         if config.conv_layers else None)
         self.rnn = nn.LSTM(
-            input_size=self.n_bins,
+            input_size=config.conv_channels if config.conv_layers else self.n_bins,
             hidden_size=config.hidden,
             num_layers=config.layers,
             batch_first=True,
@@ -99,19 +130,26 @@ class LSTMBackbone(nn.Module):
         )
 
     def named_blocks(self) -> list[tuple[str, list[nn.Module | nn.Parameter]]]:
-        """Its blocks for freezing, input first: each stacked layer of ``rnn`` (both directions),
-        ``"rnn layer 0"``, ``"rnn layer 1"``, ...; a one-layer ``rnn`` is one block, ``"rnn"``."""
+        """Its blocks for freezing, input first: the ``"frontend"`` when there is one, then each
+        stacked layer of ``rnn`` (both directions), ``"rnn layer 0"``, ``"rnn layer 1"``, ...; a
+        one-layer ``rnn`` is one block, ``"rnn"``."""
+        front: list[tuple[str, list[nn.Module | nn.Parameter]]] = (
+            [("frontend", [self.frontend])] if self.frontend is not None else [])
         if self.rnn.num_layers == 1:
-            return [("rnn", [self.rnn])]
-        return [(f"rnn layer {i}", rnn_layer_parameters(self.rnn, i)) for i in range(self.rnn.num_layers)]
+            return front + [("rnn", [self.rnn])]
+        return front + [(f"rnn layer {i}", rnn_layer_parameters(self.rnn, i)) for i in range(self.rnn.num_layers)]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]`` in 1..T."""
         check_input(x, lengths, self.n_bins, WHO)
-        h = x.transpose(1, 2)
         # Both paths need the lengths' values on the host (packing) or read them there for free
         # (the CPU), so checking them costs nothing extra.
         cpu_lengths = host_lengths(lengths, x.shape[2], WHO)
+        if self.frontend is not None:
+            x, lengths = self.frontend(x, lengths.reshape(-1).to(device=x.device, dtype=torch.int64))
+            for _ in self.frontend.blocks:
+                cpu_lengths = window_counts(cpu_lengths, 2, 2)
+        h = x.transpose(1, 2)
         if x.device.type == "cpu" and not self.packed_on_cpu:
             hidden = unpacked_forward(self.rnn, h, cpu_lengths)
         else:

@@ -54,13 +54,18 @@ class EmbeddedConfig:
     set (each seed is its own set, cached separately). ``workers``: processes that render (0: one
     for a few minutes of audio, else one per core); it never changes the result. ``balance``: even
     (every genre the same number of clips) or lab (unbalanced like the lab's data: the largest
-    genre about 30 % of the clips, the smallest a few; the same rendered clips, fewer used)."""
+    genre about 30 % of the clips, the smallest a few; the same rendered clips, fewer used).
+    ``sound``: genre (each genre sounds like itself: its instruments, kit, tone, distortion, room)
+    or shared (each clip takes its sound from a genre drawn at random, so a genre is told only by
+    how it is played over time: tempo, swing, timing, drum pattern, harmony, comping, bass line;
+    a set of its own, in its own folder, where averages over time say much less)."""
 
     size: Literal["tiny", "small", "default", "large"] = "default"
     seconds: float | None = None
     seed: int = 0
     workers: int = 0
     balance: Literal["even", "lab"] = "even"
+    sound: Literal["genre", "shared"] = "genre"
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -73,6 +78,9 @@ class EmbeddedConfig:
             raise ConfigError(f"dataset 'embedded' setting 'seed': {self.seed} is negative; use 0 or more")
         if self.workers < 0:
             raise ConfigError(f"dataset 'embedded' setting 'workers': {self.workers} is negative; use 0 (all cores) or more")
+        if self.sound not in ("genre", "shared"):
+            raise ConfigError(f"dataset 'embedded' setting 'sound': {self.sound!r} is not one of genre, shared "
+                              f"(e.g. --set dataset.sound=shared)")
 
     @property
     def clips_per_genre(self) -> int:
@@ -84,9 +92,11 @@ class EmbeddedConfig:
 
     @property
     def folder_name(self) -> str:
-        """``embedded-v1-<size>-seed<seed>``, with ``-<seconds>s`` when the length is not the size's."""
+        """``embedded-v1-<size>-seed<seed>``, with ``-<seconds>s`` when the length is not the size's
+        and ``-shared-sound`` for ``sound=shared``."""
         length = "" if self.clip_seconds == SIZES[self.size][1] else f"-{self.clip_seconds:g}s"
-        return f"embedded-v{VERSION}-{self.size}{length}-seed{self.seed}"
+        sound = "-shared-sound" if self.sound == "shared" else ""
+        return f"embedded-v{VERSION}-{self.size}{length}{sound}-seed{self.seed}"
 
 
 def is_embedded_set(folder: Path) -> bool:
@@ -160,17 +170,18 @@ def choose(config: EmbeddedConfig, limit: int, seed: int) -> list[str]:
     return [ids[i] for i in _limit(ids, keys, [s for _, _, s in rows], limit, seed)]
 
 
-def _render_job(job: tuple[str, int, int, float, str]) -> dict:
-    """Worker: render one clip, write its wav, return its manifest record (no audio travels back)."""
+def _render_job(job: tuple[str, int, int, float, str, str]) -> dict:
+    """Worker: render one clip, write its wav, return its manifest record (no audio travels back).
+    ``job``: genre, index, set seed, seconds, folder, sound."""
     import numpy as np
     import soundfile as sf
 
     from ..synth import render_clip
-    genre, index, seed, seconds, folder = job
+    genre, index, seed, seconds, folder, sound = job
     cid = clip_id(genre, index)
     path = os.path.join(folder, "audio", f"{cid}.wav")
     try:
-        audio, record = render_clip(genre, seed, index, seconds, SAMPLE_RATE)
+        audio, record = render_clip(genre, seed, index, seconds, SAMPLE_RATE, sound=sound)
         # quantise here rather than in libsndfile so the bytes depend on numpy alone
         pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
         sf.write(path, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
@@ -255,7 +266,7 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
                         f"writable folder or pass one with --data") from exc
     try:
         n, seconds = config.clips_per_genre, config.clip_seconds
-        jobs = [(g, i, config.seed, seconds, str(tmp)) for g in GENRES for i in range(n)]
+        jobs = [(g, i, config.seed, seconds, str(tmp), config.sound) for g in GENRES for i in range(n)]
         # starting worker processes costs about a second each: not worth it for a few minutes of audio
         workers = config.workers or (1 if len(jobs) * seconds <= 300 else (os.cpu_count() or 1))
         records = _run_jobs(jobs, min(workers, len(jobs)), progress)
@@ -266,7 +277,7 @@ def generate(config: EmbeddedConfig, folder: Path, *, progress: bool = True) -> 
         import numpy as np
         import scipy
         manifest = {
-            "format": FORMAT, "version": VERSION, "size": config.size, "seed": config.seed,
+            "format": FORMAT, "version": VERSION, "size": config.size, "seed": config.seed, "sound": config.sound,
             "seconds": seconds, "clips_per_genre": n, "sample_rate": SAMPLE_RATE, "genres": list(GENRES),
             "targets": list(TARGETS), "target_formulas": " ".join((target_formulas.__doc__ or "").split()),
             "target_tables": {"groove": GROOVE, "mode_valence": MODE_VALENCE},
@@ -368,7 +379,7 @@ class EmbeddedDataset:
                                 f"folder or pass one with --data") from exc
             token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
             jobs = [(genre, int(cid.rsplit("-", 1)[1]), self.config.seed, self.config.clip_seconds,
-                     str(folder / f".tmp-{cid}-{token}")) for cid, genre in missing]
+                     str(folder / f".tmp-{cid}-{token}"), self.config.sound) for cid, genre in missing]
             for job in jobs:
                 (Path(job[4]) / "audio").mkdir(parents=True, exist_ok=True)
             try:
@@ -422,6 +433,9 @@ class EmbeddedDataset:
         text = self._describe()
         if self.config.balance == "lab" and not self.given_set:
             text += f"; unbalanced like the lab's (balance=lab: {len(kept(self.config))} clips kept)"
+        shared = (self.manifest().get("sound") if is_embedded_set(self.folder) else self.config.sound) == "shared"
+        if shared:
+            text += "; sound=shared: each clip sounds like a random genre, only how it is played tells its own"
         return text
 
     def _describe(self) -> str:

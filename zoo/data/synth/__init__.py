@@ -10,7 +10,7 @@ What the embedded set needs is importable from here; everything else lives in it
 """
 from __future__ import annotations
 
-from .score import render_clip
+from .score import SOUNDS, render_clip
 from .styles import GENRES, GROOVE, MODE_VALENCE, Recipe, sample_recipe, targets
 
-__all__ = ["GENRES", "GROOVE", "MODE_VALENCE", "Recipe", "render_clip", "sample_recipe", "targets"]
+__all__ = ["GENRES", "GROOVE", "MODE_VALENCE", "Recipe", "SOUNDS", "render_clip", "sample_recipe", "targets"]

@@ -342,15 +342,38 @@ def render(r: Recipe, seconds: float, sr: int, rng: np.random.Generator) -> tupl
     return mix.astype(np.float32), {"rms_db": round(float(level), 3), "events_per_s": round(events / seconds, 3)}
 
 
-def render_clip(genre: str, seed: int, index: int, seconds: float, sr: int = sy.SR) -> tuple[np.ndarray, dict]:
+SOUNDS = ("genre", "shared")
+"""Where a clip's sound comes from: "genre" (its own genre's style) or "shared" (the style of a
+genre drawn at random per clip, the same for every genre: see :func:`sound_genre`)."""
+
+
+def sound_genre(genre: str, seed: int, index: int, sound: str) -> str | None:
+    """The genre whose sound clip ``index`` of ``genre`` takes: None for ``sound="genre"``; for
+    "shared", one of the ten drawn uniformly from its own seed (so the clip's other choices are
+    drawn exactly as with "genre")."""
+    if sound not in SOUNDS:
+        raise ValueError(f"sound={sound!r} is not one of {', '.join(SOUNDS)}")
+    if sound == "genre":
+        return None
+    pick = np.random.default_rng(np.random.SeedSequence([seed, GENRES.index(genre), index, 2]))
+    return GENRES[int(pick.integers(len(GENRES)))]
+
+
+def render_clip(genre: str, seed: int, index: int, seconds: float, sr: int = sy.SR,
+                sound: str = "genre") -> tuple[np.ndarray, dict]:
     """Clip ``index`` of ``genre`` for set seed ``seed``: waveform ``[N]`` float32 and a record
-    (recipe, measurements, targets). The same arguments always give the same bits."""
+    (recipe, measurements, targets). The same arguments always give the same bits. ``sound``:
+    see :data:`SOUNDS`; with "shared" the record names the genre the sound came from
+    (``sound_from``)."""
     if genre not in GENRES:
         raise ValueError(f"unknown genre {genre!r}; known: {', '.join(GENRES)}")
+    sound_from = sound_genre(genre, seed, index, sound)
     rng = np.random.default_rng(np.random.SeedSequence([seed, GENRES.index(genre), index, 1]))
-    recipe = sample_recipe(genre, rng)
+    recipe = sample_recipe(genre, rng, sound_from)
     audio, measured = render(recipe, seconds, sr, rng)
     record = {**recipe.record(), **measured}
+    if sound_from is not None:
+        record["sound_from"] = sound_from
     record.update(targets(recipe, measured["rms_db"], measured["events_per_s"], rng))
     return audio, record
 

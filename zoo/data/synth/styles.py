@@ -297,14 +297,28 @@ def _lean(rng: np.random.Generator, lo_hi: tuple[float, float], toward: float) -
     return float(lo_hi[0] + (lo_hi[1] - lo_hi[0]) * (0.6 * toward + 0.4 * rng.uniform()))
 
 
-def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
+SOUND_FIELDS = ("kit", "mix", "harmony", "bass", "lead", "bright", "drive", "level_db", "squash", "dyn_db",
+                "reverb", "room", "snr_db", "crackle")
+"""The choices of a :class:`Recipe` that make how a clip *sounds* rather than how it is *played*:
+the instruments and drum kit, the mix, tone, distortion, loudness, compression, the depth of
+its swells, the room and the noise. ``sample_recipe(..., sound_from=OTHER)`` draws these from
+another genre's style; everything else (tempo, swing, timing, drum pattern, mode, progression,
+chord size, comping, bass line, melody density, the shape of the dynamics) stays the genre's."""
+
+
+def sample_recipe(genre: str, rng: np.random.Generator, sound_from: str | None = None) -> Recipe:
     """Draw one clip's choices for ``genre`` (one of :data:`GENRES`).
 
     A clip is a moment of a song: its ``intensity`` (0-1, uniform) says whether it is a quiet
     intro or breakdown or a full chorus, and pulls loudness, melody density and compression up
     or down within the genre's ranges; the quietest moments may drop the drums altogether.
+
+    ``sound_from``: another genre whose style gives the :data:`SOUND_FIELDS` (None: ``genre``'s
+    own). The draws happen in the same order either way, so the same ``rng`` gives the same
+    rhythm, harmony and form with another genre's sound.
     """
     s = STYLES[genre]
+    snd = STYLES[sound_from or genre]
     intensity = float(rng.uniform())
     mean, sd, lo, hi = s.tempo
     tempo = float(np.clip(rng.normal(mean, sd), lo, hi))
@@ -317,9 +331,9 @@ def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
     progression = options[int(rng.integers(len(options)))]
     start = int(rng.integers(len(progression)))  # a clip may begin anywhere in the form
     progression = progression[start:] + progression[:start]
-    kit = {k: _uni(rng, s.kit.get(k, rng_range)) for k, rng_range in KIT_DEFAULTS.items()}
+    kit = {k: _uni(rng, snd.kit.get(k, rng_range)) for k, rng_range in KIT_DEFAULTS.items()}
     # every clip gets its own mix: the style's levels plus a few dB either way
-    mix = {k: float(v + rng.uniform(-4.0, 4.0)) for k, v in s.mix.items()}
+    mix = {k: float(v + rng.uniform(-4.0, 4.0)) for k, v in snd.mix.items()}
     drums = _pick(rng, s.drums)
     if intensity < 0.15 and drums != "none" and rng.uniform() < 0.5:
         drums = "sparse" if rng.uniform() < 0.5 else "none"  # an intro or a breakdown
@@ -328,12 +342,13 @@ def sample_recipe(genre: str, rng: np.random.Generator) -> Recipe:
         jitter_ms=_uni(rng, s.jitter_ms), rubato=_uni(rng, s.rubato), drums=drums,
         key=int(rng.integers(12)), mode=mode, progression=tuple(progression),
         roots_are_semitones=family == "blues12", chord_size=int(_pick(rng, s.chord_size)),
-        harmony=_pick(rng, s.harmony), comp=_pick(rng, s.comp), bass=_pick(rng, s.bass),
-        bass_line=_pick(rng, s.bass_line), lead=_pick(rng, s.lead), density=_lean(rng, s.density, intensity),
-        bright=_uni(rng, s.bright), drive=_lean(rng, s.drive, intensity), level_db=_lean(rng, s.level_db, intensity),
-        squash=_lean(rng, s.squash, intensity), dyn_shape=_pick(rng, {"flat": 0.3, "crescendo": 0.3, "decrescendo": 0.2, "swell": 0.2}),
-        dyn_db=_uni(rng, s.dyn_db), reverb=_uni(rng, s.reverb), room=_uni(rng, s.room),
-        snr_db=_uni(rng, s.snr_db), crackle=bool(rng.uniform() < s.crackle),
+        harmony=_pick(rng, snd.harmony), comp=_pick(rng, s.comp), bass=_pick(rng, snd.bass),
+        bass_line=_pick(rng, s.bass_line), lead=_pick(rng, snd.lead), density=_lean(rng, s.density, intensity),
+        bright=_uni(rng, snd.bright), drive=_lean(rng, snd.drive, intensity),
+        level_db=_lean(rng, snd.level_db, intensity), squash=_lean(rng, snd.squash, intensity),
+        dyn_shape=_pick(rng, {"flat": 0.3, "crescendo": 0.3, "decrescendo": 0.2, "swell": 0.2}),
+        dyn_db=_uni(rng, snd.dyn_db), reverb=_uni(rng, snd.reverb), room=_uni(rng, snd.room),
+        snr_db=_uni(rng, snd.snr_db), crackle=bool(rng.uniform() < snd.crackle),
         eq_low=float(rng.uniform(-0.5, 1.0)), eq_high=float(rng.uniform(-0.5, 1.0)), kit=kit, mix=mix,
     )
 
