@@ -9,6 +9,7 @@ order carried. The gap ``as is - shuffled`` is what time is worth to that model 
 
     python bench/shuffle_time.py                                    # stats+mel+chroma:genre, 3 seeds
     python bench/shuffle_time.py --spec cnn+mel:genre --epochs 3 --limit 200
+    python bench/shuffle_time.py --sound shared --set train.threads=1   # the shared-sound variant of the set
 """
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, help="default: the backbone's recommended training")
     p.add_argument("--limit", type=int, help="at most this many clips, stratified")
     p.add_argument("--size", default="default", help="embedded set size (tiny, small, default, large)")
+    p.add_argument("--sound", choices=("genre", "shared"), default="genre",
+                   help="the embedded set's sound setting (shared: each clip sounds like a random genre)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SCOPE.KEY=VALUE",
+                   help="a setting for both trainings, as zoo run --set takes it (e.g. train.threads=1)")
     p.add_argument("--home", type=Path, help="the zoo workspace (default: ZOO_HOME or ~/.zoo)")
     p.add_argument("--json", type=Path, help="write the per-seed numbers here")
     args = p.parse_args(argv)
@@ -54,7 +59,9 @@ def main(argv=None) -> int:
     from zoo.workspace import Workspace
     ws = Workspace(home=args.home) if args.home else Workspace.from_env()
     built = compose(args.spec, workspace=ws)
-    data = DataRequest(settings={"size": args.size}, limit=args.limit)
+    data = DataRequest(settings={"size": args.size, "sound": args.sound}, limit=args.limit)
+    from zoo.config import parse_assignments
+    settings = parse_assignments(args.overrides)
     prepared = load_data(built, ws.registry(), data, seed=0, workspace=ws, progress=False)
     task = args.spec.split(":", 1)[1].split(",")[0]
     metric = f"{task}.accuracy" if task == "genre" else f"{task}.spearman"
@@ -62,7 +69,7 @@ def main(argv=None) -> int:
     for name, what in (("as is", prepared), ("time-shuffled", shuffled(prepared))):
         start = time.perf_counter()
         res = zoo.train(args.spec, prepared=what, seeds=args.seeds, epochs=args.epochs, track=False, progress=False,
-                        workspace=ws)
+                        workspace=ws, settings=settings)
         vals = [r.val[metric] for r in res.results]
         out[name] = {"val": vals, "interval": intervals.t_interval(vals), "seconds": time.perf_counter() - start,
                      "test": [r.test.get(metric) for r in res.results]}

@@ -30,14 +30,12 @@ def parse_variant(text: str) -> tuple[str, dict[str, dict[str, str]]]:
     name, _, rest = text.partition("=")
     if not name:
         raise argparse.ArgumentTypeError(f"variant {text!r}: give NAME=KEY=VALUE[;KEY=VALUE...], e.g. mix=train.mixup=0.2")
-    settings: dict[str, dict[str, str]] = {}
-    for item in filter(None, (s.strip() for s in rest.split(";"))):
-        key, eq, value = item.partition("=")
-        scope, dot, field = key.partition(".")
-        if not eq or not dot:
-            raise argparse.ArgumentTypeError(f"variant {name}: {item!r} is not SCOPE.KEY=VALUE")
-        settings.setdefault(scope, {})[field] = value
-    return name, settings
+    from zoo.config import parse_assignments
+    from zoo.errors import ConfigError
+    try:
+        return name, parse_assignments([s.strip() for s in rest.split(";") if s.strip()])
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"variant {name}: {exc}") from exc
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:

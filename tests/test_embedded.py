@@ -180,6 +180,9 @@ def test_config_is_typed_and_checked():
     assert config.folder_name == "embedded-v1-small-4.5s-seed2"
     assert EmbeddedConfig().folder_name == "embedded-v1-default-seed0"
     assert EmbeddedConfig(seconds=6).folder_name == "embedded-v1-default-seed0"
+    assert EmbeddedConfig(sound="shared").folder_name == "embedded-v1-default-shared-sound-seed0"
+    with pytest.raises(ConfigError, match="sound.*'mixed'"):
+        make_config(EmbeddedConfig, {"sound": "mixed"})
     with pytest.raises(ConfigError, match="'huge'.*tiny"):
         make_config(EmbeddedConfig, {"size": "huge"})
     with pytest.raises(ConfigError, match="seconds.*2-60"):
@@ -204,3 +207,18 @@ def test_zoo_list_shows_the_embedded_set(capsys):
     from zoo.cli import main
     main(["list", "dataset"])
     assert "embedded" in capsys.readouterr().out
+
+
+def test_the_shared_sound_set_is_its_own_set_and_says_where_each_sound_came_from(tmp_path):
+    """``sound=shared`` renders into its own folder (never mixed with the default set's clips), each
+    record names the genre its sound came from, and the description says what the set is."""
+    dataset = Registry().create("dataset", "embedded", {"size": "tiny", "sound": "shared"}, tmp_path)
+    dataset.only(["classical-0001", "metal-0002"])
+    clips = dataset.clips("frames")
+    assert [c.id for c in clips] == ["classical-0001", "metal-0002"]
+    assert all("shared-sound" in str(c.audio) for c in clips)
+    records = [json.loads((dataset.clips_folder / "records" / f"{c.id}.json").read_text()) for c in clips]
+    assert all(r["sound_from"] in GENRES for r in records)
+    assert "sound=shared" in dataset.describe()
+    plain = Registry().create("dataset", "embedded", {"size": "tiny"}, tmp_path)
+    assert plain.folder != dataset.folder and "sound=shared" not in plain.describe()

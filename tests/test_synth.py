@@ -166,3 +166,36 @@ def test_targets_vary_within_a_genre():
     for name in ("valence", "energy", "danceability"):
         values = [_score(r, rms_db=r.level_db, events=4 + 20 * r.intensity, seed=i)[name] for i, r in enumerate(recipes)]
         assert np.std(values) > 0.03, name
+
+
+def test_shared_sound_keeps_how_a_clip_is_played_and_draws_its_sound_from_another_genre():
+    """``sound="shared"``: the same clip, played the same (tempo, pattern, harmony ...), with the
+    sound (instruments, kit, mix, tone, room ...) of a genre drawn per clip; deterministic."""
+    from zoo.data.synth.score import sound_genre
+    from zoo.data.synth.styles import SOUND_FIELDS
+
+    sources = []
+    for index in range(40):
+        own = sample_recipe("Classical", np.random.default_rng(index))
+        other = sound_genre("Classical", 0, index, "shared")
+        assert other == sound_genre("Classical", 0, index, "shared") and other in GENRES
+        sources.append(other)
+        shared = sample_recipe("Classical", np.random.default_rng(index), other)
+        for f in dataclasses.fields(own):
+            if f.name not in SOUND_FIELDS:
+                assert getattr(shared, f.name) == getattr(own, f.name), f.name
+        lo, hi = STYLES[other].drive
+        assert lo - 1e-9 <= shared.drive <= hi + 1e-9  # the other genre's range, not Classical's (0, 0)
+        assert shared.harmony in STYLES[other].harmony
+    assert len(set(sources)) >= 6  # drawn across the genres, not one fixed swap
+    assert sound_genre("Classical", 0, 0, "genre") is None
+    with pytest.raises(ValueError, match="genre, shared"):
+        sound_genre("Classical", 0, 0, "mixed")
+
+    metal = next(i for i, g in enumerate(sources) if g == "Metal")
+    a, ra = render_clip("Classical", 0, metal, 2.0, sound="shared")
+    b, rb = render_clip("Classical", 0, metal, 2.0, sound="shared")
+    own_audio, own_record = render_clip("Classical", 0, metal, 2.0)
+    assert a.tobytes() == b.tobytes() and ra == rb and ra["sound_from"] == "Metal"
+    assert "sound_from" not in own_record and not np.array_equal(a, own_audio)
+    assert ra["tempo"] == own_record["tempo"] and ra["progression"] == own_record["progression"]
