@@ -9,7 +9,8 @@ from zoo.testing import check_backbone, check_backbone_config
 
 
 @pytest.mark.parametrize("settings", [{}, {"hidden": "8", "layers": "2", "bidirectional": "false"},
-                                      {"hidden": "8", "conv_layers": "2", "conv_channels": "6", "conv_kernel": "3"}])
+                                      {"hidden": "8", "conv_layers": "2", "conv_channels": "6", "conv_kernel": "3"},
+                                      {"hidden": "8", "conv_layers": "2", "conv_channels": "4", "conv_dims": "2"}])
 def test_the_lstm_meets_the_backbone_contract(settings):
     check_backbone(zoo_lstm.spec, n_bins=12, settings=settings)
 
@@ -24,13 +25,16 @@ def test_the_registered_lstm_is_this_spec():
     assert Registry().load("backbone", "lstm") is zoo_lstm.spec
 
 
-def test_the_conv_front_end_shortens_each_clip_as_it_pools_and_ignores_padding():
+@pytest.mark.parametrize("dims", [1, 2])
+def test_the_conv_front_end_shortens_each_clip_as_it_pools_and_ignores_padding(dims):
     """Two pooled layers: T 50 -> 13 and each length -> ceil(L / 4); a clip padded into a batch
-    gives what it gives alone, and a padded clip's steps past its length are zero."""
+    gives what it gives alone, and a padded clip's steps past its length are zero. In 2-D the
+    LSTM reads 6 channels x 3 pooled rows of the 12 bins."""
     import torch
 
     torch.manual_seed(0)
-    net = zoo_lstm.build(zoo_lstm.LSTMConfig(hidden=8, conv_layers=2, conv_channels=6), 12).eval()
+    net = zoo_lstm.build(zoo_lstm.LSTMConfig(hidden=8, conv_layers=2, conv_channels=6, conv_dims=dims), 12).eval()
+    assert net.rnn.input_size == (6 if dims == 1 else 18)
     assert [name for name, _ in net.named_blocks()] == ["frontend", "rnn layer 0", "rnn layer 1"]
     lengths = torch.tensor([50, 33, 7])
     x = torch.randn(3, 12, 50) * (torch.arange(50)[None, None, :] < lengths[:, None, None])
@@ -44,7 +48,7 @@ def test_the_conv_front_end_shortens_each_clip_as_it_pools_and_ignores_padding()
         assert out.hidden[i, n:].abs().max() == 0
 
 
-@pytest.mark.parametrize("setting, value", [("conv_layers", "-1"), ("conv_layers", "7"), ("conv_kernel", "4"),
+@pytest.mark.parametrize("setting, value", [("conv_layers", "-1"), ("conv_layers", "7"), ("conv_kernel", "4"), ("conv_dims", "3"),
                                             ("conv_channels", "0")])
 def test_bad_front_end_settings_name_the_setting(setting, value):
     from zoo.config import make_config

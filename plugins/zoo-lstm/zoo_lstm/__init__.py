@@ -19,10 +19,13 @@ class LSTMConfig:
     ``dropout`` between stacked layers (ignored by torch with one layer).
 
     ``conv_layers``: a convolutional front end before the LSTM (0: none, the LSTM reads the
-    feature frames). Each layer is a 1-D convolution over time (kernel ``conv_kernel``,
-    ``conv_channels`` out), batch norm, ReLU and a max pool of 2 along time, so the LSTM reads
-    ``conv_channels`` learned features per step on a sequence ``2 ** conv_layers`` times shorter
-    (each clip's length shrinks likewise, rounded up), as a CRNN does.
+    feature frames), as a CRNN has. With ``conv_dims=1`` each layer is a 1-D convolution over
+    time across all bins (kernel ``conv_kernel``, ``conv_channels`` out), batch norm, ReLU and a
+    max pool of 2 along time, and the LSTM reads ``conv_channels`` features per step. With
+    ``conv_dims=2`` each layer is a ``conv_kernel`` x ``conv_kernel`` convolution over bins and
+    time, batch norm, ReLU and a 2 x 2 max pool, and the LSTM reads the channels of every pooled
+    bin row, ``conv_channels * ceil(n_bins / 2 ** conv_layers)`` per step. Either way the
+    sequence (and each clip's length, rounded up) is ``2 ** conv_layers`` times shorter.
 
     The defaults train in minutes on a 2-core CPU; the lab used one bidirectional LSTM of this size.
     """
@@ -34,6 +37,7 @@ class LSTMConfig:
     conv_layers: int = 0
     conv_channels: int = 64
     conv_kernel: int = 5
+    conv_dims: int = 1
 
     def __post_init__(self) -> None:
         where = "backbone 'lstm'"
@@ -43,6 +47,9 @@ class LSTMConfig:
         if self.conv_channels < 1:
             raise ConfigError(f"{where}: conv_channels={self.conv_channels} must be at least 1 "
                               f"(e.g. --set backbone.conv_channels=64)")
+        if self.conv_dims not in (1, 2):
+            raise ConfigError(f"{where}: conv_dims={self.conv_dims} must be 1 (convolve over time across all bins) "
+                              f"or 2 (over bins and time, as a 2-D CNN; e.g. --set backbone.conv_dims=2)")
         if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
             raise ConfigError(f"{where}: conv_kernel={self.conv_kernel} must be odd and positive, so a frame's "
                               f"window is centred on it (e.g. --set backbone.conv_kernel=5)")

@@ -71,29 +71,43 @@ def unpacked_forward(rnn: nn.LSTM, h: torch.Tensor, lengths: torch.Tensor) -> to
 
 
 class ConvFrontEnd(nn.Module):
-    """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> (Tensor[B, C, T'], lengths')``: ``layers``
-    blocks of a 1-D convolution over time (``kernel``, same padding), batch norm, ReLU and a max
-    pool of 2 (``ceil_mode``), so ``T' = ceil(T / 2 ** layers)`` and each clip's length shrinks
-    the same way. Steps past a clip's length are zeroed before each convolution and before each
-    pool (after the ReLU, so a zero never wins a max over a valid step), so a clip gives the same
-    output alone and in a padded batch (in eval mode)."""
+    """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> (Tensor[B, out_dim, T'], lengths')``.
 
-    def __init__(self, n_bins: int, channels: int, layers: int, kernel: int):
+    ``layers`` blocks of a convolution (``dims=1``: over time across all bins, kernel ``kernel``;
+    ``dims=2``: over bins and time, ``kernel`` x ``kernel``; same padding), batch norm, ReLU and a
+    max pool of 2 along time (and bins, for ``dims=2``; ``ceil_mode``), so
+    ``T' = ceil(T / 2 ** layers)`` and each clip's length shrinks the same way. ``out_dim``:
+    ``channels``, or for ``dims=2`` ``channels`` times the pooled bin rows (channels of a row
+    stay together). Steps past a clip's length are zeroed before each convolution and before
+    each pool (after the ReLU, so a zero never wins a max over a valid step), so a clip gives
+    the same output alone and in a padded batch (in eval mode)."""
+
+    def __init__(self, n_bins: int, channels: int, layers: int, kernel: int, dims: int = 1):
         super().__init__()
-        self.blocks = nn.ModuleList()
-        for i in range(layers):
-            self.blocks.append(nn.Sequential(
-                nn.Conv1d(n_bins if i == 0 else channels, channels, kernel, padding=kernel // 2, bias=False),
-                nn.BatchNorm1d(channels), nn.ReLU(inplace=True),
-            ))
-        self.pool = nn.MaxPool1d(2, ceil_mode=True)
+        conv, norm, pool = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (
+            nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+        first = n_bins if dims == 1 else 1
+        self.dims = dims
+        self.blocks = nn.ModuleList(
+            nn.Sequential(conv(first if i == 0 else channels, channels, kernel, padding=kernel // 2, bias=False),
+                          norm(channels), nn.ReLU(inplace=True))
+            for i in range(layers))
+        self.pool = pool(2, ceil_mode=True)
+        rows = n_bins
+        for _ in range(layers):
+            rows = -(-rows // 2)
+        self.out_dim = channels if dims == 1 else channels * rows
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.dims == 2:
+            x = x.unsqueeze(1)  # [B, 1, F, T]
         for block in self.blocks:
-            mask = length_mask(lengths, x.shape[2])
+            mask = length_mask(lengths, x.shape[-1])
             x = self.pool(zero_padding(block(zero_padding(x, mask)), mask))
             lengths = window_counts(lengths, 2, 2)
-        return zero_padding(x, length_mask(lengths, x.shape[2])), lengths
+        if self.dims == 2:
+            x = x.flatten(1, 2)  # [B, C * F', T']
+        return zero_padding(x, length_mask(lengths, x.shape[-1])), lengths
 
 
 class LSTMBackbone(nn.Module):
@@ -117,10 +131,10 @@ class LSTMBackbone(nn.Module):
         self.config = config
         self.n_bins = check_bins(n_bins, WHO)
         self.out_dim = config.out_dim
-        self.frontend = (ConvFrontEnd(self.n_bins, config.conv_channels, config.conv_layers, config.conv_kernel)
-                         if config.conv_layers else None)
+        self.frontend = (ConvFrontEnd(self.n_bins, config.conv_channels, config.conv_layers, config.conv_kernel,
+                                      config.conv_dims) if config.conv_layers else None)
         self.rnn = nn.LSTM(
-            input_size=config.conv_channels if config.conv_layers else self.n_bins,
+            input_size=self.frontend.out_dim if self.frontend is not None else self.n_bins,
             hidden_size=config.hidden,
             num_layers=config.layers,
             batch_first=True,
