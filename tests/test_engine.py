@@ -261,6 +261,29 @@ def test_packaged_model_round_trips_through_the_registry(tmp_path, registry):
     assert split_metrics(model, b)["genre"]["accuracy"] == pytest.approx(res.test["genre.accuracy"])
 
 
+def test_a_model_saved_before_a_setting_existed_rebuilds_with_its_former_default(tmp_path, registry):
+    """An LSTM packaged before ``conv_layers`` existed (a plain LSTM, its meta without the conv_*
+    settings) rebuilds as a plain LSTM whatever today's default is: ``LSTMConfig.former_defaults``."""
+    import zoo_lstm
+
+    from zoo.config import with_former_defaults
+    assert zoo_lstm.LSTMConfig.former_defaults == {"conv_layers": 0}
+    assert with_former_defaults(zoo_lstm.LSTMConfig, {"hidden": 8}) == {"conv_layers": 0, "hidden": 8}
+    assert with_former_defaults(zoo_lstm.LSTMConfig, {"conv_layers": 2})["conv_layers"] == 2
+    prepared = separable(5)
+    res = train_quick("lstm+chroma:genre", prepared, tmp_path, registry, epochs=1,
+                      settings={"backbone": {"hidden": 16, "conv_layers": 0}})
+    folder = res.results[0].model_dir
+    meta = json.loads((folder / META_FILE).read_text())
+    for key in [k for k in meta["configs"]["backbone"] if k.startswith("conv_")]:
+        del meta["configs"]["backbone"][key]
+    (folder / META_FILE).write_text(json.dumps(meta))
+    model, _ = load_model(folder, registry)
+    assert model.backbone.frontend is None and model.backbone.rnn.input_size == 12
+    for name, value in res.model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value)
+
+
 def test_loading_a_model_whose_plugin_is_missing_names_the_distribution(tmp_path, registry):
     res = train_quick("lstm+chroma:genre", separable(5), tmp_path, registry, epochs=1)
     core_only = Registry(autoload=False)

@@ -98,6 +98,16 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
 
 
+def with_former_defaults(config_cls: Any, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A component's settings as a saved model recorded them, completed for a config class that has
+    gained fields since: each field the recording lacks takes its value from the class's
+    ``former_defaults`` (an optional ``ClassVar[dict]``: field -> the value that behaves as the
+    component did before the field existed), so a model saved before a new field, or before a
+    default changed, rebuilds as it was trained. Other missing fields take today's defaults."""
+    former = getattr(config_cls, "former_defaults", None) or {}
+    return {**{k: v for k, v in former.items() if k not in recorded}, **recorded}
+
+
 def parse_assignments(items: list[str] | None) -> dict[str, dict[str, str]]:
     """Parse CLI ``--set backbone.hidden=256`` items into ``{"backbone": {"hidden": "256"}}``.
 

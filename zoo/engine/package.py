@@ -187,7 +187,15 @@ def features_from_meta(meta: Mapping[str, Any], registry: Any = None) -> dict[st
     from ..registry import Registry
     registry = registry or Registry()
     configs = meta["configs"]["feature"]
-    return {n: registry.create("feature", n, configs[n]) for n in meta["composition"]["features"]}
+    return {n: registry.create("feature", n, recorded_settings(registry, "feature", n, configs[n]))
+            for n in meta["composition"]["features"]}
+
+
+def recorded_settings(registry: Any, kind: str, name: str, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a packaged model recorded for component ``kind``/``name``, completed with its
+    config class's ``former_defaults`` (:func:`zoo.config.with_former_defaults`)."""
+    from ..config import with_former_defaults
+    return with_former_defaults(registry.load(kind, name).config, recorded)
 
 
 def load_model(folder: Path, registry: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -214,9 +222,11 @@ def load_model(folder: Path, registry: Any = None) -> tuple[Any, dict[str, Any]]
         _needs(meta, kind, name, registry, folder)
     meta["installed"] = {f"{k}.{n}": registry.provider(k, n) for k, n in wanted}
     configs = meta["configs"]
-    tasks = {n: registry.create("task", n, configs["task"][n]) for n in comp["tasks"]}
+    tasks = {n: registry.create("task", n, recorded_settings(registry, "task", n, configs["task"][n]))
+             for n in comp["tasks"]}
     schemas = {n: tasks[n].schema(tuple(meta["tasks"][n]["classes"])) for n in comp["tasks"]}
-    backbone_config = {k: v for k, v in configs["backbone"].items() if k not in INIT_ONLY_SETTINGS}
+    recorded = recorded_settings(registry, "backbone", comp["backbone"], configs["backbone"])
+    backbone_config = {k: v for k, v in recorded.items() if k not in INIT_ONLY_SETTINGS}
     backbone = registry.create("backbone", comp["backbone"], backbone_config, int(meta["n_bins"]))
     train = meta.get("train", {})
     try:

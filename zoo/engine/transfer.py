@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import with_former_defaults
 from ..errors import ConfigError, SpecError
 from ..spec import Composition
 from ..tracking import NOTE_TAG
@@ -96,7 +97,8 @@ def adopt_settings(source: TransferSource, comp: Composition, settings: Mapping[
         )
     out = {k: dict(v) for k, v in (settings or {}).items()}
     given = {**out.pop("backbone", {}), **out.pop(comp.backbone, {})}
-    recorded = {k: v for k, v in source.meta["configs"]["backbone"].items() if k not in INIT_ONLY_SETTINGS}
+    recorded = {k: v for k, v in with_former_defaults(backbone_config, source.meta["configs"]["backbone"]).items()
+                if k not in INIT_ONLY_SETTINGS}
     clash = {k: v for k, v in given.items() if k in recorded and str(v) != str(recorded[k]) and k != "freeze"}
     if clash:
         key = next(iter(clash))

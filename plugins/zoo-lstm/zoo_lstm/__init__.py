@@ -6,6 +6,7 @@ The network itself lives in :mod:`zoo_lstm.model` and is imported only when a mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
@@ -38,6 +39,8 @@ class LSTMConfig:
     conv_channels: int = 64
     conv_kernel: int = 5
     conv_dims: int = 1
+    former_defaults: ClassVar[dict] = {"conv_layers": 0}
+    """What a model saved before the front end existed had: none (``zoo.config.with_former_defaults``)."""
 
     def __post_init__(self) -> None:
         where = "backbone 'lstm'"
