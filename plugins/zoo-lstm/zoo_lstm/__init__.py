@@ -81,6 +81,7 @@ spec = ComponentSpec(
     name="lstm",
     config=LSTMConfig,
     build=build,
-    summary="LSTM over each clip's true length (bidirectional, stacked; packed on CUDA, unpacked on the CPU); "
-            "returns the sequence [B, T, D] for the task head to pool",
+    summary="LSTM over each clip's true length (bidirectional, stacked; packed on CUDA, unpacked on the CPU), "
+            "optionally after a pooled conv front end (CRNN, conv_layers); returns the sequence [B, T, D] "
+            "for the task head to pool",
 )
