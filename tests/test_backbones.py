@@ -20,6 +20,11 @@ def make(name, n_bins, **settings):
     return REGISTRY.create("backbone", name, settings, n_bins)
 
 
+def plain_lstm(n_bins, **settings):
+    """The LSTM without its conv front end (the lab's network): what the recurrence tests check."""
+    return make("lstm", n_bins, conv_layers=0, **settings)
+
+
 def padded(n_bins, lengths, seed=0, pad=0.0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(len(lengths), n_bins, max(lengths), generator=g)
@@ -66,7 +71,7 @@ def test_wrong_number_of_bins_is_a_clear_error(name):
 # -- lstm ----------------------------------------------------------------------------------
 
 def test_lstm_returns_sequence_zero_past_each_length():
-    model = make("lstm", 10, hidden=16).eval()
+    model = plain_lstm(10, hidden=16).eval()
     lengths = [23, 9, 1, 15]
     x, lens = padded(10, lengths)
     out = model(x, lens)
@@ -79,7 +84,7 @@ def test_lstm_returns_sequence_zero_past_each_length():
 
 def test_lstm_backward_direction_starts_at_the_true_end():
     # The backward half of step n-1 has seen only that step, alone or in a batch (both paths).
-    model = make("lstm", 6, hidden=8, layers=1).eval()
+    model = plain_lstm(6, hidden=8, layers=1).eval()
     x, lens = padded(6, [12, 5])
     for packed in (False, True):
         model.packed_on_cpu = packed
@@ -108,7 +113,7 @@ def _outputs_and_grads(model, x, lengths, packed):
 ])
 def test_lstm_cpu_fast_path_gives_the_packed_numbers(settings):
     torch.manual_seed(0)
-    model = make("lstm", 5, **settings)
+    model = plain_lstm(5, **settings)
     x, lengths = padded(5, [11, 3, 7, 1, 11, 10])
     # Eval: dropout off, so both paths must agree exactly up to rounding; training mode without
     # dropout too (torch's training path differs from its inference path).
@@ -131,13 +136,13 @@ def test_lstm_on_the_cpu_does_not_pack(monkeypatch):
         raise AssertionError("packed a batch on the CPU")
 
     monkeypatch.setattr(zoo_lstm.model, "pack_padded_sequence", refuse)
-    model = make("lstm", 4, hidden=4)
+    model = plain_lstm(4, hidden=4)
     assert model(*padded(4, [6, 2])).hidden.shape == (2, 6, 8)
 
 
 def test_lstm_dropout_between_layers_on_the_fast_path():
     # Training mode drops between stacked layers (as nn.LSTM does), eval mode does not.
-    model = make("lstm", 4, hidden=16, layers=2, dropout=0.5)
+    model = plain_lstm(4, hidden=16, layers=2, dropout=0.5)
     x, lengths = padded(4, [9, 5])
     torch.manual_seed(0)
     a = model(x, lengths).hidden
@@ -157,20 +162,20 @@ def test_flip_within_reverses_only_the_valid_steps():
 
 
 def test_lstm_settings_from_cli_strings():
-    model = make("lstm", 7, hidden="24", layers="3", bidirectional="false", dropout="0.3")
+    model = plain_lstm(7, hidden="24", layers="3", bidirectional="false", dropout="0.3")
     assert model.out_dim == 24
     assert model.rnn.num_layers == 3 and model.rnn.dropout == pytest.approx(0.3)
     assert not model.rnn.bidirectional
-    single = make("lstm", 7, layers=1, dropout=0.5)
+    single = plain_lstm(7, layers=1, dropout=0.5)
     assert single.rnn.dropout == 0.0  # nothing to drop between layers
 
 
 def test_lstm_bad_settings_and_lengths():
     with pytest.raises(ConfigError, match="layers=0"):
-        make("lstm", 4, layers=0)
+        plain_lstm(4, layers=0)
     with pytest.raises(ConfigError, match="did you mean 'hidden'"):
-        make("lstm", 4, hiden=5)
-    model = make("lstm", 4, hidden=4)
+        plain_lstm(4, hiden=5)
+    model = plain_lstm(4, hidden=4)
     with pytest.raises(DataError, match=r"lengths must be in 1\.\.6"):
         model(torch.zeros(2, 4, 6), torch.tensor([6, 0]))
     with pytest.raises(DataError, match=r"lengths must be in 1\.\.6"):

@@ -246,6 +246,8 @@ def test_packaged_model_round_trips_through_the_registry(tmp_path, registry):
     assert meta["spec"] == "lstm+chroma:genre,valence" and meta["classes"] == list(CLASSES)
     assert meta["providers"]["backbone.lstm"] == f"music-zoo-lstm=={md.version('music-zoo-lstm')}"
     assert meta["configs"]["backbone"]["hidden"] == 16 and meta["settings"]["backbone"]["hidden"] == 16
+    # the backbone's head_defaults are part of what the model is rebuilt from
+    assert meta["configs"]["task"]["genre"]["pooling"] == "meanstd"
     assert meta["feature_settings"]["chroma"] and len(meta["normalisation"]["mean"]) == 12
     assert meta["tasks"]["valence"] == {"kind": "regression", "target": "valence", "classes": [],
                                        "primary_metric": "spearman", "greater_is_better": True}

@@ -72,19 +72,20 @@ def build_components(comp: Composition, registry: Registry, settings: Mapping[st
         merged = {**settings.get("feature", {}), **settings.get(name, {})}
         features[name] = registry.create("feature", name, merged)
     rate = check_rates(features)
-    tasks = {}
+    tasks, task_settings = {}, {}
     recommended = head_defaults(registry, comp.backbone)
     for name in comp.tasks:
-        merged = {**task_recommendations(registry, name, recommended), **settings.get("task", {}),
-                  **settings.get(name, {})}
-        tasks[name] = registry.create("task", name, merged)
+        task_settings[name] = {**task_recommendations(registry, name, recommended), **settings.get("task", {}),
+                               **settings.get(name, {})}
+        tasks[name] = registry.create("task", name, task_settings[name])
     providers = {f"backbone.{comp.backbone}": registry.provider("backbone", comp.backbone)}
     providers.update({f"feature.{n}": registry.provider("feature", n) for n in comp.features})
     providers.update({f"task.{n}": registry.provider("task", n) for n in comp.tasks})
     backbone_settings = {**settings.get("backbone", {}), **settings.get(comp.backbone, {})}
     resolved = {"backbone": backbone_settings}
     resolved.update({n: {**settings.get("feature", {}), **settings.get(n, {})} for n in comp.features})
-    resolved.update({n: {**settings.get("task", {}), **settings.get(n, {})} for n in comp.tasks})
+    # The backbone's head_defaults too: a packaged model is rebuilt from these (resolved_configs).
+    resolved.update(task_settings)
     return Built(comp, features, tasks, rate, sum(f.n_bins for f in features.values()), providers, resolved)
 
 
