@@ -280,9 +280,10 @@ def test_a_backbones_head_defaults_sit_below_every_task_setting():
         built = build_components(parse_spec(spec, registry), registry, settings)
         return {name: task.config.pooling for name, task in built.tasks.items()}
 
-    # the CNN recommends meanstd to every task head that pools; the LSTM recommends nothing
+    # the CNN and the LSTM recommend meanstd to every task head that pools; the AST recommends nothing
     assert pooling("cnn+mel:genre,valence") == {"genre": "meanstd", "valence": "meanstd"}
-    assert pooling("lstm+mel:genre") == {"genre": "mean"}
+    assert pooling("lstm+mel:genre") == {"genre": "meanstd"}
+    assert pooling("ast+mel:genre") == {"genre": "mean"}
     assert pooling("cnn+mel:genre,valence", {"task": {"pooling": "max"}}) == {"genre": "max", "valence": "max"}
     assert pooling("cnn+mel:genre,valence", {"valence": {"pooling": "last"}}) == {"genre": "meanstd", "valence": "last"}
 

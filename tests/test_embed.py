@@ -79,7 +79,8 @@ def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_targe
     model, meta = zoo.load(res)
     rows = prepared.indices("test")
     z = embeddings(model, meta, prepared, rows, task="valence", device="cpu")
-    assert z.shape == (len(rows), model.backbone.out_dim)
+    # the LSTM's heads pool mean and standard deviation (its head_defaults): twice its width
+    assert z.shape == (len(rows), 2 * model.backbone.out_dim)
     # Feeding the embedding to the valence output layer must give the model's own valence output.
     from zoo.engine.batches import Normaliser, make_split
     split = make_split("test", prepared, rows, {}, Normaliser.from_json(meta["normalisation"]), torch.device("cpu"))

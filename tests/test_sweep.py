@@ -108,7 +108,7 @@ def test_a_four_trial_sweep_nests_every_trial_and_finds_the_best(workspace, zoo_
     plan = SweepPlan(
         spec="lstm+chroma:genre",
         params=parse_params(["backbone.hidden=grid:8,12,16,20", "train.lr=loguniform:1e-3:1e-2"]),
-        settings={"dataset": {"size": "tiny"}, "backbone": {"layers": 1, "bidirectional": False},
+        settings={"dataset": {"size": "tiny"}, "backbone": {"layers": 1, "bidirectional": False, "conv_layers": 0},
                   "train": {"warmup": 0.0}},
         train={"epochs": 2, "batch_size": 8, "patience": 0}, trials=1, cpus=2, experiment="sweep-test")
     result = sweep(plan, registry=workspace.registry(), workspace=workspace, say=lambda line: None,

@@ -67,7 +67,7 @@ def test_a_run_logs_params_metrics_reports_and_the_model(store, tmp_path):
     assert r.info.status == "FINISHED"
     p, t, m = r.data.params, r.data.tags, r.data.metrics
     assert p["spec"] == t["zoo.spec"] == "lstm+chroma:genre"
-    assert p["backbone.hidden"] == "16" and p["train.lr"] == "0.01" and p["task.genre.pooling"] == "mean"
+    assert p["backbone.hidden"] == "16" and p["train.lr"] == "0.01" and p["task.genre.pooling"] == "meanstd"
     assert p["feature.chroma.hop_length"] == "512"
     assert p["provider.backbone.lstm"] == f"music-zoo-lstm=={md.version('music-zoo-lstm')}"
     assert p["provider.task.genre"] == f"music-zoo=={md.version('music-zoo')}"
