@@ -109,6 +109,12 @@ class ConvFrontEnd(nn.Module):
             x = x.flatten(1, 2)  # [B, C * F', T']
         return zero_padding(x, length_mask(lengths, x.shape[-1])), lengths
 
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forward` makes of ``lengths`` (on any device): halved, rounded up, per block."""
+        for _ in self.blocks:
+            lengths = window_counts(lengths, 2, 2)
+        return lengths
+
 
 class LSTMBackbone(nn.Module):
     """``forward(x: Tensor[B, F, T], lengths: Tensor[B]) -> BackboneOutput(Tensor[B, T, D], lengths)``.
@@ -161,8 +167,7 @@ class LSTMBackbone(nn.Module):
         cpu_lengths = host_lengths(lengths, x.shape[2], WHO)
         if self.frontend is not None:
             x, lengths = self.frontend(x, lengths.reshape(-1).to(device=x.device, dtype=torch.int64))
-            for _ in self.frontend.blocks:
-                cpu_lengths = window_counts(cpu_lengths, 2, 2)
+            cpu_lengths = self.frontend.output_lengths(cpu_lengths)  # on the host: no device sync
         h = x.transpose(1, 2)
         if x.device.type == "cpu" and not self.packed_on_cpu:
             hidden = unpacked_forward(self.rnn, h, cpu_lengths)
