@@ -1,5 +1,8 @@
 """Writing the files the zoo later trusts: atomically, or with a one-line error naming the path and the free space.
 
+Reading back what torch saved (weights, training checkpoints) is :func:`read_torch`: as data only,
+whatever the file says, so a tampered file runs no code.
+
 Every file a later step reads back as the truth (``weights.pt``, ``zoo_model.json``, reports,
 figures) is written to a temporary file in its own folder, flushed to disk, then renamed over
 the final name: a full disk, a crash or Ctrl-C leave the old file or none, never half of one.
@@ -15,8 +18,10 @@ import contextlib
 import errno
 import json
 import os
+import pickle
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -192,3 +197,49 @@ def write_json(path: Path | str, doc: Any, what: str = "file", **dumps: Any) -> 
     """Write ``doc`` as JSON (``json.dumps(doc, **dumps)``, indent 2 by default) to ``path`` atomically."""
     dumps.setdefault("indent", 2)
     return write_text(path, json.dumps(doc, **dumps), what)
+
+
+def read_torch(path: Path | str, what: str, fix: str, error: type[ZooError] = ZooError) -> Any:
+    """What ``torch.save`` wrote at ``path``, read as data only (tensors, numbers, strings, containers).
+
+    ``torch.load(weights_only=True)`` refuses any object that would name a function to call, so a
+    tampered or foreign file (a ``__reduce__`` payload) runs nothing. Every failure (missing, empty,
+    not a torch file, holds code) is one ``error`` naming ``what``, the path and ``fix``.
+    """
+    import torch
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise error(f"{what} {shown(path)} is missing; {fix}") from None
+    except OSError as exc:
+        raise error(f"{what} {shown(path)} cannot be read ({describe_os_error(exc)}); {fix}") from exc
+    if size == 0:
+        raise error(f"{what} {shown(path)} is empty (0 bytes); {fix}")
+    try:
+        with warnings.catch_warnings():  # torch's note about a foreign pickle protocol: the error below says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = _refused_object(exc)
+        if refused:
+            raise error(f"{what} {shown(path)} holds more than tensors and plain values ({refused}); the zoo reads "
+                        f"such files as data only, so it was not loaded and nothing in it ran; {fix}") from None
+        raise error(f"{what} {shown(path)} is not a file torch.save wrote ({_first_line(exc)}); {fix}") from None
+    except Exception as exc:
+        raise error(f"{what} {shown(path)} cannot be read ({type(exc).__name__}: {_first_line(exc)}); "
+                    f"{fix}") from exc
+
+
+def _refused_object(exc: Exception) -> str:
+    """The line of a data-only load's refusal naming the object the file asked for, or ""."""
+    for line in str(exc).splitlines():
+        if "GLOBAL" in line:
+            return line.strip().removeprefix("WeightsUnpickler error:").strip().rstrip(".")
+    return ""
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines and "Weights only load failed" in lines[0] else (lines[0] if lines else "")
+    return (text[:200] + "...") if len(text) > 200 else text or type(exc).__name__

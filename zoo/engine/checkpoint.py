@@ -8,27 +8,35 @@ weights, and the early-stopping counter. It is written with :func:`zoo.fsio.atom
 in the middle of a write leaves the previous epoch's checkpoint whole. Nothing of it goes to the
 tracker (it is as big as the model twice, plus the optimiser's moments); the runner removes it once
 the seed's model is packaged and its result recorded.
+
+It is read back as data only (``torch.load(weights_only=True)``): tensors, numbers, strings, lists,
+tuples and dicts, nothing that names a function to call. A tampered file runs nothing; it is refused with
+the file and the fix. So the state is saved in those terms: numpy arrays and scalars become lists and
+python numbers (:func:`plain`), and :func:`set_rng_states` turns them back.
 """
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import RunError
-from ..fsio import atomic_file
+from ..fsio import atomic_file, read_torch, shown
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT = 1
+FORMAT = 2
 """Bumped when the checkpoint's keys change; an older file is refused with the reason."""
 
 
 def rng_states() -> dict[str, Any]:
     """The global random states a training step draws from: python, numpy, torch (and CUDA when used)."""
     import torch
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    states = {"python": random.getstate(), "numpy": (name, key.tolist(), pos, has_gauss, cached),
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -38,10 +46,23 @@ def set_rng_states(states: dict[str, Any]) -> None:
     """Put back what :func:`rng_states` captured."""
     import torch
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, key, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every numpy array and scalar made a python list or number, so that a data-only
+    ``torch.load`` reads it back; tensors, containers and python values are kept as they are."""
+    if isinstance(value, dict):
+        return (OrderedDict if isinstance(value, OrderedDict) else dict)((k, plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return (list if isinstance(value, list) else tuple)(plain(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
 
 
 class Checkpoint:
@@ -57,25 +78,21 @@ class Checkpoint:
         """Write ``state`` (the loop's, see :func:`zoo.engine.train.fit`) atomically over the last one."""
         import torch
         with atomic_file(self.path, "the training checkpoint") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
+            torch.save(plain({"format": FORMAT, **state}), fh)
         return self.path
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (training starts from epoch 1)."""
-        import torch
         if not self.exists():
             return None
-        try:
-            # weights_only=False: the RNG states are python tuples and numpy arrays. The file is the
-            # zoo's own, in the run's folder, written by this code.
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise RunError(f"the training checkpoint {self.path} cannot be read ({type(exc).__name__}: {exc}); "
-                           f"delete it to train this seed again from epoch 1") from exc
+        state = read_torch(self.path, "the training checkpoint", "delete it to train this seed again from epoch 1",
+                           RunError)
         if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise RunError(f"the training checkpoint {self.path} has format {state.get('format')!r} "
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise RunError(f"the training checkpoint {shown(self.path)} has format {found!r} "
                            f"(this zoo reads {FORMAT}); delete it to train this seed again from epoch 1")
         return state
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+

@@ -204,8 +204,7 @@ def load_model(folder: Path, registry: Any = None) -> tuple[Any, dict[str, Any]]
     ``meta`` is the parsed ``zoo_model.json``; ``meta["installed"]`` adds the installed
     ``distribution==version`` of every component (they may differ from ``meta["providers"]``).
     """
-    import torch
-
+    from ..fsio import read_torch
     from ..registry import Registry
     folder = Path(folder)
     meta = read_meta(folder)
@@ -236,12 +235,11 @@ def load_model(folder: Path, registry: Any = None) -> tuple[Any, dict[str, Any]]
     model = build_model(backbone, tasks, schemas, task_weighting=train.get("task_weighting", "fixed"),
                         task_weights=weights)
     path = folder / WEIGHTS_FILE
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing; the model folder is incomplete: re-run training") from None
-    except Exception as exc:
-        raise RunError(f"{path} cannot be loaded ({type(exc).__name__}: {exc}); re-run training") from exc
+    state = read_torch(path, "the model weights", "the model folder is damaged or incomplete: re-run training "
+                       "or copy the folder again", RunError)
+    if not isinstance(state, Mapping):
+        raise RunError(f"{path} holds {type(state).__name__}, not a mapping of tensor names to tensors; the model "
+                       f"folder is damaged: re-run training or copy the folder again")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from ..config import with_former_defaults
 from ..errors import ConfigError, SpecError
+from ..fsio import read_torch
 from ..spec import Composition
 from ..tracking import NOTE_TAG
 from .freezing import freeze, freeze_blocks
@@ -138,8 +139,12 @@ def load_backbone_weights(model: Any, source: TransferSource, backbone_config: t
 
     Returns the number of tensors copied.
     """
-    import torch
-    state = torch.load(source.folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state = read_torch(source.folder / WEIGHTS_FILE, f"cannot transfer from {source.label}: the weights file",
+                       "the model folder is damaged or incomplete: re-run its training or copy the folder again",
+                       ConfigError)
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"cannot transfer from {source.label}: {source.folder / WEIGHTS_FILE} holds "
+                          f"{type(state).__name__}, not a mapping of tensor names to tensors; re-run its training")
     prefix = "backbone."
     backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     try:

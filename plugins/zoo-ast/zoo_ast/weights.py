@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.errors import ConfigError
+from zoo.fsio import read_torch
 
 _WHERE = "backbone 'ast' setting weights"
 _CLASSIFIER = ("head.", "head_drop.")
@@ -52,18 +53,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{_WHERE}: file '{path}' not found; give the path of a local timm ViT state dict "
             f"(.pt, .pth or .safetensors) or leave weights empty to train from scratch"
         )
-    try:
-        if path.suffix == ".safetensors":
+    fix = "it must be a torch state dict saved with torch.save(model.state_dict(), ...) or a .safetensors file"
+    if path.suffix == ".safetensors":
+        try:
             from safetensors.torch import load_file
 
             obj: Any = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any decoding failure means the file is not a usable checkpoint
-        raise ConfigError(
-            f"{_WHERE}: cannot read '{path}' ({type(exc).__name__}: {exc}); it must be a torch "
-            f"state dict saved with torch.save(model.state_dict(), ...) or a .safetensors file"
-        ) from exc
+        except Exception as exc:  # any decoding failure means the file is not a usable checkpoint
+            raise ConfigError(f"{_WHERE}: cannot read '{path}' ({type(exc).__name__}: {exc}); {fix}") from exc
+    else:  # as data only: a file that names code to run is refused, nothing in it runs
+        obj = read_torch(path, f"{_WHERE}: the file", fix, ConfigError)
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
