@@ -41,8 +41,11 @@ def register_model(run_id: str, name: str, *, alias: str | None = None, uri: str
 
 
 def _has_artifact(c: Any, run_id: str, path: str) -> bool:
+    """Whether run ``run_id`` has the top-level artifact ``path``. Its folder is listed, not the path:
+    listing ``pyfunc_model`` makes MLflow open the logged model of that name through a client on the
+    process's default store, which creates ``./mlflow.db`` in the working folder."""
     try:
-        return bool(c.list_artifacts(run_id, path))
+        return any(f.path == path for f in c.list_artifacts(run_id))
     except Exception:
         return False
 
