@@ -251,9 +251,10 @@ def evaluate(model_or_run: Any, data: Any = None, *, layout: str | None = None,
     else:
         from .data.layout import open_dataset
         from .data.prepare import prepare
+        from .data.select import task_needs
         dataset = open_dataset(data, layout=layout, registry=registry, settings=dict(settings or {}),
                                progress=progress, data_dir=ws.data_dir, limit=limit)
-        need = tuple(dict.fromkeys(t.target for t in model.tasks.values()))
+        need = task_needs(model.tasks.values())
         prepared = prepare(dataset, features_from_meta(meta, registry), rate=meta["rate"], skip_bad=skip_bad,
                            limit=limit, workers=workers, progress=progress, need=need, cache_dir=ws.cache_dir)
     folder = Path(out_dir) if out_dir else run_folder(meta["spec"], ws.evaluations_dir)

@@ -19,6 +19,9 @@ Optional members: a component without them still works; the zoo uses them when p
 - a head's ``embed(out)`` (:class:`EmbeddingHead`): ``zoo embed`` and ``ZooModel.embed`` need it;
 - a backbone's ``named_blocks()`` (:class:`DeclaresBlocks`): its blocks for ``freeze: N``, which
   the engine otherwise guesses from its children;
+- a backbone's ``fixed_pool``, ``standardise`` and ``set_standardisation`` (:class:`FixedStatistics`):
+  its output is a fixed function of the input apart from a per-dimension standardisation, so the
+  engine fits linear heads on it to convergence (``zoo.engine.linearfit``) instead of running SGD;
 - a backbone config's ``train_defaults`` class attribute (:class:`RecommendsTraining`);
 - a backbone config's ``head_defaults`` class attribute (:class:`RecommendsHead`);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Literal, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +44,8 @@ API_VERSION = 1
 """Version of these contracts. A spec built for another major version is refused at load time."""
 
 KINDS = ("feature", "backbone", "task", "dataset")
+TASK_KINDS = ("classification", "regression", "multilabel")
+"""What a task predicts: a label (one class per clip), a target value, or several tags per clip."""
 Kind = Literal["feature", "backbone", "task", "dataset"]
 Rate = Literal["frames", "beats"]
 
@@ -141,6 +146,33 @@ class DeclaresBlocks(Protocol):
 
 
 @runtime_checkable
+class FixedStatistics(Protocol):
+    """Optional for a backbone: apart from a per-dimension standardisation, its output is a fixed,
+    non-learned function of its input, so linear heads on it are a convex problem the engine solves
+    to convergence instead of running SGD (``zoo.engine.linearfit``; ``train.linear_fit=sgd`` opts out).
+
+    - ``fixed_pool(x: Tensor[B, F, T], lengths: Tensor[B]) -> Tensor[B, D]``: the pooled statistics,
+      float32, deterministic, with no learned weights and no dependence on train/eval mode; each
+      clip's row depends on that clip's first ``lengths[b]`` steps only;
+    - ``standardise(z: Tensor[B, D]) -> Tensor[B, D]``: the rest of the backbone, so that in eval
+      mode ``forward(x, lengths).hidden == standardise(fixed_pool(x, lengths))``;
+    - ``set_standardisation(mean: Tensor[D], var: Tensor[D]) -> None``: the training set's mean and
+      (population) variance of ``fixed_pool``, float64; afterwards ``standardise(z)`` is
+      ``(z - mean) / sqrt(var)`` (a standard scaler fitted on the training set; a dimension of
+      variance 0 is only centred) or, for a backbone configured not to standardise, ``z`` itself.
+
+    The engine calls ``set_standardisation`` unless some backbone weight is frozen (a transfer's
+    ``freeze``), in which case the backbone keeps the standardisation it has.
+    """
+
+    def fixed_pool(self, x: Any, lengths: Any) -> Any: ...
+
+    def standardise(self, z: Any) -> Any: ...
+
+    def set_standardisation(self, mean: Any, var: Any) -> None: ...
+
+
+@runtime_checkable
 class RecommendsTraining(Protocol):
     """Optional for a backbone's config dataclass: the training settings it recommends.
 
@@ -180,24 +212,26 @@ class FreezesItself(Protocol):
 
 @dataclass(frozen=True)
 class LabelSchema:
-    """What a task predicts: class names for a classification, the target name for a regression."""
+    """What a task predicts: class names for a classification, tag names for a multi-label task,
+    the target name for a regression."""
 
     task: str
-    kind: Literal["classification", "regression"]
+    kind: Literal["classification", "regression", "multilabel"]
     classes: tuple[str, ...] = ()
     target: str = ""
 
     @property
     def out_dim(self) -> int:
-        return len(self.classes) if self.kind == "classification" else 1
+        return len(self.classes) if self.kind in ("classification", "multilabel") else 1
 
 
 @runtime_checkable
 class Task(Protocol):
     """A head and its objective: pooling, output layer, loss, metrics and label schema.
 
-    ``kind`` is "classification" (reads a clip's label) or "regression" (reads the target
-    column ``target``). ``primary_metric`` and ``greater_is_better`` drive early stopping.
+    ``kind`` is "classification" (reads a clip's label), "regression" (reads the target
+    column ``target``) or "multilabel" (reads several target columns, one per tag: see
+    :class:`MultiLabel`). ``primary_metric`` and ``greater_is_better`` drive early stopping.
     """
 
     name: str
@@ -217,6 +251,25 @@ class Task(Protocol):
         """Head output -> class probabilities ``[B, C]`` or values ``[B]`` (numpy)."""
 
     def metrics(self, pred: np.ndarray, y: np.ndarray, schema: LabelSchema) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class MultiLabel(Task, Protocol):
+    """What a task of kind "multilabel" has besides :class:`Task`: several target columns, one per tag.
+
+    ``columns``: the target columns it was told to read (empty: the data set's ``tag:`` columns);
+    ``resolve(available, where)``: the columns of ``available`` (a data set's numeric target names) it
+    reads, in output order, or a ``DataError`` naming ``where`` (the data set), the column and the fix;
+    ``encode(values[N, K])``: the float32 ``[N, K]`` targets its loss and metrics take (1 on, 0 off,
+    NaN missing), e.g. ``values >= threshold``. ``schema(columns)`` gets the resolved columns and
+    names the tags in ``classes``; ``predict`` gives per-tag probabilities ``[B, K]``.
+    """
+
+    columns: tuple[str, ...]
+
+    def resolve(self, available: Sequence[str], where: str) -> tuple[str, ...]: ...
+
+    def encode(self, values: np.ndarray) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from .config import make_config
 from .errors import PluginError, UnknownComponentError, ZooError, unknown
-from .protocols import API_VERSION, KINDS, ComponentSpec, Dataset, Feature, Task
+from .protocols import API_VERSION, KINDS, TASK_KINDS, ComponentSpec, Dataset, Feature, MultiLabel, Task
 
 GROUP_PREFIX = "music_zoo."
 GROUPS = {kind: f"{GROUP_PREFIX}{kind}s" for kind in KINDS}
@@ -252,7 +252,8 @@ def check_built(kind: str, obj: Any) -> str:
     - feature: :class:`~zoo.protocols.Feature`, with a str name, whole ``n_bins``, ``sample_rate``
       and ``hop_length`` above 0 and ``rate`` "frames" or "beats";
     - backbone: a ``torch.nn.Module`` with an int ``out_dim`` above 0;
-    - task: :class:`~zoo.protocols.Task` whose ``kind`` is "classification" or "regression";
+    - task: :class:`~zoo.protocols.Task` whose ``kind`` is "classification", "regression" or
+      "multilabel" (then also a :class:`~zoo.protocols.MultiLabel`);
     - dataset: :class:`~zoo.protocols.Dataset`.
     """
     what = f"a {type(obj).__module__}.{type(obj).__qualname__}" if obj is not None else "None"
@@ -276,6 +277,10 @@ def check_built(kind: str, obj: Any) -> str:
             return f"a feature with rate {obj.rate!r}: it must be 'frames' or 'beats'"
         if not isinstance(obj.name, str) or not obj.name:
             return f"a feature named {obj.name!r}: its name must be a non-empty str"
-    if kind == "task" and obj.kind not in ("classification", "regression"):
-        return f"a task of kind {obj.kind!r}: it must be 'classification' or 'regression'"
+    if kind == "task" and obj.kind not in TASK_KINDS:
+        return f"a task of kind {obj.kind!r}: it must be 'classification', 'regression' or 'multilabel'"
+    if kind == "task" and obj.kind == "multilabel":
+        missing = _missing(obj, MultiLabel)
+        if missing:
+            return f"{what}, a multilabel task without {', '.join(missing)}, so it is not a zoo.protocols.MultiLabel"
     return ""

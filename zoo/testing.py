@@ -38,7 +38,7 @@ import numpy as np
 
 from .config import make_config
 from .errors import ZooError
-from .protocols import BackboneOutput, ComponentSpec, Feature
+from .protocols import TASK_KINDS, BackboneOutput, ComponentSpec, Feature
 from .registry import Registry
 
 __all__ = [
@@ -562,8 +562,10 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
                settings: Mapping[str, Any] | None = None) -> None:
     """A task: its head on a pooled and on a sequence output, loss, predict and metrics.
 
-    Labels include a missing one (-1 for classification, NaN for regression), which the loss
-    and metrics must skip. The head must ignore the padded steps of a sequence. A head with
+    Labels include a missing one (-1 for classification, NaN for regression and for a tag of a
+    multi-label task), which the loss and metrics must skip. A multi-label task gets ``classes`` as
+    its tag columns, and its ``columns``, ``resolve`` and ``encode`` are checked too (targets
+    ``[B, K]`` of 0/1, probabilities ``[B, K]``). The head must ignore the padded steps of a sequence. A head with
     ``embed`` (optional) is checked by :func:`check_head_embed`. ``task``: a task spec (built
     with its config from ``settings``) or a built task.
     """
@@ -577,8 +579,10 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
               + (f", whose build returned {_what(task)}" if isinstance(given, ComponentSpec) else "")
               + f" (it lacks {', '.join(missing)})")
     who = f"task '{getattr(task, 'name', '?')}'"
-    if task.kind not in ("classification", "regression"):
-        _fail(f"{who}: kind must be 'classification' or 'regression', got {task.kind!r}")
+    if task.kind not in TASK_KINDS:
+        _fail(f"{who}: kind must be one of {', '.join(TASK_KINDS)}, got {task.kind!r}")
+    if task.kind == "multilabel":
+        _check_multilabel(task, classes, who)
     schema = task.schema(classes)
     if schema.kind != task.kind:
         _fail(f"{who}: schema kind {schema.kind!r} differs from the task's kind {task.kind!r}")
@@ -592,6 +596,12 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     if task.kind == "classification":
         y = torch.randint(0, C, (batch,), generator=g)
         y[1] = -1
+    elif task.kind == "multilabel":
+        # every tag on for some clips and off for others, one clip with no values, one value missing
+        y = (torch.arange(batch)[:, None] + torch.arange(C)[None, :]) % 2 == 0
+        y = y.float()
+        y[1] = float("nan")
+        y[0, 0] = float("nan")
     else:
         y = torch.rand(batch, generator=g)
         y[1] = float("nan")
@@ -613,11 +623,13 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
         p = task.predict(pred)
         if not isinstance(p, np.ndarray):
             _fail(f"{who}: predict must return a numpy array, got {type(p).__name__}")
-        want = (batch, C) if task.kind == "classification" else (batch,)
+        want = (batch, C) if task.kind in ("classification", "multilabel") else (batch,)
         if p.shape != want:
             _fail(f"{who}: predict gave shape {list(p.shape)}; expected {list(want)}")
         if task.kind == "classification" and not np.allclose(p.sum(-1), 1.0, atol=1e-4):
             _fail(f"{who}: predict must give class probabilities that sum to 1 per clip")
+        if task.kind == "multilabel" and not ((p >= 0) & (p <= 1)).all():
+            _fail(f"{who}: predict must give a probability in [0, 1] per tag")
         metrics = task.metrics(p, y.numpy(), schema)
         if not isinstance(metrics, dict) or task.primary_metric not in metrics:
             _fail(f"{who}: metrics {sorted(metrics) if isinstance(metrics, dict) else metrics!r} lack the primary metric {task.primary_metric!r}")
@@ -633,6 +645,24 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     if not torch.allclose(a, b, atol=1e-5):
         _fail(f"{who}: head output changes when only padded steps (past the lengths) change; pooling must mask them")
     check_head_embed(head, in_dim=in_dim, batch=batch, who=who)
+
+
+def _check_multilabel(task: Any, columns: tuple[str, ...], who: str) -> None:
+    """A multi-label task's ``columns``, ``resolve`` and ``encode`` (:class:`~zoo.protocols.MultiLabel`)."""
+    missing = _lacks(task, ("columns", "resolve", "encode"))
+    if missing:
+        _fail(f"{who}: a multilabel task needs {', '.join(missing)} (zoo.protocols.MultiLabel)")
+    from .errors import DataError
+    try:
+        task.resolve(tuple(columns) + ("other",), "a test data set")
+    except DataError:
+        pass  # a task told to read other columns may refuse these; it must say so as a DataError
+    except Exception as exc:
+        _fail(f"{who}: resolve must return the columns or raise zoo.errors.DataError, raised {exc!r}")
+    values = np.array([[0.0, 1.0], [np.nan, 0.2]], dtype=np.float32)
+    y = np.asarray(task.encode(values))
+    if y.shape != values.shape or not np.isnan(y[1, 0]) or not np.isin(y[~np.isnan(y)], (0.0, 1.0)).all():
+        _fail(f"{who}: encode must map values [N, K] to 1 (on) / 0 (off) of the same shape, NaN kept; gave {y!r}")
 
 
 def check_head_embed(head: Any, *, in_dim: int = 8, batch: int = 6, who: str = "head",

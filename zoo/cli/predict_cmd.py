@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="model folder, run id (or prefix), registered model or recipe name")
     p.add_argument("audio", metavar="AUDIO", nargs="+",
                    help="audio files (wav, flac, ogg, mp3, ...) or folders (their audio files, recursively)")
-    p.add_argument("--top-k", type=POSITIVE, default=3, metavar="K", help="classes shown per classification task (default 3)")
+    p.add_argument("--top-k", type=POSITIVE, default=3, metavar="K", help="classes shown per classification task, tags per multi-label task (default 3)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
     p.add_argument("--windows", action="store_true", help="also print each window's predictions (start, end seconds)")
     p.add_argument("--window-seconds", type=number(0.0, strict=True), metavar="S",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 from ..errors import DataError
 from ..protocols import Clip
@@ -48,13 +48,31 @@ def check_clips(clips: Sequence[Clip], where: str) -> None:
             raise DataError(f"{where}: clip {c.id!r} has split {c.split!r}; use one of {', '.join(SPLITS)} or None")
 
 
+def task_needs(tasks: Iterable[Any]) -> tuple[str, ...]:
+    """What ``tasks`` read from each clip, as ``need``: "label" and/or target names; a multi-label
+    task its columns (each also with the ``tag:`` prefix), or ``tag:*`` when it names none."""
+    from ..tasks import TAG_PREFIX
+    out: list[str] = []
+    for t in tasks:
+        if t.kind == "multilabel":
+            columns = tuple(t.columns)
+            out += [*columns, *(TAG_PREFIX + c for c in columns)] if columns else [TAG_PREFIX + "*"]
+        else:
+            out.append(t.target)
+    return tuple(dict.fromkeys(out))
+
+
 def usable(clip: Clip, need: Sequence[str]) -> bool:
-    """Whether ``clip`` has at least one of the labels / targets in ``need`` (all clips if empty)."""
+    """Whether ``clip`` has at least one of the labels / targets in ``need`` (all clips if empty);
+    a name ending in ``*`` stands for every target that starts with what comes before it (``tag:*``)."""
     if not need:
         return True
     if "label" in need and clip.label is not None:
         return True
-    return any(math.isfinite(clip.targets.get(n, math.nan)) for n in need if n != "label")
+    if any(math.isfinite(clip.targets.get(n, math.nan)) for n in need if n != "label"):
+        return True
+    stems = [n[:-1] for n in need if n.endswith("*")]
+    return bool(stems) and any(k.startswith(tuple(stems)) and math.isfinite(v) for k, v in clip.targets.items())
 
 
 def _limit(ids: list[str], keys: list[str], splits: list[str], limit: int, seed: int) -> list[int]:

@@ -153,6 +153,19 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
+def tag_weights(y: np.ndarray) -> np.ndarray:
+    """Per-tag weights of the positive term ``n_off / n_on`` from the training targets ``y[N, K]``
+    (1 on, 0 off, NaN missing), so a tag's positives weigh as much as its negatives; a tag without
+    positives or without negatives gets 1. float32 ``[K]``."""
+    known = ~np.isnan(y)
+    on = ((y >= 0.5) & known).sum(axis=0).astype(np.float64)
+    off = known.sum(axis=0) - on
+    w = np.ones(y.shape[1])
+    both = (on > 0) & (off > 0)
+    w[both] = off[both] / on[both]
+    return w.astype(np.float32)
+
+
 def balanced_batches(labels: np.ndarray, batch_size: int, rng: np.random.Generator):
     """One epoch of row indices drawn with replacement so that every class is equally likely
     (unlabelled rows, ``-1``, count as one more group); as many rows as the split has."""

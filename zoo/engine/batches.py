@@ -1,7 +1,7 @@
 """Normalisation and batches: each split padded once, kept resident (on the GPU when there is one).
 
 A split of N clips ``[F, T_i]`` becomes one zero-padded tensor ``x[N, F, T_max]`` plus
-``lengths[N]`` and, per task, ``y[N]``. A batch is an index gather from it, cut to the longest
+``lengths[N]`` and, per task, ``y[N]`` (``y[N, K]`` for a multi-label task of K tags). A batch is an index gather from it, cut to the longest
 clip of the batch, so training never pads or copies from the host per step. A split that would
 not fit the memory budget takes one of two other paths (``SplitData.path``):
 
@@ -83,11 +83,40 @@ class Normaliser:
         return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32))
 
 
+def task_classes(task: Any, prepared: Prepared) -> tuple[str, ...]:
+    """What ``task.schema`` is given for ``prepared``: its classes; a multi-label task's tag columns."""
+    if task.kind == "multilabel":
+        return tuple(task.resolve(sorted(prepared.targets), prepared.description))
+    return tuple(prepared.classes)
+
+
+def tag_targets(prepared: Prepared, task: Any) -> np.ndarray:
+    """A multi-label task's float32 ``[N, K]`` targets (1 on, 0 off, NaN missing) from its columns.
+
+    A tag that is on for every clip with a value, or for none, is warned about (the threshold
+    decides that; it cannot be learned or scored)."""
+    import warnings
+    columns = task_classes(task, prepared)
+    values = np.stack([np.asarray(prepared.targets[c], dtype=np.float32) for c in columns], axis=1)
+    y = task.encode(values)
+    flat = [c for k, c in enumerate(columns) if len(np.unique(y[~np.isnan(y[:, k]), k])) < 2]
+    if flat:
+        warnings.warn(
+            f"task '{task.name}': tag(s) {', '.join(flat)} are on for every clip or for none at threshold "
+            f"{getattr(task, 'threshold', '?')}; they cannot be learned or scored: choose another threshold "
+            f"(--set {task.name}.threshold=...) or leave them out of --set {task.name}.columns", UserWarning,
+            stacklevel=3)
+    return y
+
+
 def task_targets(prepared: Prepared, tasks: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Per task the array it learns from: int64 labels (-1 missing) or float32 values (NaN missing)."""
+    """Per task the array it learns from: int64 labels (-1 missing), float32 values (NaN missing),
+    or a multi-label task's float32 ``[N, K]`` (:func:`tag_targets`)."""
     out: dict[str, np.ndarray] = {}
     for name, task in tasks.items():
-        if task.kind == "classification":
+        if task.kind == "multilabel":
+            out[name] = tag_targets(prepared, task)
+        elif task.kind == "classification":
             if len(prepared.classes) < 2:
                 raise DataError(
                     f"task '{name}' classifies clips, but {prepared.description} has "

@@ -1,4 +1,4 @@
-"""The run's figures as PNG files: training curves, confusion matrix, predicted-vs-true scatter."""
+"""The run's figures as PNG files: training curves, confusion matrix, per-tag scores, predicted-vs-true scatter."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +22,9 @@ def curves(history: Sequence[dict[str, float]], path: Path, *, title: str = "", 
 
     plt = pyplot()
     epochs = [int(r["epoch"]) for r in history]
+    # val.TASK.METRIC only: a multi-label task's per-tag curves (val.tags.calm.roc_auc) would bury the rest
     metric_keys = sorted({k for r in history for k in r if k.startswith("val.") and k != "val.loss"
-                          and not k.endswith(".loss")})
+                          and not k.endswith(".loss") and k.count(".") == 2})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, style in (("train.loss", "o-"), ("val.loss", "s--")):
         values = [r.get(key, np.nan) for r in history]
@@ -85,4 +86,26 @@ def scatter(pred: np.ndarray, true: np.ndarray, path: Path, *, title: str = "", 
     ax.set_ylabel(f"predicted {label}")
     ax.legend(loc="upper left")
     ax.set_title(title or label, fontsize=10)
+    return save(fig, path, dpi=100)
+
+
+def tag_scores(rows: Sequence[dict], path: Path, *, title: str = "") -> Path:
+    """Per tag, its ROC-AUC and PR-AUC as bars beside each other, with each tag's chance level of
+    PR-AUC (its share of positives) marked; a tag with one class only has no bars."""
+    plt = pyplot()
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * n + 2), 4))
+    at = np.arange(n)
+    roc = [r["roc_auc"] if r["roc_auc"] is not None else np.nan for r in rows]
+    ap = [r["pr_auc"] if r["pr_auc"] is not None else np.nan for r in rows]
+    share = [r["positives"] / r["clips"] if r["clips"] else np.nan for r in rows]
+    ax.bar(at - 0.2, roc, 0.4, label="ROC-AUC (chance 0.5)")
+    ax.bar(at + 0.2, ap, 0.4, label="PR-AUC")
+    ax.plot(at + 0.2, share, "k_", ms=14, mew=2, label="PR-AUC chance (share of positives)")
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_xticks(at, [r["tag"] for r in rows], rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "per-tag scores", fontsize=10)
     return save(fig, path, dpi=100)

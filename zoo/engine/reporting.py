@@ -178,8 +178,10 @@ class ConsoleReporter:
     def _seeds(self, res: Any) -> None:
         from .intervals import plus_minus
         self.say(f"\ntest results over {len(res.results)} seeds {res.seeds} (mean ± 95% t-interval half-width):")
-        width = max(len(k) for k in res.summary) if res.summary else 0
-        for key, s in res.summary.items():
+        # TASK.METRIC only: a multi-label task's per-tag values are in each seed's report
+        shown = {k: s for k, s in res.summary.items() if k.count(".") == 1}
+        width = max(len(k) for k in shown) if shown else 0
+        for key, s in shown.items():
             self.say(f"  {key:<{width}}  {plus_minus(s, 4)}")
 
     def _reference(self, recipe: Any, res: Any) -> None:

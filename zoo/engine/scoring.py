@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.preparedset import Prepared
 from ..errors import DataError
-from .batches import SPLITS, Normaliser, make_split, task_targets
+from .batches import SPLITS, Normaliser, make_split, task_classes, task_targets
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .reports import format_metrics, write_reports
@@ -66,6 +66,13 @@ def assess(model: Any, meta: Mapping[str, Any], prepared: Prepared, *, split: st
             f"{meta['spec']} needs {meta['rate']}-rate input of {meta['n_bins']} bins"
         )
     prepared = align_labels(prepared, tuple(meta.get("classes", ())))
+    for name, task in model.tasks.items():
+        if task.kind == "multilabel":
+            tags = task.schema(task_classes(task, prepared)).classes
+            if tags != model.schemas[name].classes:
+                raise DataError(f"{prepared.description} gives task '{name}' the tags {', '.join(tags)}; the model "
+                                f"learned {', '.join(model.schemas[name].classes)}: evaluate on data with those tag "
+                                f"columns")
     rows = np.arange(len(prepared)) if split == "all" else prepared.indices(split)
     if len(rows) == 0:
         counts = {s: int((prepared.splits == s).sum()) for s in SPLITS}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ..data.select import task_needs
 from ..engine.request import DataRequest
 from ..errors import ConfigError, DataError
 from ..tracking import DEFAULT_EXPERIMENT
@@ -162,7 +163,7 @@ def prepare_for(ref: Any, model: Any, data: DataRequest | None, *, registry: Any
     dataset = open_dataset(data.path, layout=data.layout, registry=registry, settings=dict(data.settings),
                            progress=reporter.progress, data_dir=workspace.data_dir, limit=data.limit,
                            seed=data.seed or 0)
-    need = tuple(dict.fromkeys(t.target for t in model.tasks.values()))
+    need = task_needs(model.tasks.values())
     prepared = prepare(dataset, features_from_meta(meta, registry), rate=meta["rate"], limit=data.limit,
                        seed=data.seed or 0, skip_bad=data.skip_bad, workers=data.workers,
                        progress=reporter.progress, need=need, cache_dir=workspace.cache_dir)
@@ -189,7 +190,7 @@ def colour_of(prepared: Any, color: str | None, model: Any) -> str:
     if color is None:
         if has_labels:
             return "genre"
-        regress = [t.target for t in model.tasks.values() if t.kind != "classification"]
+        regress = [t.target for t in model.tasks.values() if t.kind == "regression"]
         if regress and regress[0] in targets:
             return regress[0]
         if targets:

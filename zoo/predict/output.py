@@ -18,10 +18,11 @@ DIGITS = 6
 def _task_outputs(outputs: Mapping[str, Any], tasks: Sequence[TaskInfo], top_k: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for t in tasks:
-        if t.kind == "classification":
+        if t.vector:
             probs = outputs[t.name]
+            what = "tag" if t.kind == "multilabel" else "class"
             out[t.name] = {
-                "top": [{"class": c, "probability": round(p, DIGITS)} for c, p in top_classes(probs, t.classes, top_k)],
+                "top": [{what: c, "probability": round(p, DIGITS)} for c, p in top_classes(probs, t.classes, top_k)],
                 "probabilities": {c: round(float(p), DIGITS) for c, p in zip(t.classes, probs)},
             }
         else:
@@ -31,7 +32,8 @@ def _task_outputs(outputs: Mapping[str, Any], tasks: Sequence[TaskInfo], top_k: 
 
 def record(pred: FilePrediction, tasks: Sequence[TaskInfo], top_k: int, windows: bool) -> dict[str, Any]:
     """One input as a JSON-able dict: ``file``, ``ok``, ``error``, ``duration``, ``windows``,
-    ``predictions`` {task: {top, probabilities} or value}, ``skipped_windows`` and (``windows``)
+    ``predictions`` {task: {top, probabilities} or value; a multi-label task's ``top`` entries name a
+    ``tag`` where a classification's name a ``class``}, ``skipped_windows`` and (``windows``)
     ``window_predictions``."""
     doc: dict[str, Any] = {"file": pred.source, "ok": pred.ok, "error": pred.error or None,
                            "duration": None if pred.duration is None else round(pred.duration, 3),
@@ -48,7 +50,7 @@ def record(pred: FilePrediction, tasks: Sequence[TaskInfo], top_k: int, windows:
 def _line(outputs: Mapping[str, Any], tasks: Sequence[TaskInfo], top_k: int) -> str:
     parts = []
     for t in tasks:
-        if t.kind == "classification":
+        if t.vector:
             tops = ", ".join(f"{c} {p:.3f}" for c, p in top_classes(outputs[t.name], t.classes, top_k))
             parts.append(f"{t.name}: {tops}")
         else:
@@ -57,7 +59,7 @@ def _line(outputs: Mapping[str, Any], tasks: Sequence[TaskInfo], top_k: int) -> 
 
 
 def format_table(preds: Iterable[FilePrediction], tasks: Sequence[TaskInfo], top_k: int, windows: bool) -> str:
-    """Per input: its name and length, then per task the top-k classes or the value; errors in place."""
+    """Per input: its name and length, then per task the top-k classes (or tags) or the value; errors in place."""
     lines = []
     for pred in preds:
         if not pred.ok:
@@ -67,7 +69,7 @@ def format_table(preds: Iterable[FilePrediction], tasks: Sequence[TaskInfo], top
         lines.append(f"{pred.source}  ({length}{len(pred.windows)} window{'s' if len(pred.windows) != 1 else ''})")
         width = max(len(t.name) for t in tasks)
         for t in tasks:
-            if t.kind == "classification":
+            if t.vector:
                 tops = "  ".join(f"{c} {p:.3f}" for c, p in pred.top(t, top_k))
                 lines.append(f"  {t.name:<{width}}  {tops}")
             else:
@@ -82,10 +84,11 @@ def format_table(preds: Iterable[FilePrediction], tasks: Sequence[TaskInfo], top
 
 def csv_columns(tasks: Sequence[TaskInfo], top_k: int) -> list[str]:
     """``file, part, start, end, duration, windows, skipped, error``, then ``<task>_<i>`` and
-    ``<task>_<i>_p`` for the top-k classes of a classification, ``<task>`` for a regression."""
+    ``<task>_<i>_p`` for the top-k classes of a classification (tags of a multi-label task),
+    ``<task>`` for a regression."""
     cols = ["file", "part", "start", "end", "duration", "windows", "skipped", "error"]
     for t in tasks:
-        if t.kind == "classification":
+        if t.vector:
             for i in range(1, min(top_k, len(t.classes)) + 1):
                 cols += [f"{t.name}_{i}", f"{t.name}_{i}_p"]
         else:
@@ -96,7 +99,7 @@ def csv_columns(tasks: Sequence[TaskInfo], top_k: int) -> list[str]:
 def _csv_values(outputs: Mapping[str, Any], tasks: Sequence[TaskInfo], top_k: int) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for t in tasks:
-        if t.kind == "classification":
+        if t.vector:
             for i, (c, p) in enumerate(top_classes(outputs[t.name], t.classes, top_k), start=1):
                 row[f"{t.name}_{i}"], row[f"{t.name}_{i}_p"] = c, round(p, DIGITS)
         else:

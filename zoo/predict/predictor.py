@@ -177,7 +177,7 @@ class Predictor:
         return FilePrediction(source, summarise(list(windows), self.tasks), windows, tuple(skipped), duration)
 
     def _forward(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
-        """Per array ``[F, T_i]`` the model's output per task: probabilities ``[C]`` or a float."""
+        """Per array ``[F, T_i]`` the model's output per task: probabilities ``[C]`` (or ``[K]``) or a float."""
         import torch
         out: list[dict[str, Any]] = []
         with torch.inference_mode():
@@ -191,7 +191,7 @@ class Predictor:
                 per_task = {t.name: self.model.tasks[t.name].predict(result[t.name]) for t in self.tasks}
                 for j in range(len(chunk)):
                     out.append({t.name: (np.asarray(per_task[t.name][j], dtype=np.float64)
-                                         if t.kind == "classification" else float(per_task[t.name][j]))
+                                         if t.vector else float(per_task[t.name][j]))
                                 for t in self.tasks})
         return out
 

@@ -11,12 +11,18 @@ from ..fsio import shown
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """One task of a packaged model: ``kind`` "classification" (``classes``) or "regression"."""
+    """One task of a packaged model: ``kind`` "classification" (``classes``), "multilabel"
+    (``classes`` are its tags) or "regression"."""
 
     name: str
     kind: str
     target: str = ""
     classes: tuple[str, ...] = ()
+
+    @property
+    def vector(self) -> bool:
+        """Whether its output is one probability per class or tag (else one value)."""
+        return self.kind in ("classification", "multilabel")
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> list["TaskInfo"]:
@@ -28,7 +34,8 @@ class TaskInfo:
 @dataclass(frozen=True)
 class WindowPrediction:
     """One analysed window: ``start``/``end`` seconds in the file, and per task the class
-    probabilities ``[C]`` (classification) or the value (regression)."""
+    probabilities ``[C]`` (classification), the tag probabilities ``[K]`` (multilabel) or the value
+    (regression)."""
 
     start: float
     end: float
@@ -52,7 +59,7 @@ class FilePrediction:
     """The prediction for one input (a file, a waveform or a feature array).
 
     ``outputs`` summarises the windows: mean class probabilities ``[C]`` per classification
-    task, mean value per regression task. ``error`` is set (and ``outputs`` empty) when the
+    task, mean tag probabilities ``[K]`` per multi-label task, mean value per regression task. ``error`` is set (and ``outputs`` empty) when the
     input could not be predicted; ``skipped`` lists windows left out of the summary.
     ``source`` and ``error`` are printable text: bytes of a file name that are not UTF-8 appear
     as ``\\xNN`` escapes (:func:`zoo.fsio.shown`), so every output format can write them.
@@ -74,7 +81,7 @@ class FilePrediction:
         return not self.error
 
     def top(self, task: TaskInfo, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes of classification ``task``: ``[(class, probability)]``."""
+        """The ``k`` most probable classes (or tags) of ``task``: ``[(class, probability)]``."""
         return top_classes(self.outputs[task.name], task.classes, k)
 
 
@@ -91,5 +98,5 @@ def summarise(windows: list[WindowPrediction], tasks: list[TaskInfo]) -> dict[st
     for task in tasks:
         values = np.stack([np.asarray(w.outputs[task.name], dtype=np.float64) for w in windows])
         mean = values.mean(axis=0)
-        out[task.name] = mean if task.kind == "classification" else float(mean)
+        out[task.name] = mean if task.vector else float(mean)
     return out

@@ -296,6 +296,17 @@ BASELINE_PREFIX = "stats+"
 """Specs of the linear baseline (plugins/zoo-stats): the floor every other row is held against."""
 LOWER_BETTER = ("mae", "mse", "rmse", "loss")
 BASELINE_RECIPES = {"classification": "baseline-genre", "regression": "baseline-emotion"}
+TAG_METRICS = ("roc_auc", "pr_auc")
+"""A multi-label task's metrics: its baseline is ``stats+FEATURES:TASK`` with the same tag settings."""
+LABEL_SETTINGS = ("columns", "threshold")
+"""Task settings that decide what a task's truth is (a multi-label task's tag columns and threshold):
+a baseline row must share them, or its scores are of another task."""
+
+
+def same_labels(a: dict, b: dict, metric: str) -> bool:
+    """Whether rows ``a`` and ``b`` scored ``metric``'s task against the same truth (:data:`LABEL_SETTINGS`)."""
+    task = metric.split(".")[1]
+    return all(a["params"].get(f"task.{task}.{k}") == b["params"].get(f"task.{task}.{k}") for k in LABEL_SETTINGS)
 _SPLITS = re.compile(r"\(train (\d+) / val (\d+) / test (\d+)\)")
 
 
@@ -359,7 +370,7 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
             continue
         found, missing = {}, []
         for metric in primary_metrics(row):
-            base = next((b for b in pool if same_data(row, b) and not math.isnan(
+            base = next((b for b in pool if same_data(row, b) and same_labels(row, b, metric) and not math.isnan(
                 b["metrics"].get(metric, {}).get("mean", float("nan")))), None)
             if base is None:
                 missing.append(metric)
@@ -379,9 +390,15 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
 
 def baseline_hint(row: dict, missing: list[str]) -> str:
     """The commands that would track the baseline on ``row``'s data for the ``missing`` metrics."""
+    tagged = [m for m in missing if m.rsplit(".", 1)[-1] in TAG_METRICS]
     recipes = sorted({BASELINE_RECIPES["regression" if m.rsplit(".", 1)[-1] in ("spearman", "pearson", "r2",
                                                                                      *LOWER_BETTER)
-                                        else "classification"] for m in missing})
+                                        else "classification"] for m in missing if m not in tagged})
+    features = row["spec"].partition(":")[0].partition("+")[2]
+    for task in dict.fromkeys(m.split(".")[1] for m in tagged):
+        sets = [f"--set {shlex.quote(f'{task}.{k}={_setting(row, task, k)}')}" for k in LABEL_SETTINGS
+                if _setting(row, task, k)]
+        recipes.append(" ".join([f"stats+{features}:{task}", *sets]))
     source = row.get("data_source") or {}
     where = source.get(DATA_TAGS + "source")
     if where in (None, "", "in-memory"):
@@ -401,6 +418,14 @@ def baseline_hint(row: dict, missing: list[str]) -> str:
     for key, value in sorted(json.loads(source.get(DATA_TAGS + "settings") or "{}").items()):
         args += ["--set", shlex.quote(f"dataset.{key}={value}")]
     return "no baseline run on this data: " + "; ".join(" ".join(["zoo run", r, *args]) for r in recipes)
+
+
+def _setting(row: dict, task: str, key: str) -> str:
+    """A task setting as ``--set`` takes it (a tuple param ``('a', 'b')`` as ``a,b``; "" when empty)."""
+    value = row["params"].get(f"task.{task}.{key}", "")
+    if value.startswith("(") and value.endswith(")"):
+        value = ",".join(v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip())
+    return value
 
 
 def baseline_text(row: dict) -> str:

@@ -37,8 +37,9 @@ class ZooPyfunc(mlflow.pyfunc.PythonModel):
     (stacked ``[F, T]`` arrays as the model's feature plugins compute them, not normalised). It
     returns one row per input row, same index: ``source``, ``error`` ("" when predicted),
     ``windows``, then per classification task the top class (column ``<task>``) and a ``p_<class>``
-    column per class (``<task>.p_<class>`` when a model has several classification tasks), and
-    one column per regression task. Long audio is windowed as by ``zoo predict``; ``params`` may
+    column per class (``<task>.p_<class>`` when a model has several classification tasks), per
+    multi-label task the tags whose probability is >= 0.5 (``<task>``, comma-separated) and a
+    ``<task>.p_<tag>`` column per tag, and one column per regression task. Long audio is windowed as by ``zoo predict``; ``params`` may
     set ``window_seconds`` and ``hop_seconds`` (0 or absent: the model's median training clip, half of it).
     """
 
@@ -113,6 +114,11 @@ def predictions_frame(preds: list[Any], tasks: list[Any], index: Any = None) -> 
                 prefix = "p_" if len(classifications) == 1 else f"{t.name}.p_"
                 for j, c in enumerate(t.classes):
                     row[f"{prefix}{c}"] = float(probs[j]) if probs is not None else np.nan
+            elif t.kind == "multilabel":
+                probs = pred.outputs.get(t.name) if pred.ok else None
+                row[t.name] = ",".join(c for c, p in zip(t.classes, probs) if p >= 0.5) if probs is not None else None
+                for j, c in enumerate(t.classes):
+                    row[f"{t.name}.p_{c}"] = float(probs[j]) if probs is not None else np.nan
             else:
                 row[t.name] = float(pred.outputs[t.name]) if pred.ok else np.nan
         rows.append(row)
@@ -143,6 +149,10 @@ def signature(meta: Mapping[str, Any]):
             columns.append(ColSpec("string", name, required=False))
             prefix = "p_" if len(classifications) == 1 else f"{name}.p_"
             columns += [ColSpec("double", f"{prefix}{c}", required=False) for c in task.get("classes", ())]
+        elif task.get("kind") == "multilabel":
+            # the tags whose probability is >= 0.5, comma-separated, then each tag's probability
+            columns.append(ColSpec("string", name, required=False))
+            columns += [ColSpec("double", f"{name}.p_{c}", required=False) for c in task.get("classes", ())]
         else:
             columns.append(ColSpec("double", name, required=False))
     params = ParamSchema([ParamSpec("window_seconds", "double", 0.0), ParamSpec("hop_seconds", "double", 0.0)])
