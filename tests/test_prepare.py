@@ -74,28 +74,65 @@ def test_targets_of_multitask_clips_and_chroma_only_beats(tmp_path, registry):
     assert all(x.shape == (12, fx.beats[i.split("/")[1]]) for i, x in zip(got.ids, got.x))
 
 
-def test_second_prepare_reads_the_pack(tmp_path, lab_features):
+def no_extraction(monkeypatch):
+    """Any extraction fails the test: what prepare returns must come from the pack."""
+    import zoo.data.prepare as prep
+
+    def extract(*a, **k):
+        raise AssertionError("the features were extracted again; the pack should have been read")
+    monkeypatch.setattr(prep, "_extract_to_pack", extract)
+
+
+def edit_keeping_size_and_times(path, write) -> None:
+    """Rewrite ``path`` in place as ``cp -p`` / ``rsync -a`` / ``tar`` do: same size, modification time put back."""
+    st = path.stat()
+    write()
+    assert path.stat().st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_second_prepare_reads_the_pack_unless_a_file_changed_even_with_its_times_kept(tmp_path, lab_features,
+                                                                                      monkeypatch, capsys):
     write_kaggle(tmp_path / "k", genres=("Jazz", "Rock"), parts=(GENRE,))
     ds = kaggle(tmp_path / "k")
     first = run(ds, lab_features, tmp_path, rate="frames")
     packs = list((tmp_path / "cache" / "packs").iterdir())
     assert len(packs) == 1
-    # Rewrite one source array but keep its size and times: only a pack read returns the old rows.
+    with monkeypatch.context() as m:
+        no_extraction(m)
+        again = run(ds, lab_features, tmp_path, rate="frames")
+    assert again.fingerprint == first.fingerprint
     victim = next(c for c in ds.clips("frames") if str(c.array).endswith(".npy"))
-    st = victim.array.stat()
     old = load_lab_array(victim.array)
-    write_lab(victim.array, (old + 1.0).astype(np.float64))
-    os.utime(victim.array, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edit_keeping_size_and_times(victim.array, lambda: write_lab(victim.array, (old + 1.0).astype(np.float64)))
     k = first.ids.index(victim.id)
+    capsys.readouterr()
     second = run(ds, lab_features, tmp_path, rate="frames")
-    np.testing.assert_array_equal(second.x[k], old)
-    assert second.fingerprint == first.fingerprint and second.ids == first.ids
-    # a touched file changes the key: the new rows are read
+    np.testing.assert_array_equal(second.x[k], old + 1.0)  # never the stale rows
+    assert second.fingerprint != first.fingerprint and second.ids == first.ids
+    assert f"1 file(s) changed since the feature pack was made ({victim.id})" in capsys.readouterr().err
+    assert list((tmp_path / "cache" / "packs").iterdir()) == packs  # rebuilt in its place
+    # Times that change with the content kept (a touch, a copy) cost a hash, not an extraction.
+    st = victim.array.stat()
     os.utime(victim.array, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    third = run(ds, lab_features, tmp_path, rate="frames")
+    with monkeypatch.context() as m:
+        no_extraction(m)
+        third = run(ds, lab_features, tmp_path, rate="frames")
     np.testing.assert_array_equal(third.x[k], old + 1.0)
-    assert third.fingerprint != first.fingerprint
-    assert len(list((tmp_path / "cache" / "packs").iterdir())) == 2
+    assert third.fingerprint == second.fingerprint
+
+
+def test_an_audio_file_edited_in_place_with_its_times_kept_is_extracted_again(tmp_path, registry):
+    from datafixtures import music, write_audio
+    write_label_folders(tmp_path / "a", ("blues", "jazz"), per_label=3)
+    ds = open_dataset(tmp_path / "a", registry=registry)
+    chroma = {"chroma": registry.create("feature", "chroma")}
+    first = run(ds, chroma, tmp_path, rate="frames")
+    victim = next(c for c in ds.clips("frames") if c.id == first.ids[0])
+    edit_keeping_size_and_times(victim.audio, lambda: write_audio(victim.audio, music(1.5, seed=999, root_hz=400)))
+    second = run(ds, chroma, tmp_path, rate="frames")
+    assert not np.array_equal(second.x[0], first.x[0]) and second.fingerprint != first.fingerprint
+    np.testing.assert_array_equal(second.x[1], first.x[1])
 
 
 def test_bad_array_raises_or_is_skipped_and_listed(tmp_path, lab_features):

@@ -4,8 +4,12 @@ Audio clips go through :func:`zoo.data.extract.extract_audio` (decoded once, eac
 on disk); lab arrays through :func:`~zoo.data.labarray.load_lab_array` and each feature's
 ``from_lab``. The stacked ``[F, T_i]`` arrays are packed into one file in the cache as they come
 (:data:`CHUNK_CLIPS` clips extracted at a time), keyed by everything that decides them (the data
-set's description, every clip's id, file, size and modification time, the features' settings and
-versions, limit, seed and ``max_seconds``): a second prepare of the same data reads that one file.
+set's description, every clip's id and file, the features' settings and versions, limit, seed and
+``max_seconds``): a second prepare of the same data reads that one file. The pack also records the
+sha256 of every clip's file with its size, modification and change times: a file whose times or size
+differ since (edited in place, even with its modification time put back by ``cp -p``, ``rsync -a`` or
+``tar``: the change time cannot be put back) is hashed again, and any content that changed rebuilds the
+pack; files that look the same cost one ``stat``. The data fingerprint covers the content, not the times.
 Features that fit the memory budget are returned in memory; bigger ones stay in the pack and are
 read clip by clip (``Prepared.on_disk``; docs/scale.md, "Data bigger than memory").
 
@@ -48,10 +52,7 @@ def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Fea
     """sha256 over everything that decides the stacked arrays."""
     from .extract import provider_version
 
-    files = []
-    for c in clips:
-        st = source(c).stat()
-        files.append([c.id, str(source(c)), st.st_size, st.st_mtime_ns])
+    files = [[c.id, str(source(c))] for c in clips]  # the content is checked apart: see _changed
     doc = {
         "pack": PACK_VERSION, "rate": rate, "dataset": description, "limit": limit, "seed": seed,
         "max_seconds": max_seconds or None,
@@ -60,6 +61,50 @@ def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Fea
         "clips": files,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamp(path: Path) -> list[int] | None:
+    """What a cheap look says of a file: size, modification and change times (ns); None when unreadable."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _digest(path: Path) -> str | None:
+    from .extract import file_digest
+    try:
+        return file_digest(path)
+    except DataError:  # a bad clip: its own error comes from extraction, or it is skipped there
+        return None
+
+
+def _contents(clips: Sequence[Clip], workers: int | None = None) -> list[list]:
+    """``[stamp, sha256]`` of every clip's file, for the pack to record (threads: this is reading)."""
+    paths = [source(c) for c in clips]
+    with ThreadPoolExecutor(max_workers=min(8, workers or os.cpu_count() or 1)) as pool:
+        stamps = [_stamp(p) for p in paths]
+        digests = list(pool.map(_digest, paths))
+    return [[st, d] for st, d in zip(stamps, digests)]
+
+
+def _changed(clips: Sequence[Clip], recorded: list[list] | None) -> tuple[list[list] | None, list[str]]:
+    """``(contents, changed clip ids)`` against what a pack recorded (:func:`_contents`): a file whose
+    stamp differs is hashed again; ``contents`` has the new stamps. ``(None, [])``: nothing recorded."""
+    if not isinstance(recorded, list) or len(recorded) != len(clips):
+        return None, []
+    contents, changed = [], []
+    for c, (stamp, digest) in zip(clips, recorded):
+        now = _stamp(source(c))
+        if now == stamp:
+            contents.append([stamp, digest])
+            continue
+        now_digest = _digest(source(c))
+        if now_digest != digest:
+            changed.append(c.id)
+        contents.append([now, now_digest])
+    return contents, changed
 
 
 def _from_lab(path: Path, features: Mapping[str, Feature]):
@@ -157,9 +202,10 @@ def _extract_chunks(clips: Sequence[Clip], features: Mapping[str, Feature], *, c
         yield (start, *_extract(clips[start:start + chunk], features, desc=label, **kw))
 
 
-def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool, budget: int):
-    """``(arrays, slices, skipped, cut)`` of a sound pack made for ``key``, else None; the arrays are
-    read whole when they fit ``budget`` bytes, else a :class:`~zoo.data.pack.PackFile` read clip by clip."""
+def _read_pack(path: Path, key: str, clips: Sequence[Clip], skip_bad: bool, budget: int):
+    """``(arrays, slices, skipped, cut, contents)`` of a sound pack made for ``key`` from the files as they
+    are now, else None; the arrays are read whole when they fit ``budget`` bytes, else a
+    :class:`~zoo.data.pack.PackFile` read clip by clip."""
     from .pack import open_pack, read_pack
 
     if not path.exists():
@@ -171,7 +217,14 @@ def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool, budget: int
             return None  # a pack that skipped clips must not stand in for a run that wants errors
         skipped = [tuple(s) for s in meta.get("skipped", [])]
         gone = {s[0] for s in skipped}
-        if meta.get("ids") != [i for i in ids if i not in gone] or len(pack) != len(meta["ids"]):
+        if meta.get("ids") != [c.id for c in clips if c.id not in gone] or len(pack) != len(meta["ids"]):
+            return None
+        contents, changed = _changed(clips, meta.get("contents"))
+        if contents is None:
+            return None  # a pack of an older zoo: it recorded no content
+        if changed:
+            print(f"zoo: note: {len(changed)} file(s) changed since the feature pack was made "
+                  f"({_few([shown(i) for i in changed])}): extracting the features again", file=sys.stderr)
             return None
         if pack.nbytes <= budget:
             arrays, _ = read_pack(path)
@@ -181,7 +234,8 @@ def _read_pack(path: Path, key: str, ids: list[str], skip_bad: bool, budget: int
     except ZooError as exc:  # a damaged pack is only a cache: rebuild it, and say why
         print(f"zoo: warning: rebuilding the feature pack: {exc}", file=sys.stderr)
         return None
-    return arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", []))
+    return (arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", [])),
+            contents)
 
 
 def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, skip_bad: bool = False,
@@ -224,19 +278,19 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     cache = Path(cache_dir)
     key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
     path = cache / "packs" / f"{key[:40]}.pack"
-    ids = [c.id for c in clips]
     budget = memory_budget or host_budget()
-    hit = _read_pack(path, key, ids, skip_bad, budget)
+    hit = _read_pack(path, key, clips, skip_bad, budget)
     if hit is not None:
-        arrays, slices, more, cut = hit
+        arrays, slices, more, cut, contents = hit
         gone = {s[0] for s in more}
         keep = [i for i, c in enumerate(clips) if c.id not in gone]
     else:
+        contents = _contents(clips, workers)
         try:
             arrays, slices, more, cut, keep = _extract_to_pack(
                 clips, features, path, budget, shard_bytes, skip_bad=skip_bad, workers=workers, progress=progress,
                 cache_dir=cache_dir, desc=f"{dataset.name} features", max_seconds=max_seconds,
-                meta={"key": key, "rate": rate, "dataset": where})
+                meta={"key": key, "rate": rate, "dataset": where, "contents": contents})
         except DataError as exc:
             raise _printable(exc) from exc
     skipped = [(shown(item), shown(reason)) for item, reason in skipped + more]
@@ -249,8 +303,9 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     if cut:
         notes.append(f"{len(cut)} clip(s) longer than {max_seconds:g} s cut to their middle {max_seconds:g} s "
                      f"(--max-seconds)")
+    content = hashlib.sha256(json.dumps([contents[i][1] for i in keep]).encode()).hexdigest()
     return _assemble([clips[i] for i in keep], [splits[i] for i in keep], arrays, slices, skipped,
-                     key=key, rate=rate, notes=notes, where=where)
+                     key=f"{key}:{content}", rate=rate, notes=notes, where=where)
 
 
 def _printable(exc: DataError) -> DataError:
