@@ -419,6 +419,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
              "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": result.seconds}
     tracker.log_metrics(run_id, final)
     metrics = {"val": flat(val), "test": flat(test)}
+    if result.linear is not None:
+        extra["linear_fit"] = [dataclasses.asdict(f) for f in result.linear]
     model_dir = save_model(folder / "model", model, built, prepared_meta(ctx.prepared), ctx.norm, ctx.config,
                            registry=ctx.registry, metrics=metrics, seed=seed,
                            run_id=run_id if tracker.durable else None)

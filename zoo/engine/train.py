@@ -44,6 +44,9 @@ class FitResult:
     stopped_early: bool = False
     seconds: float = 0.0
     overfit: dict[str, Any] | None = None
+    linear: list[Any] | None = None
+    """The heads fitted to convergence instead (:mod:`zoo.engine.linearfit`): one ``HeadFit`` per
+    task; ``history`` then has one row. None after the loop."""
 
 
 def task_weights(model: Any) -> dict[str, float]:
@@ -216,6 +219,10 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     ``group``: a :class:`~zoo.engine.distributed.Group` under torchrun: every rank draws the same
     global batches and trains on its shard of each, validation is gathered over the ranks.
 
+    A backbone that declares :class:`~zoo.protocols.FixedStatistics` under linear heads is not
+    trained by the loop: its heads are fitted to convergence (:mod:`zoo.engine.linearfit`, one
+    history row) unless ``train.linear_fit=sgd`` or :func:`~zoo.engine.linearfit.why_not` says why not.
+
     The monitored value is ``train.monitor`` (default: the first task's primary validation
     metric). The best weights are copied in memory and restored at the end, also when early
     stopping ends training. Augmentation (crops, masks, mixup) touches training batches only.
@@ -223,6 +230,10 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     import torch
     if config.overfit_batches > 0:
         return overfit(model, train, config, device, seed=seed, progress=progress, on_epoch=on_epoch)
+    from . import linearfit
+    unfit = linearfit.why_not(model, config)
+    if unfit is None:  # a fixed backbone under linear heads: a convex problem, solved rather than trained
+        return linearfit.run_fit(model, train, val, config, device, progress=progress, on_epoch=on_epoch)
     if device.type == "cpu":
         steady_heap()
     rng = np.random.default_rng(seed)

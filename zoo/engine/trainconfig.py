@@ -80,6 +80,12 @@ class TrainConfig:
     monitor: str = ""
     """What model selection and early stopping follow: "" the first task's primary metric, a metric
     of the first task (macro_f1), TASK.METRIC, or loss."""
+    linear_fit: Literal["auto", "sgd"] = "auto"
+    """auto: a backbone whose output is a fixed function of its input (``FixedStatistics``, e.g. the
+    ``stats`` baseline) under linear heads gets its heads fitted to convergence (L2 logistic regression
+    by L-BFGS, ridge in closed form, the penalty chosen on validation; ``zoo.engine.linearfit``), and
+    the settings of the loop (epochs, lr, batches, augmentation) do not apply; any other model is
+    trained by the loop. sgd: the loop always."""
     memory_budget: str = "auto"
     """Bytes the prepared features and the padded splits may take in memory (256MB, 2GiB); data
     bigger than that is streamed from the pack on disk (docs/scale.md). auto (or 0): a quarter of

@@ -29,7 +29,12 @@ class StatsConfig:
 
     The default is the strong linear baseline: the task's head (a linear layer by default) on
     standardised means, standard deviations and deltas is logistic regression for a
-    classification and a linear regression for a regression target. ``delta`` is on because it
+    classification and a linear regression for a regression target. The backbone declares
+    ``zoo.protocols.FixedStatistics``, so the engine does not train these heads by SGD: it sets
+    the standardisation from the training clips and fits each head to convergence, an L2 logistic
+    regression by L-BFGS or a ridge regression in closed form, its penalty chosen on the validation
+    split (``zoo.engine.linearfit``; ``--set train.linear_fit=sgd`` trains them by SGD instead, as does
+    a hidden layer, ``--set task.hidden=64``). ``delta`` is on because it
     helped on the validation split (genre accuracy 0.84 -> 0.89, energy Spearman 0.84 -> 0.86
     over 3 seeds); ``minmax`` is off because it did not (0.84 alone, 0.86 with delta).
     """
@@ -40,12 +45,20 @@ class StatsConfig:
     delta: bool = True
     norm: Literal["batch", "none"] = "batch"
     train_defaults: ClassVar[dict] = {"epochs": 60, "patience": 15, "lr": 3e-3, "weight_decay": 1e-2}
-    """Recommended training settings (below recipes, --set and flags). An epoch of this linear
-    model on the embedded set's 420 training clips takes a fraction of a second, so it can afford
-    many; the best validation epoch came between 9 and 44, hence 60 epochs with a patience of
-    15. On the validation split (3 seeds) lr 1e-3, 3e-3 and 1e-2 and weight decay 0.01 or 0.1
+    """Recommended settings of the SGD loop (below recipes, --set and flags). They do not apply to
+    the default linear heads, which are fitted to convergence instead; they apply when SGD trains
+    (``train.linear_fit=sgd``, a hidden layer, a bounded or non-MSE regression head). An epoch of
+    this model on the embedded set's 420 training clips takes a fraction of a second, so it can
+    afford many; the best validation epoch came between 9 and 44, hence 60 epochs with a patience
+    of 15. On the validation split (3 seeds) lr 1e-3, 3e-3 and 1e-2 and weight decay 0.01 or 0.1
     were within one or two of its 90 clips of each other; 3e-3 was the best or level on genre
     and on the three emotion targets, 3e-2 was worse."""
+    head_defaults: ClassVar[dict] = {"bounded": False, "loss": "mse"}
+    """Regression heads are plain linear regressions: no sigmoid on the output (``bounded``), and the
+    squared error (``loss``), which is what the ridge fit minimises; with the zoo's defaults (a
+    sigmoid, MSE + concordance) a head would be neither linear nor fitted in closed form. A linear
+    prediction may leave [0, 1] by a little; Spearman, the primary metric, reads only its order.
+    Classification heads have neither field and are left alone."""
 
     def __post_init__(self) -> None:
         if not self.statistics:

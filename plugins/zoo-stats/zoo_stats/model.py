@@ -98,3 +98,31 @@ class StatsBackbone(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> BackboneOutput:
         """``x: Tensor[B, F, T]`` zero-padded along T, ``lengths: Tensor[B]``."""
         return BackboneOutput(self.norm(self.pool(x, lengths)))
+
+    # -- zoo.protocols.FixedStatistics: the engine fits the linear heads on this to convergence --------
+    def fixed_pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The statistics before standardisation, ``Tensor[B, S * F]``: :meth:`pool`, which learns nothing."""
+        return self.pool(x, lengths)
+
+    def standardise(self, z: torch.Tensor) -> torch.Tensor:
+        """What ``forward`` does after :meth:`pool`: the batch norm (or scale and shift)."""
+        return self.norm(z)
+
+    @torch.no_grad()
+    def set_standardisation(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """In eval mode ``standardise(z)`` becomes ``(z - mean) / sqrt(var)`` with ``norm="batch"``
+        (a standard scaler: a statistic of variance 0 is only centred), ``z`` itself with ``"none"``.
+
+        The batch norm adds its ``eps`` under the square root, so its running variance is set to
+        ``var - eps``: ``sqrt(running_var + eps)`` is then the standard deviation itself, and a saved
+        model (whose ``eps`` is not in its state dict) predicts the same after loading."""
+        norm = self.norm
+        if isinstance(norm, nn.BatchNorm1d):
+            mean = mean.to(norm.running_mean)
+            var = var.to(torch.float64)
+            running = torch.where(var > 0, var - norm.eps, torch.ones_like(var) - norm.eps)
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(running.to(norm.running_var))
+            norm.num_batches_tracked.fill_(1)
+        norm.weight.fill_(1.0)
+        norm.bias.fill_(0.0)
