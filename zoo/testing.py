@@ -650,6 +650,7 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
 def _check_multilabel(task: Any, columns: tuple[str, ...], who: str) -> None:
     """A multi-label task's ``columns``, ``resolve`` and ``encode`` (:class:`~zoo.protocols.MultiLabel`)."""
     missing = _lacks(task, ("columns", "resolve", "encode"))
+    missing += [m for m in ("resolve", "encode") if m not in missing and not callable(getattr(task, m))]
     if missing:
         _fail(f"{who}: a multilabel task needs {', '.join(missing)} (zoo.protocols.MultiLabel)")
     from .errors import DataError
