@@ -383,14 +383,21 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         ctx.reporter.on_note(f"seed {seed}: resuming from {checkpoint.path}")
     ctx.reporter.on_model(str(built.composition), seed, n_params)
 
+    from . import linearfit
     from .train import fit
 
     def log_epoch(epoch: int, row: Mapping[str, float]) -> None:
         tracker.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
 
+    unfit = linearfit.why_not(model, ctx.config)
+    if unfit and not ctx.config.overfit_batches:
+        ctx.reporter.on_note(f"fit: SGD, not the closed-form fit of linear heads: {unfit}")
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed,
                  progress=ctx.reporter.progress, on_epoch=log_epoch,
                  checkpoint=checkpoint if not ctx.config.overfit_batches else None, group=ctx.group)
+    if result.linear is not None:
+        tracker.log_params(run_id, linearfit.params(result.linear))
+        ctx.reporter.on_note(linearfit.summary(result.linear))
     skipped = _write_skipped(ctx.prepared, reports_dir)
     title = f"{built.composition} seed {seed}"
     if result.overfit is not None:
@@ -412,6 +419,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     extra = {"val": val, "spec": str(built.composition), "seed": seed, "best_epoch": result.best_epoch,
              "epochs": len(result.history), "stopped_early": result.stopped_early, "monitor": result.monitor,
              "train_seconds": result.seconds, "data": describe_data(ctx.prepared), "history": result.history}
+    if result.linear is not None:
+        extra["linear_fit"] = [dataclasses.asdict(f) for f in result.linear]
     reports = write_reports(reports_dir, model, test_preds, test, history=result.history, extra=extra, title=title)
     if skipped:
         reports["skipped"] = skipped
@@ -419,8 +428,6 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
              "best_epoch": result.best_epoch, "epochs_run": len(result.history), "train_seconds": result.seconds}
     tracker.log_metrics(run_id, final)
     metrics = {"val": flat(val), "test": flat(test)}
-    if result.linear is not None:
-        extra["linear_fit"] = [dataclasses.asdict(f) for f in result.linear]
     model_dir = save_model(folder / "model", model, built, prepared_meta(ctx.prepared), ctx.norm, ctx.config,
                            registry=ctx.registry, metrics=metrics, seed=seed,
                            run_id=run_id if tracker.durable else None)
