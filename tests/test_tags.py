@@ -277,3 +277,26 @@ def test_multitask_genre_and_prefixed_tags_train_package_and_reload(tmp_path, wo
     a = zoo.open_model(res.results[0].model_dir, workspace=workspace).predict_file(song)
     assert loaded.schemas["tags"].kind == "multilabel" and a.ok
     assert a.outputs["tags"].shape == (3,) and a.outputs["genre"].shape == (3,)
+
+
+def test_the_emotify_command_in_docs_data_runs_verbatim(tmp_path, monkeypatch, capsys):
+    """docs/data.md's manifest header (its excerpt) with 24 clips of shares, and its first command as written."""
+    import re
+    import shlex
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    section = doc[doc.index("### Tags: several labels per clip"):]
+    excerpt = re.findall(r"```\n(.*?)```", section, flags=re.S)[0]
+    header = excerpt.splitlines()[0].split(",")
+    emotions = header[3:]
+    assert header[:3] == ["path", "split", "label"] and len(emotions) == 9
+    splits = ["train"] * 14 + ["val"] * 5 + ["test"] * 5
+    rows = [{"path": f"audio/{k:02d}.wav", "split": splits[k], "label": ("rock", "classical")[k % 2],
+             **{e: 0.5 if (k + j) % 2 == 0 else 0.1 for j, e in enumerate(emotions)}} for k in range(24)]
+    write_manifest(tmp_path / "emotify", rows)
+    command = next(b for b in re.findall(r"```bash\n(.*?)```", section, flags=re.S)).splitlines()[0]
+    assert command.startswith("zoo run stats+mel:tags --data emotify ")
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(command)[1:]) == 0
+    out = capsys.readouterr().out
+    assert "tags: roc_auc " in out and "(over 9 of 9 tags)" in out

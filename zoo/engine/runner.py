@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..data.preparedset import Prepared, parse_budget
+from ..data.select import task_needs
 from ..errors import ConfigError, DataError
 from ..fsio import make_new_dir, write_json, write_text
 from .checkpoint import Checkpoint
@@ -28,7 +29,7 @@ from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from .batches import Normaliser, describe_paths, make_splits, unscaled_rows
+from .batches import Normaliser, describe_paths, make_splits, task_classes, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
@@ -164,8 +165,8 @@ def run_folder(spec: str, root: Path) -> Path:
 
 
 def needed_columns(built: Built) -> tuple[str, ...]:
-    """What the tasks read from each clip: "label" and/or target names."""
-    return tuple(dict.fromkeys(t.target for t in built.tasks.values()))
+    """What the tasks read from each clip: "label" and/or target names (:func:`~zoo.data.select.task_needs`)."""
+    return task_needs(built.tasks.values())
 
 
 def load_data(built: Built, registry: Any, data: DataRequest, *, seed: int, workspace: Workspace,
@@ -177,6 +178,11 @@ def load_data(built: Built, registry: Any, data: DataRequest, *, seed: int, work
     from ..data.prepare import prepare
     dataset = open_dataset(data.path, layout=data.layout, registry=registry, settings=dict(data.settings),
                            progress=progress, data_dir=workspace.data_dir, limit=data.limit, seed=seed)
+    tagging = [t for t in built.tasks.values() if t.kind == "multilabel"]
+    if tagging:  # a misnamed tag column fails now, not after the features are extracted
+        names = sorted({k for c in dataset.clips(built.rate) for k in c.targets})
+        for task in tagging:
+            task.resolve(names, dataset.describe())
     return prepare(dataset, built.features, rate=built.rate, skip_bad=data.skip_bad, limit=data.limit, seed=seed,
                    workers=data.workers, progress=progress, need=needed_columns(built), cache_dir=workspace.cache_dir,
                    max_seconds=data.max_seconds, min_class_clips=data.min_class_clips, memory_budget=memory_budget,
@@ -212,11 +218,11 @@ def group_key(spec: str, configs: Mapping[str, Any], config: TrainConfig, finger
 
 
 def key_metrics(built: Built) -> list[str]:
-    """The test metrics ``zoo compare`` shows: each task's primary metric, plus macro F1 / MAE."""
+    """The test metrics ``zoo compare`` shows: each task's primary metric, plus macro F1 / MAE / ROC-AUC."""
     out = []
     for name, task in built.tasks.items():
         out.append(f"test.{name}.{task.primary_metric}")
-        second = {"classification": "macro_f1", "regression": "mae"}.get(task.kind)
+        second = {"classification": "macro_f1", "regression": "mae", "multilabel": "roc_auc"}.get(task.kind)
         if second and second != task.primary_metric:
             out.append(f"test.{name}.{second}")
     return out
@@ -329,7 +335,7 @@ def _worker_seed(ctx: _Context, seed: int) -> SeedResult:
     from .train import fit
     built = ctx.built
     seed_everything(seed)
-    schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
+    schemas = {n: t.schema(task_classes(t, ctx.prepared)) for n, t in built.tasks.items()}
     model = build_model(built.make_backbone(ctx.registry), built.tasks, schemas,
                         task_weighting=ctx.config.task_weighting,
                         task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
@@ -365,7 +371,7 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         tracker.log_params(run_id, _seed_params(ctx, seed))
         tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
     seed_everything(seed)
-    schemas = {n: t.schema(tuple(ctx.prepared.classes)) for n, t in built.tasks.items()}
+    schemas = {n: t.schema(task_classes(t, ctx.prepared)) for n, t in built.tasks.items()}
     backbone = built.make_backbone(ctx.registry)
     model = build_model(backbone, built.tasks, schemas, task_weighting=ctx.config.task_weighting,
                         task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
@@ -564,7 +570,7 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
             _log_summary(tracker, top_id, ctx, summary, results, seed_list)
     result = RunResult(text, results, top_id if several else None, summary, describe_data(prepared),
                        device.describe(), tuple(prepared.classes),
-                       tuple(t.target for t in built.tasks.values() if t.kind != "classification"),
+                       tuple(t.target for t in built.tasks.values() if t.kind == "regression"),
                        tracker.where(top_id), folder)
     if ranks is not None:
         ranks.close()

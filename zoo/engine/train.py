@@ -192,10 +192,17 @@ def _augmented(batch, rng: np.random.Generator, config: TrainConfig) -> tuple[An
 def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarray | None:
     """``train.balance``: class weights on the classification tasks ("weights"), or the labels of
     the first classification task the sampler balances ("sampler"); None when nothing to balance.
-    "auto" is "weights" when there is a classification task and nothing otherwise."""
+    "auto" is "weights" when there is a classification task and nothing otherwise.
+    A multi-label task gets per-tag positive weights with "weights" only: "auto" leaves it alone,
+    so its outputs stay probabilities (weighted positives shift them up for rare tags)."""
     import torch
     first = None
+    tagged = False
     for name, task in model.tasks.items():
+        if task.kind == "multilabel":
+            tagged = True
+            if config.balance == "weights":
+                task.pos_weight = torch.from_numpy(augment.tag_weights(train.y_host[name])).to(train.device)
         if task.kind != "classification":
             continue
         labels = train.y_host[name]
@@ -203,7 +210,7 @@ def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarra
         if config.balance in ("weights", "auto"):
             w = augment.class_weights(labels, model.schemas[name].out_dim)
             task.class_weight = torch.from_numpy(w).to(train.device)
-    if config.balance not in ("none", "auto") and first is None:
+    if config.balance not in ("none", "auto") and first is None and not (config.balance == "weights" and tagged):
         raise RunError(f"train.balance={config.balance} balances classes, but the model has no classification "
                        f"task ({', '.join(model.heads)}); drop the setting (--set train.balance=none)")
     return first
@@ -329,8 +336,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     finally:
         bar.close()
         for task in model.tasks.values():
-            if hasattr(task, "class_weight"):
-                task.class_weight = None
+            for attr in ("class_weight", "pos_weight"):
+                if hasattr(task, attr):
+                    setattr(task, attr, None)
     model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result

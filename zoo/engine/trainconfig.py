@@ -76,7 +76,9 @@ class TrainConfig:
     sampler: batches drawn so that every class of the first classification task is equally likely;
     auto (the default): weights when the model has a classification task, else nothing. On balanced
     classes the weights are all 1, so auto trains exactly as none; on the lab-shaped unbalanced
-    embedded set it lifted the baseline's validation macro F1 from 0.60 to 0.68 (docs/results.md)."""
+    embedded set it lifted the baseline's validation macro F1 from 0.60 to 0.68 (docs/results.md).
+    A multi-label task takes per-tag weights of its positives (n_off / n_on) with weights only: auto
+    leaves it unweighted, so its outputs stay probabilities."""
     monitor: str = ""
     """What model selection and early stopping follow: "" the first task's primary metric, a metric
     of the first task (macro_f1), TASK.METRIC, or loss."""
