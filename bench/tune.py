@@ -45,14 +45,21 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return s["mean"], 0.0 if s["half_width"] != s["half_width"] else s["half_width"]
 
 
-def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, workspace) -> dict:
+def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, workspace, data=None) -> dict:
+    """Train ``spec`` with ``settings`` for ``seeds`` seeds on the embedded set of ``size`` (or on
+    the data folder ``data``), untracked; one JSON-ready row with every seed's scores and history."""
+    import os
+
     import zoo
     merged = {k: dict(v) for k, v in settings.items()}
-    merged.setdefault("dataset", {}).setdefault("size", size)
+    if data is None:
+        merged.setdefault("dataset", {}).setdefault("size", size)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
-    res = zoo.train(spec, settings=merged, seeds=seeds, track=False, progress=False, workspace=workspace)
+    res = zoo.train(spec, data=data, settings=merged, seeds=seeds, track=False, progress=False, workspace=workspace)
     seconds = time.perf_counter() - start
     return {"spec": spec, "variant": name, "settings": settings, "seconds": round(seconds, 1),
+            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "val": [dict(r.val) for r in res.results], "test": [dict(r.test) for r in res.results],
             "best_epoch": [r.best_epoch for r in res.results], "epochs_run": [len(r.history) for r in res.results],
             "history": [[{k: round(v, 4) for k, v in row.items()} for row in r.history] for r in res.results]}
@@ -124,6 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--variant", action="append", type=parse_variant, default=[], help="NAME=KEY=VALUE[;...]")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--size", default="default", choices=("tiny", "small", "default", "large"))
+    p.add_argument("--data", type=Path, default=None, help="a data folder instead of the embedded set")
     p.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
     p.add_argument("--show", action="store_true", help="only print the table of what --out holds")
     p.add_argument("--markdown", action="store_true", help="print the markdown table of what --out holds")
@@ -140,7 +148,8 @@ def main(argv=None) -> int:
             if name in have:
                 continue
             print(f"-- {args.spec} [{name}] {settings}", file=sys.stderr, flush=True)
-            row = run_variant(args.spec, name, settings, seeds=args.seeds, size=args.size, workspace=workspace)
+            row = run_variant(args.spec, name, settings, seeds=args.seeds, size=args.size, workspace=workspace,
+                              data=args.data)
             with args.out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             mine.append(row)
