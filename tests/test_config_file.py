@@ -70,6 +70,61 @@ def test_a_missing_config_file_says_how_to_write_one(tmp_path, capsys):
     assert "--print-config" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("body, option, message", [
+    ("seeds: 0", ["--seeds", "0"], "0 is out of range: give a whole number >= 1"),
+    ('seed: "x"', ["--seed", "x"], "'x' is not a whole number"),
+    ("seed: -1", ["--seed", "-1"], "-1 is out of range: give a whole number from 0 to 4294967295"),
+    ("data: {limit: 2.5}", ["--limit", "2.5"], "2.5' is not a whole number"),
+    ("data: {max_seconds: -1}", ["--max-seconds", "-1"], "is out of range: give a number >= 0"),
+    ("data: {workers: 0}", ["--workers", "0"], "0 is out of range: give a whole number >= 1"),
+])
+def test_a_config_file_value_is_checked_as_the_same_option_is_on_the_command_line(tmp_path, capsys, body, option,
+                                                                                  message):
+    file = tmp_path / "bad.yaml"
+    file.write_text(f"spec: lstm+chroma:genre\n{body}\n")
+    assert main(["run", "--config", str(file), "--print-config"]) == 2
+    from_file = capsys.readouterr().err
+    assert main(["run", "lstm+chroma:genre", *option, "--print-config"]) == 2
+    from_cli = capsys.readouterr().err
+    assert message.split("'")[-1] in from_file and message.split("'")[-1] in from_cli, (from_file, from_cli)
+    assert f"config file {file}: " in from_file and "Traceback" not in from_file
+    assert len(from_file.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("data: {path: [a, b]}", "data.path ['a', 'b']: give one folder as text (as --data)"),
+    ("data: {skip_bad: maybe}", "data.skip_bad: expected true or false, got 'maybe'"),
+    ("settings: {backbone: 5}", "settings.backbone 5: give a mapping of settings"),
+    ("transfer: {from: [1]}", "transfer.from [1]: give one model"),
+])
+def test_a_config_file_value_of_the_wrong_kind_is_one_line_not_a_traceback(tmp_path, capsys, text, message):
+    file = tmp_path / "bad.yaml"
+    file.write_text(f"spec: lstm+chroma:genre\n{text}\n")
+    assert main(["run", "--config", str(file), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {file}: {message}" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_quoted_false_is_false_and_a_quoted_number_a_number(tmp_path, capsys):
+    file = tmp_path / "quoted.yaml"
+    file.write_text('spec: lstm+chroma:genre\nseed: "3"\ndata: {skip_bad: "false", limit: "12"}\n')
+    doc = printed(["--config", str(file)], capsys)
+    assert doc["data"]["skip_bad"] is False and doc["data"]["limit"] == 12 and doc["seed"] == 3
+    file.write_text('spec: lstm+chroma:genre\ndata: {skip_bad: "true"}\n')
+    assert printed(["--config", str(file)], capsys)["data"]["skip_bad"] is True
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\x00" * 64, b"\xff\xfe" + "spec: x".encode("utf-16-le")])
+def test_a_binary_config_file_is_one_line_not_a_traceback(tmp_path, capsys, content):
+    file = tmp_path / "binary.yaml"
+    file.write_bytes(content)
+    assert main(["run", "--config", str(file), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zoo: error: config file {file} ") and len(err.strip().splitlines()) == 1, err
+    assert main(["run", "--config", str(tmp_path), "--print-config"]) == 2  # a folder
+    assert "cannot be read" in capsys.readouterr().err
+
+
 def test_every_run_logs_its_config_and_a_rerun_from_it_has_the_same_settings(audio_folder, capsys):
     assert main(["run", "lstm+chroma:genre", "--data", str(audio_folder), "--epochs", "1", "--seed", "2",
                  "--experiment", "cfg-first", *SMALL]) == 0

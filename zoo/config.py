@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Mapping
 
@@ -48,7 +49,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value.lower() in _TRUE
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}" if where else
+                          f"expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -66,6 +68,45 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         return str(value)
     return value
+
+
+SEED_MAX = 2**32 - 1
+"""The largest seed numpy accepts."""
+
+
+def whole(value: Any, low: int, high: int | None = None) -> int:
+    """``value`` (an int, or text as on the command line) as a whole number in ``[low, high]``; else a
+    ConfigError saying what is valid. The one check behind ``--seeds 0`` and ``seeds: 0`` in a config file."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{value!r} is not a whole number")
+    try:
+        number_ = int(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a whole number") from None
+    if number_ < low or (high is not None and number_ > high):
+        span = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"{number_} is out of range: give a whole number {span}")
+    return number_
+
+
+def number(value: Any, low: float, *, strict: bool = False) -> float:
+    """``value`` (a number, or text) as a finite float ``>= low`` (``> low`` when ``strict``); else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{value!r} is not a number")
+    try:
+        number_ = float(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a number") from None
+    if not math.isfinite(number_):
+        raise ConfigError(f"{value} is not a finite number")
+    if number_ < low or (strict and number_ == low):
+        raise ConfigError(f"{number_} is out of range: give a number {'>' if strict else '>='} {low}")
+    return number_
+
+
+def flag(value: Any) -> bool:
+    """``value`` as true or false: a bool, 0/1, or the words true/false, yes/no, on/off (any case)."""
+    return _coerce(value, bool, "")
 
 
 def field_types(cls: type) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import SEED_MAX, flag, number, whole
 from ..errors import ConfigError
 from ..spec import parse_spec
 from .request import DataRequest, RunRequest
@@ -79,8 +80,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; write one with zoo run SPEC --print-config > "
                           f"{path.name}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); give a YAML file, such as zoo run SPEC --print-config writes") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}; give a YAML file, such as "
+                          f"zoo run SPEC --print-config writes") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(doc, Mapping) or "spec" not in doc:
         raise ConfigError(f"config file {path}: expected a mapping with at least 'spec' (the shape of a recipe in "
                           f"registry.yaml; zoo run SPEC --print-config writes one)")
@@ -95,7 +102,58 @@ def read_config(path: str | Path) -> dict[str, Any]:
     for key in ("settings", "data", "transfer", "tags"):
         if doc.get(key) is not None and not isinstance(doc[key], Mapping):
             raise ConfigError(f"config file {path}: '{key}' must be a mapping, not {doc[key]!r}")
-    return dict(doc)
+    try:
+        return checked_values(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+_WHOLE = {"seed": (0, SEED_MAX, "--seed"), "seeds": (1, None, "--seeds"), "data.limit": (1, None, "--limit"),
+          "data.workers": (1, None, "--workers"), "data.seed": (0, SEED_MAX, "the seed that draws --limit"),
+          "data.min_class_clips": (0, None, "--min-class-clips")}
+"""Whole-number keys of a config file: (lowest, highest, the option that takes the same value)."""
+
+
+def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` (a config mapping) with every value of ``spec``, ``seed``, ``seeds``, ``data`` and ``transfer``
+    checked by the same rules as the command line's options (:mod:`zoo.config`), text such as ``"3"`` or
+    ``"false"`` converted as the options convert it; a ConfigError names the key and the valid values.
+    Component and train settings are checked when their configs are made."""
+    out = dict(doc)
+    data = dict(doc.get("data") or {})
+    if not isinstance(out.get("spec"), str) or not out["spec"].strip():
+        raise ConfigError(f"spec {out.get('spec')!r}: give one spec or recipe name as text, e.g. lstm+chroma:genre")
+    for key, (low, high, option) in _WHOLE.items():
+        scope, name = (data, key[5:]) if key.startswith("data.") else (out, key)
+        if scope.get(name) is not None:
+            try:
+                scope[name] = whole(scope[name], low, high)
+            except ConfigError as exc:
+                raise ConfigError(f"{key}: {exc} (as {option})") from None
+    for name, option in (("path", "--data"), ("layout", "--layout")):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"data.{name} {value!r}: give one {'folder' if name == 'path' else 'layout name'} as "
+                              f"text (as {option})")
+    if data.get("max_seconds") is not None:
+        try:
+            data["max_seconds"] = number(data["max_seconds"], 0.0)
+        except ConfigError as exc:
+            raise ConfigError(f"data.max_seconds: {exc} (as --max-seconds; 0 for no limit)") from None
+    if data.get("skip_bad") is not None:
+        try:
+            data["skip_bad"] = flag(data["skip_bad"])
+        except ConfigError as exc:
+            raise ConfigError(f"data.skip_bad: {exc} (as --skip-bad)") from None
+    if "data" in doc:
+        out["data"] = data
+    for scope, values in (doc.get("settings") or {}).items():
+        if values is not None and not isinstance(values, Mapping):
+            raise ConfigError(f"settings.{scope} {values!r}: give a mapping of settings, e.g. {{hidden: 64}}")
+    source = (doc.get("transfer") or {}).get("from")
+    if source is not None and not isinstance(source, str):
+        raise ConfigError(f"transfer.from {source!r}: give one model (a run id, a folder, a name) as text (as --from)")
+    return out
 
 
 def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunRequest, Any, Any]:
@@ -104,6 +162,7 @@ def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunReque
     recipe brings the recipe's settings and transfer, under the file's own."""
     from .request import SeedPlan
     from .trainconfig import backbone_defaults, split_settings, train_config
+    doc = checked_values(doc)  # what the command line merged in is checked as the file was
     spec = str(doc["spec"]).strip()
     settings = {str(k): dict(v or {}) for k, v in (doc.get("settings") or {}).items()}
     transfer = dict(doc.get("transfer") or {})
@@ -124,5 +183,10 @@ def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunReque
     data.setdefault("skip_bad", False)
     request = RunRequest(spec, settings=components, train=config,
                          data=DataRequest(settings=dataset_over, **data),
-                         seeds=SeedPlan(first=int(doc.get("seed") or 0), count=int(doc.get("seeds") or 1)), tags=tags)
+                         seeds=SeedPlan(first=_or(doc.get("seed"), 0), count=_or(doc.get("seeds"), 1)), tags=tags)
     return request, transfer.get("from"), transfer.get("freeze")
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when it is None (0 is a value: ``seeds: 0`` is refused, not made 1)."""
+    return default if value is None else value
