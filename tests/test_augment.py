@@ -163,3 +163,28 @@ def test_an_unknown_monitor_and_balance_without_classes_are_clear_errors(tmp_pat
     with pytest.raises(RunError, match="no classification task"):
         run(RunRequest("lstm+chroma:valence", settings=TINY_LSTM, train=TrainConfig(**FAST, balance="weights"),
                        data=separable(6), out_dir=tmp_path), registry=registry)
+
+
+def test_crops_per_clip_draws_every_training_clip_that_many_times_an_epoch(tmp_path, registry, monkeypatch):
+    from zoo.engine.batches import SplitData
+    seen: list[np.ndarray] = []
+    original = SplitData.batches
+
+    def spy(self, row_batches):
+        rows = [np.asarray(r) for r in row_batches]
+        if self.name == "train":
+            seen.extend(rows)
+        return original(self, iter(rows))
+
+    monkeypatch.setattr(SplitData, "batches", spy)
+    res = run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM,
+                         train=TrainConfig(**{**FAST, "epochs": 1}, crop_frames=8, crops_per_clip=3),
+                         data=separable(10), out_dir=tmp_path), registry=registry)
+    drawn = np.concatenate(seen)
+    counts = np.bincount(drawn)
+    assert res.ok and len(counts) >= 10 and set(counts.tolist()) == {3}  # every training row, 3 times
+    assert all(len(b) <= 16 for b in seen)
+    with pytest.raises((ConfigError, ValueError), match="crops_per_clip 2: needs crop_frames"):
+        TrainConfig(crops_per_clip=2)
+    with pytest.raises((ConfigError, ValueError), match="crops_per_clip 0"):
+        TrainConfig(crop_frames=8, crops_per_clip=0)

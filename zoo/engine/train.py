@@ -247,8 +247,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     optimizer = make_optimizer(model, config)
     monitor, greater = augment.monitored(model, config.monitor)
     balance_labels = _set_balance(model, train, config)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    if len(train) % config.batch_size == 1 and steps_per_epoch > 1:
+    draws = np.tile(train.lengths_host, config.crops_per_clip)  # one draw per clip and crop
+    steps_per_epoch = math.ceil(len(draws) / config.batch_size)
+    if len(draws) % config.batch_size == 1 and steps_per_epoch > 1:
         steps_per_epoch -= 1
     scheduler, sched_kind = make_schedule(optimizer, config, steps_per_epoch * config.epochs, greater)
     step = _Stepper(model, optimizer, device, config)
@@ -280,7 +281,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             if config.balance == "sampler" and balance_labels is not None:
                 epoch_rows = augment.balanced_batches(balance_labels, config.batch_size, rng)
             else:
-                epoch_rows = random_batches(train.lengths_host, config.batch_size, rng, config.bucket)
+                epoch_rows = random_batches(draws, config.batch_size, rng, config.bucket)
+                if config.crops_per_clip > 1:
+                    epoch_rows = (rows % len(train) for rows in epoch_rows)
             if group is not None:
                 epoch_rows = map(group.shard, epoch_rows)
             for batch in train.batches(epoch_rows):  # a streamed split reads the next ones meanwhile

@@ -71,6 +71,10 @@ class TrainConfig:
     crop_frames: int = 0
     """Train on one random window of this many frames per clip; validation and test average the
     model's outputs over half-overlapping windows of the same size. 0: whole clips."""
+    crops_per_clip: int = 1
+    """With ``crop_frames``: every training clip comes this many times per epoch, each time with a
+    random window of its own (long real clips hold many more 3 s windows than one per epoch). An
+    epoch then has this many times the steps. Without ``crop_frames`` it must stay 1."""
     balance: Literal["auto", "none", "weights", "sampler"] = "auto"
     """Unbalanced classes: weights: inverse-frequency class weights in the classification losses;
     sampler: batches drawn so that every class of the first classification task is equally likely;
@@ -105,6 +109,9 @@ class TrainConfig:
                 raise ValueError(f"{name} {value}: must be {need} ({_how(name)})")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup {self.warmup}: must be a fraction in [0, 1) of all steps ({_how('warmup')})")
+        if self.crops_per_clip != 1 and self.crop_frames == 0:
+            raise ValueError(f"crops_per_clip {self.crops_per_clip}: needs crop_frames > 0 (the copies of a clip "
+                             f"would be identical); set --set train.crop_frames=128 or drop crops_per_clip")
         from ..data.preparedset import parse_budget
         parse_budget(self.memory_budget)
 
@@ -116,6 +123,7 @@ _BOUNDS = (
     ("overfit_batches", 0, False), ("overfit_loss", 0.0, True), ("overfit_epochs", 1, False),
     ("threads", 0, False), ("refresh_steps", 1, False), ("time_masks", 0, False), ("time_mask_width", 0, False),
     ("freq_masks", 0, False), ("freq_mask_width", 0, False), ("mixup", 0.0, False), ("crop_frames", 0, False),
+    ("crops_per_clip", 1, False),
 )
 _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience",
           "overfit_batches": "--overfit-batches"}
