@@ -441,10 +441,51 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
                   f"declared block '{name}'; freeze N must fix exactly its first N named_blocks()")
 
 
+def check_backbone_fixed_statistics(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
+                                    settings: Mapping[str, Any] | None = None, tolerance: float = 1e-4) -> None:
+    """A backbone that declares :class:`~zoo.protocols.FixedStatistics` (nothing to check otherwise):
+    ``fixed_pool`` gives ``[B, out_dim]`` the same in train and eval mode, a clip's row does not change
+    in a padded batch, and after ``set_standardisation`` with a batch's mean and variance the eval
+    output is ``standardise(fixed_pool(x))``, standardised (mean 0, variance 1 over the batch) or, for
+    a backbone configured not to standardise, the statistics themselves."""
+    import torch
+
+    from .protocols import FixedStatistics
+    who = _label(spec_or_factory)
+    model = _factory(spec_or_factory, settings)(n_bins)
+    if not isinstance(model, FixedStatistics):
+        return
+    lengths = (41, 29, 16, 7, 33, 20)
+    x, lens = _batch(n_bins, lengths, seed=5)
+    with torch.no_grad():
+        model.train()
+        z_train = model.fixed_pool(x, lens)
+        model.eval()
+        z = model.fixed_pool(x, lens)
+        if tuple(z.shape) != (len(lengths), model.out_dim):
+            _fail(f"{who}: fixed_pool gives {list(z.shape)}, expected [batch, out_dim] = [{len(lengths)}, {model.out_dim}]")
+        if not torch.allclose(z, z_train, atol=tolerance, rtol=tolerance):
+            _fail(f"{who}: fixed_pool differs between train and eval mode; it must be a fixed function of the input")
+        alone = model.fixed_pool(x[1:2, :, : lengths[1]].clone(), lens[1:2].clone())
+        if not torch.allclose(alone[0], z[1], atol=tolerance, rtol=tolerance):
+            _fail(f"{who}: fixed_pool of a clip differs alone vs. in a padded batch")
+        z64 = z.double()
+        model.set_standardisation(z64.mean(0), z64.var(0, unbiased=False))
+        out = _run(model, x, lens, who).hidden
+        if not torch.allclose(out, model.standardise(z), atol=tolerance, rtol=tolerance):
+            _fail(f"{who}: in eval mode forward(x).hidden differs from standardise(fixed_pool(x))")
+        varies = z64.var(0, unbiased=False) > 1e-6
+        standardised = (out.double()[:, varies].mean(0).abs().max() < 1e-3
+                        and (out.double()[:, varies].var(0, unbiased=False) - 1).abs().max() < 1e-2)
+        if not standardised and not torch.allclose(out, z, atol=tolerance, rtol=tolerance):
+            _fail(f"{who}: after set_standardisation(mean, var) of a batch, its eval output is neither standardised "
+                  f"(mean 0, variance 1) nor the raw statistics")
+
+
 def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
                    settings: Mapping[str, Any] | None = None, tolerance: float = 1e-5) -> None:
     """Every backbone check: forward, backward, variable lengths, determinism, short inputs,
-    declared blocks and (for a spec) the config's optional members.
+    declared blocks, declared fixed statistics and (for a spec) the config's optional members.
 
     ``spec_or_factory`` is a backbone :class:`~zoo.protocols.ComponentSpec` (built with its
     config from ``settings``) or a callable ``factory(n_bins) -> nn.Module``.
@@ -455,6 +496,7 @@ def check_backbone(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int
     check_backbone_determinism(spec_or_factory, n_bins, settings=settings)
     check_backbone_short(spec_or_factory, n_bins, settings=settings)
     check_backbone_blocks(spec_or_factory, n_bins, settings=settings)
+    check_backbone_fixed_statistics(spec_or_factory, n_bins, settings=settings)
     if isinstance(spec_or_factory, ComponentSpec):
         check_backbone_config(spec_or_factory, n_bins, settings=settings)
 

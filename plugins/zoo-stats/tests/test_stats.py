@@ -116,3 +116,38 @@ def test_input_of_the_wrong_width_names_the_expected_shape():
     model = _build(12)
     with pytest.raises(DataError, match=r"expects x of shape \[batch, 12, time\], got \[2, 140, 5\]"):
         model(torch.zeros(2, 140, 5), torch.tensor([5, 3]))
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_it_declares_fixed_statistics_and_meets_that_contract(norm):
+    from zoo.protocols import FixedStatistics
+    from zoo.testing import check_backbone_fixed_statistics
+    assert isinstance(_build(12, norm=norm), FixedStatistics)
+    check_backbone_fixed_statistics(zoo_stats.spec, n_bins=12, settings={"norm": norm, **ALL})
+
+
+def test_set_standardisation_is_a_standard_scaler_fitted_on_the_given_statistics():
+    model = _build(4)
+    x, lengths = _padded([30, 12, 7, 25, 18], n_bins=4)
+    z = model.fixed_pool(x, lengths).double()
+    z[:, 1] = z[0, 1]  # a constant statistic: centred, not divided by ~0
+    mean, var = z.mean(0), z.var(0, unbiased=False)
+    model.set_standardisation(mean, var)
+    model.eval()
+    with torch.no_grad():
+        got = model.standardise(z.float()).double()
+    scale = var.sqrt().where(var > 0, torch.ones_like(var))
+    torch.testing.assert_close(got, (z - mean) / scale, rtol=1e-4, atol=1e-4)
+
+
+def test_the_fixed_statistics_check_catches_an_output_that_is_not_standardised():
+    from zoo.testing import check_backbone_fixed_statistics
+
+    def factory(n_bins):
+        model = _build(n_bins)
+        right = model.set_standardisation
+        model.set_standardisation = lambda mean, var: right(mean, var * 4)  # half the scale it should have
+        return model
+
+    with pytest.raises(AssertionError, match="neither standardised"):
+        check_backbone_fixed_statistics(factory, n_bins=6)
