@@ -128,3 +128,19 @@ def test_zoo_compare_baseline_prints_the_column_and_json(zoo_env, workspace, cap
     assert rows["stats+mel+chroma:genre"]["baseline"]["is_baseline"] is True
     assert main(["compare", "--experiment", "baseline-cmp"]) == 0
     assert "vs baseline" not in capsys.readouterr().out
+
+
+def test_the_baseline_is_the_latest_run_whose_heads_were_fitted_to_convergence():
+    from zoo.tracking.mlflow.compare import mark_baselines
+    row = _row("cnn+mel:genre", {"test.genre.accuracy": [0.85]}, fingerprint="fp-cnn")
+    sgd = _row("stats+mel:genre", {"test.genre.accuracy": [0.70]}, fingerprint="fp-sgd")  # latest (rows come latest first)
+    fitted = _row("stats+mel:genre", {"test.genre.accuracy": [0.88]}, fingerprint="fp-fit")
+    fitted["params"] = {"fit.method": "closed-form", "fit.genre.C": "0.1"}
+    fitted["group"] = "fitted"
+    for r in (row, sgd):
+        r["params"] = {}
+    mark_baselines([row, sgd, fitted])
+    vs = row["baseline"]["metrics"]["test.genre.accuracy"]
+    assert vs["group"] == "fitted" and abs(vs["mean"] - 0.88) < 1e-9 and row["baseline"]["below"]
+    mark_baselines([row, sgd])  # no fitted run on this data: the latest one all the same
+    assert abs(row["baseline"]["metrics"]["test.genre.accuracy"]["mean"] - 0.70) < 1e-9

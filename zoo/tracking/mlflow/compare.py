@@ -221,8 +221,15 @@ def sweep_rows(sweep_run_id: str, *, uri: str | None = None, metric: str | None 
     ``metric`` and ``mode`` default to the ones the sweep recorded.
     """
     c = client(uri)
-    from .queries import get_run
+    from .queries import get_run, runs_with_prefix
     parent = get_run(c, sweep_run_id)
+    if parent is None and re.fullmatch(r"[0-9a-f]{1,31}", sweep_run_id):  # a prefix, as every command takes
+        found = runs_with_prefix(c, sweep_run_id)
+        sweeps = [r for r in found if r.data.tags.get("zoo.kind") == "sweep"]
+        if len(sweeps) > 1:
+            raise ConfigError(f"--sweep {sweep_run_id}: {len(sweeps)} sweeps start with it "
+                              f"({', '.join(r.info.run_id for r in sweeps[:5])}); give more of the run id")
+        parent = sweeps[0] if sweeps else (found[0] if len(found) == 1 else None)
     if parent is None or parent.data.tags.get("zoo.kind") != "sweep":
         what = "no run" if parent is None else f"run {parent.info.run_id} is a '{parent.data.tags.get('zoo.kind')}' run"
         raise ConfigError(f"--sweep {sweep_run_id}: {what}, not a sweep; the sweep's run id is printed by `zoo sweep` "
@@ -355,7 +362,9 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
     """Give each row ``baseline``: the stats baseline's score beside its own, per task.
 
     ``baselines``: rows to take the baseline from (default ``rows``; pass the unfiltered rows when
-    ``rows`` were filtered with ``--spec``); among several on the same data, the latest. A row gets
+    ``rows`` were filtered with ``--spec``); among several on the same data, the latest whose heads
+    were fitted to convergence (param ``fit.method`` = closed-form, :mod:`zoo.engine.linearfit`),
+    else the latest (one trained by SGD: before the fit existed, or with a hidden layer). A row gets
     ``{"is_baseline", "metrics": {metric: {spec, group, run_ids, mean, half_width, n, compared,
     beats}}, "below", "missing", "hint"}``: ``compared`` is the row's mean, or with several seeds the
     end of its 95 % interval nearer the baseline (the lower end; the upper one for errors), and
@@ -364,6 +373,7 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
     the command that would train one.
     """
     pool = [b for b in (rows if baselines is None else baselines) if is_baseline(b)]
+    pool.sort(key=lambda b: (b.get("params") or {}).get("fit.method") != "closed-form")  # stable: latest first in each
     for row in rows:
         if is_baseline(row):
             row["baseline"] = {"is_baseline": True, "metrics": {}, "below": False, "missing": [], "hint": ""}
@@ -448,7 +458,7 @@ def format_baseline_notes(rows: list[dict]) -> str:
     """Under the table: what the mark means, and the command for each data set with no baseline run."""
     if not any(r.get("baseline") for r in rows):
         return ""
-    lines = ["vs baseline: the latest stats+ run on the same data; NOT ABOVE: the row's mean (with seeds, the "
+    lines = ["vs baseline: the latest stats+ run on the same data (fitted heads first); NOT ABOVE: the row's mean (with seeds, the "
              "lower end of its 95% interval; the upper end for errors) is not better than the baseline's mean"]
     for hint in dict.fromkeys(r["baseline"]["hint"] for r in rows if r.get("baseline") and r["baseline"]["hint"]):
         lines.append("  " + hint)
