@@ -7,6 +7,7 @@ sets ``func(args, registry, workspace) -> int``. ``main`` reads the environment 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -47,15 +48,24 @@ environment:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """The parser of ``zoo`` and of every sub-command: an option is never abbreviated, so ``--overfit 2``
+    is an error, not ``--overfit-batches 2``. Sub-command parsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zoo", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"music-zoo {__import__('zoo').__version__}")
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="DIST",
                         help="load this plugin distribution even when autoloading is off (repeatable)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -76,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow draws a bar for every artifact it copies; the zoo prints its own progress.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return int(args.func(args, registry, workspace) or 0)
+        code = int(args.func(args, registry, workspace) or 0)
+        sys.stdout.flush()  # a reader that went away (zoo list | head) is seen here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except ZooError as exc:
         print(f"zoo: error: {shown(exc)}", file=sys.stderr)
         return 2
@@ -86,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """The command's output was piped to a reader that stopped reading (``zoo list | head``): not an error
+    of the zoo's, so no message; stdout goes to /dev/null so that the flush at exit cannot fail again.
+    Exits 141, as a command killed by SIGPIPE does."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

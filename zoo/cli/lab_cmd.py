@@ -62,7 +62,7 @@ def register(sub) -> None:
         description="Train every recipe of registry.yaml tagged group: lab (LSTM on mel, beat, chroma, mel+chroma; "
                     "CNN; AST; a regressor per target and backbone; transfer; multitask) with several seeds on "
                     "one data set, then write a markdown report: each of the lab's tables with the zoo's mean and "
-                    "95%% interval beside the lab's numbers, the run ids, and latent maps of the genre models. "
+                    "95% interval beside the lab's numbers, the run ids, and latent maps of the genre models. "
                     "A failed experiment is reported (with its reason) and the others go on; the exit code is 1 "
                     "if any failed.",
         epilog=REPRODUCE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -53,6 +53,8 @@ def register(sub) -> None:
     add_data_options(p)
     add_train_options(p)
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars, as zoo run takes it (a sweep draws none: its trials report by line)")
     p.set_defaults(func=run)
 
 
