@@ -87,6 +87,7 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
             "repeated_run_ids": [r.info.run_id for r in found if r.info.run_id not in used],
             "parent_run_ids": sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}),
             "recipe": tags.get("zoo.recipe", ""), "latest": max(r.info.start_time for r in runs),
+            "sweep": tags.get("zoo.sweep", ""),  # a sweep trial's: the sweep's run id
             "data_source": {k: v for k, v in tags.items() if k.startswith(DATA_TAGS)},
             "params": {k: v for k, v in runs[0].data.params.items() if k not in SEED_PARAMS},
         })
@@ -313,13 +314,25 @@ a baseline row must share them, or its scores are of another task."""
 def same_labels(a: dict, b: dict, metric: str) -> bool:
     """Whether rows ``a`` and ``b`` scored ``metric``'s task against the same truth (:data:`LABEL_SETTINGS`)."""
     task = metric.split(".")[1]
-    return all(a["params"].get(f"task.{task}.{k}") == b["params"].get(f"task.{task}.{k}") for k in LABEL_SETTINGS)
+    pa, pb = a.get("params") or {}, b.get("params") or {}
+    return all(pa.get(f"task.{task}.{k}") == pb.get(f"task.{task}.{k}") for k in LABEL_SETTINGS)
 _SPLITS = re.compile(r"\(train (\d+) / val (\d+) / test (\d+)\)")
 
 
 def is_baseline(row: dict) -> bool:
     """Whether ``row`` is a run of the stats baseline."""
     return row["spec"].startswith(BASELINE_PREFIX)
+
+
+def not_a_baseline(row: dict) -> str:
+    """Why the stats row ``row`` cannot stand as a baseline ("" when it can): a baseline is a finished, full
+    run, so never a sweep trial (stopped or cut short by the sweep's budget) nor a ``--limit`` run."""
+    if row.get("sweep"):
+        return f"a trial of sweep {row['sweep'][:8]}"
+    limit = (row.get("data_source") or {}).get(DATA_TAGS + "limit")
+    if limit:
+        return f"a --limit {limit} run"
+    return ""
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -362,21 +375,28 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
     """Give each row ``baseline``: the stats baseline's score beside its own, per task.
 
     ``baselines``: rows to take the baseline from (default ``rows``; pass the unfiltered rows when
-    ``rows`` were filtered with ``--spec``); among several on the same data, the latest whose heads
+    ``rows`` were filtered with ``--spec``). A baseline is a finished, full stats+ row: never a sweep trial
+    nor a ``--limit`` run (:func:`not_a_baseline`; such a stats row gets ``not_baseline``, the reason), of
+    the same data set and split (:func:`same_data`) that scored the same task against the same truth
+    (:func:`same_labels`); among several, the latest whose heads
     were fitted to convergence (param ``fit.method`` = closed-form, :mod:`zoo.engine.linearfit`),
     else the latest (one trained by SGD: before the fit existed, or with a hidden layer). A row gets
-    ``{"is_baseline", "metrics": {metric: {spec, group, run_ids, mean, half_width, n, compared,
-    beats}}, "below", "missing", "hint"}``: ``compared`` is the row's mean, or with several seeds the
+    ``{"is_baseline", "metrics": {metric: {label, spec, group, run_ids, dataset, mean, half_width, n,
+    compared, beats}}, "below", "missing", "hint"}`` (``label``: B1, B2, ... the name the table and its
+    notes give that baseline): ``compared`` is the row's mean, or with several seeds the
     end of its 95 % interval nearer the baseline (the lower end; the upper one for errors), and
     ``beats`` says whether it is above the baseline's mean (below, for errors). ``below``: some task
     does not beat it. ``missing`` lists the metrics with no baseline run on this data, and ``hint``
     the command that would train one.
     """
-    pool = [b for b in (rows if baselines is None else baselines) if is_baseline(b)]
+    pool = [b for b in (rows if baselines is None else baselines) if is_baseline(b) and not not_a_baseline(b)]
     pool.sort(key=lambda b: (b.get("params") or {}).get("fit.method") != "closed-form")  # stable: latest first in each
+    labels: dict[str, str] = {}  # baseline group -> B1, B2, ... in the order the rows first use them
     for row in rows:
         if is_baseline(row):
-            row["baseline"] = {"is_baseline": True, "metrics": {}, "below": False, "missing": [], "hint": ""}
+            why = not_a_baseline(row)
+            row["baseline"] = {"is_baseline": not why, "not_baseline": why, "metrics": {}, "below": False,
+                               "missing": [], "hint": ""}
             continue
         found, missing = {}, []
         for metric in primary_metrics(row):
@@ -390,9 +410,11 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
             spread = own.get("half_width", float("nan"))
             compared = own["mean"] if math.isnan(spread) else own["mean"] + (spread if lower else -spread)
             beats = (compared < ref["mean"]) if lower else (compared > ref["mean"])  # NaN: False
-            found[metric] = {"spec": base["spec"], "group": base["group"], "run_ids": base["run_ids"],
-                             "mean": ref["mean"], "half_width": ref["half_width"], "n": ref["n"],
-                             "compared": compared, "beats": bool(beats)}
+            label = labels.setdefault(base["group"], f"B{len(labels) + 1}")
+            found[metric] = {"label": label, "spec": base["spec"], "group": base["group"], "run_ids": base["run_ids"],
+                             "dataset": base.get("dataset", ""), "mean": ref["mean"],
+                             "half_width": ref["half_width"], "n": ref["n"], "compared": compared,
+                             "beats": bool(beats)}
         row["baseline"] = {"is_baseline": False, "metrics": found, "missing": missing,
                            "below": any(not f["beats"] for f in found.values()),
                            "hint": baseline_hint(row, missing) if missing else ""}
@@ -411,6 +433,7 @@ def baseline_hint(row: dict, missing: list[str]) -> str:
         recipes.append(" ".join([f"stats+{features}:{task}", *sets]))
     source = row.get("data_source") or {}
     where = source.get(DATA_TAGS + "source")
+    limited = source.get(DATA_TAGS + "limit")
     if where in (None, "", "in-memory"):
         composition, _, tasks = row["spec"].partition(":")
         features = composition.partition("+")[2]
@@ -419,20 +442,22 @@ def baseline_hint(row: dict, missing: list[str]) -> str:
     args = [] if where == "embedded" else ["--data", shlex.quote(where)]
     if source.get(DATA_TAGS + "layout"):
         args += ["--layout", source[DATA_TAGS + "layout"]]
-    if source.get(DATA_TAGS + "limit"):
-        args += ["--limit", source[DATA_TAGS + "limit"]]
-        if source.get(DATA_TAGS + "seed", "0") != "0":
-            args += ["--seed", source[DATA_TAGS + "seed"]]
+    if source.get(DATA_TAGS + "seed", "0") != "0":  # the seed that drew the clips and any missing splits
+        args += ["--seed", source[DATA_TAGS + "seed"]]
     if source.get(DATA_TAGS + "skip_bad") == "true":
         args.append("--skip-bad")
     for key, value in sorted(json.loads(source.get(DATA_TAGS + "settings") or "{}").items()):
         args += ["--set", shlex.quote(f"dataset.{key}={value}")]
-    return "no baseline run on this data: " + "; ".join(" ".join(["zoo run", r, *args]) for r in recipes)
+    commands = "; ".join(" ".join(["zoo run", r, *args]) for r in recipes)
+    if limited:
+        return (f"no baseline for a --limit {limited} run: a baseline is a full run on all the clips, so compare "
+                f"this model's full run (without --limit) with: {commands}")
+    return "no baseline run on this data: " + commands
 
 
 def _setting(row: dict, task: str, key: str) -> str:
     """A task setting as ``--set`` takes it (a tuple param ``('a', 'b')`` as ``a,b``; "" when empty)."""
-    value = row["params"].get(f"task.{task}.{key}", "")
+    value = (row.get("params") or {}).get(f"task.{task}.{key}", "")
     if value.startswith("(") and value.endswith(")"):
         value = ",".join(v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip())
     return value
@@ -446,10 +471,12 @@ def baseline_text(row: dict) -> str:
         return "-"
     if b["is_baseline"]:
         return "(baseline)"
+    if b.get("not_baseline"):
+        return f"(not a baseline: {b['not_baseline']})"
     cells = []
     for metric, f in b["metrics"].items():
         name = metric.removeprefix("test.")
-        cells.append(f"{name} {f['mean']:.3f}" + ("" if f["beats"] else " NOT ABOVE"))
+        cells.append(f"{name} {f['mean']:.3f} ({f['label']})" + ("" if f["beats"] else " NOT ABOVE"))
     cells += [f"{m.removeprefix('test.')} none" for m in b["missing"]]
     return ", ".join(cells) or "-"
 
@@ -458,8 +485,20 @@ def format_baseline_notes(rows: list[dict]) -> str:
     """Under the table: what the mark means, and the command for each data set with no baseline run."""
     if not any(r.get("baseline") for r in rows):
         return ""
-    lines = ["vs baseline: the latest stats+ run on the same data (fitted heads first); NOT ABOVE: the row's mean (with seeds, the "
-             "lower end of its 95% interval; the upper end for errors) is not better than the baseline's mean"]
+    lines = ["vs baseline: for each task, the latest finished, full stats+ run (no --limit, no sweep trial) on the "
+             "same data set and split that scored the same task (fitted heads first), named below; NOT ABOVE: the "
+             "row's mean (with seeds, the lower end of its 95% interval; the upper end for errors) is not better "
+             "than the baseline's mean"]
+    used: dict[str, dict] = {}
+    for r in rows:
+        for f in (r.get("baseline") or {}).get("metrics", {}).values():
+            used.setdefault(f["label"], f)
+    for label, f in used.items():
+        seeds = f"{f['n']} seed{'s' if f['n'] != 1 else ''}"
+        lines.append(f"  {label}: {f['spec']}, {seeds}, run{'s' if len(f['run_ids']) > 1 else ''} "
+                     f"{', '.join(f['run_ids'])}")
+    if not used:
+        lines.append("  no row has a baseline: no finished, full stats+ run on its data set, split and tasks")
     for hint in dict.fromkeys(r["baseline"]["hint"] for r in rows if r.get("baseline") and r["baseline"]["hint"]):
         lines.append("  " + hint)
     return "\n".join(lines)
