@@ -1,6 +1,8 @@
 """The baseline in the lab: `zoo reproduce lab` plans it first and every report table shows it."""
 from __future__ import annotations
 
+import json
+
 from zoo.lab.plan import Step, kind_of, make_plan
 from zoo.lab.report import genre_section, multitask_section, regression_section, transfer_section
 from zoo.lab.reproduce import Outcome
@@ -71,18 +73,20 @@ def test_compare_marks_rows_whose_interval_does_not_clear_the_baseline():
                      source=dict(EMBEDDED, **{"zoo.data.settings": '{"balance": "lab"}', "zoo.data.limit": "120"}))
     rows = [clear, wide, one_seed, elsewhere, base]
     mark_baselines(rows)
-    assert base["baseline"]["is_baseline"] and baseline_text(base) == "(baseline)"
+    assert base["baseline"]["is_baseline"] and baseline_text(base) == "(baseline B1)"
     vs = clear["baseline"]["metrics"]["test.genre.accuracy"]  # the task's key metric only, not macro F1
     assert list(clear["baseline"]["metrics"]) == ["test.genre.accuracy"]
     assert vs["spec"] == "stats+mel+chroma:genre" and abs(vs["mean"] - 0.79) < 1e-9 and vs["beats"]
-    assert not clear["baseline"]["below"] and baseline_text(clear) == "genre.accuracy 0.790"
-    assert wide["baseline"]["below"] and baseline_text(wide) == "genre.accuracy 0.790 NOT ABOVE"
+    assert not clear["baseline"]["below"] and baseline_text(clear) == "genre.accuracy 0.790 (B1)"
+    assert wide["baseline"]["below"] and baseline_text(wide) == "genre.accuracy 0.790 (B1) NOT ABOVE"
     assert not one_seed["baseline"]["below"]  # one seed: its mean, 0.80 > 0.79
     assert elsewhere["baseline"]["missing"] == ["test.genre.accuracy"] and baseline_text(elsewhere) == "genre.accuracy none"
-    assert elsewhere["baseline"]["hint"] == ("no baseline run on this data: zoo run baseline-genre --limit 120 "
-                                             "--set dataset.balance=lab")
+    assert elsewhere["baseline"]["hint"] == ("no baseline for a --limit 120 run: a baseline is a full run on all "
+                                             "the clips, so compare this model's full run (without --limit) with: "
+                                             "zoo run baseline-genre --set dataset.balance=lab")
     notes = format_baseline_notes(rows)
     assert "NOT ABOVE" in notes and notes.count("zoo run baseline-genre") == 1
+    assert "  B1: stats+mel+chroma:genre, 2 seeds, run stats+mel+chroma:genre-run" in notes
 
 
 def test_errors_must_be_lower_than_the_baselines_and_each_task_is_held_to_its_own():
@@ -121,7 +125,8 @@ def test_zoo_compare_baseline_prints_the_column_and_json(zoo_env, workspace, cap
             c.set_terminated(run.info.run_id, "FINISHED")
     assert main(["compare", "--experiment", "baseline-cmp", "--baseline", "--spec", "cnn+*"]) == 0
     out = capsys.readouterr().out
-    assert "vs baseline" in out and "genre.accuracy 0.800 NOT ABOVE" in out and "stats+" not in out.split("\n\n")[0]
+    assert "vs baseline" in out and "genre.accuracy 0.800 (B1) NOT ABOVE" in out and "stats+" not in out.split("\n\n")[0]
+    assert "B1: stats+mel+chroma:genre, 2 seeds, runs " in out  # the baseline, named
     assert main(["compare", "--experiment", "baseline-cmp", "--baseline", "--json"]) == 0
     rows = {r["spec"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["cnn+mel:genre"]["baseline"]["below"] is True
@@ -144,3 +149,52 @@ def test_the_baseline_is_the_latest_run_whose_heads_were_fitted_to_convergence()
     assert vs["group"] == "fitted" and abs(vs["mean"] - 0.88) < 1e-9 and row["baseline"]["below"]
     mark_baselines([row, sgd])  # no fitted run on this data: the latest one all the same
     assert abs(row["baseline"]["metrics"]["test.genre.accuracy"]["mean"] - 0.70) < 1e-9
+
+
+def test_a_sweep_trial_or_a_limit_run_is_never_the_baseline_and_none_is_said(zoo_env, workspace, capsys):
+    """The 2-epoch sweep trial with accuracy 0.000 once made every row beat the baseline."""
+    from zoo.cli import main
+    from zoo.tracking.mlflow.store import client, get_experiment
+    c = client(workspace.tracking_uri)
+    exp = get_experiment(c, "baseline-pick", create=True)
+
+    def tracked(spec, value, *, tags=(), source=EMBEDDED, fingerprint="fp"):
+        run = c.create_run(exp.experiment_id, tags={
+            "zoo.kind": "run", "zoo.spec": spec, "zoo.fingerprint": fingerprint, "zoo.dataset": SPLITS,
+            "zoo.group": f"{spec}-{fingerprint}-{value}", "zoo.key_metrics": "test.genre.accuracy", **source,
+            **dict(tags)})
+        c.log_param(run.info.run_id, "seed", "0")
+        c.log_metric(run.info.run_id, "test.genre.accuracy", value)
+        c.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    full = tracked("stats+mel:genre", 0.80, fingerprint="fp-stats")
+    tracked("stats+mel:genre", 0.60, fingerprint="fp-stats-limit",
+            source=dict(EMBEDDED, **{"zoo.data.limit": "60"}))
+    tracked("stats+mel:genre", 0.0, fingerprint="fp-stats", tags={"zoo.sweep": "ab" * 16, "zoo.sweep.trial": "3"})
+    tracked("cnn+mel:genre", 0.70, fingerprint="fp-cnn")  # the latest: the sweep trial and the limit run came after
+    capsys.readouterr()
+    assert main(["compare", "--experiment", "baseline-pick", "--baseline", "--json"]) == 0
+    rows = {(r["spec"], r["metrics"]["test.genre.accuracy"]["mean"]): r for r in json.loads(capsys.readouterr().out)}
+    vs = rows[("cnn+mel:genre", 0.70)]["baseline"]
+    assert vs["metrics"]["test.genre.accuracy"]["run_ids"] == [full] and vs["below"]
+    assert rows[("stats+mel:genre", 0.0)]["baseline"]["not_baseline"] == "a trial of sweep abababab"
+    assert rows[("stats+mel:genre", 0.60)]["baseline"]["not_baseline"] == "a --limit 60 run"
+    assert main(["compare", "--experiment", "baseline-pick", "--baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "genre.accuracy 0.800 (B1) NOT ABOVE" in out and f"B1: stats+mel:genre, 1 seed, run {full}" in out
+    assert "(not a baseline: a trial of sweep abababab)" in out and "(not a baseline: a --limit 60 run)" in out
+
+    limited = tracked("cnn+mel:genre", 0.9, fingerprint="fp-cnn-limit", source=dict(EMBEDDED, **{"zoo.data.limit": "60"}))
+    assert main(["compare", "--experiment", "baseline-pick", "--baseline", "--spec", "cnn+*"]) == 0
+    out = capsys.readouterr().out
+    assert "genre.accuracy none" in out and "no baseline for a --limit 60 run" in out, out
+    assert limited in out
+
+
+def test_with_no_baseline_anywhere_the_notes_say_so(zoo_env, workspace, capsys):
+    from zoo.tracking.mlflow.compare import format_baseline_notes, mark_baselines
+    row = _row("cnn+mel:genre", {"test.genre.accuracy": [0.85]}, fingerprint="fp-cnn")
+    mark_baselines([row])
+    notes = format_baseline_notes([row])
+    assert "no row has a baseline" in notes and "zoo run baseline-genre" in notes

@@ -37,9 +37,10 @@ def register(sub) -> None:
     cmp.add_argument("--runs", action="store_true",
                      help="list every run of each row (seed and full run id, which other commands accept)")
     cmp.add_argument("--baseline", action="store_true",
-                     help="beside each row, the stats baseline's score on the same data and task (the latest "
-                          "stats+ run), and NOT ABOVE where the row's mean (with seeds: its interval's lower "
-                          "end) does not beat it; rows with no baseline on their data say how to train one")
+                     help="beside each row, the stats baseline's score on the same data, split and task (the "
+                          "latest finished, full stats+ run: never a sweep trial or a --limit run; named below the "
+                          "table), and NOT ABOVE where the row's mean (with seeds: its interval's lower end) does "
+                          "not beat it; rows with no baseline on their data say so and how to train one")
     cmp.add_argument("--sweep", metavar="RUN", help="the leaderboard of the sweep RUN (zoo sweep; its id or a unique prefix): every trial, best first")
     cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds)")
     cmp.set_defaults(func=run_compare)

@@ -418,6 +418,9 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
         row["baseline"] = {"is_baseline": False, "metrics": found, "missing": missing,
                            "below": any(not f["beats"] for f in found.values()),
                            "hint": baseline_hint(row, missing) if missing else ""}
+    for row in rows:  # a baseline's own row says which one it is
+        if row["baseline"]["is_baseline"] and row["group"] in labels:
+            row["baseline"]["label"] = labels[row["group"]]
 
 
 def baseline_hint(row: dict, missing: list[str]) -> str:
@@ -470,7 +473,7 @@ def baseline_text(row: dict) -> str:
     if not b:
         return "-"
     if b["is_baseline"]:
-        return "(baseline)"
+        return f"(baseline {b['label']})" if b.get("label") else "(baseline)"
     if b.get("not_baseline"):
         return f"(not a baseline: {b['not_baseline']})"
     cells = []
