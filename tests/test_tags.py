@@ -300,3 +300,25 @@ def test_the_emotify_command_in_docs_data_runs_verbatim(tmp_path, monkeypatch, c
     assert main(shlex.split(command)[1:]) == 0
     out = capsys.readouterr().out
     assert "tags: roc_auc " in out and "(over 9 of 9 tags)" in out
+
+
+def test_the_pyfunc_model_and_zoo_evaluate_read_the_tags(tagged, emotions, tmp_path, workspace):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    import zoo
+    code, out = tagged
+    run_id = out.split("run:     run ")[1].split()[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/pyfunc_model")
+    table = model.predict(pd.DataFrame({"path": [str(emotions / "audio" / "c03.wav")]}))
+    probs = {t: float(table[f"tags.p_{t}"][0]) for t in TAGS}
+    assert table["error"][0] == "" and all(0 <= p <= 1 for p in probs.values())
+    assert table["tags"][0] == ",".join(t for t in TAGS if probs[t] >= 0.5)
+
+    folder = out.split("model:   ")[1].split()[0]
+    scored = zoo.evaluate(folder, data=str(emotions), split="all", workspace=workspace)
+    assert scored.metrics["tags"]["calm.roc_auc"] >= 0 and "tags: roc_auc" in scored.summary()
+    other = _manifest(tmp_path / "renamed").parent
+    (other / "manifest.csv").write_text((other / "manifest.csv").read_text().replace("power", "tension"))
+    with pytest.raises(DataError, match="tag column 'power' is not in folder data"):
+        zoo.evaluate(folder, data=str(other), workspace=workspace)
