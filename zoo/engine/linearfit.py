@@ -345,27 +345,27 @@ def fit_head(model: Any, name: str, Z: np.ndarray, y: np.ndarray, Zv: np.ndarray
 
 # -- the whole model ----------------------------------------------------------------------------------
 def balance_weights(model: Any, train: SplitData, config: Any) -> dict[str, np.ndarray | None]:
-    """Per task, the weights ``train.balance`` gives its loss, as the loop sets them
-    (:func:`zoo.engine.train._set_balance`, whose errors it raises too): a classification task's class
-    weights, a multi-label task's positive weights per tag; None: unweighted. "sampler" balances the
-    first classification task's classes by drawing them, which in expectation weighs its loss by
-    the same class weights."""
-    from .train import _set_balance
-    first = _set_balance(model, train, config)
-    try:
-        out: dict[str, np.ndarray | None] = {}
-        for name, task in model.tasks.items():
-            w = getattr(task, "class_weight" if task.kind == "classification" else "pos_weight", None)
-            out[name] = None if w is None else w.detach().double().cpu().numpy()
-        if config.balance == "sampler" and first is not None:
-            name = next(n for n, t in model.tasks.items() if t.kind == "classification")
-            out[name] = augment.class_weights(first, model.schemas[name].out_dim).astype(np.float64)
-        return out
-    finally:
-        for task in model.tasks.values():
-            for attr in ("class_weight", "pos_weight"):
-                if hasattr(task, attr):
-                    setattr(task, attr, None)
+    """Per task, the weights ``train.balance`` gives its loss, by the loop's rules
+    (:func:`zoo.engine.train._set_balance`, whose error it raises too): a classification task's class
+    weights ("weights", "auto"), a multi-label task's positive weight per tag ("weights" only); None:
+    unweighted. "sampler" draws the first classification task's classes equally often, which in
+    expectation weighs its loss by the same class weights."""
+    out: dict[str, np.ndarray | None] = {}
+    first, tagged = None, False
+    for name, task in model.tasks.items():
+        if task.kind == "multilabel":
+            tagged = True
+            out[name] = (augment.tag_weights(train.y_host[name]).astype(np.float64) if config.balance == "weights"
+                         else None)
+        elif task.kind == "classification":
+            on = config.balance in ("weights", "auto") or (config.balance == "sampler" and first is None)
+            first = first or name
+            out[name] = (augment.class_weights(train.y_host[name], model.schemas[name].out_dim).astype(np.float64)
+                         if on else None)
+    if config.balance not in ("none", "auto") and first is None and not (config.balance == "weights" and tagged):
+        raise RunError(f"train.balance={config.balance} balances classes, but the model has no classification "
+                       f"task ({', '.join(model.heads)}); drop the setting (--set train.balance=none)")
+    return out
 
 
 def fit_heads(model: Any, train: SplitData, val: SplitData, config: Any, device: Any, *, progress: bool = True,
@@ -430,10 +430,21 @@ def params(fits: list[HeadFit]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class LinearFit:
+    """What :func:`run_fit` did, for the loop's ``FitResult``: the fits, the one history row, the
+    monitored key and its value, the seconds it took."""
+
+    fits: list[HeadFit]
+    row: dict[str, float]
+    monitor: str
+    score: float
+    seconds: float
+
+
 def run_fit(model: Any, train: SplitData, val: SplitData, config: Any, device: Any, *, progress: bool = True,
-            on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> Any:
-    """:func:`fit_heads` as the loop's :class:`~zoo.engine.train.FitResult` (one "epoch")."""
-    from .train import FitResult
+            on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> LinearFit:
+    """:func:`fit_heads`, its row checked against ``train.monitor`` and handed to ``on_epoch`` as epoch 1."""
     start = time.perf_counter()
     fits, row = fit_heads(model, train, val, config, device, progress=progress)
     monitor, _ = augment.monitored(model, config.monitor)
@@ -444,5 +455,4 @@ def run_fit(model: Any, train: SplitData, val: SplitData, config: Any, device: A
     row["seconds"] = time.perf_counter() - start
     if on_epoch is not None:
         on_epoch(1, row)
-    return FitResult(history=[row], best_epoch=1, best_score=row[monitor], monitor=monitor,
-                     seconds=time.perf_counter() - start, linear=fits)
+    return LinearFit(fits, row, monitor, row[monitor], time.perf_counter() - start)

@@ -240,7 +240,9 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     from . import linearfit
     unfit = linearfit.why_not(model, config)
     if unfit is None:  # a fixed backbone under linear heads: a convex problem, solved rather than trained
-        return linearfit.run_fit(model, train, val, config, device, progress=progress, on_epoch=on_epoch)
+        done = linearfit.run_fit(model, train, val, config, device, progress=progress, on_epoch=on_epoch)
+        return FitResult(history=[done.row], best_epoch=1, best_score=done.score, monitor=done.monitor,
+                         seconds=done.seconds, linear=done.fits)
     if device.type == "cpu":
         steady_heap()
     rng = np.random.default_rng(seed)
