@@ -94,7 +94,7 @@ def tag_scores(rows: Sequence[dict], path: Path, *, title: str = "") -> Path:
     PR-AUC (its share of positives) marked; a tag with one class only has no bars."""
     plt = pyplot()
     n = len(rows)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * n + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * n + 2) + 2.5, 4))
     at = np.arange(n)
     roc = [r["roc_auc"] if r["roc_auc"] is not None else np.nan for r in rows]
     ap = [r["pr_auc"] if r["pr_auc"] is not None else np.nan for r in rows]
@@ -102,10 +102,13 @@ def tag_scores(rows: Sequence[dict], path: Path, *, title: str = "") -> Path:
     ax.bar(at - 0.2, roc, 0.4, label="ROC-AUC (chance 0.5)")
     ax.bar(at + 0.2, ap, 0.4, label="PR-AUC")
     ax.plot(at + 0.2, share, "k_", ms=14, mew=2, label="PR-AUC chance (share of positives)")
+    for i, r in enumerate(rows):
+        if r["roc_auc"] is None:
+            ax.text(i, 0.05, "one class:\nnot scored", ha="center", fontsize=7, color="grey")
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_xticks(at, [r["tag"] for r in rows], rotation=45, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     ax.set_title(title or "per-tag scores", fontsize=10)
     return save(fig, path, dpi=100)
