@@ -79,12 +79,19 @@ def tag_names(name: str) -> tuple[str, ...]:
 
 
 def checkpoint_sha256(name: str) -> str:
-    """sha256 over the checkpoint's ``.index`` and data files: what the converted weights are keyed by."""
+    """sha256 over the checkpoint's ``.index`` and data files: what the converted weights (and the embedding cache) are keyed by."""
     folder = Path(checkpoint_prefix(name))
+    parts = sorted(p for p in folder.iterdir() if p.name == ".index" or p.name.startswith(".data-"))
+    return _sha256(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in parts))
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(parts: tuple[tuple[str, int, int], ...]) -> str:
+    # Keyed by path, size and mtime: hashed once per process unless the files change.
     h = hashlib.sha256()
-    for part in sorted(p for p in folder.iterdir() if p.name == ".index" or p.name.startswith(".data-")):
-        h.update(part.name.encode())
-        with open(part, "rb") as f:
+    for path, _, _ in parts:
+        h.update(Path(path).name.encode())
+        with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
