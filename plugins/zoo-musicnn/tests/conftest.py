@@ -6,19 +6,15 @@ read by the plugin's own checkpoint reader; what TensorFlow computes is in the g
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # refaudio, shared with make_reference.py
+sys.path.insert(0, str(Path(__file__).parent))  # refaudio (shared with make_reference.py), musicnntiny
 
-HAVE_WHEEL = importlib.util.find_spec("musicnn") is not None
-needs_wheel = pytest.mark.skipif(
-    not HAVE_WHEEL, reason="the musicnn weights come from its wheel: pip install --no-deps musicnn==0.1.0")
+from musicnntiny import tone  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,14 +29,6 @@ def _isolated(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-def tone(seconds: float, sr: int = 16000, hz: float = 220.0, seed: int = 0) -> np.ndarray:
-    """A harmonic tone with a little seeded noise, float32 mono."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    y = sum(np.sin(2 * np.pi * hz * k * t) / k for k in range(1, 6)) + 0.05 * rng.standard_normal(t.size)
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

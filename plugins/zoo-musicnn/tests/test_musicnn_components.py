@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_wheel, tone
+from musicnntiny import needs_wheel, tone
 from zoo.config import make_config
 from zoo.errors import ConfigError, ZooError
 from zoo.testing import check_backbone, check_feature

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_wheel
+from musicnntiny import needs_wheel
 from refaudio import SR, music
 
 HERE = Path(__file__).parent

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import HAVE_WHEEL
+from musicnntiny import HAVE_WHEEL
 from refaudio import SR, music
 from zoo.cli import main
 
