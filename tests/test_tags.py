@@ -208,6 +208,7 @@ def test_zoo_run_trains_reports_and_tracks_the_tags(tagged):
     assert code == 0, out
     assert "tags: roc_auc " in out and " pr_auc " in out and "micro_f1" in out
     assert "calm.roc_auc" not in out  # per-tag values are in the table, not the summary line
+    assert "tags: 3 tags; training clips with each on at threshold 0.3: calm 7/14, sad 5/14, power 8/14" in out
     assert "  tag  clips    pos  roc_auc   pr_auc" in out and "(over 3 of 3 tags)" in out
     (r,) = _runs("tags-e2e")
     m = r.data.metrics

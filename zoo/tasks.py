@@ -7,6 +7,8 @@ its metrics; the engine owns everything else.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -197,7 +199,6 @@ class TagsConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        import math
         if not math.isfinite(self.threshold):
             raise ValueError(f"threshold {self.threshold}: give a finite number, e.g. --set tags.threshold=0.3")
         names = [c.strip().lower() for c in self.columns]
@@ -213,7 +214,6 @@ def tag_name(column: str) -> str:
 
 def metric_key(tag: str) -> str:
     """``tag`` as a part of a metric name: characters a tracking store refuses become ``_``."""
-    import re
     return re.sub(r"[^\w\-. /]", "_", tag)
 
 

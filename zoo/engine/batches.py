@@ -109,6 +109,17 @@ def tag_targets(prepared: Prepared, task: Any) -> np.ndarray:
     return y
 
 
+def tag_note(name: str, task: Any, prepared: Prepared, y_train: np.ndarray) -> str:
+    """One line: a multi-label task's tags and how many training clips have each on (of those with a value)."""
+    tags = task.schema(task_classes(task, prepared)).classes
+    known = ~np.isnan(y_train)
+    on = ((y_train >= 0.5) & known).sum(axis=0)
+    counts = ", ".join(f"{t} {int(n)}/{int(k)}" for t, n, k in zip(tags, on, known.sum(axis=0)))
+    threshold = getattr(task, "threshold", None)
+    at = f" at threshold {threshold:g}" if isinstance(threshold, float) else ""
+    return f"{name}: {len(tags)} tags; training clips with each on{at}: {counts}"
+
+
 def task_targets(prepared: Prepared, tasks: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Per task the array it learns from: int64 labels (-1 missing), float32 values (NaN missing),
     or a multi-label task's float32 ``[N, K]`` (:func:`tag_targets`)."""

@@ -29,7 +29,7 @@ from ..model.model import build_model
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from .batches import Normaliser, describe_paths, make_splits, task_classes, unscaled_rows
+from .batches import Normaliser, describe_paths, make_splits, tag_note, task_classes, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
@@ -535,6 +535,9 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         reporter.on_device(device.describe())
         norm = Normaliser.fit(prepared.clips(prepared.indices("train")), keep=unscaled_rows(built.features))
         splits = make_splits(prepared, built.tasks, norm, device.device, budget)
+        for name, task in built.tasks.items():
+            if task.kind == "multilabel":  # what the threshold made of the columns: the user's to judge
+                reporter.on_note(tag_note(name, task, prepared, splits["train"].y_host[name]))
         if any(s.path != "resident" for s in splits.values()):
             reporter.on_note("data path: " + ", ".join(f"{n} {s.path}" for n, s in splits.items())
                              + f" (train.memory_budget={config.memory_budget})")
