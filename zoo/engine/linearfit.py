@@ -78,7 +78,7 @@ class HeadFit:
 
     def describe(self) -> str:
         where = f"val {self.metric} {self.score:.4f}" if math.isfinite(self.score) else "no validation score"
-        return f"{self.task} {self.penalty}={self.value:g} ({where})" + ("" if self.converged else " NOT CONVERGED")
+        return f"{self.task} {self.penalty}={self.value:g} ({where}" + (f"; {self.note})" if self.note else ")")
 
 
 def why_not(model: Any, config: Any) -> str | None:
