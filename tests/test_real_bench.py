@@ -128,11 +128,14 @@ def test_study_tables_put_the_baseline_first_and_say_the_load():
                 "val": [{"genre.accuracy": v, "genre.macro_f1": v} for v in val],
                 "test": [{"genre.accuracy": t, "genre.macro_f1": t} for t in test]}
 
+    ref = {**row("textbook", [0.9], [0.55]), "spec": "LogisticRegression", "reference": True}
     text = study.tables([row("cnn", [0.5, 0.6, 0.7], [0.6] * 3), row("stats", [0.4] * 3, [0.5] * 3, baseline=True),
-                         row("lstm", [0.8] * 3, [0.4] * 3)])
-    lines = [ln for ln in text.splitlines() if ln.startswith("| `")]
+                         ref, row("lstm", [0.8] * 3, [0.4] * 3)])
+    lines = [ln for ln in text.splitlines() if ln.startswith("| `") or ln.startswith("| L")]
     assert text.startswith("#### gtzan-mini: genre")
-    assert "(baseline)" in lines[0] and lines[1].startswith("| `lstm") and lines[2].startswith("| `cnn")
+    assert "(baseline)" in lines[0] and lines[2].startswith("| `lstm") and lines[3].startswith("| `cnn")
+    # the reference has no validation score (it was fitted on the validation clips) and comes second
+    assert lines[1] == "| LogisticRegression (reference) | - | 0.550 | 0.550 | - | 2.0 min |"
     assert "load average during these rows: 1.5-2.5" in text
 
 
@@ -147,3 +150,19 @@ def test_study_skips_a_recipe_whose_components_are_not_installed(tmp_path, capsy
     assert not (tmp_path / "s.jsonl").exists()
     with pytest.raises(SystemExit):
         study.main(["--set", f"emotify={tmp_path / 'nowhere'}", "--out", str(tmp_path / "s.jsonl")])
+
+
+def test_the_textbook_reference_fits_on_train_and_val_and_scores_the_test_split():
+    from bench.real import textbook
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((4, 30)) + k % 3 for k in range(60)]
+    stats = np.stack([textbook.clip_statistics(a) for a in x])
+    assert stats.shape == (60, 8) and np.allclose(stats[0, :4], x[0].mean(1)) and np.allclose(stats[0, 4:], x[0].std(1))
+    labels = np.arange(60) % 3
+    split = np.array(["train"] * 40 + ["val"] * 10 + ["test"] * 10)
+    Z = {s: stats[split == s] for s in ("train", "val", "test")}
+    y = {s: labels[split == s] for s in ("train", "val", "test")}
+    scores = textbook.textbook_scores(Z, y, C=0.1, n_classes=3)
+    assert scores["test"]["genre.accuracy"] == 1.0 and set(scores) == {"val", "test"}
+    y["test"] = (y["test"] + 1) % 3  # every test label wrong: the score must say so
+    assert textbook.textbook_scores(Z, y, C=0.1, n_classes=3)["test"]["genre.accuracy"] == 0.0

@@ -86,19 +86,35 @@ def rows_of(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def reference_line(row: dict, tests: list[str]) -> str:
+    """A table line for a reference row (``bench/real/textbook.py``): no validation score (it was
+    fitted on the validation clips too), its test scores in the study's test columns."""
+    cells = [f"{row['spec']} (reference)", "-"]
+    for k in tests:
+        cells.append(f"{row['test'][0][k]:.3f}" if k in row["test"][0] else "-")
+    cells += ["-", f"{row['seconds'] / 60:.1f} min"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def tables(rows: list[dict]) -> str:
-    """One markdown table per (set, task): the baseline first, the rest by validation score."""
+    """One markdown table per (set, task): the baseline first, then the references (the textbook
+    logistic regression), then the recipes by validation score."""
     out = []
     for set_name in dict.fromkeys(r["set"] for r in rows):
         for task in dict.fromkeys(r["task"] for r in rows if r["set"] == set_name):
             mine = [r for r in rows if r["set"] == set_name and r["task"] == task]
+            refs = [r for r in mine if r.get("reference")]
             base = next((r for r in mine if r.get("baseline")), None)
-            rest = [r for r in mine if r is not base]
+            rest = [r for r in mine if r is not base and not r.get("reference")]
             out.append(f"#### {set_name}: {task}\n")
-            if rest:
-                out.append(markdown(rest, base))
-            elif base is not None:
-                out.append(markdown([base]))
+            if not rest and base is None:
+                continue
+            lines = (markdown(rest, base) if rest else markdown([base])).splitlines()
+            if refs:
+                tests = [c.strip()[len("test "):] for c in lines[0].strip("|").split("|") if c.strip().startswith("test ")]
+                at = 3 if base is not None else 2
+                lines[at:at] = [reference_line(r, tests) for r in refs]
+            out.append("\n".join(lines))
             loads = [x for r in mine for x in r.get("load", [])]
             if loads:
                 out.append(f"\n1-minute load average during these rows: {min(loads):.1f}-{max(loads):.1f} on 2 cores.")
