@@ -68,7 +68,7 @@ def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, 
 def key_of(row: dict) -> str:
     first = next(iter(row["val"][0]))
     task = first.split(".")[0]
-    for m in ("accuracy", "spearman"):
+    for m in ("accuracy", "spearman", "pr_auc"):
         if f"{task}.{m}" in row["val"][0]:
             return f"{task}.{m}"
     return first
@@ -99,7 +99,7 @@ def markdown(rows: list[dict], baseline: dict | None = None) -> str:
     """A markdown table of ``rows`` (one spec), best validation score first; each cell mean ± 95 %
     t-interval half-width over the seeds; ``baseline`` (a row of another spec) first when given."""
     key = key_of(rows[0])
-    tests = [k for k in rows[0]["test"][0] if k.split(".")[1] in ("accuracy", "macro_f1", "spearman")]
+    tests = [k for k in rows[0]["test"][0] if k.split(".")[1] in ("accuracy", "macro_f1", "spearman", "pr_auc", "roc_auc")]
     head = ["spec [variant]", f"val {key}"] + [f"test {k}" for k in tests] + ["best epochs", "wall time, 3 seeds"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
