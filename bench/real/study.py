@@ -171,7 +171,9 @@ def main(argv=None) -> int:
                         print(f"-- {set_name} {spec} [{label}]", file=sys.stderr, flush=True)
                         row = run_variant(spec, label, merge(recipe.settings, task_settings, vsettings),
                                           seeds=args.seeds, size="default", workspace=workspace, data=folder)
-                        row.update({"set": set_name, "task": task, "baseline": recipe.baseline and vname == "defaults"})
+                        row.update({"set": set_name, "task": task, "baseline": recipe.baseline and vname == "defaults",
+                                    # the table names the recipe's own settings; the task's are the set's
+                                    "settings": merge(recipe.settings, vsettings), "task_settings": task_settings})
                         with args.out.open("a") as f:
                             f.write(json.dumps(row) + "\n")
                         rows.append(row)
