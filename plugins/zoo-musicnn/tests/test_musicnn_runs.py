@@ -53,7 +53,7 @@ def test_fine_tuning_records_the_checkpoint_and_leaves_the_front_end_unscaled(au
     (meta,) = Path(os.environ["ZOO_HOME"]).glob("runs/*-musicnn-musicnn-mel-genre-*/seed0/model/zoo_model.json")
     meta = json.loads(meta.read_text())
     assert set(meta["normalisation"]["mean"]) == {0.0} and set(meta["normalisation"]["std"]) == {1.0}
-    assert meta["train"]["crop_frames"] == 187 and meta["train"]["lr"] == 1e-4  # the backbone's recommendations
+    assert meta["train"]["crop_frames"] == 187 and meta["train"]["lr"] == 1e-3  # the backbone's recommendations
 
 
 def test_the_packaged_tagger_predicts_musicnns_tags(tmp_path, capsys):

@@ -71,9 +71,10 @@ class MusicnnConfig:
     freeze: int = 0
     dropout: float = 0.5
 
-    train_defaults: ClassVar[dict] = {"lr": 1e-4, "epochs": 15, "patience": 4, "batch_size": 16, "warmup": 0.1,
+    train_defaults: ClassVar[dict] = {"lr": 1e-3, "epochs": 15, "patience": 4, "batch_size": 16, "warmup": 0.1,
                                       "crop_frames": PATCH_FRAMES}
-    """Fine-tuning a pretrained network: a small learning rate with warm-up; training on one random 3 s
+    """musicnn's own learning rate (Adam, 1e-3) with warm-up: on gtzan-mini with freeze=4, 1e-4 reached 0.35
+    validation accuracy in 15 epochs, 1e-3 reached 1.0 in 7 (docs/pretrained.md). Training on one random 3 s
     window per clip (musicnn was trained on random 187-frame patches), evaluation averaging windows."""
     head_defaults: ClassVar[dict] = {"pooling": "mean"}
     """Windows averaged, as musicnn's users average its per-window outputs over a clip."""
