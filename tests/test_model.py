@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 import zoo.model
 from zoo.model import ZooModel, build_model
+from zoo.model.frozen import FrozenNetworkFeature
 from zoo.protocols import BackboneOutput
 from zoo.registry import Registry
 
@@ -75,3 +77,31 @@ def test_a_backbone_may_return_a_tuple_instead_of_a_backbone_output(tasks):
     with torch.no_grad():
         torch.testing.assert_close(plain(x, lengths)["genre"], named(x, lengths)["genre"])
         torch.testing.assert_close(plain.embed(x, lengths), named.embed(x, lengths))
+
+
+
+@dataclasses.dataclass(frozen=True)
+class _FrozenCfg:
+    device: str = "cpu"
+
+
+class _FrozenFeat(FrozenNetworkFeature):
+    builds = 0
+
+    def __init__(self):
+        self.config = _FrozenCfg()
+        self._model = None
+
+    def build_model(self):
+        type(self).builds += 1
+        return torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5))
+
+
+def test_a_frozen_network_feature_builds_once_frozen_and_is_never_pickled():
+    f = _FrozenFeat()
+    m = f.model()
+    assert f.model() is m and _FrozenFeat.builds == 1
+    assert not m.training and not any(p.requires_grad for p in m.parameters())
+    assert next(m.parameters()).device.type == "cpu"
+    copy = pickle.loads(pickle.dumps(f))
+    assert copy._model is None and f._model is m  # a worker builds its own; the parent keeps its copy

@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from zoo.data.audio import prepare_waveform
+from zoo.model.frozen import FrozenNetworkFeature
 
 from .configs import EmbedConfig, HFASTConfig, HFW2VConfig
 from .frontends import Fbank, _Frontend
 
 
-class HFEmbed(_Frontend):
+class HFEmbed(FrozenNetworkFeature, _Frontend):
     """``from_audio(y, sr) -> [D, T']`` float32: the chosen layer of a frozen model, computed without gradients.
 
     The model is loaded on first use (and not sent to the zoo's extraction workers: each loads
@@ -79,34 +80,17 @@ class HFEmbed(_Frontend):
             out.update(sr=self._sr, normalize=self.normalizes, centre=True)
         return out
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_model"] = None  # workers load their own copy
-        return state
-
-    def _device(self) -> Any:
+    def build_model(self) -> Any:
+        """The encoder (frozen and placed by :class:`~zoo.model.frozen.FrozenNetworkFeature`)."""
         import torch
 
-        if self.config.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.config.device)
+        from .backbones import HFASTBackbone, HFW2VBackbone
 
-    def model(self) -> Any:
-        """The frozen backbone that computes the embedding (loaded once)."""
-        if self._model is None:
-            import torch
-
-            from .backbones import HFASTBackbone, HFW2VBackbone
-
-            with torch.random.fork_rng(devices=[]):  # a scratch model is the same in every process
-                torch.manual_seed(0)
-                if self.family == "ast":
-                    model = HFASTBackbone(self.backbone_config, self.fbank.n_bins)
-                else:
-                    model = HFW2VBackbone(self.backbone_config, 1)
-            model.requires_grad_(False)
-            self._model = model.eval().to(self._device())
-        return self._model
+        with torch.random.fork_rng(devices=[]):  # a scratch model is the same in every process
+            torch.manual_seed(0)
+            if self.family == "ast":
+                return HFASTBackbone(self.backbone_config, self.fbank.n_bins)
+            return HFW2VBackbone(self.backbone_config, 1)
 
     def from_audio(self, y: np.ndarray, sr: int) -> np.ndarray:
         """``y[N]`` mono at ``sr`` Hz (resampled to ``sample_rate`` if different) -> ``[D, 1 + N // hop_length]``
@@ -123,7 +107,7 @@ class HFEmbed(_Frontend):
             half = model.receptive_field // 2
             x = np.pad(y, (half, model.receptive_field - half))[None, :]
         model = self.model()
-        device = self._device()
+        device = self.device()
         with torch.inference_mode():
             out = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(device),
                         torch.tensor([x.shape[1]], device=device))

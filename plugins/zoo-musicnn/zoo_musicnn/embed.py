@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from zoo.data.audio import prepare_waveform
+from zoo.model.frozen import FrozenNetworkFeature
 
 from .configs import EmbedConfig, MusicnnConfig, width
 from .frontend import HOP, SR, MusicnnMel, _NoLab, log_mel
 from .weights import checkpoint_sha256
 
 
-class MusicnnEmbed(_NoLab):
+class MusicnnEmbed(FrozenNetworkFeature, _NoLab):
     """``from_audio(y, sr) -> [D, W]`` float32: ``layer`` of each window, computed without gradients in eval mode."""
 
     name = "musicnn-embed"
@@ -39,34 +40,18 @@ class MusicnnEmbed(_NoLab):
         return {"model": c.model, "checkpoint_sha256": checkpoint_sha256(c.model), "layer": c.layer,
                 "window_hop": c.window_hop, "mel": MusicnnMel().settings()}
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_model"] = None  # extraction workers load their own copy
-        return state
+    def build_model(self) -> Any:
+        """The pretrained backbone (frozen and placed by :class:`~zoo.model.frozen.FrozenNetworkFeature`)."""
+        from .backbone import MusicnnBackbone
 
-    def _device(self) -> Any:
-        import torch
-
-        if self.config.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.config.device)
-
-    def model(self) -> Any:
-        """The frozen pretrained backbone (built once)."""
-        if self._model is None:
-            from .backbone import MusicnnBackbone
-
-            c = self.config
-            model = MusicnnBackbone(MusicnnConfig(model=c.model, layer=c.layer, window_hop=c.window_hop), 96)
-            model.requires_grad_(False)
-            self._model = model.eval().to(self._device())
-        return self._model
+        c = self.config
+        return MusicnnBackbone(MusicnnConfig(model=c.model, layer=c.layer, window_hop=c.window_hop), 96)
 
     def from_audio(self, y: np.ndarray, sr: int) -> np.ndarray:
         import torch
 
         mel = log_mel(prepare_waveform(y, sr, SR, 1, who=f"feature '{self.name}'"))  # [96, T]
-        device = self._device()
+        device = self.device()
         with torch.inference_mode():
             h, _, _ = self.model().embed_windows(torch.from_numpy(mel)[None].to(device),
                                                  torch.tensor([mel.shape[1]], device=device))
