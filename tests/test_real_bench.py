@@ -166,3 +166,13 @@ def test_the_textbook_reference_fits_on_train_and_val_and_scores_the_test_split(
     assert scores["test"]["genre.accuracy"] == 1.0 and set(scores) == {"val", "test"}
     y["test"] = (y["test"] + 1) % 3  # every test label wrong: the score must say so
     assert textbook.textbook_scores(Z, y, C=0.1, n_classes=3)["test"]["genre.accuracy"] == 0.0
+
+
+def test_study_writes_its_tables_between_the_markers_and_keeps_the_rest(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text("# R\n\nbefore\n<!-- real:begin -->\nold\n<!-- real:end -->\nafter\n")
+    study.write_into(page, "#### new table\n")
+    assert page.read_text() == "# R\n\nbefore\n<!-- real:begin -->\n#### new table\n<!-- real:end -->\nafter\n"
+    page.write_text("no markers")
+    with pytest.raises(SystemExit, match="real:begin"):
+        study.write_into(page, "x")

@@ -124,6 +124,19 @@ def tables(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+BEGIN, END = "<!-- real:begin -->", "<!-- real:end -->"
+
+
+def write_into(path: Path, text: str) -> None:
+    """Replace what lies between the :data:`BEGIN` and :data:`END` lines of ``path`` with ``text``."""
+    doc = path.read_text()
+    if doc.count(BEGIN) != 1 or doc.count(END) != 1 or doc.index(BEGIN) > doc.index(END):
+        raise SystemExit(f"study: {path} needs one {BEGIN} line and one {END} line after it, around the tables")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{text.rstrip()}\n{END}{tail}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER",
@@ -135,6 +148,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
     p.add_argument("--markdown", action="store_true", help="print the tables of what --out holds")
+    p.add_argument("--into", type=Path, default=None,
+                   help="write the tables between the <!-- real:begin --> and <!-- real:end --> lines of this file")
     args = p.parse_args(argv)
     unknown = [r for r in args.recipes.split(",") if r and r not in RECIPES]
     if unknown:
@@ -184,6 +199,8 @@ def main(argv=None) -> int:
                               file=sys.stderr, flush=True)
     if args.markdown and rows:
         print(tables(rows))
+    if args.into is not None:
+        write_into(args.into, tables(rows))
     return 0
 
 
