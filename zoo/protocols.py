@@ -24,6 +24,8 @@ Optional members: a component without them still works; the zoo uses them when p
   engine fits linear heads on it to convergence (``zoo.engine.linearfit``) instead of running SGD;
 - a backbone config's ``train_defaults`` class attribute (:class:`RecommendsTraining`);
 - a backbone config's ``head_defaults`` class attribute (:class:`RecommendsHead`);
+- a backbone config's ``input_bins`` class attribute (:class:`FixedInputBins`): the one feature
+  width it takes (a pretrained network's own front end, e.g. musicnn's 96 bands);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
   N blocks itself;
 - a feature's ``reads_lab`` attribute: False says ``from_lab`` cannot derive it from the lab's
@@ -195,6 +197,18 @@ class RecommendsHead(Protocol):
     """
 
     head_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class FixedInputBins(Protocol):
+    """Optional for a backbone's config dataclass: ``input_bins``, the only feature width it takes.
+
+    A ``ClassVar[int]`` (e.g. 96 for a network pretrained on 96 mel bands). The backbone still
+    refuses any other width itself, with an error naming the feature to use; the attribute lets
+    ``zoo.testing`` and tools build it at a width it accepts without guessing.
+    """
+
+    input_bins: ClassVar[int]
 
 
 @runtime_checkable

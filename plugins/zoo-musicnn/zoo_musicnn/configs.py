@@ -77,6 +77,8 @@ class MusicnnConfig:
     validation accuracy in 15 epochs, 1e-3 reached 1.0 in 7 (docs/pretrained.md). Training on one random 3 s
     window per clip (musicnn was trained on random 187-frame patches), evaluation averaging windows."""
     head_defaults: ClassVar[dict] = {"pooling": "mean"}
+    input_bins: ClassVar[int] = 96
+    """The one feature width it takes: ``musicnn-mel``'s 96 bands (``zoo.protocols.FixedInputBins``)."""
     """Windows averaged, as musicnn's users average its per-window outputs over a clip."""
 
     def __post_init__(self) -> None:
