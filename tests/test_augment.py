@@ -184,6 +184,13 @@ def test_crops_per_clip_draws_every_training_clip_that_many_times_an_epoch(tmp_p
     counts = np.bincount(drawn)
     assert res.ok and len(counts) >= 10 and set(counts.tolist()) == {3}  # every training row, 3 times
     assert all(len(b) <= 16 for b in seen)
+    # the balanced sampler draws as many rows an epoch (k per clip), all of them real rows
+    seen.clear()
+    run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM,
+                   train=TrainConfig(**{**FAST, "epochs": 1}, crop_frames=8, crops_per_clip=3, balance="sampler"),
+                   data=separable(10), out_dir=tmp_path / "sampler"), registry=registry)
+    drawn = np.concatenate(seen)
+    assert len(drawn) == counts.sum() and drawn.max() < len(counts)
     with pytest.raises((ConfigError, ValueError), match="crops_per_clip 2: needs crop_frames"):
         TrainConfig(crops_per_clip=2)
     with pytest.raises((ConfigError, ValueError), match="crops_per_clip 0"):

@@ -281,11 +281,12 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             per_sum = torch.zeros(len(step.names), device=device.device)
             n = 0
             if config.balance == "sampler" and balance_labels is not None:
-                epoch_rows = augment.balanced_batches(balance_labels, config.batch_size, rng)
+                epoch_rows = augment.balanced_batches(np.tile(balance_labels, config.crops_per_clip),
+                                                      config.batch_size, rng)
             else:
                 epoch_rows = random_batches(draws, config.batch_size, rng, config.bucket)
-                if config.crops_per_clip > 1:
-                    epoch_rows = (rows % len(train) for rows in epoch_rows)
+            if config.crops_per_clip > 1:  # draw k of clip i is row i
+                epoch_rows = (rows % len(train) for rows in epoch_rows)
             if group is not None:
                 epoch_rows = map(group.shard, epoch_rows)
             for batch in train.batches(epoch_rows):  # a streamed split reads the next ones meanwhile
