@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.tune import markdown, mean_ci, parse_variant, run_variant  # noqa: E402
+from zoo.sweep.space import merge  # noqa: E402
 
 EMOTIFY_TAGS = "amazement,solemnity,tenderness,nostalgia,calmness,power,joyful_activation,tension,sadness"
 """Emotify's nine emotion columns: the ``tags`` task's labels on that set."""
@@ -72,14 +73,6 @@ def installed(spec: str, workspace) -> str | None:
     except ZooError as exc:
         return str(exc)
     return None
-
-
-def merge(*layers: dict) -> dict:
-    out: dict = {}
-    for layer in layers:
-        for scope, kv in layer.items():
-            out.setdefault(scope, {}).update(kv)
-    return out
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -184,7 +177,7 @@ def main(argv=None) -> int:
                         if any(r["set"] == set_name and r["spec"] == spec and r["variant"] == label for r in rows):
                             continue
                         print(f"-- {set_name} {spec} [{label}]", file=sys.stderr, flush=True)
-                        row = run_variant(spec, label, merge(recipe.settings, task_settings, vsettings),
+                        row = run_variant(spec, label, merge(merge(recipe.settings, task_settings), vsettings),
                                           seeds=args.seeds, size="default", workspace=workspace, data=folder)
                         row.update({"set": set_name, "task": task, "baseline": recipe.baseline and vname == "defaults",
                                     # the table names the recipe's own settings; the task's are the set's
