@@ -72,7 +72,7 @@ def test_mixup_loss_weights_the_two_label_sets_by_lambda():
     class M:
         tasks = {"genre": Cls()}
         heads = {"genre": None}
-        def loss(self, out, y):
+        def loss(self, out, y, weights=None):
             per = {"genre": (y["genre"] == 0).float().mean()}
             return per["genre"], per
     y, partner = {"genre": torch.tensor([0, 0])}, {"genre": torch.tensor([1, 1])}

@@ -85,9 +85,8 @@ def test_the_loss_is_binary_cross_entropy_over_known_values():
     keep = ~torch.isnan(y)
     want = torch.nn.functional.binary_cross_entropy_with_logits(out[keep], y[keep])
     assert float(task().loss(out, y)) == pytest.approx(float(want))
-    weighted = task()
-    weighted.pos_weight = torch.tensor([1.0, 1.0, 4.0])
-    assert float(weighted.loss(out, y)) > float(want)  # the missed positive of tag 3 weighs 4 times
+    weighted = task().loss(out, y, weight=torch.tensor([1.0, 1.0, 4.0]))
+    assert float(weighted) > float(want)  # the missed positive of tag 3 weighs 4 times
     assert float(task().loss(out, torch.full_like(y, float("nan")))) == 0.0
 
 

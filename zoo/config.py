@@ -145,7 +145,8 @@ def with_former_defaults(config_cls: Any, recorded: Mapping[str, Any]) -> dict[s
     ``former_defaults`` (an optional ``ClassVar[dict]``: field -> the value that behaves as the
     component did before the field existed), so a model saved before a new field, or before a
     default changed, rebuilds as it was trained. Other missing fields take today's defaults."""
-    former = getattr(config_cls, "former_defaults", None) or {}
+    from .protocols import RemembersDefaults
+    former = config_cls.former_defaults if isinstance(config_cls, RemembersDefaults) else {}
     return {**{k: v for k, v in former.items() if k not in recorded}, **recorded}
 
 

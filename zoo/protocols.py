@@ -14,7 +14,9 @@ Shapes used throughout::
     head output           Tensor [B, C]       C = LabelSchema.out_dim ([B] when a head squeezes C = 1)
     head embedding        Tensor [B, D']      the layer before the output layer
 
-Optional members: a component without them still works; the zoo uses them when present.
+Optional members: a component without them still works; the zoo uses them when present, each
+read through an ``isinstance`` check on the runtime-checkable Protocol named here (never a member
+looked up by a name string), and :mod:`zoo.testing` checks each.
 
 - a head's ``embed(out)`` (:class:`EmbeddingHead`): ``zoo embed`` and ``ZooModel.embed`` need it;
 - a backbone's ``named_blocks()`` (:class:`DeclaresBlocks`): its blocks for ``freeze: N``, which
@@ -28,11 +30,20 @@ Optional members: a component without them still works; the zoo uses them when p
   width it takes (a pretrained network's own front end, e.g. musicnn's 96 bands);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
   N blocks itself;
-- a feature's ``reads_lab`` attribute: False says ``from_lab`` cannot derive it from the lab's
-  arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform); without it, True;
-- a feature's ``standardise`` attribute: False says its values already have the scale a model
-  expects (a pretrained model's own front end): the engine then does not standardise its bins
-  with the training split's statistics; without it, True.
+- any config's ``former_defaults`` class attribute (:class:`RemembersDefaults`);
+- a feature's ``reads_lab`` attribute (:class:`ReadsLab`): False says ``from_lab`` cannot derive it
+  from the lab's arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform); without it, True;
+- a feature's ``standardise`` attribute (:class:`KeepsScale`): False says its values already have
+  the scale a model expects (a pretrained model's own front end): the engine then does not
+  standardise its bins with the training split's statistics; without it, True;
+- a feature's ``min_samples`` (:class:`NeedsSamples`): the shortest audio it takes;
+- a classification task's ``classes`` and ``map_label`` (:class:`OwnsClasses`): classes of its own;
+- a multi-label task's ``threshold`` (:class:`HasThreshold`);
+- a data set's ``progress`` (:class:`ShowsProgress`), ``restrict`` (:class:`Restricts`), ``only``
+  (:class:`SelectsClips`) and ``mapping_report`` (:class:`MapsLabels`).
+
+Per-run state never lives on a plugin object: the engine passes it as arguments (the loss weights
+of ``train.balance`` as ``Task.loss(output, y, weight)``).
 """
 from __future__ import annotations
 
@@ -224,6 +235,89 @@ class FreezesItself(Protocol):
     freeze: int
 
 
+@runtime_checkable
+class RemembersDefaults(Protocol):
+    """Optional for any component's config dataclass: ``former_defaults``, a ``ClassVar`` mapping of
+    config fields to the value that behaves as the component did before the field existed (e.g. the
+    LSTM's ``{"conv_layers": 0}``). A packaged model whose recorded settings lack such a field is
+    rebuilt (and transferred from) with this value, not today's default
+    (:func:`zoo.config.with_former_defaults`). Every key must be a field of the config.
+    """
+
+    former_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class KeepsScale(Protocol):
+    """Optional for a feature: ``standardise: bool``. False says its values already have the scale a
+    model expects (a pretrained model's own front end): the engine then leaves its bins as they are
+    instead of standardising them with the training split's statistics. Without it: True."""
+
+    standardise: bool
+
+
+@runtime_checkable
+class ReadsLab(Protocol):
+    """Optional for a feature: ``reads_lab: bool``. False says ``from_lab`` cannot derive it from the
+    lab's arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform). Without it: True."""
+
+    reads_lab: bool
+
+
+@runtime_checkable
+class NeedsSamples(Protocol):
+    """Optional for a feature: ``min_samples: int``, the fewest samples at ``sample_rate`` it can
+    compute one frame from (e.g. its window length). A batch extractor refuses shorter audio with
+    a ``DataError`` before calling the feature. Without it: 1."""
+
+    min_samples: int
+
+
+@runtime_checkable
+class HasThreshold(Protocol):
+    """Optional for a multi-label task: ``threshold: float``, the value at which ``encode`` turns a tag
+    on; messages about tags that are never (or always) on name it."""
+
+    threshold: float
+
+
+@runtime_checkable
+class ShowsProgress(Protocol):
+    """Optional for a data set: a ``progress: bool`` attribute the zoo sets to False when it runs
+    quietly (``--no-progress``), before the first ``clips`` call, so the data set draws no bars."""
+
+    progress: bool
+
+
+@runtime_checkable
+class Restricts(Protocol):
+    """Optional for a data set that makes its clips on demand (the embedded set synthesises them):
+    ``restrict(limit: int | None, seed: int) -> None`` is called before ``clips`` with ``--limit`` and
+    the data seed, so it need only make the clips that limit keeps (the zoo's stratified selection,
+    :func:`zoo.data.splits.limit`); None: all of them. ``clips`` must still list every clip it would
+    otherwise, or those the selection keeps."""
+
+    def restrict(self, limit: int | None, seed: int) -> None: ...
+
+
+@runtime_checkable
+class SelectsClips(Protocol):
+    """Optional for a data set: ``only(ids: Sequence[str]) -> None`` makes the next ``clips`` list (and
+    make) only those clips (``zoo show ID``); an id it does not have is a ``DataError``."""
+
+    def only(self, ids: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class MapsLabels(Protocol):
+    """Optional for a data set whose reader maps its source labels onto classes (the lab's Kaggle
+    mapping): ``mapping_report(rate) -> report`` with ``before`` (clips per source label), ``after``
+    (clips per class) and ``dropped`` (clips per source label the mapping leaves out), each a
+    ``collections.Counter``; ``zoo data stats`` shows it."""
+
+    def mapping_report(self, rate: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class LabelSchema:
     """What a task predicts: class names for a classification, tag names for a multi-label task,
@@ -259,12 +353,51 @@ class Task(Protocol):
     def make_head(self, in_dim: int, schema: LabelSchema) -> Head:
         """A :class:`Head` for backbone outputs of width ``in_dim`` (D)."""
 
-    def loss(self, output: Any, y: Any) -> Any: ...
+    def loss(self, output: Any, y: Any, weight: Any = None) -> Any:
+        """The mean loss of the batch's labelled clips (0 for a batch with none).
+
+        ``weight``: what ``train.balance`` gives this run, passed by the engine on every call
+        (never set on the task): a classification's per-class weights ``Tensor[C]``, a multi-label
+        task's per-tag weights of the positive term ``Tensor[K]``, on the output's device; None:
+        unweighted (validation, evaluation, ``train.balance=none``, regression). A task whose
+        ``loss`` takes no ``weight`` still trains (deprecated, see :func:`takes_loss_weight`)."""
 
     def predict(self, output: Any) -> np.ndarray:
         """Head output -> class probabilities ``[B, C]`` or values ``[B]`` (numpy)."""
 
     def metrics(self, pred: np.ndarray, y: np.ndarray, schema: LabelSchema) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class OwnsClasses(Protocol):
+    """Optional for a task of kind "classification": classes of its own instead of the data set's.
+
+    ``classes``: its class names in output order (at least 2, each once), e.g. ``("Rock", "other")``;
+    ``map_label(label: str) -> str | None``: the class of a clip whose data-set label is ``label``
+    (one of ``classes``), or None to leave such clips out of this task (they count as unlabelled).
+    The engine maps every clip's label through it before any feature is computed; the task's
+    ``schema`` then gets ``classes``, and class weights, the balanced sampler, reports, confusion
+    matrices and ``zoo predict`` use them. Without this member a classification's classes are the
+    data set's, in the data set's order.
+    """
+
+    classes: tuple[str, ...]
+
+    def map_label(self, label: str) -> str | None: ...
+
+
+def takes_loss_weight(task: Any) -> bool:
+    """Whether ``task.loss`` accepts the ``weight`` argument (a parameter named so, or ``**kwargs``).
+
+    A task written before API 1's ``loss(output, y, weight=None)`` takes ``(output, y)`` only; the
+    engine then calls it so, and warns (:class:`FutureWarning`) where ``train.balance`` would weigh it.
+    """
+    import inspect
+    try:
+        params = inspect.signature(task.loss).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "weight" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 @runtime_checkable

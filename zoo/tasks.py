@@ -60,9 +60,6 @@ class Classification:
 
     def __init__(self, name: str, config: ClassificationConfig):
         self.name, self.config, self.target = name, config, "label"
-        # Per-class loss weights [C] on the model's device, set by the engine for the length of a
-        # training run (train.balance=weights); None: every clip counts the same.
-        self.class_weight = None
 
     def schema(self, classes: tuple[str, ...]) -> LabelSchema:
         return LabelSchema(self.name, "classification", classes=tuple(classes))
@@ -71,7 +68,8 @@ class Classification:
         c = self.config
         return _head_class()(in_dim, schema.out_dim, c.pooling, c.hidden, c.dropout, squeeze=False)
 
-    def loss(self, output, y):
+    def loss(self, output, y, weight=None):
+        """``weight``: per-class weights ``[C]`` (``train.balance``); None: every clip counts the same."""
         import torch.nn.functional as F
         # Sum over the labelled clips / their count: the mean, except that a batch with no label
         # (multi-task data labelled in part) gives 0 instead of 0/0 = NaN, without a host sync.
@@ -79,7 +77,7 @@ class Classification:
         # count, not by the weights' sum: the weights average 1 over the training clips, and every
         # rank of a DDP run then divides by what the others do (equal shards), so N processes
         # train the 1-process model; a per-batch weight sum would differ from rank to rank.
-        total = F.cross_entropy(output.float(), y, weight=self.class_weight, ignore_index=-1,
+        total = F.cross_entropy(output.float(), y, weight=weight, ignore_index=-1,
                                 label_smoothing=self.config.label_smoothing, reduction="sum")
         return total / (y >= 0).sum().clamp(min=1)
 
@@ -126,7 +124,8 @@ class Regression:
         c = self.config
         return _head_class()(in_dim, 1, c.pooling, c.hidden, c.dropout, squeeze=True, bounded=c.bounded)
 
-    def loss(self, output, y):
+    def loss(self, output, y, weight=None):
+        """``weight`` is ignored: ``train.balance`` weighs classes and tags, not values."""
         import torch
         keep = ~torch.isnan(y)
         out, y = output.float()[keep], y[keep]
@@ -243,9 +242,6 @@ class Tagging:
         self.name, self.config, self.target = name, config, "tags"
         self.columns = tuple(c.strip().lower() for c in config.columns)
         self.threshold = float(config.threshold)
-        # Per-tag weights [K] of the positive term on the model's device, set by the engine for the
-        # length of a training run (train.balance=weights); None: plain binary cross-entropy.
-        self.pos_weight = None
 
     def resolve(self, available, where: str) -> tuple[str, ...]:
         """The columns of ``available`` (a data set's numeric target names) this task reads, in
@@ -292,13 +288,15 @@ class Tagging:
         c = self.config
         return _head_class()(in_dim, schema.out_dim, c.pooling, c.hidden, c.dropout, squeeze=False)
 
-    def loss(self, output, y):
+    def loss(self, output, y, weight=None):
+        """``weight``: per-tag weights ``[K]`` of the positive term (``train.balance=weights``);
+        None: plain binary cross-entropy."""
         import torch
         import torch.nn.functional as F
         # Sum over the known (clip, tag) pairs / their count: a batch with none gives 0, not NaN.
         known = ~torch.isnan(y)
         target = torch.where(known, y, torch.zeros_like(y))
-        each = F.binary_cross_entropy_with_logits(output.float(), target.float(), pos_weight=self.pos_weight,
+        each = F.binary_cross_entropy_with_logits(output.float(), target.float(), pos_weight=weight,
                                                   reduction="none")
         return (each * known).sum() / known.sum().clamp(min=1)
 

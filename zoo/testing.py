@@ -38,7 +38,8 @@ import numpy as np
 
 from .config import make_config
 from .errors import ZooError
-from .protocols import TASK_KINDS, BackboneOutput, ComponentSpec, Feature
+from .protocols import (TASK_KINDS, BackboneOutput, ComponentSpec, Feature, OwnsClasses, ReadsLab,
+                        takes_loss_weight)
 from .registry import Registry
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "check_backbone_blocks",
     "check_backbone_config",
     "check_feature",
+    "check_former_defaults",
+    "check_dataset",
     "check_task",
     "check_head_embed",
     "chord_and_clicks",
@@ -332,9 +335,10 @@ def check_backbone_blocks(spec_or_factory: ComponentSpec | BackboneFactory, n_bi
 
     who = _label(spec_or_factory)
     model = _factory(spec_or_factory, settings)(n_bins)
-    declare = getattr(model, "named_blocks", None)
-    if declare is None:
+    from .protocols import DeclaresBlocks
+    if not isinstance(model, DeclaresBlocks) or model.named_blocks is None:
         return
+    declare = model.named_blocks
     if not callable(declare):
         _fail(f"{who}: named_blocks must be a method returning [(name, [modules and parameters]), ...], got {type(declare).__name__}")
     blocks = declare()
@@ -423,6 +427,7 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
                         where=f"{attr} of {who}")
         except ZooError as exc:
             _fail(str(exc))
+    check_former_defaults(spec)
     if "freeze" not in fields:
         return
     default = make_config(spec.config, settings, where=who).freeze
@@ -432,13 +437,69 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
     frozen = {id(p) for p in model.parameters() if not p.requires_grad}
     if not frozen:
         _fail(f"{who}: built with freeze=1, it keeps no weights fixed; freeze N must fix its first N blocks")
-    declare = getattr(model, "named_blocks", None)
-    if callable(declare):
-        name, members = declare()[0]
+    from .protocols import DeclaresBlocks
+    if isinstance(model, DeclaresBlocks) and callable(model.named_blocks):
+        name, members = model.named_blocks()[0]
         first = {id(p) for p in _block_members(members, who, name)[0]}
         if frozen != first:
             _fail(f"{who}: built with freeze=1, it fixes {len(frozen)} parameters, not the {len(first)} of its first "
                   f"declared block '{name}'; freeze N must fix exactly its first N named_blocks()")
+
+
+def check_former_defaults(spec: ComponentSpec) -> None:
+    """A config's optional ``former_defaults`` (:class:`~zoo.protocols.RemembersDefaults`): a class
+    attribute, not a field, mapping fields of the config to values it accepts. ``check_backbone``,
+    ``check_feature`` and ``check_task`` call it when given a spec; a data set's spec may be checked so."""
+    from .protocols import RemembersDefaults
+    if not isinstance(spec, ComponentSpec):
+        _fail(f"check_former_defaults reads a config class: it needs a component spec, got {_what(spec)}")
+    who = _label(spec)
+    fields = {f.name for f in dataclasses.fields(spec.config)}
+    if "former_defaults" in fields:
+        _fail(f"{who}: former_defaults is a field of {spec.config.__name__}; make it a class attribute, "
+              f"former_defaults: ClassVar[dict] = {{...}}")
+    if not isinstance(spec.config, RemembersDefaults):
+        return
+    former = spec.config.former_defaults
+    if not isinstance(former, Mapping):
+        _fail(f"{who}: former_defaults must be a mapping of config fields, got {type(former).__name__}")
+    unknown = sorted(set(former) - fields)
+    if unknown:
+        _fail(f"{who}: former_defaults names {', '.join(unknown)}, not fields of {spec.config.__name__} "
+              f"({', '.join(sorted(fields)) or 'none'})")
+    try:
+        make_config(spec.config, dict(former), where=f"former_defaults of {who}")
+    except ZooError as exc:
+        _fail(str(exc))
+
+
+def check_dataset(dataset: Any, *, rate: str = "frames") -> None:
+    """A built data set: ``name``, ``describe()``, ``clips(rate)`` giving :class:`~zoo.protocols.Clip`s
+    with exactly one of ``audio`` and ``array``, and its optional members when it has them:
+    ``progress`` a bool (:class:`~zoo.protocols.ShowsProgress`), ``restrict``, ``only`` and
+    ``mapping_report`` callable, the last giving ``before``, ``after`` and ``dropped`` counters."""
+    from collections import Counter
+
+    from .protocols import Clip, Dataset, MapsLabels, Restricts, SelectsClips, ShowsProgress
+    if not isinstance(dataset, Dataset):
+        _fail(f"check_dataset needs a built data set, got {_what(dataset)} "
+              f"(it lacks {', '.join(_lacks(dataset, ('name', 'clips', 'describe')))})")
+    who = f"data set '{dataset.name}'"
+    if not isinstance(dataset.describe(), str):
+        _fail(f"{who}: describe() must return one line of text")
+    if isinstance(dataset, ShowsProgress) and not isinstance(dataset.progress, bool):
+        _fail(f"{who}: progress must be a bool the zoo may set, got {dataset.progress!r}")
+    for protocol, member in ((Restricts, "restrict"), (SelectsClips, "only"), (MapsLabels, "mapping_report")):
+        if isinstance(dataset, protocol) and not callable(getattr(dataset, member)):
+            _fail(f"{who}: {member} must be a method (zoo.protocols.{protocol.__name__})")
+    clips = dataset.clips(rate)
+    for c in clips:
+        if not isinstance(c, Clip) or (c.audio is None) == (c.array is None):
+            _fail(f"{who}: clips({rate!r}) must give Clips with exactly one of audio and array, got {c!r}")
+    if isinstance(dataset, MapsLabels):
+        report = dataset.mapping_report(rate)
+        if not all(isinstance(getattr(report, k, None), Counter) for k in ("before", "after", "dropped")):
+            _fail(f"{who}: mapping_report({rate!r}) must have before, after and dropped Counters, got {report!r}")
 
 
 def check_backbone_fixed_statistics(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,
@@ -543,8 +604,17 @@ def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, l
         _fail(f"check_feature needs a feature spec or a built feature, got {_what(given)}"
               + (f" (it lacks {', '.join(missing)})" if missing and not isinstance(given, ComponentSpec) else
                  f", whose build returned {_what(feature)} lacking {', '.join(missing)}"))
+    from .protocols import KeepsScale, NeedsSamples
+    for protocol, attr, kind in ((ReadsLab, "reads_lab", bool), (KeepsScale, "standardise", bool),
+                                 (NeedsSamples, "min_samples", int)):
+        if isinstance(feature, protocol) and (not isinstance(getattr(feature, attr), kind)
+                                              or (kind is int and getattr(feature, attr) < 1)):
+            _fail(f"{who}: {attr} must be a {'positive int' if kind is int else kind.__name__} "
+                  f"(zoo.protocols.{protocol.__name__}), got {getattr(feature, attr)!r}")
+    if isinstance(given, ComponentSpec):
+        check_former_defaults(given)
     if lab is None:
-        lab = bool(getattr(feature, "reads_lab", True))
+        lab = feature.reads_lab if isinstance(feature, ReadsLab) else True
     for attr in ("n_bins", "sample_rate", "hop_length"):
         value = getattr(feature, attr)
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -623,8 +693,18 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     who = f"task '{getattr(task, 'name', '?')}'"
     if task.kind not in TASK_KINDS:
         _fail(f"{who}: kind must be one of {', '.join(TASK_KINDS)}, got {task.kind!r}")
+    if isinstance(given, ComponentSpec):
+        check_former_defaults(given)
     if task.kind == "multilabel":
         _check_multilabel(task, classes, who)
+    if task.kind == "classification" and isinstance(task, OwnsClasses):
+        classes = _check_own_classes(task, classes, who)
+    weighted = takes_loss_weight(task)
+    if not weighted:
+        import warnings
+        warnings.warn(f"{who}: loss(output, y) takes no weight; declare loss(output, y, weight=None) "
+                      f"(zoo.protocols.Task.loss), or train.balance cannot weigh it (deprecated; API 2 requires it)",
+                      FutureWarning, stacklevel=2)
     schema = task.schema(classes)
     if schema.kind != task.kind:
         _fail(f"{who}: schema kind {schema.kind!r} differs from the task's kind {task.kind!r}")
@@ -658,6 +738,8 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
         loss = task.loss(pred, y)
         if loss.dim() != 0 or not torch.isfinite(loss):
             _fail(f"{who}: loss on a {label} input must be a finite scalar, got {loss}")
+        if weighted:
+            _check_loss_weight(task, pred, y, loss, C, who, label)
         loss.backward()
         grads = [p.grad for p in head.parameters() if p.requires_grad]
         if not grads or all(gr is None for gr in grads) or any(gr is not None and not torch.isfinite(gr).all() for gr in grads):
@@ -687,6 +769,43 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     if not torch.allclose(a, b, atol=1e-5):
         _fail(f"{who}: head output changes when only padded steps (past the lengths) change; pooling must mask them")
     check_head_embed(head, in_dim=in_dim, batch=batch, who=who)
+
+
+def _check_loss_weight(task: Any, pred: Any, y: Any, loss: Any, C: int, who: str, label: str) -> None:
+    """``loss(output, y, weight=...)``: None and weights of 1 give the plain loss; other weights a finite one."""
+    import torch
+    if task.kind == "regression":
+        return
+    with torch.no_grad():
+        plain = task.loss(pred, y, weight=None)
+        ones = task.loss(pred, y, weight=torch.ones(C))
+        other = task.loss(pred, y, weight=torch.linspace(0.5, 2.0, C))
+    if not torch.allclose(plain.detach(), loss.detach(), atol=1e-5) or not torch.allclose(ones, plain, atol=1e-5):
+        _fail(f"{who}: loss(output, y, weight=None) and weight=ones({C}) on a {label} input must equal loss(output, y) "
+              f"({float(plain):.6g}, {float(ones):.6g} vs {float(loss.detach()):.6g})")
+    if other.dim() != 0 or not torch.isfinite(other):
+        _fail(f"{who}: loss with per-{'tag' if task.kind == 'multilabel' else 'class'} weights [{C}] on a {label} "
+              f"input must be a finite scalar, got {other}")
+
+
+def _check_own_classes(task: Any, classes: tuple[str, ...], who: str) -> tuple[str, ...]:
+    """A classification's own ``classes`` and ``map_label`` (:class:`~zoo.protocols.OwnsClasses`);
+    returns its classes, what the engine gives its ``schema``."""
+    own = task.classes
+    if (not isinstance(own, tuple) or len(own) < 2 or not all(isinstance(c, str) and c for c in own)
+            or len(set(own)) != len(own)):
+        _fail(f"{who}: classes must be a tuple of at least 2 distinct class names, got {own!r}")
+    for label in (*own, *classes, "a label no task knows"):
+        try:
+            got = task.map_label(label)
+        except Exception as exc:  # noqa: BLE001 - what a plugin raises is the finding
+            _fail(f"{who}: map_label({label!r}) raised {exc!r}; return one of its classes, or None to leave the clip out")
+        if got is not None and got not in own:
+            _fail(f"{who}: map_label({label!r}) gave {got!r}, not one of its classes {own!r} nor None")
+    schema = task.schema(own)
+    if tuple(schema.classes) != own:
+        _fail(f"{who}: schema(classes) must name its own classes {own!r}, got {tuple(schema.classes)!r}")
+    return own
 
 
 def _check_multilabel(task: Any, columns: tuple[str, ...], who: str) -> None:

@@ -8,6 +8,7 @@ from ..config import parse_assignments
 from ..data.layout import DEFAULT as DEFAULT_DATA
 from ..data.prepare import MAX_SECONDS
 from ..errors import ConfigError, DataError
+from ..protocols import SelectsClips
 from .argtypes import POSITIVE, SEED, number
 
 SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
@@ -220,7 +221,7 @@ def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
     if args.data is None and not args.layout:
         raise DataError(f"{args.item} is not a file; to show a clip by id, give the data set with --data PATH")
     dataset = _open(args, registry, workspace)
-    if callable(getattr(dataset, "only", None)):
+    if isinstance(dataset, SelectsClips):
         dataset.only([args.item])  # the embedded set renders this one clip, not the whole set
     frames = _find(dataset.clips("frames"), args.item)
     if frames is None:

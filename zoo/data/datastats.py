@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from ..protocols import Dataset
+from ..protocols import Dataset, MapsLabels
 
 LAB_SR, LAB_HOP = 22050, 512
 """The lab's analysis rate and hop: an audio clip of ``s`` seconds has about ``1 + s * sr / hop`` frames."""
@@ -59,9 +59,8 @@ def compute_stats(dataset: Dataset, rate: str = "frames", *, progress: bool = Tr
         by_split.setdefault(c.split or "none", Counter())[c.label or "(no label)"] += 1
     after = Counter(c.label for c in clips if c.label is not None)
     before = dropped = None
-    report = getattr(dataset, "mapping_report", None)
-    if callable(report):
-        r = report(rate)
+    if isinstance(dataset, MapsLabels):
+        r = dataset.mapping_report(rate)
         if r.before != r.after or r.dropped:  # an identity mapping is shown once, not twice
             before, dropped = Counter(r.before), Counter(r.dropped)
     lengths, kinds, unreadable = [], set(), []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, DataError, PluginError
-from ..protocols import Dataset
+from ..protocols import Dataset, Restricts, ShowsProgress
 from ..registry import Registry
 
 DETECT_ORDER = ("kaggle", "fma", "folder")
@@ -102,12 +102,12 @@ def open_dataset(path: str | Path | None, *, layout: str | None = None, registry
 
 
 def _quiet(dataset: Dataset, progress: bool) -> Dataset:
-    if not progress and hasattr(dataset, "progress"):
+    if not progress and isinstance(dataset, ShowsProgress):
         dataset.progress = False
     return dataset
 
 
 def _restricted(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
-    if limit is not None and callable(getattr(dataset, "restrict", None)):
+    if limit is not None and isinstance(dataset, Restricts):
         dataset.restrict(limit, seed)
     return dataset

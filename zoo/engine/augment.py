@@ -92,11 +92,12 @@ def mixed_targets(model: Any, y: Mapping[str, Any], partner: Mapping[str, Any], 
 
 
 def mixed_loss(model: Any, out: Mapping[str, Any], y: Mapping[str, Any], partner: Mapping[str, Any],
-               lam: float) -> tuple[Any, dict[str, Any]]:
-    """The mixup loss: ``lam * loss(y) + (1 - lam) * loss(y[perm])`` (total and per task)."""
+               lam: float, weights: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The mixup loss: ``lam * loss(y) + (1 - lam) * loss(y[perm])`` (total and per task);
+    ``weights``: per task, its loss weights (``train.balance``)."""
     a, b = mixed_targets(model, y, partner, lam)
-    total_a, per_a = model.loss(out, a)
-    total_b, per_b = model.loss(out, b)
+    total_a, per_a = model.loss(out, a, weights)
+    total_b, per_b = model.loss(out, b, weights)
     per = {n: lam * per_a[n] + (1.0 - lam) * per_b[n] for n in per_a}
     return lam * total_a + (1.0 - lam) * total_b, per
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..data.preparedset import Prepared, host_budget
 from ..errors import DataError
 from ..model.model import Batch
+from ..protocols import HasThreshold, KeepsScale, OwnsClasses
 
 SPLITS = ("train", "val", "test")
 PATHS = ("resident", "host", "streamed")
@@ -84,10 +85,37 @@ class Normaliser:
 
 
 def task_classes(task: Any, prepared: Prepared) -> tuple[str, ...]:
-    """What ``task.schema`` is given for ``prepared``: its classes; a multi-label task's tag columns."""
+    """What ``task.schema`` is given for ``prepared``: its classes (a classification's own when it
+    declares them, :class:`~zoo.protocols.OwnsClasses`); a multi-label task's tag columns."""
     if task.kind == "multilabel":
         return tuple(task.resolve(sorted(prepared.targets), prepared.description))
+    if task.kind == "classification" and isinstance(task, OwnsClasses):
+        return tuple(task.classes)
     return tuple(prepared.classes)
+
+
+def class_lookup(name: str, task: Any, labels: Sequence[str], where: str) -> np.ndarray:
+    """int64 ``[len(labels)]``: the index into ``task.classes`` of each data-set label (``-1``: the
+    task leaves it out), by the task's ``map_label`` (:class:`~zoo.protocols.OwnsClasses`).
+
+    A ``map_label`` that gives something other than one of its classes or None is a ``PluginError``
+    naming the task, the label and what it gave; a task with fewer than 2 classes, or classes
+    named twice, is one too."""
+    from ..errors import PluginError
+    classes = tuple(task.classes)
+    if len(classes) < 2 or len(set(classes)) != len(classes) or not all(isinstance(c, str) for c in classes):
+        raise PluginError(f"task '{name}': classes {classes!r} must name at least 2 classes, each once (strings)")
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.full(len(labels), -1, dtype=np.int64)
+    for i, label in enumerate(labels):
+        got = task.map_label(label)
+        if got is None:
+            continue
+        if got not in index:
+            raise PluginError(f"task '{name}': map_label({label!r}) of {where} gave {got!r}, which is not one of its "
+                              f"classes ({', '.join(classes)}); return one of them, or None to leave such clips out")
+        out[i] = index[got]
+    return out
 
 
 def tag_targets(prepared: Prepared, task: Any) -> np.ndarray:
@@ -103,7 +131,7 @@ def tag_targets(prepared: Prepared, task: Any) -> np.ndarray:
     if flat:
         warnings.warn(
             f"task '{task.name}': tag(s) {', '.join(flat)} are on for every clip or for none at threshold "
-            f"{getattr(task, 'threshold', '?')}; they cannot be learned or scored: choose another threshold "
+            f"{task.threshold if isinstance(task, HasThreshold) else '?'}; they cannot be learned or scored: choose another threshold "
             f"(--set {task.name}.threshold=...) or leave them out of --set {task.name}.columns", UserWarning,
             stacklevel=3)
     return y
@@ -115,7 +143,7 @@ def tag_note(name: str, task: Any, prepared: Prepared, y_train: np.ndarray) -> s
     known = ~np.isnan(y_train)
     on = ((y_train >= 0.5) & known).sum(axis=0)
     counts = ", ".join(f"{t} {int(n)}/{int(k)}" for t, n, k in zip(tags, on, known.sum(axis=0)))
-    threshold = getattr(task, "threshold", None)
+    threshold = task.threshold if isinstance(task, HasThreshold) else None
     at = f" at threshold {threshold:g}" if isinstance(threshold, float) else ""
     return f"{name}: {len(tags)} tags; training clips with each on{at}: {counts}"
 
@@ -127,6 +155,17 @@ def task_targets(prepared: Prepared, tasks: Mapping[str, Any]) -> dict[str, np.n
     for name, task in tasks.items():
         if task.kind == "multilabel":
             out[name] = tag_targets(prepared, task)
+        elif task.kind == "classification" and isinstance(task, OwnsClasses):
+            lookup = class_lookup(name, task, prepared.classes, prepared.description)
+            labels = np.asarray(prepared.labels, dtype=np.int64)
+            y = np.where(labels >= 0, lookup[np.clip(labels, 0, None)] if len(lookup) else -1, -1).astype(np.int64)
+            found = sorted({task.classes[i] for i in np.unique(y) if i >= 0})
+            if len(found) < 2:
+                raise DataError(
+                    f"task '{name}' classifies clips into {', '.join(task.classes)}, but the labels of "
+                    f"{prepared.description} ({', '.join(prepared.classes) or 'none'}) give it "
+                    f"{len(found)} of them {found}; it needs clips of at least 2 (use data with those labels)")
+            out[name] = y
         elif task.kind == "classification":
             if len(prepared.classes) < 2:
                 raise DataError(
@@ -316,7 +355,7 @@ def unscaled_rows(features: Mapping[str, Any]) -> list[slice]:
     """
     out, row = [], 0
     for feature in features.values():
-        if not getattr(feature, "standardise", True):
+        if isinstance(feature, KeepsScale) and not feature.standardise:
             out.append(slice(row, row + int(feature.n_bins)))
         row += int(feature.n_bins)
     return out

@@ -79,13 +79,13 @@ class Group:
         return int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0])
 
     def predict(self, model: Any, split: Any, device: DeviceChoice, batch_size: int, *,
-                window: int = 0) -> SplitPredictions:
+                window: int = 0, weights: Any = None) -> SplitPredictions:
         """:func:`~zoo.engine.metrics.predict_split` over the whole ``split``: each rank predicts its
         shard, every rank gets all predictions in the split's row order. ``loss``: the mean over all
         ranks' batches."""
         import torch.distributed as dist
         rows = self.shard(np.arange(len(split)))
-        local = predict_split(model, split, device, batch_size, window=window, rows=rows)
+        local = predict_split(model, split, device, batch_size, window=window, rows=rows, weights=weights)
         batches = -(-len(rows) // batch_size)
         parts: list[Any] = [None] * self.world_size
         dist.all_gather_object(parts, (rows, local.pred, local.loss, local.losses, batches))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError, PluginError
+from ..protocols import DeclaresBlocks
 
 
 class Block(NamedTuple):
@@ -20,9 +21,8 @@ def backbone_blocks(backbone: Any) -> list[Block]:
     A backbone declares them with ``named_blocks()`` (see :class:`zoo.protocols.DeclaresBlocks`);
     the zoo's own do. For one that does not, :func:`guess_blocks` finds them in its children.
     """
-    declare = getattr(backbone, "named_blocks", None)
-    if callable(declare):
-        return [declared_block(name, members) for name, members in declare()]
+    if isinstance(backbone, DeclaresBlocks):
+        return [declared_block(name, members) for name, members in backbone.named_blocks()]
     return guess_blocks(backbone)
 
 

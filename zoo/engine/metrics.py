@@ -26,12 +26,14 @@ class SplitPredictions:
 
 
 def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size: int = 64, *,
-                  window: int = 0, rows: np.ndarray | None = None) -> SplitPredictions:
+                  window: int = 0, rows: np.ndarray | None = None,
+                  weights: Mapping[str, Any] | None = None) -> SplitPredictions:
     """Run ``model`` in eval mode over ``split`` (batches sorted by length, order restored).
 
     ``window`` > 0: each clip's outputs are averaged over windows of that many frames (the test
     side of ``train.crop_frames``). ``rows``: only these rows of the split, predictions in their
-    order (one rank's shard, see :mod:`zoo.engine.distributed`)."""
+    order (one rank's shard, see :mod:`zoo.engine.distributed`). ``weights``: per task, the loss
+    weights of training (``train.balance``), so that the validation loss is the training objective."""
     import torch
     from .augment import windowed_forward
     names = list(model.heads)
@@ -48,7 +50,7 @@ def predict_split(model: Any, split: SplitData, device: DeviceChoice, batch_size
             for pos, b in zip(batches, split.batches(picked[pos] for pos in batches)):
                 with device.autocast():
                     out = windowed_forward(model, b.x, b.lengths, window) if window > 0 else model(b.x, b.lengths)
-                    total, per = model.loss(out, b.y)
+                    total, per = model.loss(out, b.y, weights)
                 loss_sum += total.float()
                 per_sum += torch.stack([per[n].float() for n in names])
                 for n in names:

@@ -26,10 +26,11 @@ from ..fsio import make_new_dir, write_json, write_text
 from .checkpoint import Checkpoint
 from ..model.building import Built, ObjectBuilt, build_components, resolved_configs
 from ..model.model import build_model
+from ..protocols import OwnsClasses
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
-from .batches import Normaliser, describe_paths, make_splits, tag_note, task_classes, unscaled_rows
+from .batches import Normaliser, class_lookup, describe_paths, make_splits, tag_note, task_classes, unscaled_rows
 from .device import pick_device
 from .metrics import flat, predict_split, split_metrics
 from .package import prepared_meta, save_model
@@ -183,6 +184,11 @@ def load_data(built: Built, registry: Any, data: DataRequest, *, seed: int, work
         names = sorted({k for c in dataset.clips(built.rate) for k in c.targets})
         for task in tagging:
             task.resolve(names, dataset.describe())
+    owning = {n: t for n, t in built.tasks.items() if t.kind == "classification" and isinstance(t, OwnsClasses)}
+    if owning:  # a task's label map that fails does so now, too
+        labels = sorted({c.label for c in dataset.clips(built.rate) if c.label is not None})
+        for name, task in owning.items():
+            class_lookup(name, task, labels, dataset.describe())
     return prepare(dataset, built.features, rate=built.rate, skip_bad=data.skip_bad, limit=data.limit, seed=seed,
                    workers=data.workers, progress=progress, need=needed_columns(built), cache_dir=workspace.cache_dir,
                    max_seconds=data.max_seconds, min_class_clips=data.min_class_clips, memory_budget=memory_budget,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RunError
+from ..protocols import takes_loss_weight
 from . import augment
 from .batches import SplitData, random_batches
 from .checkpoint import Checkpoint, rng_states, set_rng_states
@@ -102,6 +103,7 @@ class _Stepper:
         self.scaler = torch.amp.GradScaler("cuda") if device.scaler else None
         self.names = list(model.heads)
         self.forward = model  # under torchrun: the model wrapped in DistributedDataParallel
+        self.weights: dict[str, Any] = {}  # per task, its loss weights (train.balance), see _set_balance
 
     def __call__(self, batch, mix: tuple[dict, float] | None = None) -> tuple[Any, Any]:
         """Forward, backward, update; returns the detached (total, per-task) losses on the device.
@@ -111,9 +113,9 @@ class _Stepper:
         with self.device.autocast():
             out = self.forward(batch.x, batch.lengths)
             if mix is None:
-                total, per = self.model.loss(out, batch.y)
+                total, per = self.model.loss(out, batch.y, self.weights)
             else:
-                total, per = augment.mixed_loss(self.model, out, batch.y, *mix)
+                total, per = augment.mixed_loss(self.model, out, batch.y, *mix, weights=self.weights)
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.scaler is not None:
@@ -189,31 +191,61 @@ def _augmented(batch, rng: np.random.Generator, config: TrainConfig) -> tuple[An
     return batch, None
 
 
-def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> np.ndarray | None:
-    """``train.balance``: class weights on the classification tasks ("weights"), or the labels of
-    the first classification task the sampler balances ("sampler"); None when nothing to balance.
-    "auto" is "weights" when there is a classification task and nothing otherwise.
-    A multi-label task gets per-tag positive weights with "weights" only: "auto" leaves it alone,
-    so its outputs stay probabilities (weighted positives shift them up for rare tags)."""
+def _set_balance(model: Any, train: SplitData, config: TrainConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """``train.balance``: ``(labels, weights)``: the labels of the first classification task the
+    sampler balances ("sampler"; else None), and per task the loss weights on the device that every
+    ``Task.loss`` call of this run gets as its ``weight`` ("weights": the classification tasks'
+    class weights, over each task's own classes). "auto" is "weights" when there is a
+    classification task and nothing otherwise. A multi-label task gets per-tag positive weights
+    with "weights" only: "auto" leaves it alone, so its outputs stay probabilities (weighted
+    positives shift them up for rare tags). A task whose ``loss`` takes no ``weight``: see :func:`_legacy_weight`."""
     import torch
     first = None
     tagged = False
+    weights: dict[str, np.ndarray] = {}
     for name, task in model.tasks.items():
         if task.kind == "multilabel":
             tagged = True
             if config.balance == "weights":
-                task.pos_weight = torch.from_numpy(augment.tag_weights(train.y_host[name])).to(train.device)
+                weights[name] = augment.tag_weights(train.y_host[name])
         if task.kind != "classification":
             continue
         labels = train.y_host[name]
         first = labels if first is None else first
         if config.balance in ("weights", "auto"):
-            w = augment.class_weights(labels, model.schemas[name].out_dim)
-            task.class_weight = torch.from_numpy(w).to(train.device)
+            weights[name] = augment.class_weights(labels, model.schemas[name].out_dim)
     if config.balance not in ("none", "auto") and first is None and not (config.balance == "weights" and tagged):
         raise RunError(f"train.balance={config.balance} balances classes, but the model has no classification "
                        f"task ({', '.join(model.heads)}); drop the setting (--set train.balance=none)")
-    return first
+    on_device: dict[str, Any] = {}
+    for name, w in weights.items():
+        weight = torch.from_numpy(w).to(train.device)
+        if takes_loss_weight(model.tasks[name]):
+            on_device[name] = weight
+        else:
+            _legacy_weight(name, model.tasks[name], weight, config)
+    return first, on_device
+
+
+def _legacy_weight(name: str, task: Any, weight: Any, config: TrainConfig) -> None:
+    """A task whose ``loss(output, y)`` takes no ``weight`` (written before ``Task.loss(output, y,
+    weight=None)``): one that has a ``class_weight`` (``pos_weight`` for tags) attribute gets it
+    set for the run, as before, with a FutureWarning; any other cannot be weighted: an error under
+    ``train.balance=weights``, a warning under "auto" (it trains unweighted)."""
+    import warnings
+    attr = "pos_weight" if task.kind == "multilabel" else "class_weight"
+    fix = f"declare loss(output, y, weight=None) in task '{name}' (zoo.protocols.Task.loss)"
+    if hasattr(task, attr):
+        warnings.warn(f"task '{name}': its loss takes no weight, so train.balance={config.balance} sets "
+                      f"task.{attr} for the run; this is deprecated and goes with API 2: {fix}",
+                      FutureWarning, stacklevel=3)
+        setattr(task, attr, weight)
+    elif config.balance == "weights":
+        raise RunError(f"train.balance=weights cannot weigh task '{name}': its loss(output, y) takes no weight; "
+                       f"{fix}, or --set train.balance=none")
+    else:
+        warnings.warn(f"task '{name}' trains unweighted under train.balance={config.balance}: its loss(output, y) "
+                      f"takes no weight; {fix}, or --set train.balance=none to silence this", UserWarning, stacklevel=3)
 
 
 def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, device: DeviceChoice, *,
@@ -248,13 +280,14 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     rng = np.random.default_rng(seed)
     optimizer = make_optimizer(model, config)
     monitor, greater = augment.monitored(model, config.monitor)
-    balance_labels = _set_balance(model, train, config)
+    balance_labels, loss_weights = _set_balance(model, train, config)
     draws = np.tile(train.lengths_host, config.crops_per_clip)  # one draw per clip and crop
     steps_per_epoch = math.ceil(len(draws) / config.batch_size)
     if len(draws) % config.batch_size == 1 and steps_per_epoch > 1:
         steps_per_epoch -= 1
     scheduler, sched_kind = make_schedule(optimizer, config, steps_per_epoch * config.epochs, greater)
     step = _Stepper(model, optimizer, device, config)
+    step.weights = loss_weights
     aug_rng = rng  # one process: batch order and augmentation share one stream
     if group is not None:
         step.forward = group.wrap(model)
@@ -304,9 +337,11 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             train_loss = float(loss_sum) / n
             _check_finite(train_loss, epoch, config)
             if group is not None:
-                preds = group.predict(model, val, device, config.eval_batch_size, window=config.crop_frames)
+                preds = group.predict(model, val, device, config.eval_batch_size, window=config.crop_frames,
+                                      weights=loss_weights)
             else:
-                preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames)
+                preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames,
+                                      weights=loss_weights)
             row = {"epoch": float(epoch), "train.loss": train_loss}
             row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
             row["val.loss"] = preds.loss
@@ -341,7 +376,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 break
     finally:
         bar.close()
-        for task in model.tasks.values():
+        for task in model.tasks.values():  # what _legacy_weight set
             for attr in ("class_weight", "pos_weight"):
                 if hasattr(task, attr):
                     setattr(task, attr, None)

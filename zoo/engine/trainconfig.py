@@ -7,6 +7,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from ..config import make_config
 from ..errors import ConfigError, suggest
+from ..protocols import RecommendsTraining
 
 ENGINE_SCOPES = ("train", "dataset")
 """Settings scopes the engine consumes itself; every other scope configures a component."""
@@ -155,7 +156,8 @@ def backbone_defaults(registry: Any, backbone: str) -> dict[str, Any]:
     """The training settings a backbone recommends: ``train_defaults``, an optional class attribute
     (a ``ClassVar`` mapping, not a field) of its config dataclass, e.g. fewer epochs for a model that
     is slow on a CPU. They sit above ``TrainConfig``'s defaults and below recipes, ``--set`` and flags."""
-    defaults = dict(getattr(registry.load("backbone", backbone).config, "train_defaults", None) or {})
+    config_cls = registry.load("backbone", backbone).config
+    defaults = dict(config_cls.train_defaults) if isinstance(config_cls, RecommendsTraining) else {}
     make_config(TrainConfig, defaults, where=f"train_defaults of backbone '{backbone}'")  # fail early, naming it
     return defaults
 

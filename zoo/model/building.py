@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..config import config_dict, make_config
 from ..errors import ConfigError, SpecError, suggest
-from ..protocols import Feature, Task
+from ..protocols import Feature, RecommendsHead, Task
 from ..registry import Registry
 from ..spec import Composition
 
@@ -93,7 +93,8 @@ def head_defaults(registry: Registry, backbone: str) -> dict[str, Any]:
     """The task-head settings a backbone recommends: ``head_defaults``, an optional class attribute
     (a ``ClassVar`` mapping, not a field) of its config dataclass, e.g. ``{"pooling": "meanstd"}``.
     They sit below every ``--set`` of the tasks (``task.*``, ``TASK.*``) and recipe."""
-    defaults = getattr(registry.load("backbone", backbone).config, "head_defaults", None) or {}
+    config_cls = registry.load("backbone", backbone).config
+    defaults = config_cls.head_defaults if isinstance(config_cls, RecommendsHead) else {}
     if not isinstance(defaults, Mapping):
         raise ConfigError(f"backbone '{backbone}': head_defaults must be a mapping of task settings, "
                           f"got {type(defaults).__name__}")

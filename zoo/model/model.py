@@ -125,9 +125,14 @@ class ZooModel(nn.Module):
         task = task or next(iter(self.heads))
         return self.heads[task].embed(self._encode(x, lengths))
 
-    def loss(self, outputs: Mapping[str, Any], y: Mapping[str, Any]):
-        """Total loss and the per-task losses (detached floats are the caller's business)."""
-        per_task = {n: self.tasks[n].loss(outputs[n], y[n]) for n in self.heads}
+    def loss(self, outputs: Mapping[str, Any], y: Mapping[str, Any], weights: Mapping[str, Any] | None = None):
+        """Total loss and the per-task losses (detached floats are the caller's business).
+
+        ``weights``: per task, the ``weight`` its ``loss`` gets (``train.balance``); a task not in
+        it gets none. A task whose ``loss`` takes no ``weight`` is called without it."""
+        weights = weights or {}
+        per_task = {n: (self.tasks[n].loss(outputs[n], y[n], weight=weights[n]) if weights.get(n) is not None
+                        else self.tasks[n].loss(outputs[n], y[n])) for n in self.heads}
         losses = torch.stack([per_task[n] for n in self.heads])
         if self.task_weighting == "uncertainty":
             total = (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
