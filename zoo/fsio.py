@@ -234,12 +234,15 @@ def read_torch(path: Path | str, what: str, fix: str, error: type[ZooError] = Zo
 def _refused_object(exc: Exception) -> str:
     """The line of a data-only load's refusal naming the object the file asked for, or ""."""
     for line in str(exc).splitlines():
-        if "GLOBAL" in line:
+        if "GLOBAL" in line or "Unsupported operand" in line:  # an object to build, or a pickle opcode it refuses
             return line.strip().removeprefix("WeightsUnpickler error:").strip().rstrip(".")
     return ""
 
 
 def _first_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[-1] if lines and "Weights only load failed" in lines[0] else (lines[0] if lines else "")
+    if lines and "Weights only load failed" in lines[0]:  # torch's preamble; the cause is its last line but the link
+        text = ([line for line in lines[1:] if not line.startswith("Check the documentation")] or lines)[-1]
+    else:
+        text = lines[0] if lines else ""
     return (text[:200] + "...") if len(text) > 200 else text or type(exc).__name__

@@ -14,6 +14,7 @@ through exactly the same entry points as a third party's.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -205,6 +206,9 @@ class Registry:
                 f"plugin {entry.label} ({entry.provider}): build() of {kind} '{name}' returned {problem}; "
                 f"the plugin is broken: upgrade or report it (zoo.protocols describes what a {kind} must be)"
             )
+        if kind == "backbone":  # the model names it if its forward breaks its own out_dim (ZooModel)
+            with contextlib.suppress(Exception):
+                obj.zoo_origin = f"backbone '{name}' of plugin {entry.label} ({entry.provider})"
         return obj
 
     def provider(self, kind: str, name: str) -> str:

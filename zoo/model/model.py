@@ -6,7 +6,7 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from ..errors import SpecError
+from ..errors import PluginError, SpecError
 from ..protocols import BackboneOutput, LabelSchema
 from .layers import length_mask, masked_mean
 
@@ -112,9 +112,17 @@ class ZooModel(nn.Module):
     def _encode(self, x, lengths) -> BackboneOutput:
         """The backbone's output as a ``BackboneOutput``; a backbone may also return a tuple or a tensor."""
         out = self.backbone(x, lengths)
-        if isinstance(out, BackboneOutput):
-            return out
-        return BackboneOutput(*out) if isinstance(out, tuple) else BackboneOutput(out)
+        if not isinstance(out, BackboneOutput):
+            out = BackboneOutput(*out) if isinstance(out, tuple) else BackboneOutput(out)
+        width = out.hidden.shape[-1] if getattr(out.hidden, "ndim", 0) >= 2 else None
+        if width != self.backbone.out_dim:  # the heads were built for out_dim: say so, not "mat1 and mat2 shapes"
+            raise PluginError(
+                f"the {getattr(self.backbone, 'zoo_origin', f'backbone {type(self.backbone).__name__}')} "
+                f"declares out_dim={self.backbone.out_dim} but its forward returned "
+                f"{'width ' + str(width) if width is not None else 'no [B, D] or [B, T, D] tensor'} "
+                f"(shape {tuple(getattr(out.hidden, 'shape', ()))}); its forward and out_dim disagree: fix or "
+                f"report the plugin")
+        return out
 
     def forward(self, x, lengths) -> dict[str, Any]:
         out = self._encode(x, lengths)
