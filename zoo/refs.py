@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, RunError
+from .tracking.credentials import redact_uri
 
 _SEEDS_KIND = "seeds"
 _RUN_ID = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -205,7 +206,7 @@ class _Lookup:
         if q.registered_model(self.c, name) is not None:
             found.append((f"the registered model '{name}' (models:/{name})", lambda: self.registered(name)))
         else:
-            tried.append(f"no registered model '{name}' in {self.c.tracking_uri} ({q.registered_names(self.c)})")
+            tried.append(f"no registered model '{name}' in {redact_uri(self.c.tracking_uri)} ({q.registered_names(self.c)})")
         run = self.recipe_run(name)
         if isinstance(run, str):
             tried.append(run)
@@ -249,8 +250,8 @@ class _Lookup:
 
     def no_run(self, text: str) -> str:
         if _RUN_ID.match(text):
-            return f"no run {text.lower()} in the MLflow store {self.c.tracking_uri}"
-        return f"no run in {self.where} of the MLflow store {self.c.tracking_uri} has an id starting '{text.lower()}'"
+            return f"no run {text.lower()} in the MLflow store {redact_uri(self.c.tracking_uri)}"
+        return f"no run in {self.where} of the MLflow store {redact_uri(self.c.tracking_uri)} has an id starting '{text.lower()}'"
 
     def run(self, text: str) -> Any:
         """The one run ``text`` names, or ConfigError: not a run id, no such run, or an ambiguous prefix."""
@@ -338,7 +339,7 @@ class _Lookup:
         if not name or "/" in name or (version is not None and not version.isdigit()) or alias == "":
             raise ConfigError(f"model reference '{spec}': expected NAME, NAME/VERSION or NAME@ALIAS (e.g. genre-net/2)")
         if q.registered_model(self.c, name) is None:
-            raise ConfigError(f"no registered model '{name}' in {self.c.tracking_uri} ({q.registered_names(self.c)}); "
+            raise ConfigError(f"no registered model '{name}' in {redact_uri(self.c.tracking_uri)} ({q.registered_names(self.c)}); "
                               f"register a trained run first: zoo register RUN_ID {name}")
         mv = q.model_version(self.c, name, version, alias)
         if mv is None:

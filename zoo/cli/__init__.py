@@ -15,6 +15,7 @@ import sys
 from ..errors import ZooError
 from ..fsio import describe_os_error, shown
 from ..registry import AUTOLOAD_ENV, PLUGINS_ENV
+from ..tracking.credentials import scrub
 from ..workspace import Workspace
 
 COMMAND_MODULES = (
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except ZooError as exc:
-        print(f"zoo: error: {shown(exc)}", file=sys.stderr)
+        print(f"zoo: error: {scrub(shown(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder no zoo code expected to fail (full disk, read-only): one line
         print(f"zoo: error: {describe_os_error(exc)}", file=sys.stderr)

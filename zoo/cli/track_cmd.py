@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from .argtypes import PORT
+from ..tracking.credentials import redact_uri
 
 
 def register(sub) -> None:
@@ -11,13 +12,37 @@ def register(sub) -> None:
                         description="Run `mlflow server` (one worker) on the zoo's tracking store and artifact "
                                     "folder, print its address, and serve until Ctrl-C, SIGTERM or SIGHUP (each "
                                     "stops the server and frees the port). Runs left RUNNING by a process that "
-                                    "is gone are first ended KILLED, with the reason.")
+                                    "is gone are first ended KILLED, with the reason. With MLFLOW_TRACKING_URI "
+                                    "set to a tracking server (http://HOST:PORT, e.g. zoo server), it prints "
+                                    "that server's addresses instead and starts none.")
     ui.add_argument("--port", type=PORT, default=5000, help="port (default 5000)")
     ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--background", action="store_true", help="start it, print its pid and return")
     ui.add_argument("--experiment", default="music-zoo",
                     help="the experiment whose address and newest run's address are printed (default: music-zoo)")
     ui.set_defaults(func=run_ui)
+    srv = sub.add_parser("server", help="serve one MLflow tracking server on a database for every node",
+                         description="Run `mlflow server` on a database (PostgreSQL for a team or a cluster) with "
+                                     "the artifacts served through it (--serve-artifacts), one worker, and this "
+                                     "machine's names allowed as Host; then every node sets "
+                                     "MLFLOW_TRACKING_URI=http://HOST:PORT (docs/scale.md). The database URI is "
+                                     "passed to the server in its environment, never on a command line, and shown "
+                                     "without its password; keep the password in PGPASSWORD or ~/.pgpass. Serves "
+                                     "until Ctrl-C, SIGTERM or SIGHUP.")
+    srv.add_argument("--db", metavar="URI", default=None,
+                     help="the database, e.g. postgresql://mlflow@dbhost:5432/mlflow (default: $MLFLOW_BACKEND_STORE_URI)")
+    srv.add_argument("--artifacts", metavar="DIR_OR_URI",
+                     help="where the server keeps artifacts: a folder on its machine or s3://... "
+                          "(default: ZOO_HOME/mlflow/served-artifacts)")
+    srv.add_argument("--host", default="0.0.0.0",
+                     help="interface to listen on (default 0.0.0.0: reachable from the other nodes)")
+    srv.add_argument("--port", type=PORT, default=5000, help="port (default 5000)")
+    srv.add_argument("--workers", type=PORT, default=1, help="web worker processes (default 1: about 0.5 GB)")
+    srv.add_argument("--allowed-hosts", default="", metavar="LIST",
+                     help="more Host headers to accept, comma-separated (e.g. 'mlflow.lab.org:*'); this machine's "
+                          "names and addresses on --port are always accepted")
+    srv.add_argument("--background", action="store_true", help="start it, print its pid and return")
+    srv.set_defaults(func=run_server)
     cmp = sub.add_parser("compare", help="table of tracked runs: spec, data, seeds, test metrics",
                          description="Read the MLflow store and print one row per composition/data/settings: "
                                      "test metrics as mean ± 95% interval over its seeds, and its run ids "
@@ -49,10 +74,12 @@ def register(sub) -> None:
 def run_ui(args, registry, workspace) -> int:
     from ..tracking.mlflow import ui
     uri = workspace.tracking_uri
-    if uri.startswith(("http://", "https://", "databricks")):
+    if uri.startswith(("http://", "https://")):
+        return _remote_ui(uri, args.experiment)
+    if uri.startswith("databricks"):
         from ..errors import ConfigError
-        raise ConfigError(f"MLFLOW_TRACKING_URI is {uri}, a tracking server that already has its own UI: open it "
-                          f"in a browser; `zoo ui` serves a local store (unset MLFLOW_TRACKING_URI for the zoo's)")
+        raise ConfigError(f"MLFLOW_TRACKING_URI is {redact_uri(uri)}: Databricks has its own UI, open it in a "
+                          f"browser; `zoo ui` serves a local store (unset MLFLOW_TRACKING_URI for the zoo's)")
     _end_ghost_runs(uri)
     url = ui.address(args.host, args.port)
     log_path = workspace.mlflow_dir / f"ui-{args.port}.log"
@@ -61,7 +88,7 @@ def run_ui(args, registry, workspace) -> int:
         with open(log_path, "w") as log:
             proc = ui.start_server(uri, args.host, args.port, log=log, bound=not args.background)
         try:
-            print(f"starting the MLflow UI on {uri} (log: {log_path}) ...", flush=True)
+            print(f"starting the MLflow UI on {redact_uri(uri)} (log: {log_path}) ...", flush=True)
             ui.wait_ready(proc, url, log_path=log_path)
         except BaseException:
             ui.stop(proc)
@@ -88,6 +115,59 @@ def _print_addresses(uri: str, url: str, experiment: str) -> None:
     try:
         lines = ui.run_addresses(uri, url, experiment)
     except Exception as exc:  # the server is up; the addresses are a convenience
+def _remote_ui(uri: str, experiment: str) -> int:
+    """``zoo ui`` on a tracking server (``zoo server``): that server is the UI; print it, start nothing."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(uri)
+    url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/"), "", ""))
+    _end_ghost_runs(uri)
+    print(f"MLflow UI: {url}  (the tracking server's own UI, from MLFLOW_TRACKING_URI: zoo ui starts no other)",
+          flush=True)
+    _print_addresses(uri, url, experiment)
+    return 0
+
+
+def run_server(args, registry, workspace) -> int:
+    import os
+    from ..errors import ConfigError
+    from ..tracking.mlflow import server, ui
+    db = args.db or os.environ.get(server.DB_ENV, "")
+    server.database_uri(db)  # a missing driver or a bad URI is one clear error, before anything starts
+    if args.workers < 1:
+        raise ConfigError(f"zoo server: --workers {args.workers}: give 1 or more")
+    artifacts = server.artifacts_destination(args.artifacts, workspace.home)
+    log_path = workspace.mlflow_dir / f"server-{args.port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    local = ui.address(args.host, args.port)
+    with ui.stop_signals():
+        with open(log_path, "w") as log:
+            proc = server.start(db, args.host, args.port, artifacts, workers=args.workers,
+                                allowed=args.allowed_hosts, log=log, bound=not args.background)
+        try:
+            print(f"starting the MLflow server on {redact_uri(db)}, artifacts in {artifacts} (log: {log_path}) ...",
+                  flush=True)
+            ui.wait_ready(proc, local, log_path=log_path)
+        except BaseException:
+            ui.stop(proc)
+            raise
+        address = server.tracking_address(args.host, args.port)
+        print(f"MLflow server: {address}  (UI and REST API; pid {proc.pid})", flush=True)
+        print(f"on every node:  export MLFLOW_TRACKING_URI={address}", flush=True)
+        if args.background:
+            print(f"stop it with: kill -- -{proc.pid}", flush=True)
+            return 0
+        try:
+            code = proc.wait()
+            print(f"zoo server: the MLflow server exited by itself (code {code}); see {log_path}", flush=True)
+            return 1
+        except KeyboardInterrupt as exc:
+            why = f" ({exc.args[0]})" if isinstance(exc, ui.StopSignal) else ""
+            print(f"stopping the MLflow server{why}", flush=True)
+        finally:
+            ui.stop(proc)
+    return 0
+
+
         print(f"warning: could not read the newest run ({type(exc).__name__}: {exc})", flush=True)
         return
     for line in lines or [f"experiment {experiment}: no runs yet (train one with `zoo run`)"]:

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..tracking import PARENT_TAG
 from .space import merge, settings_of
 from .trial import PARAM_PREFIX
+from ..tracking.credentials import redact_uri
 
 _PLACEMENT = ("device", "threads", "refresh_steps", "eval_batch_size", "amp")
 """Training settings that say where and how fast a trial ran, not what it learned: not carried over."""
@@ -27,7 +28,7 @@ def settings_of_run(ref: str, *, uri: str | None) -> tuple[str, dict[str, dict[s
         found = runs_with_prefix(c, ref)
         if len(found) != 1:
             raise ConfigError(f"--from-sweep {ref}: {'no run' if not found else f'{len(found)} runs'} with this id "
-                              f"or prefix in {c.tracking_uri}; give the sweep's run id `zoo sweep` printed")
+                              f"or prefix in {redact_uri(c.tracking_uri)}; give the sweep's run id `zoo sweep` printed")
         run = found[0]
     if run.data.tags.get("zoo.kind") == "sweep":
         best = run.data.tags.get("zoo.sweep.best_run")

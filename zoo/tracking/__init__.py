@@ -115,7 +115,8 @@ def failure_reason(exc: BaseException) -> str:
     """One line for the ``zoo.failure`` tag."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted by the user (Ctrl-C / SIGINT)"
-    text = str(exc) or repr(exc)
+    from .credentials import scrub
+    text = scrub(str(exc) or repr(exc))  # a store's password never reaches a tag
     return f"{type(exc).__name__}: {text}"[:MAX_TAG]
 
 

@@ -19,6 +19,7 @@ from ...errors import ConfigError
 from .. import DEFAULT_EXPERIMENT, FAILURE_TAG, PARENT_TAG
 from .reconcile import describe_running, reconcile, recorded_process
 from .store import client, get_experiment
+from ..credentials import redact_uri
 
 BY = "zoo compare"
 
@@ -39,7 +40,7 @@ def _experiment(c: Any, experiment: str):
     if exp is None:
         names = sorted(e.name for e in c.search_experiments())
         raise ConfigError(
-            f"no experiment '{experiment}' in the MLflow store {c.tracking_uri}; experiments there: "
+            f"no experiment '{experiment}' in the MLflow store {redact_uri(c.tracking_uri)}; experiments there: "
             f"{', '.join(names) or '(none: train something with `zoo run` first)'}; pass --experiment NAME"
         )
     return exp

@@ -8,6 +8,7 @@ from typing import Any
 from ...errors import ConfigError, RunError
 from .pyfunc import PYFUNC_PATH, log_pyfunc_model
 from .store import client
+from ..credentials import redact_uri
 
 
 def register_model(run_id: str, name: str, *, alias: str | None = None, uri: str | None = None) -> Any:
@@ -22,7 +23,7 @@ def register_model(run_id: str, name: str, *, alias: str | None = None, uri: str
     try:
         run = c.get_run(run_id)
     except Exception as exc:
-        raise ConfigError(f"no run '{run_id}' in the MLflow store {c.tracking_uri} ({type(exc).__name__}); "
+        raise ConfigError(f"no run '{run_id}' in the MLflow store {redact_uri(c.tracking_uri)} ({type(exc).__name__}); "
                           f"pick a run id from `zoo compare`") from exc
     if not _has_artifact(c, run_id, PYFUNC_PATH):
         if not _has_artifact(c, run_id, "model"):

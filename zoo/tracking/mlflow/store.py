@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ...errors import ConfigError, RunError
+from ..credentials import redact_uri
 
 LOCK_TIMEOUT = 600.0
 """Seconds to wait for another process creating the same store (migrating a large one takes minutes)."""
@@ -91,8 +92,13 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 
 
 def quiet_mlflow_logs() -> None:
-    """MLflow and alembic announce database migrations at INFO on first use: keep stderr for the zoo."""
+    """MLflow and alembic announce database migrations at INFO on first use: keep stderr for the zoo.
+
+    With a tracking server, MLflow also writes "View run ... at: URL" to stdout as each run ends: the
+    zoo prints its own line (and ``--json`` owns stdout), so that is switched off unless the user set it.
+    """
     import logging
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent", "mlflow.store"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -135,7 +141,7 @@ def get_experiment(mlflow_client: Any, name: str, *, create: bool):
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is not None and exp.lifecycle_stage == "deleted":
         raise ConfigError(
-            f"experiment '{name}' exists in {mlflow_client.tracking_uri} but is deleted; restore it "
+            f"experiment '{name}' exists in {redact_uri(mlflow_client.tracking_uri)} but is deleted; restore it "
             f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or pass another --experiment"
         )
     if exp is None and create:

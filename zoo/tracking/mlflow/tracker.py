@@ -20,6 +20,7 @@ from .reconcile import SEEN_TAG, now_ms, process_tags
 from .store import client, get_experiment
 
 MAX_PARAM = 6000
+from ..credentials import redact_uri
 HEARTBEAT_SECONDS = 30.0
 """How often logging metrics also refreshes a run's last-seen time."""
 DATA_SOURCE_TAG = "zoo.data.source"
@@ -69,7 +70,7 @@ class MlflowTracker:
                 raise
             except Exception as exc:
                 raise RunError(
-                    f"cannot open experiment '{self.experiment}' in the MLflow store {self.uri}: "
+                    f"cannot open experiment '{self.experiment}' in the MLflow store {redact_uri(self.uri)}: "
                     f"{type(exc).__name__}: {exc}; check MLFLOW_TRACKING_URI, or pass --no-track"
                 ) from exc
         return self._experiment_id
@@ -167,4 +168,4 @@ class MlflowTracker:
         self._seen.pop(run_id, None)
 
     def where(self, run_id) -> str:
-        return f"run {run_id} in experiment '{self.experiment}' of {self.uri}"
+        return f"run {run_id} in experiment '{self.experiment}' of {redact_uri(self.uri)}"

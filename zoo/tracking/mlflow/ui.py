@@ -70,9 +70,10 @@ def port_free(host: str, port: int) -> bool:
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
-    """``mlflow server`` on ``uri`` with one worker; new experiments' artifacts beside a sqlite store."""
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port), "--workers", "1"]
+    """``mlflow server`` with one worker; new experiments' artifacts beside a sqlite store. The store
+    ``uri`` itself goes in the environment (``MLFLOW_BACKEND_STORE_URI``), where ``ps`` does not show
+    a password it may hold."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", "1"]
     root = artifact_location(uri, "x")
     if root is not None:
         cmd += ["--default-artifact-root", root.rsplit("/", 1)[0]]
@@ -92,7 +93,7 @@ def start_server(uri: str, host: str = "127.0.0.1", port: int = 5000, *, log: IO
     out = log if log is not None else subprocess.DEVNULL
     # MLflow 3 also starts a job runner with several task-queue consumers (for its GenAI features);
     # the zoo's UI only browses runs, so keep the server to its one web worker.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": uri}
     return subprocess.Popen(server_command(uri, host, port), stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True, env=env,
                             preexec_fn=bind_to_this_process(signal.SIGTERM) if bound else None)
