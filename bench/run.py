@@ -24,9 +24,9 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable so that ``bench`` is a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, extraction, loading, memory, packing, report, threads, training  # noqa: E402
+from bench import common, extraction, loading, memory, packing, precision, report, threads, training  # noqa: E402
 
-SECTIONS = ("training", "packing", "threads", "extraction", "loading", "memory")
+SECTIONS = ("training", "precision", "packing", "threads", "extraction", "loading", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections (default: all of {', '.join(SECTIONS)})")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="device for training (default cpu)")
+    p.add_argument("--precision", default="fp32,bf16",
+                   help="training section: the engine against the bare loop at each of these precisions (default "
+                        "fp32,bf16; bf16 is skipped on a CPU without native bf16)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads for both loops; 0: the engine's automatic choice (usable cores)")
     p.add_argument("--reps", type=int, default=0, help="interleaved repetitions (default 3, quick 2)")
@@ -77,7 +80,13 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
     load_cases = loading.QUICK if args.quick else loading.FULL
 
     def training_section():
-        return training.run(cases, device=device, device_name=args.device, threads=args.threads, reps=args.reps)
+        return training.run(cases, device=device, device_name=args.device, threads=args.threads, reps=args.reps,
+                            precisions=[p.strip() for p in args.precision.split(",") if p.strip()])
+
+    def precision_section():
+        case = precision.QUICK if args.quick else replace(precision.FULL, frames=args.frames,
+                                                          backbones=tuple(c.backbone for c in cases if not c.probe))
+        return precision.run(replace(case, reps=args.reps), device.device)
 
     def packing_section():
         return packing.run(replace(packing.QUICK if args.quick else packing.FULL, reps=args.reps,
@@ -107,7 +116,7 @@ def run_sections(args: argparse.Namespace, device, workdir: Path) -> tuple[list[
                           threads=torch.get_num_threads(), audio=audio,
                           load_case=load_cases[0], workdir=folder, malloc_defaults=args.malloc_defaults)
 
-    runners = {"training": training_section, "packing": packing_section, "threads": threads_section,
+    runners = {"training": training_section, "precision": precision_section, "packing": packing_section, "threads": threads_section,
                "extraction": extraction_section,
                "loading": loading_section, "memory": memory_section}
     for name in args.only:

@@ -110,7 +110,7 @@ class _Setup:
         seed_everything(self.seed)
         schemas = {n: t.schema(CLASSES) for n, t in self.built.tasks.items()}
         model = build_model(self.built.make_backbone(self.registry), self.built.tasks, schemas)
-        return model.to(self.device.device).train()
+        return self.device.place(model).train()
 
 
 def _timed_split(split: Any):
@@ -214,14 +214,27 @@ def train_config(case: TrainCase, device_name: str, threads: int):
 
 
 def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, reps: int,
-        echo=print) -> Section:
-    """Measure every case; ``device`` is the :class:`~zoo.engine.device.DeviceChoice` already picked."""
+        precisions: list[str] | tuple[str, ...] = ("fp32",), echo=print) -> Section:
+    """Measure every case at every precision ("fp32", "bf16", "fp16": the same for both loops, with
+    the channels-last layout where the backbone declares it); ``device`` is the
+    :class:`~zoo.engine.device.DeviceChoice` already picked. bf16 is skipped on a CPU without native
+    bf16 (emulated: not what anyone would train in), fp16 on a CPU."""
+    from zoo.engine.device import native_cpu_bf16
+    from zoo.engine.runner import speed_declarations
+    from zoo.model.building import build_components
     from zoo.registry import Registry
+    from zoo.spec import parse_spec
     registry = Registry()
     section = Section(SECTION)
     start_load, t_start = loadavg(), time.perf_counter()
-    for case in cases:
-        setup = _Setup(case, registry, device)
+    usable = [p for p in precisions if device.type == "cuda" or p == "fp32" or (p == "bf16" and native_cpu_bf16())]
+    skipped = [p for p in precisions if p not in usable]
+    if skipped:
+        section.notes.append(f"Not measured on this {device.type}: {', '.join(skipped)} (no native support).")
+    for case, precision in [(c, p) for p in usable for c in cases]:
+        declared = speed_declarations(build_components(parse_spec(f"{case.backbone}+mel:genre", registry), registry),
+                                      registry)
+        setup = _Setup(case, registry, device.with_precision(precision, channels_last=declared["channels_last"]))
         config = train_config(case, device_name, threads)
         batches = bare_batches(setup)
         measure = per_step if device.type != "cuda" else overall
@@ -233,7 +246,9 @@ def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, 
             ratio = float(np.median([z / b for z, b in zip(zoo, base)]))
             step = np.mean([len(r) for r in setup.rows]) / float(np.median(base))
             split_note = f"engine's fixed cost {step * (1 / ratio - 1) * 1e3:+.2f} ms per step; {split_note}"
-        r = row(SECTION, case.label, zoo, base, "clips/s", baseline="bare PyTorch loop",
+        r = row(SECTION, f"{case.label}, {setup.device.precision}" + (
+                ", channels_last" if setup.device.channels_last else ""), zoo, base, "clips/s",
+                baseline="bare PyTorch loop",
                 goal=None if case.probe else 0.9, note=split_note)
         echo(f"  {r.case}: zoo {r.zoo:.2f} clips/s, bare {r.base:.2f} clips/s, ratio {r.ratio:.3f} "
              f"({min(r.ratios):.3f}-{max(r.ratios):.3f}), load {loadavg():.2f}")

@@ -30,6 +30,8 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
   width it takes (a pretrained network's own front end, e.g. musicnn's 96 bands);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
   N blocks itself;
+- a backbone config's ``cpu_bf16`` and ``channels_last`` class attributes (:class:`FastInBf16`,
+  :class:`ChannelsLast`): measured speed-ups the engine's precision choice reads;
 - any config's ``former_defaults`` class attribute (:class:`RemembersDefaults`);
 - a feature's ``reads_lab`` attribute (:class:`ReadsLab`): False says ``from_lab`` cannot derive it
   from the lab's arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform); without it, True;
@@ -236,6 +238,26 @@ class FreezesItself(Protocol):
 
 
 @runtime_checkable
+class FastInBf16(Protocol):
+    """Optional for a backbone's config dataclass: ``cpu_bf16 = True`` says bf16 autocast trains
+    it faster than float32 on a CPU with native bf16 (AVX-512 BF16 or AMX), as measured by
+    ``bench/precision.py``. ``train.precision=auto`` then trains it in bf16 on such a CPU; without
+    the attribute (or False) it stays float32 there. On a GPU ``auto`` is mixed precision for all.
+    """
+
+    cpu_bf16: ClassVar[bool]
+
+
+@runtime_checkable
+class ChannelsLast(Protocol):
+    """Optional for a backbone's config dataclass: ``channels_last = True`` says its 2-D
+    convolutions run faster with ``torch.channels_last`` weights (NHWC), as measured by
+    ``bench/precision.py``; the engine then places the model in that memory format."""
+
+    channels_last: ClassVar[bool]
+
+
+@runtime_checkable
 class RemembersDefaults(Protocol):
     """Optional for any component's config dataclass: ``former_defaults``, a ``ClassVar`` mapping of
     config fields to the value that behaves as the component did before the field existed (e.g. the
@@ -384,6 +406,38 @@ class OwnsClasses(Protocol):
     classes: tuple[str, ...]
 
     def map_label(self, label: str) -> str | None: ...
+
+
+@runtime_checkable
+class DeclaresMetrics(Protocol):
+    """Optional for a task, and what makes its metrics usable beyond its primary one: ``higher_is_better``,
+    a mapping of each metric name ``metrics()`` reports to whether a higher value is better (as
+    torchmetrics' ``Metric.higher_is_better``), e.g. ``{"mae": False, "rmse": False}``. A per-tag key
+    ``TAG.METRIC`` takes ``METRIC``'s direction. It is the one source of a metric's direction:
+    ``train.monitor``, ``zoo sweep --metric``, ``zoo compare`` (its columns, ``--sort``, the baseline
+    marks) and seed picking read it (through :func:`metric_direction`); ``zoo compare`` shows only the
+    metrics a row's tasks declare. Without it a task declares its ``primary_metric`` alone (with
+    ``greater_is_better``).
+    """
+
+    higher_is_better: Mapping[str, bool]
+
+
+def metric_directions(task: Any) -> dict[str, bool]:
+    """Every metric ``task`` declares, with whether higher is better: its ``higher_is_better``
+    (:class:`DeclaresMetrics`) and its primary metric (``greater_is_better``)."""
+    out = {str(k): bool(v) for k, v in task.higher_is_better.items()} if isinstance(task, DeclaresMetrics) else {}
+    out[task.primary_metric] = bool(task.greater_is_better)
+    return out
+
+
+def metric_direction(task: Any, metric: str) -> bool | None:
+    """Whether a higher ``metric`` (a name ``task.metrics()`` reports; ``TAG.METRIC`` as ``METRIC``)
+    is better for ``task``; None when the task does not declare it."""
+    declared = metric_directions(task)
+    if metric in declared:
+        return declared[metric]
+    return declared.get(metric.rsplit(".", 1)[-1])
 
 
 def takes_loss_weight(task: Any) -> bool:

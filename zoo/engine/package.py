@@ -12,7 +12,9 @@ model) and ``weights.pt`` (its ``state_dict``). This layout is a contract; see d
 - ``tasks``: per task {kind, target, classes, primary_metric, greater_is_better}; ``classes``;
   ``targets`` (regression target names)
 - ``normalisation``: {mean, std} per bin, from the training split: feed ``(x - mean) / std``
-- ``train``: the TrainConfig; ``seed``; ``providers``: ``{"backbone.lstm": "music-zoo-lstm==0.1.0"}``
+- ``train``: the TrainConfig; ``precision`` (fp32, bf16, fp16) and ``channels_last``: what training
+  ran in, which evaluation and prediction follow (absent before they were recorded: fp32); ``seed``;
+  ``providers``: ``{"backbone.lstm": "music-zoo-lstm==0.1.0"}``
 - ``zoo_version``, ``created``, ``data`` {fingerprint, description, counts}, ``metrics``
   {val, test}, ``run_id``, ``rebuildable`` (False for compositions of Python objects)
 """
@@ -66,11 +68,13 @@ def _train_lengths(prepared: Prepared) -> dict[str, int]:
 
 def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[str, Any], norm_stats: Normaliser,
                train_config: Any, *, registry: Any = None, metrics: Mapping[str, Any] | None = None,
-               seed: int | None = None, run_id: str | None = None) -> Path:
+               seed: int | None = None, run_id: str | None = None, precision: str = "fp32",
+               channels_last: bool = False) -> Path:
     """Write ``folder/zoo_model.json`` and ``folder/weights.pt``; return ``folder``.
 
     ``prepared_meta`` comes from :func:`prepared_meta`; ``norm_stats`` is the training split's
-    :class:`~zoo.engine.batches.Normaliser`; ``registry`` resolves full component configs
+    :class:`~zoo.engine.batches.Normaliser`; ``precision`` and ``channels_last`` are what training
+    ran in (evaluation and ``zoo predict`` follow them); ``registry`` resolves full component configs
     (default: a fresh ``Registry()``). Both files are written atomically (:mod:`zoo.fsio`), the
     weights first: a folder holds the complete model, or no ``zoo_model.json`` at all. A write
     that fails (full disk, read-only folder) raises :class:`~zoo.errors.StorageError`.
@@ -106,6 +110,7 @@ def save_model(folder: Path, model: Any, built: Built, prepared_meta: Mapping[st
         "data": {k: prepared_meta.get(k) for k in ("fingerprint", "description", "counts")},
         "metrics": dict(metrics or {}), "run_id": run_id,
         "rebuildable": not isinstance(built, ObjectBuilt),
+        "precision": precision, "channels_last": bool(channels_last),
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     text = json.dumps(meta, indent=2, default=_json_default)  # before any write: a bad value writes nothing

@@ -10,7 +10,7 @@ import numpy as np
 from ..data.preparedset import Prepared
 from ..errors import DataError
 from .batches import SPLITS, Normaliser, make_split, task_classes, task_targets
-from .device import pick_device
+from .device import for_model, pick_device
 from .metrics import flat, predict_split, split_metrics
 from .reports import format_metrics, write_reports
 
@@ -78,8 +78,8 @@ def assess(model: Any, meta: Mapping[str, Any], prepared: Prepared, *, split: st
         counts = {s: int((prepared.splits == s).sum()) for s in SPLITS}
         raise DataError(f"{prepared.description} has no '{split}' clips (per split: {counts}); pass split='all' "
                         f"(--split all) to score every clip")
-    choice = pick_device(device)
-    model.to(choice.device)
+    choice = for_model(pick_device(device), meta)
+    choice.place(model)
     norm = Normaliser.from_json(meta["normalisation"])
     data = make_split(split, prepared, rows, task_targets(prepared, model.tasks), norm, choice.device)
     preds = predict_split(model, data, choice, batch_size)

@@ -52,8 +52,11 @@ class TrainConfig:
     overfit_epochs: int = 300
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto: cuda when available, else cpu."""
-    amp: bool = True
-    """Mixed precision on cuda (bf16 where supported, else fp16 with loss scaling); cpu is fp32."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """The forward passes' numeric format (autocast; weights and optimiser stay float32), in training,
+    evaluation and ``zoo predict``. auto: on a GPU bf16 where it has it, else fp16 with loss scaling;
+    on a CPU bf16 where the processor has native bf16 (AVX-512 BF16 or AMX, read from its flags) and
+    the backbone declares a measured speed-up (``cpu_bf16``), else fp32. fp16 is GPU-only."""
     threads: int = 0
     """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""
     refresh_steps: int = 10
@@ -140,7 +143,21 @@ def train_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
     merged: dict[str, Any] = {}
     for layer in layers:
         merged.update({k: v for k, v in (layer or {}).items() if v is not None})
-    return make_config(TrainConfig, merged, where="train")
+    return make_config(TrainConfig, _renamed(merged), where="train")
+
+
+def _renamed(values: dict[str, Any]) -> dict[str, Any]:
+    """``amp`` (before ``precision``): true is ``precision: auto``, false ``precision: fp32``; said once."""
+    if "amp" not in values:
+        return values
+    import warnings
+    from ..config import flag
+    values = dict(values)
+    amp = flag(values.pop("amp"))
+    values.setdefault("precision", "auto" if amp else "fp32")
+    warnings.warn(f"train.amp is now train.precision: amp={amp} reads as precision={values['precision']}; "
+                  f"write --set train.precision={values['precision']}", FutureWarning, stacklevel=3)
+    return values
 
 
 def with_overrides(config: TrainConfig, **values: Any) -> TrainConfig:
@@ -148,6 +165,7 @@ def with_overrides(config: TrainConfig, **values: Any) -> TrainConfig:
     given = {k: v for k, v in values.items() if v is not None}
     if not given:
         return config
+    given = _renamed(given)
     checked = make_config(TrainConfig, given, where="train")
     return replace(config, **{k: getattr(checked, k) for k in given})
 

@@ -109,11 +109,11 @@ def embeddings(model: Any, meta: Mapping[str, Any], prepared: Any, rows: np.ndar
     import torch
 
     from ..engine.batches import Normaliser, make_split, ordered_batches
-    from ..engine.device import pick_device
-    choice = pick_device(device)
+    from ..engine.device import for_model, pick_device
+    choice = for_model(pick_device(device), meta)
     norm = Normaliser.from_json(meta["normalisation"])
     split = make_split("embed", prepared, np.asarray(rows), {}, norm, choice.device)
-    model.to(choice.device)
+    choice.place(model)
     model.eval()
     parts, seen = [], []
     try:

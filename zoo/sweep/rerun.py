@@ -14,7 +14,7 @@ from .space import merge, settings_of
 from .trial import PARAM_PREFIX
 from ..tracking.credentials import redact_uri
 
-_PLACEMENT = ("device", "threads", "refresh_steps", "eval_batch_size", "amp")
+_PLACEMENT = ("device", "threads", "refresh_steps", "eval_batch_size", "precision")
 """Training settings that say where and how fast a trial ran, not what it learned: not carried over."""
 
 
