@@ -113,8 +113,9 @@ def test_class_weights_and_the_balanced_sampler_favour_rare_classes():
 
 
 def test_monitor_names_a_metric_of_the_first_task_or_another_task():
-    class T:
+    class T:  # the directions come from the task's declaration, never from a metric's name
         primary_metric, greater_is_better = "accuracy", True
+        higher_is_better = {"accuracy": True, "macro_f1": True, "mae": False}
     model = type("M", (), {"heads": {"genre": 0, "valence": 0}, "tasks": {"genre": T(), "valence": T()}})()
     assert augment.monitored(model, "") == ("val.genre.accuracy", True)
     assert augment.monitored(model, "macro_f1") == ("val.genre.macro_f1", True)
@@ -157,7 +158,7 @@ def test_mixup_trains_a_regression_and_label_smoothing_is_a_task_setting(tmp_pat
 
 
 def test_an_unknown_monitor_and_balance_without_classes_are_clear_errors(tmp_path, registry):
-    with pytest.raises(RunError, match="train.monitor 'f2'.*macro_f1"):
+    with pytest.raises(RunError, match="train.monitor=f2: task 'genre' does not declare .*macro_f1"):
         run(RunRequest("lstm+chroma:genre", settings=TINY_LSTM, train=TrainConfig(**FAST, monitor="f2"),
                        data=separable(6), out_dir=tmp_path), registry=registry)
     with pytest.raises(RunError, match="no classification task"):

@@ -57,6 +57,7 @@ class Classification:
     kind = "classification"
     primary_metric = "accuracy"
     greater_is_better = True
+    higher_is_better = {"accuracy": True, "macro_f1": True, "weighted_f1": True}
 
     def __init__(self, name: str, config: ClassificationConfig):
         self.name, self.config, self.target = name, config, "label"
@@ -113,6 +114,7 @@ class Regression:
     kind = "regression"
     primary_metric = "spearman"
     greater_is_better = True
+    higher_is_better = {"mae": False, "mse": False, "r2": True, "spearman": True, "pearson": True, "ccc": True}
 
     def __init__(self, name: str, target: str, config: RegressionConfig):
         self.name, self.target, self.config = name, target, config
@@ -237,6 +239,7 @@ class Tagging:
     kind = "multilabel"
     primary_metric = "pr_auc"
     greater_is_better = True
+    higher_is_better = {"roc_auc": True, "pr_auc": True, "micro_f1": True}
 
     def __init__(self, name: str, config: TagsConfig):
         self.name, self.config, self.target = name, config, "tags"

@@ -10,10 +10,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..errors import RunError
 from ..model.model import Batch
+from ..protocols import metric_direction, metric_directions
 
-LOWER_IS_BETTER = ("loss", "mae", "mse")
-"""Metric names early stopping minimises; every other metric is maximised."""
 
 
 def mask_batch(batch: Batch, rng: np.random.Generator, *, time_masks: int, time_width: int,
@@ -186,7 +186,9 @@ def monitored(model: Any, monitor: str) -> tuple[str, bool]:
     """``train.monitor`` as (validation key, greater is better).
 
     "" follows the first task's primary metric; ``METRIC`` is a metric of the first task
-    (``macro_f1``); ``TASK.METRIC`` names the task; ``loss`` is the total validation loss.
+    (``macro_f1``); ``TASK.METRIC`` names the task; ``loss`` is the total validation loss. The
+    direction is the one the task declares (:func:`zoo.protocols.metric_direction`); a metric it
+    does not declare is a RunError naming the fix.
     """
     first = next(iter(model.heads))
     if not monitor:
@@ -194,5 +196,14 @@ def monitored(model: Any, monitor: str) -> tuple[str, bool]:
         return f"val.{first}.{task.primary_metric}", bool(task.greater_is_better)
     if monitor == "loss":
         return "val.loss", False
-    key = f"val.{monitor}" if "." in monitor else f"val.{first}.{monitor}"
-    return key, key.rsplit(".", 1)[-1] not in LOWER_IS_BETTER
+    name, metric = monitor.split(".", 1) if "." in monitor else (first, monitor)
+    key = f"val.{name}.{metric}"
+    if name not in model.tasks:
+        return key, True  # the first epoch's check names what validation reports
+    higher = metric_direction(model.tasks[name], metric)
+    if higher is None:
+        declared = ", ".join(metric_directions(model.tasks[name]))
+        raise RunError(f"train.monitor={monitor}: task '{name}' does not declare whether a higher {metric} is "
+                       f"better (it declares {declared}); monitor one of those, or add {metric!r} to the task's "
+                       f"higher_is_better (zoo.protocols.DeclaresMetrics)")
+    return key, higher

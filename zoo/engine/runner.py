@@ -26,7 +26,7 @@ from ..fsio import make_new_dir, write_json, write_text
 from .checkpoint import Checkpoint
 from ..model.building import Built, ObjectBuilt, build_components, resolved_configs
 from ..model.model import build_model
-from ..protocols import OwnsClasses
+from ..protocols import OwnsClasses, metric_direction, metric_directions
 from ..spec import parse_spec
 from ..tracking import DataInputs, Tracker, flatten, tracked_run, untracked
 from . import intervals
@@ -223,15 +223,29 @@ def group_key(spec: str, configs: Mapping[str, Any], config: TrainConfig, finger
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def key_metrics(built: Built) -> list[str]:
-    """The test metrics ``zoo compare`` shows: each task's primary metric, plus macro F1 / MAE / ROC-AUC."""
+def key_metrics(built: Built, monitor: str = "") -> list[str]:
+    """The test metrics ``zoo compare`` shows: each task's primary metric, plus macro F1 / MAE / ROC-AUC
+    where the task declares it (:class:`~zoo.protocols.DeclaresMetrics`), plus the metric
+    ``train.monitor`` names when its task declares it."""
     out = []
     for name, task in built.tasks.items():
         out.append(f"test.{name}.{task.primary_metric}")
         second = {"classification": "macro_f1", "regression": "mae", "multilabel": "roc_auc"}.get(task.kind)
-        if second and second != task.primary_metric:
+        if second and second != task.primary_metric and second in metric_directions(task):
             out.append(f"test.{name}.{second}")
-    return out
+    if monitor and monitor != "loss":
+        first = next(iter(built.tasks))
+        name, metric = monitor.split(".", 1) if "." in monitor else (first, monitor)
+        if name in built.tasks and metric_direction(built.tasks[name], metric) is not None:
+            out.append(f"test.{name}.{metric}")
+    return list(dict.fromkeys(out))
+
+
+def lower_is_better(built: Built, monitor: str = "") -> list[str]:
+    """The key metrics (:func:`key_metrics`) whose tasks declare lower values better: the tag
+    ``zoo.lower_is_better`` that ``zoo compare`` reads, so it never guesses a direction from a name."""
+    return [m for m in key_metrics(built, monitor)
+            if metric_direction(built.tasks[m.split(".")[1]], m.split(".", 2)[2]) is False]
 
 
 # -- resuming a run (its configuration file: zoo.engine.runconfig) ----------------
@@ -514,7 +528,9 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     seed_list = request.seeds.seeds
     several = len(seed_list) > 1
     base_tags = {"zoo.spec": text, "zoo.kind": "overfit" if config.overfit_batches else "run",
-                 "zoo.key_metrics": ",".join(key_metrics(built)), "zoo.folder": str(folder), **request.tags}
+                 "zoo.key_metrics": ",".join(key_metrics(built, config.monitor)),
+                 "zoo.lower_is_better": ",".join(lower_is_better(built, config.monitor)), "zoo.folder": str(folder),
+                 **request.tags}
     if request.transfer is not None:
         base_tags.update(request.transfer.tags())
     # Where the data came from, so the same clips can be prepared again later (zoo embed).

@@ -121,7 +121,8 @@ def check_space(plan: SweepPlan, registry: Any) -> tuple[Any, str, str]:
 
 
 def _metric(given: str | None, built: Any) -> tuple[str, str]:
-    """The validation metric and whether it is maximised ("max") or minimised ("min")."""
+    """The validation metric and whether it is maximised ("max") or minimised ("min"), as its task
+    declares (:func:`zoo.protocols.metric_direction`)."""
     tasks = built.tasks
     first_name, first = next(iter(tasks.items()))
     if given is None:
@@ -133,11 +134,14 @@ def _metric(given: str | None, built: Any) -> tuple[str, str]:
         valid = ", ".join(f"val.{n}.{t.primary_metric}" for n, t in tasks.items())
         raise ConfigError(f"--metric {given!r}: give a validation metric val.TASK.METRIC of this spec's tasks "
                           f"(e.g. {valid}), or val.loss")
-    task = tasks[parts[1]]
-    if parts[2] == task.primary_metric:
-        return given, "max" if task.greater_is_better else "min"
-    lower = any(word in parts[2] for word in ("loss", "mae", "mse", "rmse", "error"))
-    return given, "min" if lower else "max"
+    from ..protocols import metric_direction, metric_directions
+    higher = metric_direction(tasks[parts[1]], parts[2])
+    if higher is None:
+        declared = ", ".join(f"val.{parts[1]}.{m}" for m in metric_directions(tasks[parts[1]]))
+        raise ConfigError(f"--metric {given!r}: task '{parts[1]}' does not declare whether a higher {parts[2]} is "
+                          f"better; give one it declares ({declared}), or add {parts[2]!r} to the task's "
+                          f"higher_is_better (zoo.protocols.DeclaresMetrics)")
+    return given, "max" if higher else "min"
 
 
 def _free_cores() -> int:

@@ -12,7 +12,7 @@ import json
 import math
 import re
 import shlex
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ...engine import intervals
 from ...errors import ConfigError
@@ -78,12 +78,13 @@ def compare_rows(experiment: str = DEFAULT_EXPERIMENT, spec: str | None = None, 
         names = [m for m in tags.get("zoo.key_metrics", "").split(",") if m]
         if not names:
             names = sorted(k for k in runs[0].data.metrics if k.startswith("test."))
+        names = [n for n in names if any(n in r.data.metrics for r in runs)]  # what the row's tasks reported
         metrics = {n: intervals.t_interval([r.data.metrics[n] for r in runs if n in r.data.metrics]) for n in names}
         seeds = sorted({int(r.data.params.get("seed", tags.get("zoo.seed", "0"))) for r in runs})
         rows.append({
             "spec": tags.get("zoo.spec", ""), "dataset": tags.get("zoo.dataset", ""),
             "fingerprint": tags.get("zoo.fingerprint", ""), "group": key, "seeds": seeds, "n_runs": len(found),
-            "metrics": metrics, "run_ids": [r.info.run_id for r in runs],
+            "metrics": metrics, "lower_is_better": lower_is_better(tags, names), "run_ids": [r.info.run_id for r in runs],
             "run_seeds": [int(r.data.params.get("seed", r.data.tags.get("zoo.seed", "0"))) for r in runs],
             "repeated_run_ids": [r.info.run_id for r in found if r.info.run_id not in used],
             "parent_run_ids": sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags}),
@@ -118,6 +119,23 @@ def mark_differences(rows: list[dict]) -> None:
             r["differs"] = {k: r["params"].get(k, "-") for k in varying}
 
 
+def lower_is_better(tags: Mapping[str, str], names: list[str]) -> list[str]:
+    """Which of ``names`` (a row's test metrics) are minimised: those the run's tasks declared so
+    (the tag ``zoo.lower_is_better``, :class:`zoo.protocols.DeclaresMetrics`). A run logged before
+    the tag existed names errors by :data:`LEGACY_LOWER_BETTER`."""
+    if "zoo.lower_is_better" in tags:
+        declared = set(tags["zoo.lower_is_better"].split(","))
+        return [n for n in names if n in declared]
+    return [n for n in names if n.rsplit(".", 1)[-1] in LEGACY_LOWER_BETTER]
+
+
+def is_lower_better(rows: list[dict], metric: str) -> bool:
+    """Whether the rows' ``metric`` (a full ``test.TASK.METRIC`` name) is minimised, as its runs declared
+    (a row without ``lower_is_better``, made by hand, reads as a run logged before the tag)."""
+    return any(metric in (r["lower_is_better"] if "lower_is_better" in r else lower_is_better({}, [metric]))
+               for r in rows if metric in r["metrics"])
+
+
 def sort_rows(rows: list[dict], metric: str) -> list[dict]:
     """``rows`` by the mean of ``metric`` (``accuracy``, ``genre.accuracy`` or ``test.genre.mae``),
     best first (lowest first for errors and losses); rows without it last."""
@@ -131,8 +149,9 @@ def sort_rows(rows: list[dict], metric: str) -> list[dict]:
     if rows and all(value(r) is None for r in rows):
         raise ConfigError(f"--sort {metric}: no run has that test metric; metrics here: "
                           f"{', '.join(k.removeprefix('test.') for k in known) or '(none)'}")
-    lower_better = any(w in metric for w in ("mae", "mse", "loss", "rmse"))
     have = [r for r in rows if value(r) is not None]
+    matched = next(k for r in have for k in r["metrics"] if k == name or k.endswith("." + metric.removeprefix("test."))), name)
+    lower_better = is_lower_better(have, matched)
     have.sort(key=lambda r: value(r), reverse=not lower_better)
     return have + [r for r in rows if value(r) is None]
 
@@ -303,7 +322,8 @@ def format_runs(rows: list[dict]) -> str:
 # -- the baseline beside every row (zoo compare --baseline) ------------------------------------------------
 BASELINE_PREFIX = "stats+"
 """Specs of the linear baseline (plugins/zoo-stats): the floor every other row is held against."""
-LOWER_BETTER = ("mae", "mse", "rmse", "loss")
+LEGACY_LOWER_BETTER = ("mae", "mse", "rmse", "loss")
+"""Errors among the metrics of a run logged before ``zoo.lower_is_better`` (every newer run declares its own)."""
 BASELINE_RECIPES = {"classification": "baseline-genre", "regression": "baseline-emotion"}
 TAG_METRICS = ("roc_auc", "pr_auc")
 """A multi-label task's metrics: its baseline is ``stats+FEATURES:TASK`` with the same tag settings."""
@@ -368,10 +388,6 @@ def primary_metrics(row: dict) -> list[str]:
     return list(out.values())
 
 
-def _lower_better(metric: str) -> bool:
-    return metric.rsplit(".", 1)[-1] in LOWER_BETTER
-
-
 def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> None:
     """Give each row ``baseline``: the stats baseline's score beside its own, per task.
 
@@ -407,7 +423,7 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
                 missing.append(metric)
                 continue
             own, ref = row["metrics"][metric], base["metrics"][metric]
-            lower = _lower_better(metric)
+            lower = is_lower_better([row], metric)
             spread = own.get("half_width", float("nan"))
             compared = own["mean"] if math.isnan(spread) else own["mean"] + (spread if lower else -spread)
             beats = (compared < ref["mean"]) if lower else (compared > ref["mean"])  # NaN: False
@@ -427,8 +443,8 @@ def mark_baselines(rows: list[dict], baselines: list[dict] | None = None) -> Non
 def baseline_hint(row: dict, missing: list[str]) -> str:
     """The commands that would track the baseline on ``row``'s data for the ``missing`` metrics."""
     tagged = [m for m in missing if m.rsplit(".", 1)[-1] in TAG_METRICS]
-    recipes = sorted({BASELINE_RECIPES["regression" if m.rsplit(".", 1)[-1] in ("spearman", "pearson", "r2",
-                                                                                     *LOWER_BETTER)
+    recipes = sorted({BASELINE_RECIPES["regression" if m.rsplit(".", 1)[-1] in ("spearman", "pearson", "r2", "ccc",
+                                                                                     *LEGACY_LOWER_BETTER)
                                         else "classification"] for m in missing if m not in tagged})
     features = row["spec"].partition(":")[0].partition("+")[2]
     for task in dict.fromkeys(m.split(".")[1] for m in tagged):
