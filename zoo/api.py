@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from .engine.reporting import ConsoleReporter, QuietReporter, Reporter
 from .engine.request import DataRequest, RunRequest, SeedPlan
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .model.building import Built, build_components
 from .registry import Registry
 from .spec import parse_spec
@@ -146,7 +146,19 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
             source = resolve(init_from, workdir=Path(tmp), experiment=experiment, uri=ws.tracking_uri)
             request = request.replace(transfer=source_from_folder(source.folder, freeze if freeze is not None
                                                                   else "none", source.label))
-        return run(request, registry=registry, tracker=tracker, reporter=reporter, workspace=ws, resume=resume)
+        return run(request, registry=registry, tracker=tracker, reporter=reporter, workspace=ws, resume=resume,
+                   check=check_components)
+
+
+def check_components(built: Any, registry: Any) -> None:
+    """What every run checks before any data work: its backbone (built once more, then dropped) and its
+    tasks pass :func:`zoo.testing.check_composition`, else a ``PluginError`` with that check's own
+    message, so ``zoo run`` refuses what ``zoo.testing`` refuses (a backbone returning a bare tensor)."""
+    from .testing import check_composition
+    try:
+        check_composition(built.make_backbone(registry), built.tasks, built.n_bins)
+    except AssertionError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def _request(spec: str | Built, *, registry: Registry, reporter: Reporter, data: Any, layout: str | None,

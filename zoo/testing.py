@@ -52,6 +52,7 @@ __all__ = [
     "check_backbone_short",
     "check_backbone_blocks",
     "check_backbone_config",
+    "check_composition",
     "check_feature",
     "check_former_defaults",
     "check_dataset",
@@ -154,8 +155,12 @@ def _run(model: Any, x: Any, lengths: Any, who: str) -> BackboneOutput:
         _fail(f"{who}: forward must return zoo.protocols.BackboneOutput, got {type(out).__name__}")
     h = out.hidden
     B = x.shape[0]
-    if h.dim() not in (2, 3) or h.shape[0] != B or h.shape[-1] != model.out_dim:
-        _fail(f"{who}: output of shape {list(h.shape)}; expected [{B}, {model.out_dim}] or [{B}, T', {model.out_dim}] (out_dim={model.out_dim})")
+    from .model.model import width_error
+    if not hasattr(h, "dim") or h.dim() not in (2, 3) or h.shape[0] != B:
+        _fail(f"{who}: output of shape {list(getattr(h, 'shape', ()))}; expected [{B}, {model.out_dim}] or "
+              f"[{B}, T', {model.out_dim}] (out_dim={model.out_dim})")
+    if width_error(model, h):
+        _fail(width_error(model, h))
     if h.dim() == 3:
         if out.lengths is None:
             _fail(f"{who}: a sequence output [B, T', D] must come with its lengths [B]")
@@ -204,6 +209,30 @@ def check_backbone_forward(spec_or_factory: ComponentSpec | BackboneFactory, n_b
             order = np.argsort(lens.numpy(), kind="stable")
             if np.any(np.diff(out.lengths.cpu().numpy()[order]) < 0):
                 _fail(f"{who}: output lengths {out.lengths.tolist()} do not grow with input lengths {list(lengths)}")
+
+
+def check_composition(backbone: Any, tasks: Mapping[str, Any], n_bins: int, *,
+                      lengths: Sequence[int] = (37, 25, 11)) -> None:
+    """What ``zoo run`` checks before any data work, failing with these checks' own messages (it
+    raises them as a ``PluginError``): the built ``backbone`` as :func:`check_backbone_forward` checks
+    it, in eval mode and without gradients (nothing of it changes: its mode is restored), and every
+    task of ``tasks`` as :func:`check_task` checks it."""
+    import torch
+
+    who = getattr(backbone, "zoo_origin", f"backbone {type(backbone).__name__}")
+    _check_module(backbone, who)
+    x, lens = _batch(n_bins, lengths)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = _run(backbone, x, lens, who)
+    finally:
+        backbone.train(was_training)
+    if not torch.isfinite(out.hidden).all():
+        _fail(f"{who}: non-finite output in eval mode for lengths {list(lengths)}")
+    for task in tasks.values():
+        check_task(task)
 
 
 def check_backbone_backward(spec_or_factory: ComponentSpec | BackboneFactory, n_bins: int = 20, *,

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..data.preparedset import Prepared, parse_budget
 from ..data.select import task_needs
@@ -489,8 +489,12 @@ def compose_request(request: RunRequest, registry: Any) -> Built:
 
 
 def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, reporter: Reporter | None = None,
-        workspace: Workspace | None = None, resume: Resume | None = None) -> RunResult:
+        workspace: Workspace | None = None, resume: Resume | None = None,
+        check: Callable[[Built, Any], None] | None = None) -> RunResult:
     """Carry out ``request``: train its composition once per seed, evaluate and log each.
+
+    ``check(built, registry)``: called before any data work, to refuse components (the API passes
+    :func:`zoo.api.check_components`, the contract checks of :mod:`zoo.testing`).
 
     The resolved configuration goes to the run's folder and artifacts as ``config.yaml``; every epoch
     a checkpoint goes to ``seed<N>/checkpoint.pt`` (removed when the seed is done). ``resume``: go on
@@ -543,6 +547,8 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     with tracked_run(tracker, top_name, top_tags, reopen=resume.run_id if resume else None) as top_id, guard:
         if resume is None and folder is not None:
             _write_config(tracker, top_id, folder, doc)
+        if check is not None:  # before any data work, inside the run: a refusal marks it FAILED with its reason
+            check(built, registry)
         budget = parse_budget(config.memory_budget)
         prepared = data.prepared
         if prepared is None:

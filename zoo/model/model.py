@@ -114,14 +114,9 @@ class ZooModel(nn.Module):
         out = self.backbone(x, lengths)
         if not isinstance(out, BackboneOutput):
             out = BackboneOutput(*out) if isinstance(out, tuple) else BackboneOutput(out)
-        width = out.hidden.shape[-1] if getattr(out.hidden, "ndim", 0) >= 2 else None
-        if width != self.backbone.out_dim:  # the heads were built for out_dim: say so, not "mat1 and mat2 shapes"
-            raise PluginError(
-                f"the {getattr(self.backbone, 'zoo_origin', f'backbone {type(self.backbone).__name__}')} "
-                f"declares out_dim={self.backbone.out_dim} but its forward returned "
-                f"{'width ' + str(width) if width is not None else 'no [B, D] or [B, T, D] tensor'} "
-                f"(shape {tuple(getattr(out.hidden, 'shape', ()))}); its forward and out_dim disagree: fix or "
-                f"report the plugin")
+        why = width_error(self.backbone, out.hidden)
+        if why:  # the heads were built for out_dim: say so, not "mat1 and mat2 shapes"
+            raise PluginError(why)
         return out
 
     def forward(self, x, lengths) -> dict[str, Any]:
@@ -147,6 +142,19 @@ class ZooModel(nn.Module):
         else:
             total = (self.fixed_weights * losses).sum()
         return total, per_task
+
+
+def width_error(backbone: Any, hidden: Any) -> str:
+    """Why ``hidden``, what ``backbone`` returned, is not ``out_dim`` wide ("" when it is): the one
+    wording of ``zoo run`` and :func:`zoo.testing.check_backbone_forward`."""
+    width = hidden.shape[-1] if getattr(hidden, "ndim", 0) >= 2 else None
+    if width == backbone.out_dim:
+        return ""
+    return (f"the {getattr(backbone, 'zoo_origin', f'backbone {type(backbone).__name__}')} "
+            f"declares out_dim={backbone.out_dim} but its forward returned "
+            f"{'width ' + str(width) if width is not None else 'no [B, D] or [B, T, D] tensor'} "
+            f"(shape {tuple(getattr(hidden, 'shape', ()))}); its forward and out_dim disagree: fix or "
+            f"report the plugin")
 
 
 def build_model(backbone: Any, tasks: Mapping[str, Any], schemas: Mapping[str, LabelSchema], **kwargs: Any) -> ZooModel:
