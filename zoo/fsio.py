@@ -20,6 +20,8 @@ import json
 import os
 import pickle
 import shutil
+import socket
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -159,6 +161,68 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+LEGACY_TEMP_AGE = 24 * 3600.0
+"""Seconds after which a temporary named the old way (no host in its name) whose pid is gone is removed."""
+
+
+def temp_path(path: Path | str) -> Path:
+    """The hidden temporary a writer fills before renaming it to ``path``:
+    ``.<name>~<host>~<pid>~<token>.tmp`` beside it. The host and pid let :func:`reap_temporaries` tell
+    what a killed writer left from what a live one is writing."""
+    path = Path(path)
+    return path.with_name(f".{path.name}~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # someone else's process, or no pid at all: leave it
+        return True
+    return True
+
+
+def _dead_writer(entry: os.DirEntry, host: str, now: float) -> bool:
+    """Whether ``entry`` is a temporary whose writer is gone (never one of a live process or another host)."""
+    name = entry.name
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    parts = name[:-4].split("~")
+    if len(parts) >= 4:  # .<name>~<host>~<pid>~<token>.tmp
+        return parts[-3] == host and parts[-2].isdigit() and not _pid_exists(int(parts[-2]))
+    old = name[:-4].rsplit(".", 2)  # .<name>.<pid>.<hex>.tmp, as older versions named them (no host)
+    if len(old) != 3 or not old[1].isdigit() or _pid_exists(int(old[1])):
+        return False
+    try:  # its host is unknown: only one a day old, so a writer on another host sharing the disk is long done
+        return now - entry.stat(follow_symlinks=False).st_mtime > LEGACY_TEMP_AGE
+    except OSError:
+        return False
+
+
+def reap_temporaries(folder: Path | str) -> list[Path]:
+    """Remove the temporaries (files or folders) in ``folder`` that writers killed mid-write left
+    (SIGKILL, power loss): those of this host whose pid no longer exists. Returns what was removed.
+    A live writer's temporary, and any of another host, are left alone."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    host, now, removed = socket.gethostname(), time.time(), []
+    for entry in entries:
+        if not _dead_writer(entry, host, now):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str, what: str = "file", *, text: bool = False) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` for writing; on a clean exit it is flushed, fsynced and
@@ -167,7 +231,8 @@ def atomic_file(path: Path | str, what: str = "file", *, text: bool = False) -> 
     as UTF-8 text (write :func:`shown` text), else binary."""
     path = Path(path)
     ensure_dir(path.parent, f"the folder for {what}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    reap_temporaries(path.parent)
+    tmp = temp_path(path)
     try:
         try:
             with (open(tmp, "w", encoding="utf-8", newline="") if text else open(tmp, "wb")) as f:

@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import sys
-import uuid
 import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -34,7 +33,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, PluginError, ZooError
-from ..fsio import shown
+from ..fsio import reap_temporaries, shown, temp_path
 from .audio import load_audio
 
 CACHE_FORMAT = 1
@@ -308,15 +307,22 @@ def _load(entry: Path, n_bins: int) -> tuple[np.ndarray | None, str | None]:
     return a, None
 
 
+@functools.lru_cache(maxsize=4096)
+def _reap_once(folder: str) -> None:
+    """What writers killed mid-write left in a cache folder, removed the first time this process writes there."""
+    reap_temporaries(folder)
+
+
 def _save(entry: Path, array: np.ndarray) -> None:
     """Write ``array`` and its seal to ``entry`` atomically; a cache that cannot be written only costs speed."""
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     blob = buf.getbuffer()
     seal = _SEAL + zlib.crc32(blob).to_bytes(4, "little")
-    tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(entry)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
+        _reap_once(str(entry.parent))
         # No fsync: an entry that a crash leaves incomplete fails its seal and is recomputed.
         with open(tmp, "wb") as f:
             f.write(blob)

@@ -31,7 +31,6 @@ import json
 import os
 import sys
 import threading
-import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..fsio import reap_temporaries, temp_path
 
 MAGIC = b"ZOOPACK3"
 _OLDER = {b"ZOOPACK1": "without checksums", b"ZOOPACK2": "in a layout that cannot be read clip by clip"}
@@ -71,7 +71,8 @@ class PackWriter:
         self.path = Path(path)
         self.shard_bytes = int(shard_bytes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        reap_temporaries(self.path.parent)  # what writers killed mid-pack left
+        self.tmp = temp_path(self.path)
         self.n_bins = 0
         self.lengths: list[int] = []
         self.shards: list[list[int]] = []

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, ZooError
-from ..fsio import shown
+from ..fsio import reap_temporaries, shown
 from ..protocols import Clip, Dataset, Feature
 from .preparedset import Prepared, host_budget
 from .select import select, source
@@ -278,6 +278,7 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     cache = Path(cache_dir)
     key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
     path = cache / "packs" / f"{key[:40]}.pack"
+    reap_temporaries(path.parent)  # what pack writers killed mid-write left, whether or not this pack is written
     budget = memory_budget or host_budget()
     hit = _read_pack(path, key, clips, skip_bad, budget)
     if hit is not None:

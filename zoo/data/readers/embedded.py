@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...errors import ConfigError, DataError
+from ...fsio import reap_temporaries, temp_path
 from ...protocols import Clip, ComponentSpec
 
 FORMAT = "music-zoo-embedded"
@@ -377,9 +378,9 @@ class EmbeddedDataset:
             except OSError as exc:
                 raise DataError(f"cannot write embedded clips under {folder}: {exc}; set ZOO_HOME to a writable "
                                 f"folder or pass one with --data") from exc
-            token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            reap_temporaries(folder)  # what renderers killed mid-clip left
             jobs = [(genre, int(cid.rsplit("-", 1)[1]), self.config.seed, self.config.clip_seconds,
-                     str(folder / f".tmp-{cid}-{token}"), self.config.sound) for cid, genre in missing]
+                     str(temp_path(folder / cid)), self.config.sound) for cid, genre in missing]
             for job in jobs:
                 (Path(job[4]) / "audio").mkdir(parents=True, exist_ok=True)
             try:
