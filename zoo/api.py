@@ -140,6 +140,8 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
     if tracker is None:
         tracker = (MlflowTracker(experiment, uri=ws.tracking_uri, warn=reporter.on_warning) if track and ws.rank == 0
                    else NullTracker())  # under torchrun only rank 0 writes to the store
+        if isinstance(tracker, MlflowTracker):
+            tracker.client  # a URI that names no store, or a server that does not answer: told before any work
     with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as tmp:
         if init_from is not None:
             from .refs import resolve

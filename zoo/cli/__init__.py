@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     registry = workspace.registry()
     # MLflow draws a bar for every artifact it copies; the zoo prints its own progress.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A server that stops answering mid-run: MLflow's default 7 retries wait minutes in silence; 3 wait
+    # about 15 s before the zoo says so (zoo.tracking.mlflow.faults). Set it in the shell to choose otherwise.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     try:
         code = int(args.func(args, registry, workspace) or 0)
         sys.stdout.flush()  # a reader that went away (zoo list | head) is seen here, not at exit
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reader_gone()
     except ZooError as exc:
         print(f"zoo: error: {scrub(shown(exc))}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):  # what else happened meanwhile (a run that could not be marked)
+            print(f"zoo: note: {scrub(shown(note))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder no zoo code expected to fail (full disk, read-only): one line
         print(f"zoo: error: {describe_os_error(exc)}", file=sys.stderr)

@@ -129,11 +129,15 @@ def tracked_run(tracker: Tracker, name: str, tags: Mapping[str, str] | None = No
     try:
         yield run_id
     except BaseException as exc:
+        if getattr(exc, "store_unavailable", False):  # the store is locked or gone: marking would fail the same way
+            exc.add_note(f"run {run_id} stays RUNNING in the store; the next `zoo compare` ends it KILLED")
+            raise
         try:
             tracker.set_tags(run_id, {FAILURE_TAG: failure_reason(exc)})
             tracker.end_run(run_id, "FAILED")
         except Exception as log_exc:  # the original error matters more; keep both visible
-            exc.add_note(f"(also: could not mark run {run_id} FAILED: {log_exc})")
+            first = str(log_exc).splitlines()[0] if str(log_exc) else type(log_exc).__name__
+            exc.add_note(f"could not mark run {run_id} FAILED ({first}); the next `zoo compare` ends it KILLED")
         raise
     tracker.end_run(run_id, "FINISHED")
 

@@ -214,8 +214,18 @@ def log_pyfunc_model(run_id: str, model_folder: Path | str, *, uri: str | None =
             c.log_model_artifacts(logged.model_id, str(folder))
             c.log_artifacts(run_id, str(folder), artifact_path=PYFUNC_PATH)
         c.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-    except BaseException:
-        c.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+    except BaseException as exc:
+        # A copy cut short (a full disk) is no model: a local artifact store keeps none of it.
+        from .faults import local_path, remove_tree
+        remove_tree(local_path(logged.artifact_location))
+        try:
+            remove_tree(local_path(run.info.artifact_uri) / PYFUNC_PATH)
+        except TypeError:  # a remote artifact store
+            pass
+        try:
+            c.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        except Exception as final_exc:  # the store may be what failed: the first error is the one to tell
+            exc.add_note(f"could not mark the logged model {logged.model_id} FAILED ({type(final_exc).__name__})")
         raise
     c.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     return f"runs:/{run_id}/{PYFUNC_PATH}"

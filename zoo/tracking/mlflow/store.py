@@ -101,6 +101,9 @@ def quiet_mlflow_logs() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent", "mlflow.store"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # It logs a full traceback for every database error it then raises (a locked or full store): the
+    # zoo words those errors itself (zoo.tracking.mlflow.faults), once.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def client(uri: str | None):
@@ -111,6 +114,8 @@ def client(uri: str | None):
     if not uri:
         raise ConfigError("no MLflow tracking URI given: pass the workspace's (zoo.workspace.Workspace.from_env()"
                           ".tracking_uri), or a store such as 'sqlite:///PATH/mlflow.db'")
+    from .faults import GuardedClient, check_uri
+    check_uri(uri)  # a URI that names no store, or a server that does not answer: one clear error, at once
     quiet_mlflow_logs()
     if sqlite_path(uri) is not None:
         _created(uri)
@@ -129,6 +134,10 @@ def _created(uri: str) -> None:
         try:
             MlflowClient(tracking_uri=uri)
         except Exception as exc:
+            from .faults import store_problem
+            problem = store_problem(exc, uri)
+            if problem is not None:
+                raise problem from exc
             raise ConfigError(
                 f"cannot create or open the MLflow store {db}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else exc!r}; check that the folder is writable and the "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Callable
 
 from ...errors import ConfigError, RunError
 from .. import DEFAULT_EXPERIMENT, MAX_TAG, PARENT_TAG
 from .reconcile import SEEN_TAG, now_ms, process_tags
+from .faults import StoreFull, StoreUnavailable
 from .store import client, get_experiment
 
 MAX_PARAM = 6000
@@ -145,7 +147,18 @@ class MlflowTracker:
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
 
     def log_artifacts(self, run_id, folder, path=None) -> None:
-        self.client.log_artifacts(run_id, str(folder), artifact_path=path)
+        """Copy ``folder`` into the run's artifacts; a copy that fails half-way (a full disk) leaves no
+        file cut short in a local artifact store (the run folder keeps the originals)."""
+        try:
+            self.client.log_artifacts(run_id, str(folder), artifact_path=path)
+        except BaseException:
+            from .faults import local_path, remove_partial_copies
+            try:
+                root = local_path(self.client.get_run(run_id).info.artifact_uri)
+            except Exception:  # the store cannot even be read: nothing more to do
+                root = None
+            remove_partial_copies(Path(folder), root / path if root is not None and path else root)
+            raise
 
     def log_model(self, run_id, model_dir) -> None:
         """The ``model/`` artifacts, then the pyfunc model (for ``mlflow.pyfunc.load_model``).
@@ -157,6 +170,8 @@ class MlflowTracker:
         from .pyfunc import log_pyfunc_model
         try:
             log_pyfunc_model(run_id, model_dir, uri=self.uri)
+        except (StoreFull, StoreUnavailable):  # the store itself failed: the run fails, with the store's reason
+            raise
         except Exception as exc:  # the run and its model/ are fine; only the pyfunc wrapper is missing
             message = (f"the pyfunc model could not be logged ({type(exc).__name__}: {exc}); `zoo predict` still "
                        f"works from model/, and `zoo register` logs it again")
