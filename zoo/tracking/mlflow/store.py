@@ -119,7 +119,7 @@ def client(uri: str | None):
     quiet_mlflow_logs()
     if sqlite_path(uri) is not None:
         _created(uri)
-    return MlflowClient(tracking_uri=uri)
+    return GuardedClient(MlflowClient(tracking_uri=uri), uri)
 
 
 @functools.lru_cache(maxsize=None)
