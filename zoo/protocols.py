@@ -40,6 +40,7 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
   standardise its bins with the training split's statistics; without it, True;
 - a feature's ``min_samples`` (:class:`NeedsSamples`): the shortest audio it takes;
 - a classification task's ``classes`` and ``map_label`` (:class:`OwnsClasses`): classes of its own;
+- a task's ``higher_is_better`` (:class:`DeclaresMetrics`): each metric's direction, the one source of it;
 - a multi-label task's ``threshold`` (:class:`HasThreshold`);
 - a data set's ``progress`` (:class:`ShowsProgress`), ``restrict`` (:class:`Restricts`), ``only``
   (:class:`SelectsClips`) and ``mapping_report`` (:class:`MapsLabels`).
