@@ -67,7 +67,13 @@ def register(sub) -> None:
                           "table), and NOT ABOVE where the row's mean (with seeds: its interval's lower end) does "
                           "not beat it; rows with no baseline on their data say so and how to train one")
     cmp.add_argument("--sweep", metavar="RUN", help="the leaderboard of the sweep RUN (zoo sweep; its id or a unique prefix): every trial, best first")
-    cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds)")
+    cmp.add_argument("--json", action="store_true", help="print JSON (each row lists run_ids and run_seeds); "
+                                                         "the same as --format json")
+    cmp.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                     help="table (default: fits 120 columns, the data as D1, D2... explained below it), csv (one "
+                          "line per row, each metric's mean, ci95 and n: for scripts) or json")
+    cmp.add_argument("--wide", action="store_true",
+                     help="the table with every column in full (data description, full run ids), however wide")
     cmp.set_defaults(func=run_compare)
 
 
@@ -189,7 +195,12 @@ def _end_ghost_runs(uri: str) -> None:
 
 def run_compare(args, registry, workspace) -> int:
     from ..engine.reports import jsonable
+    from ..errors import ConfigError
     from ..tracking.mlflow import compare
+    args.json = args.json or args.format == "json"
+    if args.format == "csv" and (args.sweep or args.failed or args.unfinished or args.runs):
+        raise ConfigError("zoo compare --format csv writes the table of runs; for --sweep, --failed, --unfinished "
+                          "or --runs use --format json")
     if args.sweep:
         rows, best = compare.sweep_rows(args.sweep, uri=workspace.tracking_uri)
         print(json.dumps(jsonable({"trials": rows, "best": best}), indent=2, default=str) if args.json
@@ -218,7 +229,9 @@ def run_compare(args, registry, workspace) -> int:
         compare.mark_baselines(rows, pool)
     if args.json:
         return _emit(json.dumps(jsonable(rows), indent=2, default=str))
-    text = compare.format_runs(rows) if args.runs else compare.format_table(rows)
+    if args.format == "csv":
+        return _emit(compare.format_csv(rows))
+    text = compare.format_runs(rows) if args.runs else compare.format_table(rows, wide=args.wide)
     if args.baseline and rows and not args.runs:
         text += "\n\n" + compare.format_baseline_notes(rows)
     if unfinished:

@@ -208,10 +208,69 @@ def format_unfinished(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_table(rows: list[dict]) -> str:
-    """The rows as aligned text: spec, dataset, seeds, metrics (mean ± 95 % half-width), run ids."""
+TABLE_WIDTH = 120
+"""Columns ``zoo compare``'s table fits (``--wide``: none)."""
+
+
+def data_ids(rows: list[dict]) -> dict[str, str]:
+    """A short id per data description, in the order the rows first show them: ``{description: "D1", ...}``."""
+    ids: dict[str, str] = {}
+    for r in rows:
+        ids.setdefault(r["dataset"], f"D{len(ids) + 1}")
+    return ids
+
+
+def _wrap(text: str, width: int, sep: str) -> list[str]:
+    """``text`` cut at ``sep`` into lines of at most ``width`` characters (a longer piece stays whole)."""
+    lines: list[str] = []
+    mark = sep.rstrip()  # a line cut at ", " ends with ",": the reader sees it goes on
+    for piece in text.split(sep):
+        if lines and len(lines[-1]) + len(sep) + len(piece) + len(mark) <= width:
+            lines[-1] += sep + piece
+        else:
+            if lines:
+                lines[-1] += mark
+            lines.append(piece)
+    return [ln.rstrip() for ln in lines] or [""]
+
+
+def _aligned(header: tuple[str, ...], lines: list[tuple[str, ...]], *, width: int | None = None,
+             wrap: Mapping[int, str] | None = None) -> str:
+    """``lines`` under ``header`` in aligned columns; with ``width``, the columns in ``wrap`` (index:
+    separator) are narrowed, longest first, and their cells wrapped until a line fits."""
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    wrap = dict(wrap or {})
+    if width is not None:  # a wrapped column is never narrower than its longest piece (nor a short header)
+        floors = {i: max(min(len(header[i]), 20), *(len(piece) + len(sep.rstrip())
+                                                     for line in lines for piece in line[i].split(sep)))
+                  for i, sep in wrap.items()}
+        while (over := sum(widths) + 2 * (len(widths) - 1) - width) > 0:
+            narrower = [i for i in wrap if widths[i] > floors[i]]
+            if not narrower:
+                break
+            i = max(narrower, key=lambda k: widths[k] - floors[k])
+            widths[i] = max(floors[i], widths[i] - over)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    for line in lines:
+        cells = [_wrap(c, widths[i], wrap[i]) if i in wrap and len(c) > widths[i] else [c]
+                 for i, c in enumerate(line)]
+        for k in range(max(len(c) for c in cells)):
+            out.append("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(out)
+
+
+def format_table(rows: list[dict], *, wide: bool = False) -> str:
+    """The rows as aligned text: spec, data, seeds, metrics (mean ± 95 % half-width), run ids.
+
+    It fits :data:`TABLE_WIDTH` columns: the data set is a short id (D1, D2, ...) explained in a
+    legend below the table, run ids are their first 8 characters (every command takes a unique
+    prefix), and long metrics wrap. ``wide``: every column in full, one line per row, as wide as it takes.
+    """
     if not rows:
         return "no finished runs"
+    if not wide:
+        return _compact_table(rows)
     header = ("spec", "dataset", "differs", "seeds", "test metrics (mean ± 95% CI half-width over seeds)",
               "runs, full ids (latest first; zoo compare --runs: each with its seed)")
     with_baseline = any("baseline" in r for r in rows)
@@ -228,6 +287,59 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines])
+
+
+def _compact_table(rows: list[dict]) -> str:
+    ids = data_ids(rows)
+    with_baseline = any("baseline" in r for r in rows)
+    header = ("spec", "data", "differs", "seeds", "test metrics (mean ± 95% CI)",
+              *(("vs baseline",) if with_baseline else ()), "runs (latest first)")
+    lines = []
+    for r in rows:
+        differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
+        metrics = ", ".join(f"{k.removeprefix('test.')} {intervals.plus_minus(v)}" for k, v in r["metrics"].items())
+        more = len(r["run_ids"]) - 2
+        runs = " ".join(i[:8] for i in r["run_ids"][:2]) + (f" +{more}" if more > 0 else "")
+        vs = (baseline_text(r),) if with_baseline else ()
+        lines.append((r["spec"], ids[r["dataset"]], differs or "-", str(len(r["seeds"])), metrics or "-", *vs, runs))
+    wrap = {0: ",", 2: " ", 4: ", ", len(header) - 1: " "}
+    if with_baseline:
+        wrap[5] = "; "
+    table = _aligned(header, lines, width=TABLE_WIDTH, wrap=wrap)
+    import textwrap
+    legend = [textwrap.fill(shown_dataset(d), TABLE_WIDTH, initial_indent=f"  {i}  ",
+                            subsequent_indent=" " * (len(i) + 4), break_on_hyphens=False) for d, i in ids.items()]
+    return table + "\n\ndata:\n" + "\n".join(legend) + (
+        "\n(zoo compare --wide: every column in full; --runs: each run's full id and seed)")
+
+
+def shown_dataset(description: str) -> str:
+    """A data description as the legend shows it (one line)."""
+    return " ".join(description.split()) or "(no data description recorded)"
+
+
+CSV_COLUMNS = ("spec", "data_id", "dataset", "fingerprint", "differs", "seeds", "n_runs")
+
+
+def format_csv(rows: list[dict]) -> str:
+    """The rows as CSV for scripts: one line per row, every test metric as ``<metric>`` (mean),
+    ``<metric>.ci95`` (95 % half-width) and ``<metric>.n``; the run ids space-separated, latest first."""
+    import csv
+    import io
+    ids = data_ids(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["metrics"]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"{n}{s}" for n in names for s in ("", ".ci95", ".n")), "run_ids"])
+    for r in rows:
+        cells = [r["spec"], ids[r["dataset"]], r["dataset"], r.get("fingerprint", ""),
+                 " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items()),
+                 " ".join(map(str, r["seeds"])), r.get("n_runs", len(r["run_ids"]))]
+        for n in names:
+            m = r["metrics"].get(n)
+            cells += ["", "", ""] if m is None else [m.get("mean", ""), m.get("half_width", ""), m.get("n", "")]
+        writer.writerow([*cells, " ".join(r["run_ids"])])
+    return out.getvalue().rstrip("\n")
 
 
 def sweep_rows(sweep_run_id: str, *, uri: str | None = None, metric: str | None = None,
