@@ -150,7 +150,7 @@ def sort_rows(rows: list[dict], metric: str) -> list[dict]:
         raise ConfigError(f"--sort {metric}: no run has that test metric; metrics here: "
                           f"{', '.join(k.removeprefix('test.') for k in known) or '(none)'}")
     have = [r for r in rows if value(r) is not None]
-    matched = next(k for r in have for k in r["metrics"] if k == name or k.endswith("." + metric.removeprefix("test."))), name)
+    matched = next((k for r in have for k in r["metrics"] if k == name or k.endswith("." + metric.removeprefix("test."))), name)
     lower_better = is_lower_better(have, matched)
     have.sort(key=lambda r: value(r), reverse=not lower_better)
     return have + [r for r in rows if value(r) is None]
