@@ -91,3 +91,15 @@ def test_zoo_compare_sorts_rmse_lowest_first_and_shows_only_reported_metrics(wor
     assert main(["compare", "--experiment", "direction", "--sort", "valence-huber.rmse", "--json"]) == 0
     ordered = [r["spec"] for r in json.loads(capsys.readouterr().out)]
     assert ordered[0] == "cnn+mel:valence-huber" and ordered[-1] == "lstm+mel:valence-huber"
+
+
+def test_check_task_checks_the_declared_directions():
+    from zoo.testing import check_task
+    check_task(huber())
+    task = huber()
+    task.higher_is_better = {"mae": False}  # rmse reported without a direction
+    with pytest.raises(AssertionError, match="metrics\\(\\) reports rmse without a direction in higher_is_better"):
+        check_task(task)
+    task.higher_is_better = {"mae": True, "rmse": False}
+    with pytest.raises(AssertionError, match="higher_is_better\\['mae'\\] is True but greater_is_better is False"):
+        check_task(task)

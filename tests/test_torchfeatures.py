@@ -173,3 +173,26 @@ def test_one_cpu_thread_nests_and_restores():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_third_party_feature_without_min_samples_is_extracted_too(registry, clips, tmp_path):
+    """``min_samples`` is optional (zoo.protocols.NeedsSamples): a feature without it needs 1 sample."""
+    import soundfile as sf
+
+    class Wave:
+        name, n_bins, rate, sample_rate, hop_length = "wave", 1, "frames", SR, 512
+
+        def settings(self):
+            return {}
+
+        def from_audio(self, y, sr):
+            return np.asarray(y[None, ::512], dtype=np.float32)
+
+        def from_lab(self, fused):
+            raise NotImplementedError
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, clips[0], SR, subtype="FLOAT")
+    (out,) = torchfeatures.extract_files([path], {"wave": Wave(), "mel": registry.create("feature", "mel")},
+                                         device="cpu", workers=1)
+    assert set(out) == {"wave", "mel"} and out["wave"].shape[0] == 1

@@ -790,6 +790,7 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
             _fail(f"{who}: metrics must map names to Python floats, got {metrics!r}")
         if math.isnan(metrics[task.primary_metric]):
             _fail(f"{who}: primary metric {task.primary_metric!r} is NaN on a batch with valid labels")
+        _check_directions(task, metrics, who)
 
     head.eval()
     with torch.no_grad():
@@ -798,6 +799,24 @@ def check_task(task: Any, *, in_dim: int = 8, classes: tuple[str, ...] = ("a", "
     if not torch.allclose(a, b, atol=1e-5):
         _fail(f"{who}: head output changes when only padded steps (past the lengths) change; pooling must mask them")
     check_head_embed(head, in_dim=in_dim, batch=batch, who=who)
+
+
+def _check_directions(task: Any, metrics: Mapping[str, float], who: str) -> None:
+    """A task's ``higher_is_better`` (:class:`~zoo.protocols.DeclaresMetrics`): a mapping of names to bools,
+    agreeing with ``greater_is_better`` on the primary metric, with a direction for every metric reported."""
+    from .protocols import DeclaresMetrics, metric_direction
+    if not isinstance(task, DeclaresMetrics):
+        return
+    declared = task.higher_is_better
+    if not isinstance(declared, Mapping) or not all(isinstance(k, str) and isinstance(v, bool) for k, v in declared.items()):
+        _fail(f"{who}: higher_is_better must map metric names to True or False, got {declared!r}")
+    if task.primary_metric in declared and declared[task.primary_metric] != bool(task.greater_is_better):
+        _fail(f"{who}: higher_is_better[{task.primary_metric!r}] is {declared[task.primary_metric]} but "
+              f"greater_is_better is {task.greater_is_better}; they must agree")
+    missing = sorted(k for k in metrics if metric_direction(task, k) is None)
+    if missing:
+        _fail(f"{who}: metrics() reports {', '.join(missing)} without a direction in higher_is_better "
+              f"({', '.join(declared) or 'none'}); declare each (True when higher is better)")
 
 
 def _check_loss_weight(task: Any, pred: Any, y: Any, loss: Any, C: int, who: str, label: str) -> None:

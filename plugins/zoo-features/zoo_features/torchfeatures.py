@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from zoo.errors import ConfigError, DataError
+from zoo.protocols import NeedsSamples
 
 from .configs import ChromaConfig, MelConfig
 
@@ -510,7 +511,8 @@ def _decode(path: Any, features: Mapping[str, Any], min_seconds: float,
                  for sr in sorted({int(f.sample_rate) for f in features.values()})}
         for name, f in features.items():
             try:
-                prepare_waveform(waves[f.sample_rate], f.sample_rate, f.sample_rate, f.min_samples, silence_ok=False)
+                need = f.min_samples if isinstance(f, NeedsSamples) else 1  # optional (zoo.protocols.NeedsSamples)
+                prepare_waveform(waves[f.sample_rate], f.sample_rate, f.sample_rate, need, silence_ok=False)
             except DataError as exc:
                 raise DataError(f"{path}: feature '{name}': {exc}") from exc
         return waves
