@@ -16,6 +16,11 @@ from zoo.registry import Registry
 SR = 22050
 HOP = 512
 NAMES = ("mel", "chroma", "beat", "beat-chroma")
+TOLERANCE = {"librosa": (1e-4, 1e-6), "torch": (0.05, 1e-5)}
+"""Per backend, how far from librosa's own calls the mel (dB) and chroma values may be: the librosa
+backend calls them; the torch backend (the default) recomputes them in float32, the tolerances of
+tests/test_torchfeatures.py (measured on these signals: mel within 1e-3 dB down to -80 dB, 0.03 dB
+below -100 dB without top_db; chroma within 6e-7)."""
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +56,27 @@ def test_every_feature_is_registered_by_the_plugin(registry):
         assert feature.n_bins == (12 if "chroma" in name else 128)
 
 
-def test_mel_is_the_labs_mel(registry, music):
-    got = registry.create("feature", "mel").from_audio(music, SR)
+@pytest.mark.parametrize("backend", sorted(TOLERANCE))
+def test_mel_is_the_labs_mel(registry, music, backend):
+    got = registry.create("feature", "mel", {"backend": backend}).from_audio(music, SR)
     expected = librosa.power_to_db(power_mel(music), ref=np.max)
     assert got.dtype == np.float32 and got.shape == (128, 1 + len(music) // HOP)
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE[backend][0])
     assert got.max() == 0.0 and got.min() >= -80.0
 
 
-def test_chroma_is_the_labs_chroma(registry, music):
-    got = registry.create("feature", "chroma").from_audio(music, SR)
+@pytest.mark.parametrize("backend", sorted(TOLERANCE))
+def test_chroma_is_the_labs_chroma(registry, music, backend):
+    got = registry.create("feature", "chroma", {"backend": backend}).from_audio(music, SR)
     expected = librosa.feature.chroma_cqt(y=music, sr=SR, hop_length=HOP)
     assert got.dtype == np.float32 and got.shape == (12, 1 + len(music) // HOP)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE[backend][1])
     # The chord is C-E-G: those pitch classes dominate.
     assert set(np.argsort(got.mean(axis=1))[-3:]) == {0, 4, 7}
 
 
-def test_beat_features_are_medians_between_beats_found_on_the_percussive_part(registry, music):
+@pytest.mark.parametrize("backend", sorted(TOLERANCE))
+def test_beat_features_are_medians_between_beats_found_on_the_percussive_part(registry, music, backend):
     _, percussive = librosa.effects.hpss(music)
     _, beats = librosa.beat.beat_track(y=percussive, sr=SR, hop_length=HOP)
     assert len(beats) >= 6, "the test signal should have a clear pulse"
@@ -77,15 +85,15 @@ def test_beat_features_are_medians_between_beats_found_on_the_percussive_part(re
     expected_mel = librosa.power_to_db(librosa.util.sync(power, beats, aggregate=np.median), ref=np.max)
     expected_chroma = librosa.util.sync(chroma, beats, aggregate=np.median)
 
-    mel = registry.create("feature", "beat").from_audio(music, SR)
-    chr_ = registry.create("feature", "beat-chroma").from_audio(music, SR)
+    mel = registry.create("feature", "beat", {"backend": backend}).from_audio(music, SR)
+    chr_ = registry.create("feature", "beat-chroma", {"backend": backend}).from_audio(music, SR)
     # Intervals: from frame 0 to the first beat, between beats, and from the last beat to the end.
     frames = power.shape[1]
     cuts = np.unique(np.concatenate([[0], np.clip(beats, 0, frames), [frames]]))
     assert mel.shape == (128, len(cuts) - 1) and chr_.shape == (12, len(cuts) - 1)
     assert mel.dtype == chr_.dtype == np.float32
-    np.testing.assert_allclose(mel, expected_mel, atol=1e-4)
-    np.testing.assert_allclose(chr_, expected_chroma, atol=1e-6)
+    np.testing.assert_allclose(mel, expected_mel, atol=TOLERANCE[backend][0])
+    np.testing.assert_allclose(chr_, expected_chroma, atol=TOLERANCE[backend][1])
     assert mel.shape[1] < frames / 5
 
 
@@ -130,7 +138,11 @@ def test_settings_come_from_the_command_line_and_round_trip(registry, music):
     expected = librosa.power_to_db(
         librosa.feature.melspectrogram(y=music, sr=SR, n_fft=2048, hop_length=HOP, n_mels=64, fmax=8000.0),
         ref=np.max, top_db=None)
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Without top_db the quietest bins reach -120 dB, a power 1e-12 of the loudest: below float32's
+    # resolution of the sums, so the default (torch) backend is compared down to -100 dB.
+    audible = expected > -100.0
+    assert audible.sum() > 1000
+    np.testing.assert_allclose(got[audible], expected[audible], atol=TOLERANCE["torch"][0])
     for name in NAMES:
         settings = registry.create("feature", name).settings()
         json.dumps(settings)

@@ -99,7 +99,7 @@ def test_features_with_the_torch_backend_match_the_librosa_backend(registry, cli
     y = clips[0]
     for name in ("mel", "chroma", "beat", "beat-chroma"):
         ours = registry.create("feature", name, {"backend": "torch"}).from_audio(y, SR)
-        theirs = registry.create("feature", name).from_audio(y, SR)
+        theirs = registry.create("feature", name, {"backend": "librosa"}).from_audio(y, SR)
         tolerance = MEL_DB if name in ("mel", "beat") else CHROMA
         assert ours.dtype == np.float32 and ours.shape == theirs.shape, name
         assert float(np.abs(ours - theirs).max()) < tolerance, name
@@ -116,10 +116,15 @@ def test_compute_batch_gives_every_feature_of_every_clip(registry, clips):
         np.testing.assert_array_equal(o["beat"], feats["beat"].from_audio(y, SR))
 
 
+def test_torch_is_the_default_backend_of_mel_and_chroma_and_the_beat_features(registry):
+    for name in ("mel", "chroma", "beat", "beat-chroma"):
+        assert registry.create("feature", name).settings()["backend"] == "torch", name
+
+
 def test_the_cache_keeps_the_backends_apart_and_the_lab_rows_serve_both(registry):
     for name in ("mel", "chroma"):
-        plain = registry.create("feature", name)
-        torchy = registry.create("feature", name, {"backend": "torch"})
+        plain = registry.create("feature", name, {"backend": "librosa"})
+        torchy = registry.create("feature", name)
         assert plain.settings()["backend"] == "librosa" and torchy.settings()["backend"] == "torch"
         assert feature_identity(plain) != feature_identity(torchy)
         fused = np.zeros((140, 9), np.float32)
