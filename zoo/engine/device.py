@@ -79,27 +79,32 @@ class DeviceChoice:
         return resolve_precision(self, precision, cpu_bf16=cpu_bf16, channels_last=channels_last)
 
 
-def native_cpu_bf16() -> str:
-    """The CPU's native bf16 instructions, read from the processor's own flags (``/proc/cpuinfo``
-    on Linux, ``hw.optional.arm.FEAT_BF16`` on macOS): "AMX-BF16", "AVX512-BF16", "ARM-BF16", or ""
-    where it has none (bf16 then runs emulated, slower than float32)."""
-    flags: set[str] = set()
+def _cpu_flags() -> set[str]:
+    """The processor's feature flags: the ``flags`` (x86) or ``Features`` (Arm) line of
+    ``/proc/cpuinfo`` on Linux; on macOS ``bf16`` where ``hw.optional.arm.FEAT_BF16`` is 1; else empty."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
                 if key.strip() in ("flags", "Features"):
-                    flags.update(value.split())
-                    break
+                    return set(value.split())
+        return set()
     except OSError:
-        try:
-            import subprocess
-            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
-                                 timeout=5).stdout.strip()
-            if out == "1":
-                flags.add("bf16")
-        except (OSError, subprocess.SubprocessError):
-            pass
+        pass
+    import subprocess
+    try:
+        out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {"bf16"} if out == "1" else set()
+
+
+def native_cpu_bf16() -> str:
+    """The CPU's native bf16 instructions, read from the processor's own flags (:func:`_cpu_flags`):
+    "AMX-BF16", "AVX512-BF16", "ARM-BF16", or "" where it has none (bf16 then runs emulated,
+    slower than float32)."""
+    flags = _cpu_flags()
     if "amx_bf16" in flags:
         return "AMX-BF16"
     if "avx512_bf16" in flags:

@@ -35,10 +35,16 @@ class Predictor:
     def __init__(self, model: Any, meta: Mapping[str, Any], features: Mapping[str, Any], *, device: Any,
                  window_seconds: float | None = None, hop_seconds: float | None = None):
         from ..engine.batches import Normaliser
+        from ..engine.device import DeviceChoice
         self.model = model
         self.meta = meta
         self.features = dict(features)
-        self.device = device
+        if not isinstance(device, DeviceChoice):  # a torch device (or its name): fp32 there
+            import torch
+            device = DeviceChoice(torch.device(device))
+        self.choice = device
+        """The device and the precision the model runs in (:func:`zoo.engine.device.for_model`)."""
+        self.device = device.device
         self.tasks = TaskInfo.from_meta(meta)
         self.sample_rate = int(meta["sample_rate"])
         self.n_bins = int(meta["n_bins"])
@@ -59,7 +65,7 @@ class Predictor:
         Raises PluginError naming the distribution to install when a component of the model (a
         feature plugin included) is not installed here; RunError when the folder is damaged.
         """
-        from ..engine.device import pick_device
+        from ..engine.device import for_model, pick_device
         from ..engine.package import features_from_meta, load_model
         from ..registry import Registry
         registry = registry or Registry()
@@ -71,9 +77,9 @@ class Predictor:
                 f"the model in {folder} records feature settings the installed feature plugins refuse ({exc}); "
                 f"install the versions it was trained with: {_providers(meta, 'feature')}"
             ) from exc
-        choice = pick_device(device, amp=False)
-        model.to(choice.device)
-        return cls(model, meta, features, device=choice.device, window_seconds=window_seconds,
+        choice = for_model(pick_device(device), meta)
+        choice.place(model)
+        return cls(model, meta, features, device=choice, window_seconds=window_seconds,
                    hop_seconds=hop_seconds)
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -187,7 +193,8 @@ class Predictor:
                 for j, a in enumerate(chunk):
                     x[j, :, :a.shape[1]] = a
                 lengths = torch.tensor([a.shape[1] for a in chunk], dtype=torch.long, device=self.device)
-                result = self.model(torch.from_numpy(x).to(self.device), lengths)
+                with self.choice.autocast():
+                    result = self.model(torch.from_numpy(x).to(self.device), lengths)
                 per_task = {t.name: self.model.tasks[t.name].predict(result[t.name]) for t in self.tasks}
                 for j in range(len(chunk)):
                     out.append({t.name: (np.asarray(per_task[t.name][j], dtype=np.float64)

@@ -67,7 +67,7 @@ class ZooPyfunc(mlflow.pyfunc.PythonModel):
         hop = float((params or {}).get("hop_seconds") or 0) or None
         if window is not None or hop is not None:
             from ...predict import Predictor
-            predictor = Predictor(predictor.model, predictor.meta, predictor.features, device=predictor.device,
+            predictor = Predictor(predictor.model, predictor.meta, predictor.features, device=predictor.choice,
                                   window_seconds=window, hop_seconds=hop)
         frame = _as_frame(model_input)
         preds = [_predict_row(predictor, frame, i) for i in range(len(frame))]
