@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
 
 # Settings that change speed or placement, not the model a run produces: not part of its group.
-_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "amp", "threads", "memory_budget")
+_NOT_GROUPED = ("device", "refresh_steps", "eval_batch_size", "precision", "threads", "memory_budget")
 
 
 @dataclass
@@ -329,6 +329,7 @@ def _seed_params(ctx: _Context, seed: int) -> dict[str, Any]:
     params.update({f"train.{k}": v for k, v in dataclasses.asdict(ctx.config).items()})
     params.update({f"provider.{k}": v for k, v in ctx.built.providers.items()})
     params["device"] = ctx.device.describe()
+    params["precision"] = ctx.device.precision + (", channels_last" if ctx.device.channels_last else "")
     params.update(describe_paths(ctx.splits, parse_budget(ctx.config.memory_budget)))
     if ctx.group is not None:  # train.batch_size and train.lr are global: one rank trains on its share
         params.update(ctx.group.describe())
@@ -362,7 +363,7 @@ def _worker_seed(ctx: _Context, seed: int) -> SeedResult:
     if ctx.transfer is not None:  # the same frozen blocks on every rank, or DDP's gradients would not match
         load_backbone_weights(model, ctx.transfer, ctx.registry.load("backbone", built.composition.backbone).config)
     torch.manual_seed(ctx.group.rank_seed(seed))
-    model.to(ctx.device.device)
+    ctx.device.place(model)
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed, progress=False,
                  group=ctx.group)
     val = split_metrics(model, _predict(ctx, model, "val"))
@@ -401,7 +402,7 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
         ctx.reporter.on_transfer(ctx.transfer, copied)
     if ctx.group is not None:
         torch.manual_seed(ctx.group.rank_seed(seed))
-    model.to(ctx.device.device)
+    ctx.device.place(model)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if not resumed:
         tracker.log_params(run_id, {"model.parameters": n_params})
@@ -456,7 +457,8 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     metrics = {"val": flat(val), "test": flat(test)}
     model_dir = save_model(folder / "model", model, built, prepared_meta(ctx.prepared), ctx.norm, ctx.config,
                            registry=ctx.registry, metrics=metrics, seed=seed,
-                           run_id=run_id if tracker.durable else None)
+                           run_id=run_id if tracker.durable else None, precision=ctx.device.precision,
+                           channels_last=ctx.device.channels_last)
     tracker.log_artifacts(run_id, reports_dir, "reports")
     tracker.log_model(run_id, model_dir)
     text = reports.get("classification_report")
@@ -517,7 +519,8 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
     text = str(built.composition)
     task_weight_map(built.tasks, config.task_weights)  # refuse a bad weight count before any work
     configs = resolved_configs(built, registry)
-    device = pick_device(config.device, amp=config.amp, threads=config.threads)
+    device = pick_device(config.device, precision=config.precision, threads=config.threads,
+                         **speed_declarations(built, registry))
     ranks = _join(workspace, device, config, resume)
     if ranks is not None:
         device = ranks.device
@@ -607,6 +610,19 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         ranks.close()
     reporter.on_run_end(result)
     return result
+
+
+def speed_declarations(built: Any, registry: Any) -> dict[str, bool]:
+    """What the backbone declares about its speed (:class:`~zoo.protocols.FastInBf16`,
+    :class:`~zoo.protocols.ChannelsLast`), on its config class, or on the module itself when the
+    composition was given as objects."""
+    from ..protocols import ChannelsLast, FastInBf16
+    if isinstance(built, ObjectBuilt):
+        holder: Any = built.backbone
+    else:
+        holder = registry.load("backbone", built.composition.backbone).config
+    return {"cpu_bf16": isinstance(holder, FastInBf16) and bool(holder.cpu_bf16),
+            "channels_last": isinstance(holder, ChannelsLast) and bool(holder.channels_last)}
 
 
 def _join(workspace: Workspace | None, device: Any, config: TrainConfig, resume: Resume | None) -> Any:
