@@ -20,7 +20,7 @@ from ..protocols import takes_loss_weight
 from . import augment
 from .batches import SplitData, random_batches
 from .checkpoint import Checkpoint, rng_states, set_rng_states
-from .trainconfig import TrainConfig
+from .trainconfig import TrainConfig, crops_per_clip
 from .device import DeviceChoice
 from .metrics import flat, predict_split, split_metrics
 
@@ -281,7 +281,8 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     optimizer = make_optimizer(model, config)
     monitor, greater = augment.monitored(model, config.monitor)
     balance_labels, loss_weights = _set_balance(model, train, config)
-    draws = np.tile(train.lengths_host, config.crops_per_clip)  # one draw per clip and crop
+    crops = crops_per_clip(config, train.lengths_host)
+    draws = np.tile(train.lengths_host, crops)  # one draw per clip and crop
     steps_per_epoch = math.ceil(len(draws) / config.batch_size)
     if len(draws) % config.batch_size == 1 and steps_per_epoch > 1:
         steps_per_epoch -= 1
@@ -314,11 +315,11 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             per_sum = torch.zeros(len(step.names), device=device.device)
             n = 0
             if config.balance == "sampler" and balance_labels is not None:
-                epoch_rows = augment.balanced_batches(np.tile(balance_labels, config.crops_per_clip),
+                epoch_rows = augment.balanced_batches(np.tile(balance_labels, crops),
                                                       config.batch_size, rng)
             else:
                 epoch_rows = random_batches(draws, config.batch_size, rng, config.bucket)
-            if config.crops_per_clip > 1:  # draw k of clip i is row i
+            if crops > 1:  # draw k of clip i is row i
                 epoch_rows = (rows % len(train) for rows in epoch_rows)
             if group is not None:
                 epoch_rows = map(group.shard, epoch_rows)

@@ -75,10 +75,14 @@ class TrainConfig:
     crop_frames: int = 0
     """Train on one random window of this many frames per clip; validation and test average the
     model's outputs over half-overlapping windows of the same size. 0: whole clips."""
-    crops_per_clip: int = 1
+    crops_per_clip: int = 0
     """With ``crop_frames``: every training clip comes this many times per epoch, each time with a
     random window of its own (long real clips hold many more 3 s windows than one per epoch). An
-    epoch then has this many times the steps. Without ``crop_frames`` it must stay 1."""
+    epoch then has this many times the steps. 0 (auto): 2 where the median training clip holds at
+    least 8 windows (about 24 s at 128 frames of hop 512: real 30 s recordings), else 1 (the embedded
+    set's 6 s clips). Chosen on real music: on gtzan-mini's 30 s clips two crops lifted the CNN's
+    validation accuracy over 3 seeds from 0.750 to 0.817 (docs/results.md). Without ``crop_frames``:
+    1 (0 or 1 may be given)."""
     balance: Literal["auto", "none", "weights", "sampler"] = "auto"
     """Unbalanced classes: weights: inverse-frequency class weights in the classification losses;
     sampler: batches drawn so that every class of the first classification task is equally likely;
@@ -113,7 +117,7 @@ class TrainConfig:
                 raise ValueError(f"{name} {value}: must be {need} ({_how(name)})")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup {self.warmup}: must be a fraction in [0, 1) of all steps ({_how('warmup')})")
-        if self.crops_per_clip != 1 and self.crop_frames == 0:
+        if self.crops_per_clip > 1 and self.crop_frames == 0:
             raise ValueError(f"crops_per_clip {self.crops_per_clip}: needs crop_frames > 0 (the copies of a clip "
                              f"would be identical); set --set train.crop_frames=128 or drop crops_per_clip")
         from ..data.preparedset import parse_budget
@@ -127,7 +131,7 @@ _BOUNDS = (
     ("overfit_batches", 0, False), ("overfit_loss", 0.0, True), ("overfit_epochs", 1, False),
     ("threads", 0, False), ("refresh_steps", 1, False), ("time_masks", 0, False), ("time_mask_width", 0, False),
     ("freq_masks", 0, False), ("freq_mask_width", 0, False), ("mixup", 0.0, False), ("crop_frames", 0, False),
-    ("crops_per_clip", 1, False),
+    ("crops_per_clip", 0, False),
 )
 _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience",
           "overfit_batches": "--overfit-batches"}
@@ -136,6 +140,23 @@ _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "pat
 def _how(name: str) -> str:
     flag = _FLAGS.get(name)
     return f"set it with {flag} or --set train.{name}=..." if flag else f"set it with --set train.{name}=..."
+
+
+LONG_CLIP_WINDOWS = 8
+"""``crops_per_clip`` auto: clips whose median length holds this many crop windows get two crops an epoch."""
+
+
+def crops_per_clip(config: TrainConfig, lengths: Any) -> int:
+    """How many random crops each training clip gives per epoch: ``config.crops_per_clip``, or for 0
+    (auto) 2 when the median of the training clips' ``lengths`` holds at least
+    :data:`LONG_CLIP_WINDOWS` windows of ``crop_frames``, else 1; always 1 without crops."""
+    if config.crop_frames <= 0:
+        return 1
+    if config.crops_per_clip > 0:
+        return config.crops_per_clip
+    import numpy as np
+    median = float(np.median(np.asarray(lengths))) if len(lengths) else 0.0
+    return 2 if median >= LONG_CLIP_WINDOWS * config.crop_frames else 1
 
 
 def train_config(*layers: Mapping[str, Any] | None) -> TrainConfig:
