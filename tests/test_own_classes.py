@@ -233,6 +233,17 @@ def test_the_guides_genre_groups_install_pass_the_contract_train_report_and_pred
     probabilities = record["predictions"]["is-rock"]["probabilities"]
     assert set(probabilities) == {"Rock", "other"} and sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
 
+    # Scored on genres it never saw (Punk, Pop): its own map_label places them, no data-set class to match.
+    other = tmp_path / "other-genres"
+    write_label_folders(other, ("Punk", "Pop", "Rock"), per_label=3)
+    scored = subprocess.run([sys.executable, "-c", (
+        "import sys, zoo\n"
+        f"r = zoo.evaluate({str(Path(doc['folder']) / 'seed0' / 'model')!r}, {str(other)!r}, split='all', "
+        f"out_dir={str(tmp_path / 'eval')!r})\n"
+        "print(r.clips, sorted(r.metrics['is-rock']))\n")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert scored.stdout.split()[0] == "9" and "accuracy" in scored.stdout, scored.stdout
+
     done = _zoo([*both_cmd, "--data", str(data), *SMALL, "--json"], env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads(done.stdout)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data.preparedset import Prepared
 from ..errors import DataError
+from ..protocols import OwnsClasses
 from .batches import SPLITS, Normaliser, make_split, task_classes, task_targets
 from .device import for_model, pick_device
 from .metrics import flat, predict_split, split_metrics
@@ -65,7 +66,8 @@ def assess(model: Any, meta: Mapping[str, Any], prepared: Prepared, *, split: st
             f"{prepared.description} holds {prepared.rate}-rate arrays of {prepared.n_bins} bins; the model "
             f"{meta['spec']} needs {meta['rate']}-rate input of {meta['n_bins']} bins"
         )
-    prepared = align_labels(prepared, tuple(meta.get("classes", ())))
+    if any(t.kind == "classification" and not isinstance(t, OwnsClasses) for t in model.tasks.values()):
+        prepared = align_labels(prepared, tuple(meta.get("classes", ())))  # a task with its own classes maps any label
     for name, task in model.tasks.items():
         if task.kind == "multilabel":
             tags = task.schema(task_classes(task, prepared)).classes
