@@ -20,9 +20,9 @@ from .. import DEFAULT_EXPERIMENT, MAX_TAG, PARENT_TAG
 from .reconcile import SEEN_TAG, now_ms, process_tags
 from .faults import StoreFull, StoreUnavailable
 from .store import client, get_experiment
+from ..credentials import redact_uri
 
 MAX_PARAM = 6000
-from ..credentials import redact_uri
 HEARTBEAT_SECONDS = 30.0
 """How often logging metrics also refreshes a run's last-seen time."""
 DATA_SOURCE_TAG = "zoo.data.source"
