@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from .errors import StorageError, ZooError
+from .errors import ConfigError, StorageError, ZooError
 
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _READ_ONLY = (errno.EROFS,)
@@ -114,6 +114,39 @@ def describe_os_error(exc: OSError) -> str:
     if exc.filename is None:
         return f"{reason}; {fix}"
     return f"{shown(exc.filename)}: {reason} ({free_space(exc.filename)} free there); {fix}"
+
+
+MOUNT_PARENTS = ("/mnt", "/media", "/Volumes", "/run/media")
+"""Folders whose sub-folders are mount points: a missing one there is a disk not mounted, not a folder to make."""
+
+
+def under_missing_root(path: Path | str) -> Path | None:
+    """The missing top of ``path`` when making ``path`` would create a folder at the top of the file system
+    or where a disk is mounted (``/data/...`` or ``/mnt/usb/...`` with ``/data`` or ``/mnt/usb`` missing:
+    likely a disk that is not mounted); None when ``path``'s nearest existing folder is an ordinary one."""
+    path = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    else:
+        return None
+    if missing is None:
+        return None
+    top = missing.parent
+    mount_parent = str(top) in MOUNT_PARENTS or str(top.parent) == "/run/media"
+    return missing if top == Path(top.anchor) or mount_parent else None
+
+
+def refuse_missing_root(path: Path | str, what: str, fix: str) -> None:
+    """ConfigError when writing ``what`` at ``path`` would create folders under a missing root (see
+    :func:`under_missing_root`): nothing is created there."""
+    missing = under_missing_root(path)
+    if missing is not None:
+        raise ConfigError(f"{what} {shown(path)} is under {shown(missing)}, which does not exist (a disk not mounted?); "
+                          f"the zoo creates no folder there: mount it or create it (mkdir -p {shown(missing)}), or "
+                          f"{fix}")
 
 
 def ensure_dir(path: Path | str, what: str = "folder") -> Path:

@@ -137,6 +137,8 @@ def _size(n: int) -> str:
 
 
 def run_stats(args, registry, workspace) -> int:
+    from ..fsio import refuse_missing_root
+    refuse_missing_root(args.out, "zoo data stats --out", "give --out a folder that exists")
     from ..data.plots import class_histogram
     from ..data.datastats import compute_stats, format_stats
 
@@ -238,6 +240,9 @@ def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
 
 
 def run_show(args, registry, workspace) -> int:
+    if args.out:
+        from ..fsio import refuse_missing_root
+        refuse_missing_root(args.out, "zoo show --out", "give --out a file in a folder that exists")
     from ..data.plots import Panel, spectrogram_panels
 
     arrays, axes, title, stem = _arrays_for(args, registry, workspace)

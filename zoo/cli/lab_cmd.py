@@ -106,6 +106,9 @@ def _methods(text: str, *, allow_none: bool = False) -> tuple[str, ...]:
 
 
 def run_embed(args, registry, workspace) -> int:
+    if args.out:
+        from ..fsio import refuse_missing_root
+        refuse_missing_root(args.out, "zoo embed --out", "give --out a folder that exists")
     from ..engine.reporting import ConsoleReporter
     from ..engine.request import DataRequest
     from ..errors import ConfigError
@@ -149,6 +152,8 @@ def _command(args) -> str:
 
 
 def run_reproduce(args, registry, workspace) -> int:
+    from ..fsio import refuse_missing_root
+    refuse_missing_root(args.out, "zoo reproduce --out", "give --out a file in a folder that exists")
     from ..lab.reproduce import Options, reproduce
     opt = Options(data=args.data, layout=args.layout, seeds=args.seeds, seed=args.seed, epochs=args.epochs,
                   limit=args.limit, only=tuple(args.only), out=args.out, maps=_methods(args.maps, allow_none=True),

@@ -95,6 +95,7 @@ def _run(args, registry, workspace) -> int:
     reporter = ConsoleReporter(progress=not args.no_progress, to_stderr=args.json)
     say = reporter.say
     if args.devices and args.devices > 1 and workspace.world_size == 1:
+        _check_devices(args)  # refused or warned here, once, before torchrun starts any process
         return _launch(args)
     settings = parse_assignments(args.assignments)
     if args.precision:
@@ -260,3 +261,25 @@ def _from_sweep(args, settings, workspace, say):
                           f"drop one of the two")
     say(f"settings of trial run {trial}: " + ", ".join(f"{s}.{k}={v}" for s, vs in found.items() for k, v in vs.items()))
     return spec, merge(found, settings)
+
+
+def _check_devices(args) -> None:
+    """What ``--devices N`` cannot combine with is refused before any process starts (each rank would
+    refuse it again, N times); more processes than this machine has GPUs, or cores without one, is warned."""
+    import os
+    import sys
+    from ..errors import ConfigError
+    overfit = args.overfit_batches or parse_assignments(args.assignments).get("train", {}).get("overfit_batches")
+    if overfit:
+        raise ConfigError(f"--overfit-batches checks a few batches in one process, not {args.devices}: drop "
+                          f"--devices {args.devices} (or --overfit-batches)")
+    import torch
+    gpu = args.device != "cpu" and torch.cuda.is_available()
+    have = torch.cuda.device_count() if gpu else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    if args.devices > have:
+        what = f"{have} GPU(s)" if gpu else f"{have} usable CPU core(s) and no GPU"
+        print(f"warning: --devices {args.devices} on a machine with {what}: the {args.devices} processes share "
+              f"them, each slower than alone, and the run is slower than with --devices {have}", file=sys.stderr,
+              flush=True)
+

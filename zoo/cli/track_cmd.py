@@ -88,6 +88,7 @@ def run_ui(args, registry, workspace) -> int:
                           f"browser; `zoo ui` serves a local store (unset MLFLOW_TRACKING_URI for the zoo's)")
     _end_ghost_runs(uri)
     url = ui.address(args.host, args.port)
+    shared = _shared_address(args.host, args.port)
     log_path = workspace.mlflow_dir / f"ui-{args.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with ui.stop_signals():  # SIGTERM and SIGHUP stop the server as Ctrl-C does
@@ -101,10 +102,14 @@ def run_ui(args, registry, workspace) -> int:
             raise
         if args.background:
             print(f"MLflow UI: {url}  (pid {proc.pid}; stop it with: kill -- -{proc.pid})", flush=True)
+            if shared:
+                print(f"from other machines: {shared}", flush=True)
             _print_addresses(uri, url, args.experiment)
             return 0
         try:  # from here on, Ctrl-C (or SIGTERM / SIGHUP) at any point stops the server
             print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
+            if shared:
+                print(f"from other machines: {shared}", flush=True)
             _print_addresses(uri, url, args.experiment)
             proc.wait()
         except KeyboardInterrupt as exc:
@@ -115,12 +120,22 @@ def run_ui(args, registry, workspace) -> int:
     return 0
 
 
-def _print_addresses(uri: str, url: str, experiment: str) -> None:
-    """The addresses of the experiment and its newest run (a failure here only warns: the UI runs)."""
-    from ..tracking.mlflow import ui
-    try:
-        lines = ui.run_addresses(uri, url, experiment)
-    except Exception as exc:  # the server is up; the addresses are a convenience
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _shared_address(host: str, port: int) -> str:
+    """For ``--host`` other than this machine's loopback: warn (stderr) that the UI is open to the network,
+    and return the address other machines use ("" for a loopback host)."""
+    import sys
+    if host in LOCAL_HOSTS:
+        return ""
+    from ..tracking.mlflow.server import tracking_address
+    print(f"warning: --host {host} serves the MLflow UI to every machine that reaches this one on port {port}, "
+          f"without a login: anyone there can read, change and delete runs; use it on a trusted network only "
+          f"(or keep 127.0.0.1 and tunnel: ssh -L {port}:127.0.0.1:{port} THIS_HOST)", file=sys.stderr, flush=True)
+    return tracking_address(host, port)
+
+
 def _remote_ui(uri: str, experiment: str) -> int:
     """``zoo ui`` on a tracking server (``zoo server``): that server is the UI; print it, start nothing."""
     from urllib.parse import urlsplit, urlunsplit
@@ -174,6 +189,12 @@ def run_server(args, registry, workspace) -> int:
     return 0
 
 
+def _print_addresses(uri: str, url: str, experiment: str) -> None:
+    """The addresses of the experiment and its newest run (a failure here only warns: the UI runs)."""
+    from ..tracking.mlflow import ui
+    try:
+        lines = ui.run_addresses(uri, url, experiment)
+    except Exception as exc:  # the server is up; the addresses are a convenience
         print(f"warning: could not read the newest run ({type(exc).__name__}: {exc})", flush=True)
         return
     for line in lines or [f"experiment {experiment}: no runs yet (train one with `zoo run`)"]:

@@ -59,7 +59,11 @@ def audio_info(path: Path | str) -> AudioInfo:
     return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
 
 
-def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float = 1.0,
+MIN_SECONDS = 1.0
+"""The shortest audio a clip may have (shorter: nothing for a model to learn from)."""
+
+
+def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float = MIN_SECONDS,
                offset: float = 0.0, duration: float | None = None, max_seconds: float | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform ``[N]`` at ``sr`` Hz (None: the file's own rate).
 
@@ -86,12 +90,37 @@ def load_audio(path: Path | str, sr: int | None = 22050, *, min_seconds: float =
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def not_a_file(path: Path | str) -> str:
+    """What stands at ``path`` instead of a regular file ("" when one is there): "missing", "a dangling
+    symbolic link to X", "a FIFO, a named pipe", "a folder", "a socket", "a device"."""
+    import stat
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            try:
+                return f"a dangling symbolic link to {shown(os.readlink(path))}"
+            except OSError:
+                return "a dangling symbolic link"
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return ""
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO, a named pipe" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+
+
 def _existing(path: Path | str) -> Path:
     path = Path(path)
-    if not path.exists():
+    what = not_a_file(path)
+    if what == "missing":
         raise DataError(f"audio file {shown(path)} does not exist; check the path (and the data set's manifest)")
-    if not path.is_file():
-        raise DataError(f"audio file {shown(path)} is not a regular file (a folder?); give the path of one audio file")
+    if what:
+        raise DataError(f"audio file {shown(path)} is {what}, not a regular file; give the path of one audio file")
     if path.stat().st_size == 0:
         raise DataError(f"audio file {shown(path)} is empty (0 bytes): an interrupted copy or download? replace it")
     return path

@@ -50,16 +50,26 @@ clips are 30 s excerpts."""
 def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Feature], *, rate: str,
              limit: int | None, seed: int, max_seconds: float | None = None) -> str:
     """sha256 over everything that decides the stacked arrays."""
-    from .extract import provider_version
-
     files = [[c.id, str(source(c))] for c in clips]  # the content is checked apart: see _changed
     doc = {
         "pack": PACK_VERSION, "rate": rate, "dataset": description, "limit": limit, "seed": seed,
-        "max_seconds": max_seconds or None,
-        "features": [[n, f"{type(f).__module__}.{type(f).__qualname__}", provider_version(f), dict(f.settings())]
-                     for n, f in features.items()],
-        "clips": files,
+        "max_seconds": max_seconds or None, "features": _feature_doc(features), "clips": files,
     }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _feature_doc(features: Mapping[str, Feature]) -> list:
+    """What decides a feature's arrays: its name, class, provider version and settings."""
+    from .extract import provider_version
+    return [[n, f"{type(f).__module__}.{type(f).__qualname__}", provider_version(f), dict(f.settings())]
+            for n, f in features.items()]
+
+
+def _arrays_key(features: Mapping[str, Feature], rate: str, max_seconds: float | None, digests: list) -> str:
+    """What the fingerprint holds of the arrays: the features, the rate, the cut and each clip's file content.
+    No path and no description: the same clips give the same fingerprint wherever they lie and however
+    they got there (a full set synthesised before, or only the clips a --limit keeps)."""
+    doc = {"rate": rate, "max_seconds": max_seconds or None, "features": _feature_doc(features), "files": digests}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -204,28 +214,30 @@ def _extract_chunks(clips: Sequence[Clip], features: Mapping[str, Feature], *, c
 
 def _read_pack(path: Path, key: str, clips: Sequence[Clip], skip_bad: bool, budget: int):
     """``(arrays, slices, skipped, cut, contents)`` of a sound pack made for ``key`` from the files as they
-    are now, else None; the arrays are read whole when they fit ``budget`` bytes, else a
-    :class:`~zoo.data.pack.PackFile` read clip by clip."""
+    are now, else why there is none to use (a str, for the run's output); the arrays are read whole when
+    they fit ``budget`` bytes, else a :class:`~zoo.data.pack.PackFile` read clip by clip."""
     from .pack import open_pack, read_pack
 
     if not path.exists():
-        return None
+        return "no pack of these clips and settings yet (zoo data pack makes one ahead of a run)"
     try:
         pack = open_pack(path, verify=False)  # the index alone: is it the pack this run wants?
         meta = pack.meta
-        if meta.get("key") != key or (meta.get("skipped") and not skip_bad):
-            return None  # a pack that skipped clips must not stand in for a run that wants errors
+        if meta.get("key") != key:
+            return "the pack there was made for other clips or settings"
+        if meta.get("skipped") and not skip_bad:  # it must not stand in for a run that wants errors
+            return "the pack there left unreadable clips out (--skip-bad) and this run reports them"
         skipped = [tuple(s) for s in meta.get("skipped", [])]
         gone = {s[0] for s in skipped}
         if meta.get("ids") != [c.id for c in clips if c.id not in gone] or len(pack) != len(meta["ids"]):
-            return None
+            return "the pack there holds other clips"
         contents, changed = _changed(clips, meta.get("contents"))
         if contents is None:
-            return None  # a pack of an older zoo: it recorded no content
+            return "the pack there was made by an older zoo (it recorded no file contents)"
         if changed:
             print(f"zoo: note: {len(changed)} file(s) changed since the feature pack was made "
                   f"({_few([shown(i) for i in changed])}): extracting the features again", file=sys.stderr)
-            return None
+            return f"{len(changed)} file(s) changed since the pack was made"
         if pack.nbytes <= budget:
             arrays, _ = read_pack(path)
         else:
@@ -233,7 +245,7 @@ def _read_pack(path: Path, key: str, clips: Sequence[Clip], skip_bad: bool, budg
             arrays = pack
     except ZooError as exc:  # a damaged pack is only a cache: rebuild it, and say why
         print(f"zoo: warning: rebuilding the feature pack: {exc}", file=sys.stderr)
-        return None
+        return "the pack there is damaged"
     return (arrays, {k: tuple(v) for k, v in meta.get("slices", {}).items()}, skipped, list(meta.get("cut", [])),
             contents)
 
@@ -264,6 +276,11 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     if max_seconds is not None and not max_seconds >= 0:
         raise ConfigError(f"max_seconds {max_seconds!r}: give the longest audio per clip in seconds, "
                           f"e.g. 30 (--max-seconds 30), or 0 for no limit")
+    from .audio import MIN_SECONDS
+    if max_seconds and max_seconds < MIN_SECONDS:  # every clip would be cut below what a clip needs
+        raise ConfigError(f"--max-seconds {max_seconds:g} (max_seconds) cuts every clip to less than the {MIN_SECONDS:g} s "
+                          f"a clip needs; raise it (e.g. --max-seconds 30: the middle 30 s of each file), or give 0 "
+                          f"for no limit")
     if isinstance(min_class_clips, bool) or not isinstance(min_class_clips, int) or min_class_clips < 0:
         raise ConfigError(f"min_class_clips {min_class_clips!r}: give a whole number >= 0 (0: no check)")
     max_seconds = max_seconds or None
@@ -281,6 +298,11 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     reap_temporaries(path.parent)  # what pack writers killed mid-write left, whether or not this pack is written
     budget = memory_budget or host_budget()
     hit = _read_pack(path, key, clips, skip_bad, budget)
+    if isinstance(hit, str):
+        features_from = f"extracted: {hit}; packed into {path} for the next run"
+        hit = None
+    else:
+        features_from = f"read from the feature pack {path}"
     if hit is not None:
         arrays, slices, more, cut, contents = hit
         gone = {s[0] for s in more}
@@ -304,9 +326,13 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     if cut:
         notes.append(f"{len(cut)} clip(s) longer than {max_seconds:g} s cut to their middle {max_seconds:g} s "
                      f"(--max-seconds)")
-    content = hashlib.sha256(json.dumps([contents[i][1] for i in keep]).encode()).hexdigest()
-    return _assemble([clips[i] for i in keep], [splits[i] for i in keep], arrays, slices, skipped,
-                     key=f"{key}:{content}", rate=rate, notes=notes, where=where)
+    arrays_key = _arrays_key(features, rate, max_seconds, [contents[i][1] for i in keep])
+    prepared = _assemble([clips[i] for i in keep], [splits[i] for i in keep], arrays, slices, skipped,
+                         key=arrays_key, rate=rate, notes=notes, where=where)
+    if hit is None and not path.exists():
+        features_from = features_from.replace(f"packed into {path} for the next run", f"the pack {path} could not be written")
+    prepared.features_from = features_from
+    return prepared
 
 
 def _printable(exc: DataError) -> DataError:

@@ -35,6 +35,9 @@ class Prepared:
     description: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     feature_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
+    features_from: str = ""
+    """Where the features came from, for the run's output: read from a feature pack (which), or
+    extracted and why no pack was used ("" for data given in memory)."""
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -118,16 +118,28 @@ def select(clips: Sequence[Clip], *, where: str, need: Sequence[str] = (), limit
         if limit < len(kept):
             idx = _limit(ids, keys, splits, limit, seed)
             kept, splits = [kept[i] for i in idx], [splits[i] for i in idx]
+        if limit <= len(kept):  # also when the data set read only those clips (the embedded set's --limit)
             notes.append(f"limited to {len(kept)} clips (stratified, seed {seed})")
-    missing = [i for i, c in enumerate(kept) if not source(c).is_file()]
+    from .audio import not_a_file
+    what = {i: not_a_file(source(c)) for i, c in enumerate(kept) if not source(c).is_file()}
+    missing = list(what)
     skipped = []
     if missing:
         if not skip_bad:
-            shown = ", ".join(str(source(kept[i])) for i in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise DataError(f"{len(missing)} files listed by {where} are missing: {shown}{more}; restore them, "
-                            f"or run with --skip-bad to leave those clips out (they are then listed)")
-        skipped = [(kept[i].id, f"{source(kept[i])}: file missing") for i in missing]
+            gone = [i for i in missing if what[i] == "missing"]
+            odd = [i for i in missing if what[i] != "missing"]
+            parts = []
+            if gone:
+                parts.append(f"{len(gone)} missing: " + ", ".join(str(source(kept[i])) for i in gone[:5])
+                             + (f" and {len(gone) - 5} more" if len(gone) > 5 else ""))
+            if odd:
+                parts.append(f"{len(odd)} not a regular file: " + ", ".join(
+                    f"{source(kept[i])} ({what[i]})" for i in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5
+                                                                          else ""))
+            raise DataError(f"{len(missing)} files listed by {where} cannot be read as audio ({'; '.join(parts)}); "
+                            f"restore them, or run with --skip-bad to leave those clips out (they are then listed)")
+        skipped = [(kept[i].id, f"{source(kept[i])}: " + ("file missing" if what[i] == "missing" else what[i]))
+                   for i in missing]
         gone = set(missing)
         kept = [c for i, c in enumerate(kept) if i not in gone]
         splits = [s for i, s in enumerate(splits) if i not in gone]

@@ -61,10 +61,15 @@ def confusion(matrix: np.ndarray, classes: Sequence[str], path: Path, *, title: 
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    support = matrix.sum(axis=1).astype(int)
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
+    # Each row says how many test clips it counts; a class with none is marked, not left as a blank row.
+    ax.set_yticks(range(n), [f"{c} (n={k})" if k else f"{c} (no test clips)" for c, k in zip(classes, support)])
+    for i in np.flatnonzero(support == 0):
+        from matplotlib.patches import Rectangle
+        ax.add_patch(Rectangle((-0.5, i - 0.5), n, 1, fill=False, hatch="//", edgecolor="0.6", lw=0))
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel("true (test clips)")
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,

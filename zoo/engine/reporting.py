@@ -113,6 +113,8 @@ class ConsoleReporter:
         self.say(f"clips: {len(prepared)} (train {c['train']}, val {c['val']}, test {c['test']}); "
                  f"{prepared.rate} rate, {prepared.n_bins} bins"
                  + (f"; {len(prepared.classes)} classes" if prepared.classes else ""))
+        if getattr(prepared, "features_from", ""):
+            self.say(f"features: {prepared.features_from}")
         if prepared.skipped:
             self.say(f"skipped {len(prepared.skipped)} clip(s) (--skip-bad); listed in reports/skipped.txt:")
             for item, reason in prepared.skipped[:SKIPPED_SHOWN]:

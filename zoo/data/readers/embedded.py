@@ -445,11 +445,13 @@ class EmbeddedDataset:
             return (f"embedded synthesised set '{m['size']}' ({len(m['genres'])} genres x {m['clips_per_genre']} "
                     f"clips x {m['seconds']:g} s, seed {m['seed']}) at {self.folder}")
         c = self.config
-        if self.subset is not None:
+        if self.subset is not None and self._why_subset == "asked by id":
             return (f"embedded synthesised set '{c.size}' ({len(self.subset)} of {10 * c.clips_per_genre} clips x "
                     f"{c.clip_seconds:g} s, seed {c.seed}; {self._why_subset}) at {self.clips_folder}")
+        # The same words whether the set is rendered, not yet, or only the clips a --limit keeps: the
+        # description (and the fingerprint) of the clips used must not depend on what is on disk.
         return (f"embedded synthesised set '{c.size}' (10 genres x {c.clips_per_genre} clips x "
-                f"{c.clip_seconds:g} s, seed {c.seed}) at {self.folder} (rendered on first use)")
+                f"{c.clip_seconds:g} s, seed {c.seed}) at {self.folder}")
 
 
 spec = ComponentSpec(

@@ -200,7 +200,7 @@ class FolderDataset:
         if numeric:
             notes.append(f"targets {', '.join(numeric)}")
         if ignored:
-            notes.append(f"non-numeric columns ignored: {', '.join(ignored)}")
+            notes.append(f"non-numeric columns ignored: {', '.join(_why_not_numeric(name, cols[name], rows) for name in ignored)}")
         return self._finish(ids, labels, targets, given, paths, notes, where=lines)
 
     def _finish(self, ids, labels, targets, given, paths, notes, *, where) -> list[Clip]:
@@ -239,6 +239,16 @@ def _listed(singles: dict[str, str]) -> str:
     parts = [f"'{label}' ({place})" for label, place in list(singles.items())[:_SINGLES_SHOWN]]
     more = len(singles) - _SINGLES_SHOWN
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+def _why_not_numeric(name: str, values: list[str], rows: list) -> str:
+    """``name``, and where a column of numbers holds a cell that is not one: ``valence (line 7: 'high' is
+    not a number)``, so a typo in one row is found without reading the whole file."""
+    bad = [(n, v) for (n, _), v in zip(rows, values) if v and not _is_number(v)]
+    if not bad or len(bad) == len([v for v in values if v]):  # no numbers at all: a text column, as meant
+        return name
+    (line, value), more = bad[0], len(bad) - 1
+    return f"{name} (line {line}: {shown(value)!r} is not a number{f'; {more} more such line(s)' if more else ''})"
 
 
 def _is_number(text: str) -> bool:

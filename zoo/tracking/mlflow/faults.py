@@ -25,7 +25,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from ...errors import ConfigError, RunError, StorageError
-from ...fsio import free_space, shown
+from ...fsio import free_space, refuse_missing_root, shown
 from ..credentials import redact_uri
 
 PROBE_SECONDS = 5.0
@@ -86,6 +86,9 @@ def check_uri(uri: str) -> None:
         raise ConfigError(f"the MLflow tracking URI '{redact_uri(uri)}' (MLFLOW_TRACKING_URI) is not a sqlite "
                           f"store's (three slashes, then the path: sqlite:///PATH/mlflow.db, or "
                           f"sqlite:////abs/path/mlflow.db); {fix}")
+    elif scheme == "sqlite" and _sqlite_db(uri) is not None:
+        refuse_missing_root(_sqlite_db(uri), "the MLflow store", "point MLFLOW_TRACKING_URI (or ZOO_HOME) at a "
+                                                                 "folder that exists")
 
 
 @functools.lru_cache(maxsize=None)
