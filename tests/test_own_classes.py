@@ -260,7 +260,7 @@ def test_the_engine_reads_no_plugin_member_by_a_name_string():
     root = Path(__file__).resolve().parents[1] / "zoo"
     names = ("former_defaults", "train_defaults", "head_defaults", "named_blocks", "restrict", "only",
              "mapping_report", "progress", "standardise", "reads_lab", "threshold", "min_samples",
-             "class_weight", "pos_weight")
+             "class_weight", "pos_weight", "config")
     pattern = re.compile(r"""(getattr|hasattr)\([^)]*["'](%s)["']""" % "|".join(names))
     found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") if p.name != "train.py"
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]

@@ -41,6 +41,7 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
 - a feature's ``min_samples`` (:class:`NeedsSamples`): the shortest audio it takes;
 - a classification task's ``classes`` and ``map_label`` (:class:`OwnsClasses`): classes of its own;
 - a task's ``higher_is_better`` (:class:`DeclaresMetrics`): each metric's direction, the one source of it;
+- any component object's ``config`` (:class:`HasConfig`): the dataclass it was built from;
 - a multi-label task's ``threshold`` (:class:`HasThreshold`);
 - a data set's ``progress`` (:class:`ShowsProgress`), ``restrict`` (:class:`Restricts`), ``only``
   (:class:`SelectsClips`) and ``mapping_report`` (:class:`MapsLabels`).
@@ -268,6 +269,15 @@ class RemembersDefaults(Protocol):
     """
 
     former_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class HasConfig(Protocol):
+    """Optional for a component given to ``zoo.compose`` as a ready object: ``config``, the frozen
+    dataclass it was built from; the run records its fields as the component's settings (without
+    it: none are recorded)."""
+
+    config: Any
 
 
 @runtime_checkable

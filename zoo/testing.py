@@ -862,6 +862,10 @@ def _check_multilabel(task: Any, columns: tuple[str, ...], who: str) -> None:
     missing += [m for m in ("resolve", "encode") if m not in missing and not callable(getattr(task, m))]
     if missing:
         _fail(f"{who}: a multilabel task needs {', '.join(missing)} (zoo.protocols.MultiLabel)")
+    from .protocols import HasThreshold
+    if isinstance(task, HasThreshold) and (isinstance(task.threshold, bool) or not isinstance(task.threshold, (int, float))
+                                           or not math.isfinite(task.threshold)):
+        _fail(f"{who}: threshold must be a finite number (zoo.protocols.HasThreshold), got {task.threshold!r}")
     from .errors import DataError
     try:
         task.resolve(tuple(columns) + ("other",), "a test data set")

@@ -8,7 +8,7 @@ from ..config import parse_assignments
 from ..data.layout import DEFAULT as DEFAULT_DATA
 from ..data.prepare import MAX_SECONDS
 from ..errors import ConfigError, DataError
-from ..protocols import SelectsClips
+from ..protocols import HasConfig, SelectsClips
 from .argtypes import POSITIVE, SEED, number
 
 SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
@@ -176,7 +176,7 @@ def _from_audio(path: Path, registry) -> tuple[dict, dict]:
         if sr not in waves:
             waves[sr] = load_audio(path, sr)
         out[name] = feature.from_audio(waves[sr], sr)
-        config = getattr(feature, "config", None)
+        config = feature.config if isinstance(feature, HasConfig) else None
         axes[name] = {"sr": sr, "hop_length": getattr(feature, "hop_length", None) or getattr(config, "hop_length", None),
                       "fmin": getattr(config, "fmin", None) or 0.0, "fmax": getattr(config, "fmax", None)}
     return out, axes

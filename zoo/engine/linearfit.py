@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RunError
-from ..protocols import BackboneOutput, FixedStatistics
+from ..protocols import BackboneOutput, FixedStatistics, HasConfig
 from . import augment
 from .batches import SplitData, ordered_batches
 
@@ -111,7 +111,7 @@ def _head_problem(name: str, head: Any, task: Any) -> str:
     if head.bounded:
         return (f"the head of task '{name}' is bounded (a sigmoid on its output), not linear "
                 f"(--set {name}.bounded=false fits it in closed form)")
-    loss = getattr(getattr(task, "config", None), "loss", "mse")
+    loss = getattr(task.config if isinstance(task, HasConfig) else None, "loss", "mse")
     if task.kind == "regression" and loss != "mse":
         return (f"task '{name}' trains with loss {loss}, and ridge regression minimises the squared error "
                 f"(--set {name}.loss=mse fits it in closed form)")
@@ -321,7 +321,7 @@ def fit_head(model: Any, name: str, Z: np.ndarray, y: np.ndarray, Zv: np.ndarray
             path = ridge_path(Z, y, grid)
             bar.update(len(grid))
         else:
-            smoothing = float(getattr(getattr(task, "config", None), "label_smoothing", 0.0) or 0.0)
+            smoothing = float(getattr(task.config if isinstance(task, HasConfig) else None, "label_smoothing", 0.0) or 0.0)
             path = logistic_path(Z, y, head.out.out_features, grid, class_weight=class_weight,
                                  label_smoothing=smoothing if kind == "classification" else 0.0,
                                  multilabel=kind == "multilabel", on_step=lambda: bar.update(1))

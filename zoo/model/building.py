@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..config import config_dict, make_config
 from ..errors import ConfigError, SpecError, suggest
-from ..protocols import Feature, RecommendsHead, Task
+from ..protocols import Feature, HasConfig, RecommendsHead, Task
 from ..registry import Registry
 from ..spec import Composition
 
@@ -123,7 +123,7 @@ def _provider(obj: Any) -> str:
 
 
 def _config_of(obj: Any) -> dict[str, Any]:
-    config = getattr(obj, "config", None)
+    config = obj.config if isinstance(obj, HasConfig) else None
     return config_dict(config) if dataclasses.is_dataclass(config) else {}
 
 
