@@ -303,7 +303,8 @@ def resume(run: str, *, registry: Registry | None = None, workspace: Workspace |
         raise ConfigError(f"run {run_id} is FINISHED: there is nothing to resume; to train it again, "
                           f"zoo run --config {Path(tags.get('zoo.folder', '<its folder>')) / CONFIG_FILE}")
     proc = recorded_process(tags)
-    if status == "RUNNING" and proc is not None and visible(proc) and why_gone(proc) is None:
+    # Under torchrun rank 0 reopens the run first: the other ranks' check would find it running.
+    if status == "RUNNING" and proc is not None and visible(proc) and why_gone(proc) is None and ws.rank == 0:
         raise ConfigError(f"run {run_id} is still running (process {proc.pid} on {proc.host}); stop it first "
                           f"(kill {proc.pid}), then zoo run --resume {run_id}")
     if "zoo.folder" not in tags:

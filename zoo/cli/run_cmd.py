@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 
 from ..config import parse_assignments
 from ..data.prepare import MAX_SECONDS
@@ -71,21 +72,35 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _terminated(signum, frame):
-    # Raising here unwinds the run like Ctrl-C does, so its MLflow run is ended FAILED with the reason.
-    raise SystemExit(f"zoo run: terminated by signal {signal.Signals(signum).name}")
-
-
 def run(args, registry, workspace) -> int:
+    from ..engine import preempt
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
-        return _run(args, registry, workspace)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    previous_hup = signal.signal(signal.SIGHUP, _terminated)  # a closed terminal ends the run the same way
+        return _stopped_as(args, registry, workspace)
+    # SIGTERM (a scheduler's preemption or time limit) and SIGHUP (a closed terminal) unwind the run where it
+    # is: it is ended KILLED, its last epoch's checkpoint kept, and zoo run exits 75 (zoo.engine.preempt).
+    previous = signal.signal(signal.SIGTERM, preempt.on_signal)
+    previous_hup = signal.signal(signal.SIGHUP, preempt.on_signal)
     try:
-        return _run(args, registry, workspace)
+        return _stopped_as(args, registry, workspace)
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGHUP, previous_hup)
+
+
+def _stopped_as(args, registry, workspace) -> int:
+    """:func:`_run`; a run stopped from outside says how to go on and exits 75 (requeue, or resume)."""
+    import sys
+
+    from ..engine import preempt
+    try:
+        return _run(args, registry, workspace)
+    except preempt.Preempted as exc:
+        run_id = getattr(exc, "run_id", None)
+        if workspace.rank == 0:
+            then = (f"the run is marked KILLED; go on from its last epoch with: zoo run --resume {run_id}" if run_id
+                    else "no run was recorded yet: start it again")
+            print(f"zoo run: {exc}; {then} (exit {preempt.EXIT_REQUEUE}: requeue the job)", file=sys.stderr)
+        return preempt.EXIT_REQUEUE
 
 
 def _run(args, registry, workspace) -> int:
@@ -155,15 +170,65 @@ def _launch(args) -> int:
     """``zoo run ... --devices N``: this same command in N processes, through torch's own launcher."""
     import sys
 
+    import os
+    import tempfile
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
-    try:
-        torchrun(["--standalone", f"--nproc-per-node={args.devices}", "-m", "zoo", *_without_devices(args.argv)])
-    except ChildFailedError as exc:
-        print(f"zoo run: {len(exc.failures)} of {args.devices} processes failed (see above; the run is marked FAILED "
-              f"with the first reason)", file=sys.stderr)
-        return 1
+
+    from ..engine.preempt import EXIT_REQUEUE
+    from ..engine.runner import LAUNCH_RECORD_ENV
+    with tempfile.TemporaryDirectory(prefix="zoo-launch-") as tmp:
+        record = Path(tmp) / "run_id"
+        os.environ[LAUNCH_RECORD_ENV] = str(record)  # the ranks inherit it; rank 0 writes its run id there
+        try:
+            torchrun(["--standalone", f"--nproc-per-node={args.devices}", "-m", "zoo", *_without_devices(args.argv)])
+        except SignalException as exc:  # torchrun stopped the ranks with the same signal; they ended the run KILLED
+            print(f"zoo run: stopped by {signal.Signals(exc.sigval).name}; every rank was stopped (exit "
+                  f"{EXIT_REQUEUE}: requeue the job, or go on with zoo run --resume RUN)", file=sys.stderr)
+            return EXIT_REQUEUE
+        except ChildFailedError as exc:
+            codes = {f.exitcode for f in exc.failures.values()}
+            if codes == {EXIT_REQUEUE}:  # every rank that ended was stopped from outside: a preemption
+                return EXIT_REQUEUE
+            killed = _killed_ranks(exc, args.devices)
+            if killed:
+                _say_killed(record, killed)
+            print(f"zoo run: {len(exc.failures)} of {args.devices} processes failed ({killed or 'see above'}; the "
+                  f"run is marked FAILED with the first reason)", file=sys.stderr)
+            return 1
+        finally:
+            os.environ.pop(LAUNCH_RECORD_ENV, None)
     return 0
+
+
+def _killed_ranks(exc, world_size: int) -> str:
+    """``rank 1 of 2 killed by SIGKILL`` for each rank a signal ended (the launcher alone sees how they ended)."""
+    killed = {rank: signal.Signals(-f.exitcode).name for rank, f in sorted(exc.failures.items()) if f.exitcode < 0}
+    if any(name != "SIGTERM" for name in killed.values()):  # SIGTERM: torchrun stopping the others after it
+        killed = {rank: name for rank, name in killed.items() if name != "SIGTERM"}
+    return "; ".join(f"rank {rank} of {world_size} killed by {name}" for rank, name in killed.items())
+
+
+def _say_killed(record, killed: str) -> None:
+    """Put the launcher's word on how a rank ended first in the run's ``zoo.failure`` (a failure here only warns)."""
+    import sys
+    try:
+        run_id = record.read_text().strip()
+    except OSError:
+        return
+    try:
+        from ..tracking import FAILURE_TAG
+        from ..tracking.mlflow.store import client
+        from ..workspace import Workspace
+        c = client(Workspace.from_env().tracking_uri)
+        before = c.get_run(run_id).data.tags.get(FAILURE_TAG, "")
+        c.set_tag(run_id, FAILURE_TAG, f"{killed}" + (f" (rank 0 saw: {before})" if before else ""))
+        if c.get_run(run_id).info.status == "RUNNING":
+            c.set_terminated(run_id, status="FAILED")
+    except Exception as err:  # noqa: BLE001 - the run keeps rank 0's reason
+        print(f"zoo run: warning: could not record '{killed}' in run {run_id} ({type(err).__name__})", file=sys.stderr)
 
 
 def _finish(args, res, workspace, say) -> None:
@@ -243,6 +308,8 @@ def _resume(args, registry, workspace, reporter) -> int:
         raise ConfigError(f"--resume {args.resume} goes on with the run's own settings (its config.yaml); drop "
                           f"{', '.join(given)}, or start a new run with zoo run --config")
     res = api.resume(args.resume, registry=registry, workspace=workspace, reporter=reporter)
+    if workspace.rank != 0:  # under torchrun the other ranks trained alongside and have nothing to say
+        return 0
     reporter.say(f"run:     {res.tracking} (resumed)")
     if args.json:
         from ..engine.reports import jsonable

@@ -29,6 +29,10 @@ from .metrics import SplitPredictions, predict_split
 
 _FAILED = "zoo/failed/"
 """Store key prefix: ``zoo/failed/<rank>`` holds that rank's failure reason."""
+_STOPPED = "zoo/stopped/"
+"""Store key prefix: ``zoo/stopped/<rank>`` is set by a rank that stopped on SIGTERM (not killed)."""
+_PROCESS = "zoo/process/"
+"""Store key prefix: ``zoo/process/<rank>`` holds that rank's ``host:pid``, to tell a killed rank."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,20 @@ class Group:
         import torch.distributed as dist
         dist.barrier()
 
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (any picklable object)."""
+        import torch.distributed as dist
+        box = [value if self.main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        import torch.distributed as dist
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, value)
+        return parts
+
     def rank_seed(self, seed: int) -> int:
         """A torch seed for this rank's randomness (dropout, augmentation): reproducible, differs per rank."""
         return int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0])
@@ -106,9 +124,14 @@ class Group:
     def failures(self) -> Iterator[None]:
         """Around a rank's work: a failing rank records why before it exits; rank 0, failing because a
         collective lost that rank, raises a :class:`RunError` with the other rank's reason instead."""
+        from . import preempt
         try:
             yield
         except BaseException as exc:
+            if preempt.orphaned():  # the launcher, and the store it served, are gone: say why, wait on nothing
+                if self.main and not isinstance(exc, preempt.Preempted):
+                    raise preempt.Preempted(preempt.reason()) from exc
+                raise
             store = _store()
             if self.main and threading.current_thread() is threading.main_thread():
                 # torchrun's agent stops the surviving ranks with SIGTERM once one has exited: rank 0
@@ -116,14 +139,20 @@ class Group:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
             if store is None:
                 raise
+            stopped = isinstance(exc, preempt.Preempted) or preempt.reason() is not None
             if not self.main:
-                reason = f"rank {self.rank} of {self.world_size} on {socket.gethostname()}: {type(exc).__name__}: {exc}"
+                # A rank told to stop says so (rank 0 then knows it was not killed); one that failed says why.
+                key, reason = ((f"{_STOPPED}{self.rank}", "stopped") if stopped else
+                               (f"{_FAILED}{self.rank}", f"rank {self.rank} of {self.world_size} on "
+                                                         f"{socket.gethostname()}: {type(exc).__name__}: {exc}"))
                 with contextlib.suppress(Exception):
-                    store.set(f"{_FAILED}{self.rank}", reason)
+                    store.set(key, reason)
                 raise
-            other = _reported(store, self.world_size)
+            other = _reported(store, self.world_size) or _killed(store, self.world_size)
             if other is not None:
                 raise RunError(other) from exc
+            if stopped and not isinstance(exc, preempt.Preempted):  # a collective broke as the ranks stopped
+                raise preempt.Preempted(preempt.reason()) from exc
             raise
 
     def close(self) -> None:
@@ -151,12 +180,63 @@ def _reported(store: Any, world_size: int) -> str | None:
     return None
 
 
+def _killed(store: Any, world_size: int) -> str | None:
+    """The first rank on this host whose process is gone without a word (no failure, no stop recorded):
+    killed by SIGKILL, the OOM killer or a crash of the interpreter."""
+    import os
+
+    from ..processes import this_host
+    for rank in range(1, world_size):
+        try:
+            if store.check([f"{_STOPPED}{rank}"]) or not store.check([f"{_PROCESS}{rank}"]):
+                continue
+            host, pid = store.get(f"{_PROCESS}{rank}").decode().rsplit(":", 1)
+        except Exception:  # noqa: BLE001 - the store is gone: nothing to tell
+            return None
+        if host != this_host():
+            continue
+        if not _alive(int(pid), wait=2.0):  # a process is torn down after its sockets: give it a moment
+            return (f"rank {rank} of {world_size} (pid {pid} on {host}) was killed: it ended without a word "
+                    f"(SIGKILL, the OOM killer or a crash)")
+    return None
+
+
+def _alive(pid: int, wait: float = 0.0) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet collected by its launcher, does not), after up to
+    ``wait`` seconds for it to end."""
+    import time
+    deadline = time.monotonic() + wait
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _running(pid)
+
+
+def _running(pid: int) -> bool:
+    import os
+    from pathlib import Path
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def join(rank: int, world_size: int, local_rank: int, local_world_size: int, device: DeviceChoice, *,
          batch_size: int) -> Group:
     """Join the process group torchrun set up (``env://``): nccl with one GPU per local rank, else gloo
     with the usable cores shared among the local ranks (unless ``train.threads`` set a number)."""
+    import os
+
     import torch
     import torch.distributed as dist
+
+    from .preempt import watch_launcher
+    watch_launcher(os.getppid())  # the launcher killed (even by SIGKILL): this rank stops too
     if batch_size < world_size:
         raise ConfigError(f"train.batch_size {batch_size} is the global batch, shared by {world_size} processes; "
                           f"give at least one clip per process: --batch-size {world_size} or more")
@@ -177,4 +257,11 @@ def join(rank: int, world_size: int, local_rank: int, local_world_size: int, dev
     if dist.get_world_size() != world_size or dist.get_rank() != rank:
         raise RunError(f"the process group has rank {dist.get_rank()} of {dist.get_world_size()}, the launcher said "
                        f"{rank} of {world_size}; start the processes with torchrun")
+    store = _store()
+    if store is not None:
+        import os
+
+        from ..processes import this_host
+        with contextlib.suppress(Exception):
+            store.set(f"{_PROCESS}{rank}", f"{this_host()}:{os.getpid()}")
     return Group(rank, world_size, local_rank, backend, device)

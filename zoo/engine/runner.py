@@ -526,10 +526,10 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         device = ranks.device
         if not ranks.main:  # only rank 0 writes and speaks
             tracker, reporter = untracked(), QuietReporter(progress=False)
-    if resume is not None:
-        folder = resume.folder
-    elif ranks is not None and not ranks.main:
+    if ranks is not None and not ranks.main:  # another rank writes nothing, and may run on another machine
         folder = None
+    elif resume is not None:
+        folder = resume.folder
     else:
         folder = run_folder(text, request.out_dir if request.out_dir is not None else workspace.runs_dir)
     seed_list = request.seeds.seeds
@@ -580,6 +580,7 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
                        dict(base_tags, **data_tags), folder, reporter, request.transfer, doc, ranks)
         results = []
+        _record_launch(top_id, ranks)
         if not several:
             results.append((folder is not None and _finished_seed(folder / f"seed{seed_list[0]}", registry))
                            or _train_seed(ctx, seed_list[0], top_id))
@@ -587,7 +588,9 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         else:
             for s in seed_list:
                 seed_dir = folder / f"seed{s}" if folder is not None else Path()  # another rank: not used
-                done = _finished_seed(seed_dir, registry) if resume else None
+                done = _finished_seed(seed_dir, registry) if resume and folder is not None else None
+                if ranks is not None and resume is not None and ranks.share(done is not None) and done is None:
+                    done = _finished_seed_of_another_rank(s)  # rank 0 keeps it: so does this rank
                 if done is not None:
                     results.append(done)
                     reporter.on_seed_end(done)
@@ -625,6 +628,24 @@ def speed_declarations(built: Any, registry: Any) -> dict[str, bool]:
             "channels_last": isinstance(holder, ChannelsLast) and bool(holder.channels_last)}
 
 
+LAUNCH_RECORD_ENV = "ZOO_LAUNCH_RECORD"
+"""Set by ``zoo run --devices N`` for its ranks: a file rank 0 writes its run id to, so that the launcher,
+which alone sees how a rank ended (SIGKILL...), can say so in the run."""
+
+
+def _record_launch(run_id: str, ranks: Any) -> None:
+    import os
+    where = os.environ.get(LAUNCH_RECORD_ENV)
+    if where and (ranks is None or ranks.main):
+        with contextlib.suppress(OSError):
+            Path(where).write_text(run_id)
+
+
+def _finished_seed_of_another_rank(seed: int) -> SeedResult:
+    """On a rank other than 0: the stand-in for a seed rank 0 found finished (it reports it; this rank skips it)."""
+    return SeedResult(seed, None, {}, {}, [], 0, False, 0.0, Path(), {}, None)
+
+
 def _join(workspace: Workspace | None, device: Any, config: TrainConfig, resume: Resume | None) -> Any:
     """This process's :class:`~zoo.engine.distributed.Group` when torchrun started several; else None."""
     if workspace is None or workspace.world_size <= 1:
@@ -632,9 +653,6 @@ def _join(workspace: Workspace | None, device: Any, config: TrainConfig, resume:
     if config.overfit_batches:
         raise ConfigError(f"--overfit-batches checks a few batches in one process, not {workspace.world_size}; "
                           f"run it without torchrun or --devices")
-    if resume is not None:
-        raise ConfigError(f"--resume goes on in one process; a run of {workspace.world_size} processes cannot be "
-                          f"resumed yet: start it again, or resume it without torchrun or --devices")
     from .distributed import join
     return join(workspace.rank, workspace.world_size, workspace.local_rank, workspace.local_world_size, device,
                 batch_size=config.batch_size)

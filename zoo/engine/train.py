@@ -19,6 +19,7 @@ from ..errors import RunError
 from ..protocols import takes_loss_weight
 from . import augment
 from .batches import SplitData, random_batches
+from . import preempt
 from .checkpoint import Checkpoint, rng_states, set_rng_states
 from .trainconfig import TrainConfig, crops_per_clip
 from .device import DeviceChoice
@@ -300,8 +301,12 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     start = time.perf_counter()
     first = 1
     saved = checkpoint.load() if checkpoint is not None else None
+    if group is not None:  # rank 0 holds the checkpoint: every rank goes on from it
+        saved = group.share(saved)
     if saved is not None:
         first, waited, best_state = _restore(saved, model, optimizer, scheduler, step, rng, result)
+        if group is not None:
+            _restore_rank(saved, group, aug_rng, seed, first)
         start -= result.seconds
         if config.patience and waited >= config.patience:  # it had stopped early when it was killed
             result.stopped_early, first = True, config.epochs + 1
@@ -331,6 +336,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 per_sum += per
                 n += 1
                 bar.update(1)
+                preempt.check()  # a SIGTERM whose exception a finaliser swallowed still stops the run here
                 if n % max(1, config.refresh_steps) == 0:
                     bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
             if group is not None:
@@ -367,9 +373,14 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f}{shown}", refresh=True)
             if on_epoch is not None:
                 on_epoch(epoch, row)
+            # every rank's own random state (augmentation, dropout), so that a resumed run goes on with them
+            per_rank = group.gather((aug_rng.bit_generator.state, rng_states())) if group is not None else None
             if checkpoint is not None:
                 result.seconds = time.perf_counter() - start
-                checkpoint.save(_loop_state(epoch, waited, best_state, model, optimizer, scheduler, step, rng, result))
+                state = _loop_state(epoch, waited, best_state, model, optimizer, scheduler, step, rng, result)
+                if per_rank is not None:
+                    state["ranks"] = per_rank
+                checkpoint.save(state)
             if config.patience and waited >= config.patience:
                 result.stopped_early = True
                 bar.total = bar.n
@@ -442,6 +453,21 @@ def _loop_state(epoch: int, waited: int, best_state: dict, model: Any, optimizer
             "scaler": step.scaler.state_dict() if step.scaler is not None else None,
             "batch_rng": rng.bit_generator.state, "rng": rng_states(), "history": result.history,
             "best_epoch": result.best_epoch, "best_score": result.best_score, "seconds": result.seconds}
+
+
+def _restore_rank(saved: dict[str, Any], group: Any, aug_rng: np.random.Generator, seed: int, first: int) -> None:
+    """Under torchrun: this rank's own random states from the checkpoint when it was written by as many
+    ranks; on another world size (or from a one-process checkpoint) the rank's draws start afresh from
+    its seed and the epoch (the model, optimiser, schedule and batch order still go on exactly)."""
+    import torch
+    ranks = saved.get("ranks")
+    if ranks is not None and len(ranks) == group.world_size:
+        aug_state, states = ranks[group.rank]
+        aug_rng.bit_generator.state = aug_state
+        set_rng_states(states)
+    else:
+        aug_rng.bit_generator.state = np.random.default_rng([seed, group.rank, first]).bit_generator.state
+        torch.manual_seed(group.rank_seed(seed) + first)
 
 
 def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, step: _Stepper,

@@ -134,7 +134,10 @@ def tracked_run(tracker: Tracker, name: str, tags: Mapping[str, str] | None = No
             raise
         try:
             tracker.set_tags(run_id, {FAILURE_TAG: failure_reason(exc)})
-            tracker.end_run(run_id, "FAILED")
+            # stopped from outside (SIGTERM: zoo.engine.preempt.Preempted): KILLED, and resumable
+            tracker.end_run(run_id, getattr(exc, "run_status", "FAILED"))
+            if getattr(exc, "run_status", None) and not getattr(exc, "run_id", None):
+                exc.run_id = run_id
         except Exception as log_exc:  # the original error matters more; keep both visible
             first = str(log_exc).splitlines()[0] if str(log_exc) else type(log_exc).__name__
             exc.add_note(f"could not mark run {run_id} FAILED ({first}); the next `zoo compare` ends it KILLED")
