@@ -166,3 +166,13 @@ def test_a_store_or_an_out_folder_under_a_missing_root_is_refused_and_nothing_cr
     from zoo.fsio import under_missing_root
     assert under_missing_root(Path.cwd() / "new" / "deeper") is None  # an ordinary folder's new sub-folders: fine
     assert under_missing_root(f"/mnt/zoo-usb-{uuid.uuid4().hex[:6]}/runs") is not None  # a disk not mounted
+
+
+def test_a_data_folder_copied_elsewhere_reads_the_same_pack(home, audio, tmp_path, capsys):
+    import shutil
+    assert main(["data", "pack", "lstm+mel:genre", "--data", str(audio), "--no-progress"]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere" / "audio"
+    shutil.copytree(audio, moved)  # new paths, new change times: the contents are hashed again and match
+    assert main(["run", "lstm+mel:genre", "--data", str(moved), *QUICK]) == 0
+    assert "features: read from the feature pack " in capsys.readouterr().out

@@ -3,9 +3,10 @@
 Audio clips go through :func:`zoo.data.extract.extract_audio` (decoded once, each feature cached
 on disk); lab arrays through :func:`~zoo.data.labarray.load_lab_array` and each feature's
 ``from_lab``. The stacked ``[F, T_i]`` arrays are packed into one file in the cache as they come
-(:data:`CHUNK_CLIPS` clips extracted at a time), keyed by everything that decides them (the data
-set's description, every clip's id and file, the features' settings and versions, limit, seed and
-``max_seconds``): a second prepare of the same data reads that one file. The pack also records the
+(:data:`CHUNK_CLIPS` clips extracted at a time), keyed by everything that decides them but where the
+files lie (the data set's kind, every clip's id, the features' settings and versions, limit, seed and
+``max_seconds``): a second prepare of the same data reads that one file, also from a copied folder
+and cache. The pack also records the
 sha256 of every clip's file with its size, modification and change times: a file whose times or size
 differ since (edited in place, even with its modification time put back by ``cp -p``, ``rsync -a`` or
 ``tar``: the change time cannot be put back) is hashed again, and any content that changed rebuilds the
@@ -47,13 +48,14 @@ MAX_SECONDS = 30.0
 clips are 30 s excerpts."""
 
 
-def pack_key(description: str, clips: Sequence[Clip], features: Mapping[str, Feature], *, rate: str,
+def pack_key(kind: str, clips: Sequence[Clip], features: Mapping[str, Feature], *, rate: str,
              limit: int | None, seed: int, max_seconds: float | None = None) -> str:
-    """sha256 over everything that decides the stacked arrays."""
-    files = [[c.id, str(source(c))] for c in clips]  # the content is checked apart: see _changed
+    """sha256 over everything that decides the stacked arrays but where the files lie: the data set's
+    kind, the clips' ids, the features, limit, seed and cut. Each file's content is checked apart
+    (:func:`_changed`), so a data folder moved or copied (with its cache) reads the same pack."""
     doc = {
-        "pack": PACK_VERSION, "rate": rate, "dataset": description, "limit": limit, "seed": seed,
-        "max_seconds": max_seconds or None, "features": _feature_doc(features), "clips": files,
+        "pack": PACK_VERSION, "rate": rate, "dataset": kind, "limit": limit, "seed": seed,
+        "max_seconds": max_seconds or None, "features": _feature_doc(features), "clips": [c.id for c in clips],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -293,7 +295,7 @@ def prepare(dataset: Dataset, features: Mapping[str, Feature], *, rate: str, ski
     clips, splits, skipped = chosen.clips, chosen.splits, list(chosen.skipped)
     check_class_sizes(clips, min_class_clips)
     cache = Path(cache_dir)
-    key = pack_key(where, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
+    key = pack_key(dataset.name, clips, features, rate=rate, limit=limit, seed=seed, max_seconds=max_seconds)
     path = cache / "packs" / f"{key[:40]}.pack"
     reap_temporaries(path.parent)  # what pack writers killed mid-write left, whether or not this pack is written
     budget = memory_budget or host_budget()
