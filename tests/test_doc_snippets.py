@@ -1,16 +1,110 @@
-"""Python blocks of docs/ run verbatim, as a reader would paste them into a script: the pyfunc snippet of
-docs/predict.md and the config-file snippet of docs/python-api.md (each once failed as written)."""
+"""Every code block of docs/ and README.md runs verbatim under a test, or is marked as an excerpt.
+
+The convention, read from the last non-blank line above a block's opening fence:
+
+* ``<!-- excerpt: WHY -->``: not run; WHY says what it is (a command's output, a synopsis with
+  placeholders, a fragment) or why it cannot run here (needs the network, a GPU, a data set not
+  shipped; trains for minutes). A marker without a reason fails.
+* ``<!-- tested: tests/test_NAME.py -->``: another test runs it verbatim, with what it needs set up
+  (that file must exist and name the doc).
+* no marker: a ```bash / ```sh block runs with ``bash -e`` in a fresh folder with a fresh zoo
+  workspace (``ZOO_HOME``, ``HOME`` and ``MLFLOW_TRACKING_URI`` there; a ``song.mp3`` beside it);
+  a ```python block runs as a script in a fresh folder with the session's workspace (the embedded
+  set is synthesised once). Each must exit 0.
+
+:func:`test_every_block_runs_or_is_marked` finds every block automatically: a new block fails it
+until it can run (a language this file runs) or is marked. Blocks that train use the smallest
+settings that show what they show.
+"""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from datafixtures import music, write_audio
 from zoo.cli import main
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RUNS = {"bash": "bash", "sh": "bash", "python": "python"}
+_FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+_MARK = re.compile(r"^<!--\s*(excerpt|tested):\s*(.*?)\s*-->$")
+
+
+@dataclass(frozen=True)
+class Block:
+    doc: str      # path relative to the repository
+    line: int     # of the opening fence
+    lang: str
+    code: str
+    mark: str     # "excerpt", "tested" or ""
+    why: str      # the marker's text
+
+    def __str__(self) -> str:
+        return f"{self.doc}:{self.line}"
+
+
+def blocks() -> list[Block]:
+    """Every fenced block of docs/*.md and README.md, with the marker above it."""
+    found = []
+    for path in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]:
+        text = path.read_text(encoding="utf-8")
+        for m in _FENCE.finditer(text):
+            before = [ln.strip() for ln in text[:m.start()].splitlines() if ln.strip()]
+            mark = _MARK.match(before[-1]) if before else None
+            found.append(Block(str(path.relative_to(ROOT)), text[:m.start()].count("\n") + 1, m.group(1).lower(),
+                               m.group(2), mark.group(1) if mark else "", mark.group(2) if mark else ""))
+    return found
+
+
+BLOCKS = blocks()
+
+
+def test_every_block_runs_or_is_marked():
+    problems = []
+    for b in BLOCKS:
+        if b.mark == "excerpt" and not b.why:
+            problems.append(f"{b}: <!-- excerpt: --> says no reason")
+        elif b.mark == "tested":
+            test = ROOT / b.why
+            if not (b.why.startswith("tests/") and test.is_file()):
+                problems.append(f"{b}: <!-- tested: {b.why} --> names no test file")
+            elif Path(b.doc).name not in test.read_text(encoding="utf-8"):
+                problems.append(f"{b}: {b.why} never mentions {Path(b.doc).name}")
+        elif not b.mark and b.lang not in RUNS:
+            problems.append(f"{b}: a ```{b.lang or '(no language)'} block: give it a language this test runs "
+                            f"({', '.join(sorted(RUNS))}) or mark it <!-- excerpt: WHY --> / <!-- tested: FILE -->")
+    assert not problems, "\n".join(problems)
+
+
+RUNNABLE = [b for b in BLOCKS if not b.mark and b.lang in RUNS]
+
+
+@pytest.mark.slow  # each block is a fresh process; some train (on the tiny set, for an epoch or two)
+@pytest.mark.parametrize("block", RUNNABLE, ids=str)
+def test_block_runs_as_written(block, workspace, tmp_path):
+    folder = tmp_path / "here"
+    folder.mkdir()
+    write_audio(folder / "song.mp3", music(3.0, seed=1))
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # zoo, as installed
+    if RUNS[block.lang] == "bash":  # a fresh workspace, as a new user's shell has
+        home = tmp_path / "user"
+        env.update(HOME=str(home), ZOO_HOME=str(home / ".zoo"),
+                   MLFLOW_TRACKING_URI=f"sqlite:///{home / '.zoo' / 'mlflow' / 'mlflow.db'}")
+        command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
+    else:
+        env.update(workspace.environ())
+        (folder / "snippet.py").write_text(block.code)
+        command = [sys.executable, "snippet.py"]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{block} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
 SMALL = ["--set", "backbone.hidden=8", "--set", "backbone.layers=1", "--set", "train.batch_size=8", "--epochs", "1"]
 
 
