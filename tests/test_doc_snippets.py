@@ -5,8 +5,8 @@ The convention, read from the last non-blank line above a block's opening fence:
 * ``<!-- excerpt: WHY -->``: not run; WHY says what it is (a command's output, a synopsis with
   placeholders, a fragment) or why it cannot run here (needs the network, a GPU, a data set not
   shipped; trains for minutes). A marker without a reason fails.
-* ``<!-- tested: tests/test_NAME.py -->``: another test runs it verbatim, with what it needs set up
-  (that file must exist and name the doc).
+* ``<!-- tested: tests/test_NAME.py -->`` (optionally followed by how): another test runs it verbatim,
+  with what it needs set up (that file must exist and name the doc).
 * no marker: a ```bash / ```sh block runs with ``bash -e`` in a fresh folder with a fresh zoo
   workspace (``ZOO_HOME``, ``HOME`` and ``MLFLOW_TRACKING_URI`` there; a ``song.mp3`` beside it);
   a ```python block runs as a script in a fresh folder with the session's workspace (the embedded
@@ -72,11 +72,12 @@ def test_every_block_runs_or_is_marked():
         if b.mark == "excerpt" and not b.why:
             problems.append(f"{b}: <!-- excerpt: --> says no reason")
         elif b.mark == "tested":
-            test = ROOT / b.why
-            if not (b.why.startswith("tests/") and test.is_file()):
+            name = (b.why.split() or [""])[0]  # the file, then what it does with the block if anything
+            test = ROOT / name
+            if not (name.startswith("tests/") and test.is_file()):
                 problems.append(f"{b}: <!-- tested: {b.why} --> names no test file")
             elif Path(b.doc).name not in test.read_text(encoding="utf-8"):
-                problems.append(f"{b}: {b.why} never mentions {Path(b.doc).name}")
+                problems.append(f"{b}: {name} never mentions {Path(b.doc).name}")
         elif not b.mark and b.lang not in RUNS:
             problems.append(f"{b}: a ```{b.lang or '(no language)'} block: give it a language this test runs "
                             f"({', '.join(sorted(RUNS))}) or mark it <!-- excerpt: WHY --> / <!-- tested: FILE -->")
