@@ -235,7 +235,7 @@ def test_an_unreachable_server_is_told_at_once_by_the_probe(tmp_path, monkeypatc
     assert "Traceback" not in err
     (line,) = [ln for ln in err.splitlines() if ln.startswith("zoo: error:")]
     assert line.startswith(f"zoo: error: cannot reach the MLflow server http://127.0.0.1:{port} (127.0.0.1:{port}: "
-                           f"Connection refused")
+                           f"Connection refused); ")
     assert "or pass --no-track" in line
     assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
 
@@ -250,6 +250,14 @@ def test_a_server_lost_mid_run_is_worded_as_such():
     assert isinstance(problem, StoreUnavailable) and problem.store_unavailable
     assert str(problem).startswith("lost the MLflow server http://user:***@h:5000 (it stopped answering)")
     assert store_problem(ValueError("no such run"), "sqlite:///x.db") is None  # not a store fault: passed on
+    # Something answers at that address, but not MLflow (a proxy, another service): MLflow's words for it.
+    from mlflow.exceptions import MlflowException
+    other = MlflowException("API request to endpoint /api/2.0/mlflow/experiments/get-by-name failed with error "
+                            "code 404 != 200. Response body: ''")
+    problem = store_problem(other, "http://h:5000")
+    assert isinstance(problem, StoreUnavailable) and str(problem).startswith(
+        "the server at http://h:5000 answered HTTP 404 to /api/2.0/mlflow/experiments/get-by-name, not as an MLflow "
+        "tracking server does")
 
 
 def test_a_plain_folder_uri_and_known_schemes_pass_the_check():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Callable
@@ -98,12 +99,12 @@ def _probe(uri: str, host: str, port: int) -> None:
         with socket.create_connection((host, port), timeout=PROBE_SECONDS):
             return
     except OSError as exc:
-        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc) or type(exc).__name__)
+        reason = (f"no answer in {PROBE_SECONDS:.0f} s" if isinstance(exc, socket.timeout)
+                  else (exc.strerror or str(exc) or type(exc).__name__))
     _probe.cache_clear()  # not remembered: the next call probes again
     raise StoreUnavailable(
-        f"cannot reach the MLflow server {redact_uri(uri)} ({host}:{port}: {reason}, tried for "
-        f"{PROBE_SECONDS:.0f} s); start it or check the address in MLFLOW_TRACKING_URI, unset it to record runs "
-        f"in the zoo's own store, or pass --no-track")
+        f"cannot reach the MLflow server {redact_uri(uri)} ({host}:{port}: {reason}); start it or check the "
+        f"address in MLFLOW_TRACKING_URI, unset it to record runs in the zoo's own store, or pass --no-track")
 
 
 def _chain(exc: BaseException):
@@ -144,6 +145,12 @@ def store_problem(exc: BaseException, uri: str) -> Exception | None:
             f"the MLflow store {where} stayed locked by another process (MLflow waited 20 s); let that process "
             f"finish or stop it ({'fuser ' + shown(db) if db else 'see who holds it'} names it), then run again, "
             f"or pass --no-track")
+    answered = re.search(r"api request to endpoint (\S+) failed with error code (\d+) != 200", text)
+    if answered and uri.startswith(("http://", "https://")):  # not MLflow's JSON: another service, or a proxy
+        return StoreUnavailable(
+            f"the server at {where} answered HTTP {answered.group(2)} to {answered.group(1)}, not as an MLflow "
+            f"tracking server does: check the host and port in MLFLOW_TRACKING_URI (zoo server, or mlflow server, "
+            f"listens there?), unset it to record runs in the zoo's own store, or pass --no-track")
     try:
         import requests
         unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
