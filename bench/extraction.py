@@ -91,10 +91,12 @@ def write_clips(folder: Path, n: int, seconds: float, seed: int = 0) -> list[Pat
 
 
 def features(registry: Any = None) -> dict[str, Any]:
-    """The ``mel`` and ``chroma`` features at their default (the lab's) settings."""
+    """The ``mel`` and ``chroma`` features at the lab's settings with ``backend: librosa``, the same
+    calls as the plain loop, so the rows measure the pipeline (the torch backend, the default since
+    issue 26, has rows of its own)."""
     from zoo.registry import Registry
     registry = registry or Registry()
-    return {name: registry.create("feature", name, {}) for name in ("mel", "chroma")}
+    return {name: registry.create("feature", name, {"backend": "librosa"}) for name in ("mel", "chroma")}
 
 
 def plain(paths: list[Path]) -> list[dict[str, np.ndarray]]:

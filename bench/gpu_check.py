@@ -9,7 +9,9 @@ What it runs, each step timed and reported as ok or FAILED with the reason (exit
 2. mel and chroma computed on the GPU (plugins/zoo-features ``torchfeatures``, device cuda);
 3. ``zoo run --devices N`` with DistributedDataParallel over nccl on every visible GPU (N = the GPU count;
    skipped with one GPU), through the real command line;
-4. ``torch.compile`` / channels_last: the engine has no such setting yet: listed as not offered.
+4. bench/precision.py on the GPU: matmul and conv peaks, each backbone at its default size in fp32, fp32 +
+   channels_last, bf16 and bf16 + channels_last;
+5. ``torch.compile``: the engine has no such setting yet: listed as not offered.
 """
 from __future__ import annotations
 
@@ -35,17 +37,27 @@ def _check(name: str, fn: Callable[[], str]) -> None:
     print(f"[{status}] {name} ({time.perf_counter() - t0:.1f} s): {detail}", flush=True)
 
 
-def _training(amp: str) -> str:
+def _training(precision: str) -> str:
     import torch
 
     from bench import training
     from zoo.engine.device import DeviceChoice
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    device = DeviceChoice(torch.device("cuda", 0), dtype, scaler=amp == "fp16")
     cases = training._tiny(steps=20, warmup=3, probe=False)
-    section = training.run(cases, device=device, device_name="cuda", threads=0, reps=1, echo=lambda *_: None)
+    section = training.run(cases, device=DeviceChoice(torch.device("cuda", 0)), device_name="cuda", threads=0,
+                           reps=1, precisions=[precision], echo=lambda *_: None)
     lines = [f"{r.case}: zoo {r.zoo:.1f} samples/s, bare {r.base:.1f} samples/s, ratio {r.ratio:.2f}"
              for r in section.rows]
+    return "\n    " + "\n    ".join(lines)
+
+
+def _precision() -> str:
+    import torch
+
+    from bench import precision
+    from dataclasses import replace
+    case = replace(precision.FULL, frames=128, steps=5, reps=2)
+    section = precision.run(case, torch.device("cuda", 0), echo=lambda *_: None)
+    lines = [f"{r.case}: {r.zoo:.1f} vs {r.base:.1f} {r.unit}, ratio {r.ratio:.2f}; {r.note}" for r in section.rows]
     return "\n    " + "\n    ".join(lines)
 
 
@@ -99,8 +111,9 @@ def main() -> int:
     else:
         CHECKS.append(("DDP over nccl", "skipped", 0.0, "one GPU visible"))
         print("[skipped] DDP over nccl: one GPU visible (zoo run --devices 2 needs two)")
-    CHECKS.append(("torch.compile / channels_last", "skipped", 0.0, "the engine offers no such setting yet"))
-    print("[skipped] torch.compile / channels_last: the engine offers no such setting yet")
+    _check("precision and channels_last per backbone, default sizes (bench/precision.py)", _precision)
+    CHECKS.append(("torch.compile", "skipped", 0.0, "the engine offers no such setting yet"))
+    print("[skipped] torch.compile: the engine offers no such setting yet")
     failed = [c for c in CHECKS if c[1] == "FAILED"]
     print(f"gpu_check: {len(CHECKS) - len(failed)} of {len(CHECKS)} checks ok or skipped, {len(failed)} failed")
     return 1 if failed else 0

@@ -193,13 +193,13 @@ def run(case: PrecisionCase, device: Any, echo=print) -> Section:
             frac = gflops / peaks[("matmul", half)]
             r = row(SECTION, f"{backbone} (default size), {case.bins}x{case.frames}, batch {case.batch_size}: {name}",
                     speed[name], speed["fp32"], "clips/s", baseline="fp32",
-                    note=f"{gflops:.0f} GFLOP/s = {frac:.0%} of the {'bf16' if half else 'fp32'} matmul peak")
+                    note=f"{gflops:.3g} GFLOP/s = {frac:.0%} of the {'bf16' if half else 'fp32'} matmul peak")
             echo(f"  {r.case}: {r.zoo:.1f} vs {r.base:.1f} clips/s, speed-up {r.ratio:.2f} "
                  f"({min(r.ratios):.2f}-{max(r.ratios):.2f}); {r.note}")
             section.rows.append(r)
         fp32_gflops = statistics.median(speed["fp32"]) / case.batch_size * flops / 1e9
         section.notes.append(f"{backbone}: {flops / 1e9:.1f} GFLOP per step (forward + backward); fp32 at "
-                             f"{fp32_gflops:.0f} GFLOP/s = {fp32_gflops / peaks[('matmul', False)]:.0%} of the fp32 "
+                             f"{fp32_gflops:.3g} GFLOP/s = {fp32_gflops / peaks[('matmul', False)]:.0%} of the fp32 "
                              f"matmul peak.")
     native = native_cpu_bf16() if device.type == "cpu" else "(GPU)"
     section.notes.append(f"Native bf16 on this processor: {native or 'none (bf16 emulated)'}. Peaks: best of "

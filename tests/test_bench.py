@@ -43,7 +43,8 @@ def _check_rows(doc: dict, sections: set[str]) -> None:
 
 
 def test_quick_run_prints_ratios_and_records_the_machine(tmp_path):
-    proc, doc, md = _run_bench(tmp_path, "--only", "training,packing,threads,loading", "--backbones", "lstm")
+    proc, doc, md = _run_bench(tmp_path, "--only", "training,packing,threads,loading", "--backbones", "lstm",
+                               "--precision", "fp32")
     for key in ("cpu:", "cores:", "ram_gib:", "torch:", "torch_threads:", "device: cpu", "load_average:"):
         assert key in proc.stdout
     assert "ratio zoo/base" in proc.stdout
@@ -61,12 +62,43 @@ def test_quick_run_prints_ratios_and_records_the_machine(tmp_path):
 def test_quick_run_of_every_section(tmp_path):
     # Every section, the threads one on 2 torch threads: minutes on a busy 2-core machine.
     proc, doc, md = _run_bench(tmp_path, timeout=900)
-    _check_rows(doc, {"training", "lstm packing", "threads", "extraction", "loading", "memory"})
+    _check_rows(doc, {"training", "precision", "lstm packing", "threads", "extraction", "loading", "memory"})
     extraction = next(s for s in doc["sections"] if s["name"] == "extraction")
     # The zoo and the plain loop compute the same features (the row's note gives the difference).
     diffs = dict(re.findall(r"(mel|chroma) ([0-9.e+-]+)", extraction["rows"][0]["note"]))
     assert set(diffs) == {"mel", "chroma"} and all(float(v) < 1e-3 for v in diffs.values())
     assert "#### memory" in md
+
+
+def test_precision_measures_the_peaks_and_every_mode_of_a_backbone():
+    import dataclasses
+
+    import torch
+    from bench import precision
+    case = dataclasses.replace(precision.QUICK, reps=1, steps=1, warmup=0, matmul=64, conv=(1, 4, 8, 8))
+    section = precision.run(case, torch.device("cpu"), echo=lambda *_: None)
+    cases = [r.case for r in section.rows]
+    assert cases[:2] == ["peak: matmul (64 x 64), bf16 vs fp32", "peak: conv (batch 1, 4 ch, 8x8), bf16 vs fp32"]
+    assert [c.rsplit(": ", 1)[1] for c in cases[2:]] == ["fp32+channels_last", "bf16", "bf16+channels_last"]
+    for r in section.rows:
+        assert r.zoo > 0 and r.base > 0 and math.isfinite(r.ratio)
+    assert any("GFLOP per step" in n for n in section.notes) and any("Native bf16" in n for n in section.notes)
+    assert "% of the bf16 matmul peak" in section.rows[-1].note
+
+
+def test_the_training_section_measures_each_precision_with_the_backbones_layout():
+    import torch
+    from bench import training
+    from zoo.engine.device import DeviceChoice, native_cpu_bf16
+    cases = [c for c in training._tiny(steps=1, warmup=1, probe=False) if c.backbone == "cnn"]
+    section = training.run(cases, device=DeviceChoice(torch.device("cpu")), device_name="cpu", threads=0, reps=1,
+                           precisions=["fp32", "bf16"], echo=lambda *_: None)
+    labels = [r.case for r in section.rows]
+    assert labels[0].endswith(", fp32, channels_last")  # the CNN declares channels_last
+    if native_cpu_bf16():
+        assert labels[1].endswith(", bf16, channels_last") and len(labels) == 2
+    else:
+        assert len(labels) == 1 and "Not measured on this cpu: bf16" in " ".join(section.notes)
 
 
 def test_packing_check_compares_the_plugins_two_paths():
