@@ -74,3 +74,45 @@ def test_the_zoos_own_backbones_pass_the_runs_check_at_the_widths_features_give(
     registry = Registry()
     task = Classification("genre", ClassificationConfig())
     check_composition(registry.create("backbone", backbone, {}, n_bins), {"genre": task}, n_bins)
+
+
+def test_a_feature_the_checks_refuse_is_refused_by_the_run_before_any_data_work(tmp_path, workspace):
+    import zoo
+    import zoo.testing
+
+    class Moving:
+        """Its settings change between calls: the cache could never find its arrays again."""
+        name, n_bins, rate, sample_rate, hop_length = "moving", 12, "frames", 22050, 512
+
+        def __init__(self):
+            self.calls = 0
+
+        def settings(self):
+            self.calls += 1
+            return {"call": self.calls}
+
+        def from_audio(self, y, sr):
+            raise AssertionError("never reached")
+
+        def from_lab(self, fused):
+            raise AssertionError("never reached")
+
+    with pytest.raises(AssertionError, match="feature 'moving': settings\\(\\) changes between calls"):
+        zoo.testing.check_feature(Moving())
+    from torch import nn
+
+    class Plain(nn.Module):
+        out_dim = 8
+
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(12, 8)
+
+        def forward(self, x, lengths):
+            from zoo.protocols import BackboneOutput
+            return BackboneOutput(self.proj(x.mean(-1)))
+
+    from zoo.api import compose
+    built = compose([Plain(), Moving(), Classification("genre", ClassificationConfig())])
+    with pytest.raises(PluginError, match="^feature 'moving': settings\\(\\) changes between calls$"):
+        zoo.train(built, data=str(tmp_path / "no-such-data"), workspace=workspace, track=False)

@@ -158,7 +158,7 @@ def check_components(built: Any, registry: Any) -> None:
     message, so ``zoo run`` refuses what ``zoo.testing`` refuses (a backbone returning a bare tensor)."""
     from .testing import check_composition
     try:
-        check_composition(built.make_backbone(registry), built.tasks, built.n_bins)
+        check_composition(built.make_backbone(registry), built.tasks, built.n_bins, features=built.features)
     except AssertionError as exc:
         raise PluginError(str(exc)) from None
 

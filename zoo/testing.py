@@ -212,12 +212,16 @@ def check_backbone_forward(spec_or_factory: ComponentSpec | BackboneFactory, n_b
 
 
 def check_composition(backbone: Any, tasks: Mapping[str, Any], n_bins: int, *,
-                      lengths: Sequence[int] = (37, 25, 11)) -> None:
+                      lengths: Sequence[int] = (37, 25, 11), features: Mapping[str, Any] | None = None) -> None:
     """What ``zoo run`` checks before any data work, failing with these checks' own messages (it
     raises them as a ``PluginError``): the built ``backbone`` as :func:`check_backbone_forward` checks
-    it, in eval mode and without gradients (nothing of it changes: its mode is restored), and every
-    task of ``tasks`` as :func:`check_task` checks it."""
+    it, in eval mode and without gradients (nothing of it changes: its mode is restored), every
+    task of ``tasks`` as :func:`check_task` checks it, and every feature of ``features`` as
+    :func:`check_feature` checks its members and ``settings()`` (not its output: that needs audio)."""
     import torch
+
+    for name, feature in (features or {}).items():
+        _check_feature_members(feature, f"feature '{getattr(feature, 'name', name)}'")
 
     who = getattr(backbone, "zoo_origin", f"backbone {type(backbone).__name__}")
     _check_module(backbone, who)
@@ -633,29 +637,11 @@ def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, l
         _fail(f"check_feature needs a feature spec or a built feature, got {_what(given)}"
               + (f" (it lacks {', '.join(missing)})" if missing and not isinstance(given, ComponentSpec) else
                  f", whose build returned {_what(feature)} lacking {', '.join(missing)}"))
-    from .protocols import KeepsScale, NeedsSamples
-    for protocol, attr, kind in ((ReadsLab, "reads_lab", bool), (KeepsScale, "standardise", bool),
-                                 (NeedsSamples, "min_samples", int)):
-        if isinstance(feature, protocol) and (not isinstance(getattr(feature, attr), kind)
-                                              or (kind is int and getattr(feature, attr) < 1)):
-            _fail(f"{who}: {attr} must be a {'positive int' if kind is int else kind.__name__} "
-                  f"(zoo.protocols.{protocol.__name__}), got {getattr(feature, attr)!r}")
     if isinstance(given, ComponentSpec):
         check_former_defaults(given)
+    _check_feature_members(feature, who)
     if lab is None:
         lab = feature.reads_lab if isinstance(feature, ReadsLab) else True
-    for attr in ("n_bins", "sample_rate", "hop_length"):
-        value = getattr(feature, attr)
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            _fail(f"{who}: {attr} must be a positive integer, got {value!r}")
-    if feature.rate not in ("frames", "beats"):
-        _fail(f"{who}: rate must be 'frames' or 'beats', got {feature.rate!r}")
-    try:
-        text = json.dumps(dict(feature.settings()), sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        _fail(f"{who}: settings() must be a JSON-able mapping (it keys the cache): {exc}")
-    if json.dumps(dict(feature.settings()), sort_keys=True) != text:
-        _fail(f"{who}: settings() changes between calls")
 
     y = chord_and_clicks(feature.sample_rate, seconds)
     out = feature.from_audio(y, feature.sample_rate)
@@ -684,6 +670,29 @@ def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, l
                 _fail(f"{who}: from_lab raised {type(exc).__name__} without a message")
         else:
             _fail(f"{who}: declared unable to read lab arrays, yet from_lab returned without a ZooError")
+
+
+def _check_feature_members(feature: Any, who: str) -> None:
+    """A feature's attributes, optional members and ``settings()`` (no audio: what ``zoo run`` checks too)."""
+    from .protocols import KeepsScale, NeedsSamples
+    for protocol, attr, kind in ((ReadsLab, "reads_lab", bool), (KeepsScale, "standardise", bool),
+                                 (NeedsSamples, "min_samples", int)):
+        if isinstance(feature, protocol) and (not isinstance(getattr(feature, attr), kind)
+                                              or (kind is int and getattr(feature, attr) < 1)):
+            _fail(f"{who}: {attr} must be a {'positive int' if kind is int else kind.__name__} "
+                  f"(zoo.protocols.{protocol.__name__}), got {getattr(feature, attr)!r}")
+    for attr in ("n_bins", "sample_rate", "hop_length"):
+        value = getattr(feature, attr)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            _fail(f"{who}: {attr} must be a positive integer, got {value!r}")
+    if feature.rate not in ("frames", "beats"):
+        _fail(f"{who}: rate must be 'frames' or 'beats', got {feature.rate!r}")
+    try:
+        text = json.dumps(dict(feature.settings()), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        _fail(f"{who}: settings() must be a JSON-able mapping (it keys the cache): {exc}")
+    if json.dumps(dict(feature.settings()), sort_keys=True) != text:
+        _fail(f"{who}: settings() changes between calls")
 
 
 def _check_array(a: Any, feature: Any, who: str, method: str) -> None:
