@@ -451,38 +451,6 @@ def metric_direction(task: Any, metric: str) -> bool | None:
     return declared.get(metric.rsplit(".", 1)[-1])
 
 
-@runtime_checkable
-class DeclaresMetrics(Protocol):
-    """Optional for a task, and what makes its metrics usable beyond its primary one: ``higher_is_better``,
-    a mapping of each metric name ``metrics()`` reports to whether a higher value is better (as
-    torchmetrics' ``Metric.higher_is_better``), e.g. ``{"mae": False, "rmse": False}``. A per-tag key
-    ``TAG.METRIC`` takes ``METRIC``'s direction. It is the one source of a metric's direction:
-    ``train.monitor``, ``zoo sweep --metric``, ``zoo compare`` (its columns, ``--sort``, the baseline
-    marks) and seed picking read it (through :func:`metric_direction`); ``zoo compare`` shows only the
-    metrics a row's tasks declare. Without it a task declares its ``primary_metric`` alone (with
-    ``greater_is_better``).
-    """
-
-    higher_is_better: Mapping[str, bool]
-
-
-def metric_directions(task: Any) -> dict[str, bool]:
-    """Every metric ``task`` declares, with whether higher is better: its ``higher_is_better``
-    (:class:`DeclaresMetrics`) and its primary metric (``greater_is_better``)."""
-    out = {str(k): bool(v) for k, v in task.higher_is_better.items()} if isinstance(task, DeclaresMetrics) else {}
-    out[task.primary_metric] = bool(task.greater_is_better)
-    return out
-
-
-def metric_direction(task: Any, metric: str) -> bool | None:
-    """Whether a higher ``metric`` (a name ``task.metrics()`` reports; ``TAG.METRIC`` as ``METRIC``)
-    is better for ``task``; None when the task does not declare it."""
-    declared = metric_directions(task)
-    if metric in declared:
-        return declared[metric]
-    return declared.get(metric.rsplit(".", 1)[-1])
-
-
 def takes_loss_weight(task: Any) -> bool:
     """Whether ``task.loss`` accepts the ``weight`` argument (a parameter named so, or ``**kwargs``).
 
