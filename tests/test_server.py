@@ -3,7 +3,8 @@ artifacts) on it, and ``zoo`` commands run as separate "nodes" (each its own ZOO
 reads another's disk) against ``MLFLOW_TRACKING_URI=http://127.0.0.1:PORT``.
 
 Two runs at once, register on one node and predict by name on another, compare, a run killed by
-SIGKILL found KILLED and resumed to the uninterrupted result, a 2-process DDP run, a run left
+SIGKILL found KILLED and resumed to the uninterrupted result, a 2-process DDP run, a 2-trial sweep on
+a local Ray, a run left
 RUNNING by another node listed (not hidden), ``zoo ui`` pointing at the server, and no password
 in any output, log, param, tag or error. Where PostgreSQL cannot start, these tests skip saying why.
 Every subprocess gets its environment explicitly; nothing here changes the test session's.
@@ -178,6 +179,21 @@ def test_two_processes_train_one_model_tracked_on_the_server(stack, audio_folder
     assert {f.path for f in client(stack).list_artifacts(run.info.run_id)} >= {"model", "reports"}
 
 
+def test_a_two_trial_sweep_records_every_trial_on_the_server(stack, audio_folder, tmp_path):
+    pytest.importorskip("ray")
+    done = zoo(["sweep", "lstm+mel:genre", "--param", "backbone.hidden=grid:8,12", "--trials", "1", "--epochs", "2",
+                "--batch-size", "8", "--set", "backbone.layers=1", "--data", str(audio_folder), "--cpus", "2",
+                "--no-progress", "--experiment", "shared-sweep"], node_env(stack, tmp_path / "node-a"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = runs_of(stack, "shared-sweep")
+    (parent,) = [r for r in runs if r.data.tags.get("zoo.kind") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in [parent, *trials])
+    assert parent.data.tags["zoo.sweep.best_run"] in {r.info.run_id for r in trials}
+    for r in trials:  # each trial's model went through the server, whichever worker trained it
+        assert {f.path for f in client(stack).list_artifacts(r.info.run_id)} >= {"model", "reports"}
+
+
 def test_a_run_left_running_by_another_node_is_listed_unfinished_not_hidden(stack, tmp_path):
     from zoo.tracking.mlflow import reconcile as rc
     from zoo.tracking.mlflow.tracker import MlflowTracker
@@ -228,7 +244,7 @@ def test_no_password_in_any_output_log_param_or_tag(stack):
     for exp in c.search_experiments():
         for run in c.search_runs([exp.experiment_id]):
             recorded += [*run.data.params.values(), *run.data.tags.values(), run.info.artifact_uri]
-    assert len(recorded) > 50 and len(SEEN) > 10
+    assert recorded and len(SEEN) > 2  # something to look through, whichever tests ran before
     for text in [*SEEN, *recorded, *(p.read_text() for p in stack.home.glob("mlflow/server-*.log"))]:
         for secret in secrets:
             assert secret not in text
