@@ -50,3 +50,13 @@ def audio_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("gtzan")
     write_label_folders(root, ("blues", "jazz", "rock"), per_label=8)
     return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_template(tmp_path_factory):
+    """An MLflow sqlite store created once per module, for tests to copy into their own folders
+    (creating one costs seconds): the path of its ``mlflow.db``."""
+    from zoo.tracking.mlflow.store import client
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    client(f"sqlite:///{db}")
+    return db

@@ -36,19 +36,11 @@ QUICK = ["--set", "backbone.hidden=8", "--set", "backbone.layers=1", "--set", "t
          "--no-progress", "--patience", "0"]
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """A created store, made once and copied into each test's home (creating one costs seconds)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    client(f"sqlite:///{db}")
-    return db
-
-
 @pytest.fixture
-def home(tmp_path, template) -> Path:
+def home(tmp_path, mlflow_template) -> Path:
     folder = tmp_path / "home"
     folder.mkdir()
-    shutil.copy(template, folder / "mlflow.db")
+    shutil.copy(mlflow_template, folder / "mlflow.db")
     return folder
 
 

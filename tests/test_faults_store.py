@@ -32,19 +32,11 @@ from zoo.tracking.mlflow.store import client
 from zoo.tracking.mlflow.tracker import MlflowTracker
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """A created store, copied into each test's folder (creating one costs seconds)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    client(f"sqlite:///{db}")
-    return db
-
-
 @pytest.fixture
-def store(tmp_path, template) -> str:
+def store(tmp_path, mlflow_template) -> str:
     folder = tmp_path / "store"
     folder.mkdir()
-    shutil.copy(template, folder / "mlflow.db")
+    shutil.copy(mlflow_template, folder / "mlflow.db")
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
@@ -137,10 +129,10 @@ def test_a_full_database_mid_run_is_one_error_and_the_run_marked_failed(store, t
     assert found.info.status == "FAILED" and "its database has no space left" in found.data.tags[FAILURE_TAG]
 
 
-def test_zoo_run_on_a_full_store_prints_one_line_and_no_traceback(tmp_path, monkeypatch, capsys, template, audio):
+def test_zoo_run_on_a_full_store_prints_one_line_and_no_traceback(tmp_path, monkeypatch, capsys, mlflow_template, audio):
     home = tmp_path / "home"
     (home / "mlflow").mkdir(parents=True)
-    shutil.copy(template, home / "mlflow" / "mlflow.db")
+    shutil.copy(mlflow_template, home / "mlflow" / "mlflow.db")
     monkeypatch.setenv("ZOO_HOME", str(home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     fill_at(monkeypatch, "/model/")
@@ -164,9 +156,9 @@ def tmpfs(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_a_store_on_a_really_full_disk_fails_the_run_with_one_error_and_nothing_cut_short(tmpfs, tmp_path, template):
+def test_a_store_on_a_really_full_disk_fails_the_run_with_one_error_and_nothing_cut_short(tmpfs, tmp_path, mlflow_template):
     """A store on a tmpfs with 40 KB left: the database and the artifacts fill it during the run."""
-    shutil.copy(template, tmpfs / "mlflow.db")
+    shutil.copy(mlflow_template, tmpfs / "mlflow.db")
     uri = f"sqlite:///{tmpfs / 'mlflow.db'}"
     MlflowTracker("faults", uri=uri).experiment_id
     with open(tmpfs / "filler", "wb") as fh:

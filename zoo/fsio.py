@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from .errors import ConfigError, StorageError, ZooError
+from .processes import pid_exists
 
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _READ_ONLY = (errno.EROFS,)
@@ -206,16 +207,6 @@ def temp_path(path: Path | str) -> Path:
     return path.with_name(f".{path.name}~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):  # someone else's process, or no pid at all: leave it
-        return True
-    return True
-
-
 def _dead_writer(entry: os.DirEntry, host: str, now: float) -> bool:
     """Whether ``entry`` is a temporary whose writer is gone (never one of a live process or another host)."""
     name = entry.name
@@ -223,9 +214,9 @@ def _dead_writer(entry: os.DirEntry, host: str, now: float) -> bool:
         return False
     parts = name[:-4].split("~")
     if len(parts) >= 4:  # .<name>~<host>~<pid>~<token>.tmp
-        return parts[-3] == host and parts[-2].isdigit() and not _pid_exists(int(parts[-2]))
+        return parts[-3] == host and parts[-2].isdigit() and not pid_exists(int(parts[-2]))
     old = name[:-4].rsplit(".", 2)  # .<name>.<pid>.<hex>.tmp, as older versions named them (no host)
-    if len(old) != 3 or not old[1].isdigit() or _pid_exists(int(old[1])):
+    if len(old) != 3 or not old[1].isdigit() or pid_exists(int(old[1])):
         return False
     try:  # its host is unknown: only one a day old, so a writer on another host sharing the disk is long done
         return now - entry.stat(follow_symlinks=False).st_mtime > LEGACY_TEMP_AGE

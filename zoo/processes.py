@@ -69,7 +69,7 @@ def start_time(pid: int) -> str:
     try:
         import psutil
     except ImportError:
-        return "alive" if _exists(pid) else ""
+        return "alive" if pid_exists(pid) else ""
     try:
         return f"created:{psutil.Process(pid).create_time():.3f}"
     except psutil.Error:
@@ -126,14 +126,20 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def _exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host: someone else's process counts, a zombie (ended, not yet
+    collected by its parent) does not; a value that is no pid at all counts as running, so that a caller
+    deciding what to clean up leaves alone what it cannot judge."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: it exists
+    except (PermissionError, OverflowError, ValueError):
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):  # no /proc (macOS), or it ended meanwhile
+        return True
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:

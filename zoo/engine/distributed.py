@@ -206,24 +206,10 @@ def _alive(pid: int, wait: float = 0.0) -> bool:
     ``wait`` seconds for it to end."""
     import time
     deadline = time.monotonic() + wait
-    while _running(pid) and time.monotonic() < deadline:
+    from ..processes import pid_exists
+    while pid_exists(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return _running(pid)
-
-
-def _running(pid: int) -> bool:
-    import os
-    from pathlib import Path
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_exists(pid)
 
 
 def join(rank: int, world_size: int, local_rank: int, local_world_size: int, device: DeviceChoice, *,

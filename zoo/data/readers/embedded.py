@@ -220,18 +220,9 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> list[dict]:
         bar.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap_stale(parent: Path, name: str) -> None:
     """Remove temporary folders of ``name`` left by generators on this host that have died."""
+    from ...processes import pid_exists
     host = socket.gethostname()
     for tmp in parent.glob(f".{name}.tmp-*"):
         parts = tmp.name[len(name) + 6:].split("-")  # "<host>-<pid>-<token>", host may hold "-"
@@ -239,7 +230,7 @@ def _reap_stale(parent: Path, name: str) -> None:
             pid, tmp_host = int(parts[-2]), "-".join(parts[:-2])
         except (ValueError, IndexError):
             continue
-        if tmp_host == host and not _alive(pid):
+        if tmp_host == host and not pid_exists(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
