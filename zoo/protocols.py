@@ -243,8 +243,9 @@ class FreezesItself(Protocol):
 class FastInBf16(Protocol):
     """Optional for a backbone's config dataclass: ``cpu_bf16 = True`` says bf16 autocast trains
     it faster than float32 on a CPU with native bf16 (AVX-512 BF16 or AMX), as measured by
-    ``bench/precision.py``. ``train.precision=auto`` then trains it in bf16 on such a CPU; without
-    the attribute (or False) it stays float32 there. On a GPU ``auto`` is mixed precision for all.
+    ``bench/precision.py``, and that its default recipe's test score in bf16 over 3 seeds lies in
+    float32's interval. ``train.precision=auto`` then trains it in bf16 on such a CPU; without the
+    attribute (or False) it stays float32 there. On a GPU ``auto`` is mixed precision for all.
     """
 
     cpu_bf16: ClassVar[bool]

@@ -55,7 +55,7 @@ def register(sub) -> None:
                    help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                    help="forward passes in this format (train.precision); default auto: bf16 on a GPU with it, and "
-                        "on a CPU with native bf16 (AVX-512 BF16, AMX) for backbones that declare a speed-up; else fp32")
+                        "on a CPU with native bf16 (AVX-512 BF16, AMX) for backbones that declare it (the CNN); else fp32")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--devices", type=POSITIVE, metavar="N",
                    help="train one model with N processes on this machine (DistributedDataParallel: a GPU each, or "

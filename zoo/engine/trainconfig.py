@@ -56,7 +56,8 @@ class TrainConfig:
     """The forward passes' numeric format (autocast; weights and optimiser stay float32), in training,
     evaluation and ``zoo predict``. auto: on a GPU bf16 where it has it, else fp16 with loss scaling;
     on a CPU bf16 where the processor has native bf16 (AVX-512 BF16 or AMX, read from its flags) and
-    the backbone declares a measured speed-up (``cpu_bf16``), else fp32. fp16 is GPU-only."""
+    the backbone declares a measured speed-up and a checked accuracy (``cpu_bf16``: the CNN), else
+    fp32. fp16 is GPU-only."""
     threads: int = 0
     """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""
     refresh_steps: int = 10
