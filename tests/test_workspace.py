@@ -55,9 +55,12 @@ def test_only_the_workspace_reads_the_environment():
     # Allowed elsewhere: passing the environment on to a child process, and switching a library's
     # own behaviour for this process (the CLI silences MLflow's artifact bars) - never a zoo setting.
     zoo_settings = ("ZOO_", "MLFLOW_TRACKING_URI")
+    # Reads the environment only to find secrets (passwords in URIs, secret variables) and mask them in
+    # messages: no setting comes from it.
+    maskers = {ZOO / "tracking" / "credentials.py"}
     offenders = []
     for path in sorted(ZOO.rglob("*.py")):
-        if path.name == "workspace.py" and path.parent == ZOO:
+        if (path.name == "workspace.py" and path.parent == ZOO) or path in maskers:
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if not re.search(r"\bos\.environ\b|\bgetenv\b|\benviron\[", line):

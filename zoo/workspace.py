@@ -12,15 +12,18 @@ writes by default lives under ``home``::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from .registry import AUTOLOAD_ENV, PLUGINS_ENV, Registry
 
 HOME_ENV = "ZOO_HOME"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+LAUNCH_RECORD_ENV = "ZOO_LAUNCH_RECORD"
+SERVER_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
 STORE_FILE = "mlflow.db"
 _LAUNCH = {"rank": 0, "world_size": 1, "local_rank": 0, "local_world_size": 1}
 """torchrun's variables (upper-cased) and their values in a process it did not start."""
@@ -49,6 +52,12 @@ class Workspace:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    launch_record: str = ""
+    """Under ``zoo run --devices N``: the file its launcher reads the run id from (``ZOO_LAUNCH_RECORD``),
+    so that it can say in the run how a rank ended; empty elsewhere."""
+    server_db: str = ""
+    """For ``zoo server``: the database URI given in the environment (``MLFLOW_BACKEND_STORE_URI``, so that
+    a password in it never shows on a command line); empty when not set."""
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().absolute()
@@ -71,7 +80,23 @@ class Workspace:
         named = [p for p in env.get(PLUGINS_ENV, "").split(",")] + list(plugins)
         return cls(home=Path(home), tracking_uri=env.get(TRACKING_ENV) or "",
                    autoload=not _switched_off(env.get(AUTOLOAD_ENV)), plugins=tuple(named),
+                   launch_record=env.get(LAUNCH_RECORD_ENV, ""), server_db=env.get(SERVER_DB_ENV, ""),
                    **{k: int(env.get(k.upper()) or d) for k, d in _LAUNCH.items()})
+
+    @staticmethod
+    @contextlib.contextmanager
+    def handed_to_children(name: str, value: str) -> Iterator[None]:
+        """Set ``name`` in this process's environment for the children it starts meanwhile (torchrun's
+        ranks inherit it), then take it away again."""
+        before = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
     def environ(self) -> dict[str, str]:
         """The environment variables that describe this workspace, for a child process's ``env``."""

@@ -178,10 +178,10 @@ def _launch(args) -> int:
     from torch.distributed.run import main as torchrun
 
     from ..engine.preempt import EXIT_REQUEUE
-    from ..engine.runner import LAUNCH_RECORD_ENV
-    with tempfile.TemporaryDirectory(prefix="zoo-launch-") as tmp:
-        record = Path(tmp) / "run_id"
-        os.environ[LAUNCH_RECORD_ENV] = str(record)  # the ranks inherit it; rank 0 writes its run id there
+    from ..workspace import LAUNCH_RECORD_ENV, Workspace
+    with tempfile.TemporaryDirectory(prefix="zoo-launch-") as tmp, \
+            Workspace.handed_to_children(LAUNCH_RECORD_ENV, str(Path(tmp) / "run_id")):
+        record = Path(tmp) / "run_id"  # rank 0 writes its run id there
         try:
             torchrun(["--standalone", f"--nproc-per-node={args.devices}", "-m", "zoo", *_without_devices(args.argv)])
         except SignalException as exc:  # torchrun stopped the ranks with the same signal; they ended the run KILLED
@@ -198,8 +198,6 @@ def _launch(args) -> int:
             print(f"zoo run: {len(exc.failures)} of {args.devices} processes failed ({killed or 'see above'}; the "
                   f"run is marked FAILED with the first reason)", file=sys.stderr)
             return 1
-        finally:
-            os.environ.pop(LAUNCH_RECORD_ENV, None)
     return 0
 
 

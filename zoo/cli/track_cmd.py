@@ -149,10 +149,9 @@ def _remote_ui(uri: str, experiment: str) -> int:
 
 
 def run_server(args, registry, workspace) -> int:
-    import os
     from ..errors import ConfigError
     from ..tracking.mlflow import server, ui
-    db = args.db or os.environ.get(server.DB_ENV, "")
+    db = args.db or workspace.server_db
     server.database_uri(db)  # a missing driver or a bad URI is one clear error, before anything starts
     if args.workers < 1:
         raise ConfigError(f"zoo server: --workers {args.workers}: give 1 or more")

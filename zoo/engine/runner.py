@@ -580,7 +580,7 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
                        dict(base_tags, **data_tags), folder, reporter, request.transfer, doc, ranks)
         results = []
-        _record_launch(top_id, ranks)
+        _record_launch(top_id, ranks, workspace.launch_record if workspace is not None else "")
         if not several:
             results.append((folder is not None and _finished_seed(folder / f"seed{seed_list[0]}", registry))
                            or _train_seed(ctx, seed_list[0], top_id))
@@ -628,14 +628,9 @@ def speed_declarations(built: Any, registry: Any) -> dict[str, bool]:
             "channels_last": isinstance(holder, ChannelsLast) and bool(holder.channels_last)}
 
 
-LAUNCH_RECORD_ENV = "ZOO_LAUNCH_RECORD"
-"""Set by ``zoo run --devices N`` for its ranks: a file rank 0 writes its run id to, so that the launcher,
-which alone sees how a rank ended (SIGKILL...), can say so in the run."""
-
-
-def _record_launch(run_id: str, ranks: Any) -> None:
-    import os
-    where = os.environ.get(LAUNCH_RECORD_ENV)
+def _record_launch(run_id: str, ranks: Any, where: str) -> None:
+    """Under ``zoo run --devices N`` (``where``: the workspace's ``launch_record``): rank 0 writes its run id
+    there, so that the launcher, which alone sees how a rank ended (SIGKILL...), can say so in the run."""
     if where and (ranks is None or ranks.main):
         with contextlib.suppress(OSError):
             Path(where).write_text(run_id)

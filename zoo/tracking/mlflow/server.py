@@ -30,8 +30,8 @@ from ...errors import ConfigError
 from ...processes import bind_to_this_process
 from ..credentials import redact_uri
 from .ui import port_free
+from ...workspace import SERVER_DB_ENV as DB_ENV
 
-DB_ENV = "MLFLOW_BACKEND_STORE_URI"
 DRIVERS = (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2"))
 """PostgreSQL drivers SQLAlchemy can use, in the order the zoo prefers them."""
 INSTALL = 'pip install -e ".[server]"  (or: pip install "psycopg[binary]")'
