@@ -219,7 +219,7 @@ def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, 
     the channels-last layout where the backbone declares it); ``device`` is the
     :class:`~zoo.engine.device.DeviceChoice` already picked. bf16 is skipped on a CPU without native
     bf16 (emulated: not what anyone would train in), fp16 on a CPU."""
-    from zoo.engine.device import native_cpu_bf16
+    from zoo.engine.device import native_cpu_bf16, resolve_precision
     from zoo.engine.runner import speed_declarations
     from zoo.model.building import build_components
     from zoo.registry import Registry
@@ -234,7 +234,7 @@ def run(cases: list[TrainCase], *, device: Any, device_name: str, threads: int, 
     for case, precision in [(c, p) for p in usable for c in cases]:
         declared = speed_declarations(build_components(parse_spec(f"{case.backbone}+mel:genre", registry), registry),
                                       registry)
-        setup = _Setup(case, registry, device.with_precision(precision, channels_last=declared["channels_last"]))
+        setup = _Setup(case, registry, resolve_precision(device, precision, channels_last=declared["channels_last"]))
         config = train_config(case, device_name, threads)
         batches = bare_batches(setup)
         measure = per_step if device.type != "cuda" else overall

@@ -43,7 +43,7 @@ def test_the_flags_decide_native_bf16(monkeypatch):
 
 def test_this_machines_flags_are_read():
     flags = device_module._cpu_flags()
-    assert isinstance(flags, set)
+    assert isinstance(flags, frozenset)
     if open("/proc/cpuinfo").read().count("flags"):  # Linux on x86: the flags line is there
         assert "fpu" in flags
 

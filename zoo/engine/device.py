@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -46,8 +47,8 @@ class DeviceChoice:
         one per usable core; auto: the CPU has AVX512-BF16)`` or ``cpu (fp32, 1 thread set by
         train.threads, 2 usable cores)``."""
         import torch
-        mode = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + loss scaling"}
-        how = mode[self.amp_dtype] + (", channels_last" if self.channels_last else "")
+        mode = {"fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + loss scaling"}
+        how = mode[self.precision] + (", channels_last" if self.channels_last else "")
         why = f"; {self.why}" if self.why else ""
         if self.device.type == "cuda":
             name = torch.cuda.get_device_name(self.device)
@@ -73,22 +74,19 @@ class DeviceChoice:
             model.to(memory_format=torch.channels_last)
         return model
 
-    def with_precision(self, precision: str = "auto", *, cpu_bf16: bool = False,
-                       channels_last: bool = False) -> "DeviceChoice":
-        """This device with ``precision`` resolved for a model (see :func:`resolve_precision`)."""
-        return resolve_precision(self, precision, cpu_bf16=cpu_bf16, channels_last=channels_last)
 
-
-def _cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
     """The processor's feature flags: the ``flags`` (x86) or ``Features`` (Arm) line of
-    ``/proc/cpuinfo`` on Linux; on macOS ``bf16`` where ``hw.optional.arm.FEAT_BF16`` is 1; else empty."""
+    ``/proc/cpuinfo`` on Linux; on macOS ``bf16`` where ``hw.optional.arm.FEAT_BF16`` is 1; else empty.
+    Read once per process: every run, evaluation and prediction asks."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
                 if key.strip() in ("flags", "Features"):
-                    return set(value.split())
-        return set()
+                    return frozenset(value.split())
+        return frozenset()
     except OSError:
         pass
     import subprocess
@@ -96,8 +94,8 @@ def _cpu_flags() -> set[str]:
         out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
                              timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return set()
-    return {"bf16"} if out == "1" else set()
+        return frozenset()
+    return frozenset({"bf16"}) if out == "1" else frozenset()
 
 
 def native_cpu_bf16() -> str:
