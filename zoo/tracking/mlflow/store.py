@@ -5,8 +5,8 @@ tracker, the pyfunc model, the registry and the look-ups can all use it without 
 
 A sqlite store is created (tables made, migrations run) by the first client that opens it. Two
 processes doing that at once race and one dies half-way, so creation, migration and the creation
-of experiments run under an exclusive lock on ``<db>.lock`` beside the database (``fcntl.flock``:
-the kernel releases it when its holder dies, so a killed process never leaves it held).
+of experiments run under an exclusive lock on ``<db>.lock`` beside the database (``filelock``, an OS
+lock: the kernel releases it when its holder dies, so a killed process never leaves it held).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,21 +36,24 @@ def sqlite_path(uri: str) -> Path | None:
 def store_lock(uri: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the exclusive lock of the sqlite store ``uri`` (``<db>.lock``); other stores need none.
 
-    Where files cannot be locked (no ``fcntl``, a read-only folder holding an existing store) this
-    runs unlocked: there is nothing to create there.
+    Where the lock file cannot be opened (a read-only folder holding an existing store) this runs
+    unlocked: there is nothing to create there.
     """
+    from filelock import FileLock, Timeout
+
     db = sqlite_path(uri)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no flock
-        fcntl = None
-    if db is None or fcntl is None:
+    if db is None:
         yield
         return
     lock = db.with_name(db.name + ".lock")
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        held = FileLock(lock, timeout=timeout).acquire()
+    except Timeout:
+        raise RunError(
+            f"the MLflow store {db} has been locked by another process for {timeout:.0f} s "
+            f"({lock}); wait for the other zoo command to finish, or stop it"
+        ) from None
     except OSError as exc:
         if db.exists():
             yield
@@ -60,22 +62,8 @@ def store_lock(uri: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             f"cannot create the MLflow store {db}: {exc.strerror or exc} ({exc.filename or db.parent}); "
             f"make that folder writable, or point ZOO_HOME (or MLFLOW_TRACKING_URI) elsewhere"
         ) from exc
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RunError(
-                        f"the MLflow store {db} has been locked by another process for {timeout:.0f} s "
-                        f"({lock}); wait for the other zoo command to finish, or stop it"
-                    ) from None
-                time.sleep(0.05)
+    with held:  # released (the descriptor closed) on the way out, also when the body raises
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
