@@ -349,21 +349,34 @@ def _predict(ctx: _Context, model: Any, split: str):
                          window=ctx.config.crop_frames)
 
 
-def _worker_seed(ctx: _Context, seed: int) -> SeedResult:
-    """A seed on a rank other than 0: the same model, its share of every batch and of evaluation, and
-    the same collectives as rank 0 in the same order; it writes and logs nothing."""
+def seed_model(ctx: _Context, seed: int) -> tuple[Any, Any]:
+    """The model one seed trains, the same on every rank and in one process: seeded, built from the
+    composition with the task classes of the prepared data, started from the transfer source's
+    weights (the same frozen blocks on every rank, or DDP's gradients would not match), placed on the
+    device. Returns ``(model, what the transfer copied or None)``; the optimiser is :func:`fit`'s
+    (:func:`~zoo.engine.train.make_optimizer`), so both paths get the same one too."""
     import torch
-    from .train import fit
     built = ctx.built
     seed_everything(seed)
     schemas = {n: t.schema(task_classes(t, ctx.prepared)) for n, t in built.tasks.items()}
     model = build_model(built.make_backbone(ctx.registry), built.tasks, schemas,
                         task_weighting=ctx.config.task_weighting,
                         task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
-    if ctx.transfer is not None:  # the same frozen blocks on every rank, or DDP's gradients would not match
-        load_backbone_weights(model, ctx.transfer, ctx.registry.load("backbone", built.composition.backbone).config)
-    torch.manual_seed(ctx.group.rank_seed(seed))
+    copied = None
+    if ctx.transfer is not None:
+        backbone_config = ctx.registry.load("backbone", built.composition.backbone).config
+        copied = load_backbone_weights(model, ctx.transfer, backbone_config)
+    if ctx.group is not None:  # dropout and augmentation differ per rank; the weights above do not
+        torch.manual_seed(ctx.group.rank_seed(seed))
     ctx.device.place(model)
+    return model, copied
+
+
+def _worker_seed(ctx: _Context, seed: int) -> SeedResult:
+    """A seed on a rank other than 0: the same model, its share of every batch and of evaluation, and
+    the same collectives as rank 0 in the same order; it writes and logs nothing."""
+    from .train import fit
+    model, _ = seed_model(ctx, seed)
     result = fit(model, ctx.splits["train"], ctx.splits["val"], ctx.config, ctx.device, seed=seed, progress=False,
                  group=ctx.group)
     val = split_metrics(model, _predict(ctx, model, "val"))
@@ -391,18 +404,9 @@ def _train_seed(ctx: _Context, seed: int, run_id: str) -> SeedResult:
     if not resumed:
         tracker.log_params(run_id, _seed_params(ctx, seed))
         tracker.log_inputs(run_id, DataInputs.from_summary(describe_data(ctx.prepared)))
-    seed_everything(seed)
-    schemas = {n: t.schema(task_classes(t, ctx.prepared)) for n, t in built.tasks.items()}
-    backbone = built.make_backbone(ctx.registry)
-    model = build_model(backbone, built.tasks, schemas, task_weighting=ctx.config.task_weighting,
-                        task_weights=task_weight_map(built.tasks, ctx.config.task_weights))
-    if ctx.transfer is not None:
-        backbone_config = ctx.registry.load("backbone", built.composition.backbone).config
-        copied = load_backbone_weights(model, ctx.transfer, backbone_config)
+    model, copied = seed_model(ctx, seed)
+    if copied is not None:
         ctx.reporter.on_transfer(ctx.transfer, copied)
-    if ctx.group is not None:
-        torch.manual_seed(ctx.group.rank_seed(seed))
-    ctx.device.place(model)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if not resumed:
         tracker.log_params(run_id, {"model.parameters": n_params})

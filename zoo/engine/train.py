@@ -24,6 +24,7 @@ from .checkpoint import Checkpoint, rng_states, set_rng_states
 from .trainconfig import TrainConfig, crops_per_clip
 from .device import DeviceChoice
 from .metrics import flat, predict_split, split_metrics
+from .stopping import BestWeights, EarlyStopping
 
 EpochHook = Callable[[int, dict[str, float]], None]
 """Called after every epoch with ``(epoch, row)``, e.g. to log the row to a tracker."""
@@ -171,14 +172,6 @@ def _check_finite(value: float, epoch: int, config: TrainConfig) -> None:
         )
 
 
-def _better(score: float, best: float, greater: bool) -> bool:
-    if math.isnan(score):
-        return False
-    if math.isnan(best):
-        return True
-    return score > best if greater else score < best
-
-
 def _augmented(batch, rng: np.random.Generator, config: TrainConfig) -> tuple[Any, Any]:
     """A training batch after the configured crop, masks and mixup: ``(batch, mix or None)``."""
     if config.crop_frames > 0:
@@ -267,7 +260,6 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     metric). The best weights are copied in memory and restored at the end, also when early
     stopping ends training. Augmentation (crops, masks, mixup) touches training batches only.
     """
-    import torch
     if config.overfit_batches > 0:
         return overfit(model, train, config, device, seed=seed, progress=progress, on_epoch=on_epoch)
     from . import linearfit
@@ -282,12 +274,8 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     optimizer = make_optimizer(model, config)
     monitor, greater = augment.monitored(model, config.monitor)
     balance_labels, loss_weights = _set_balance(model, train, config)
-    crops = crops_per_clip(config, train.lengths_host)
-    draws = np.tile(train.lengths_host, crops)  # one draw per clip and crop
-    steps_per_epoch = math.ceil(len(draws) / config.batch_size)
-    if len(draws) % config.batch_size == 1 and steps_per_epoch > 1:
-        steps_per_epoch -= 1
-    scheduler, sched_kind = make_schedule(optimizer, config, steps_per_epoch * config.epochs, greater)
+    draws = _Draws(train, config, balance_labels)
+    scheduler, sched_kind = make_schedule(optimizer, config, draws.steps * config.epochs, greater)
     step = _Stepper(model, optimizer, device, config)
     step.weights = loss_weights
     aug_rng = rng  # one process: batch order and augmentation share one stream
@@ -295,8 +283,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
         step.forward = group.wrap(model)
         aug_rng = np.random.default_rng([seed, group.rank])  # the order stays the same on every rank
     result = FitResult(monitor=monitor)
-    best_state = None
-    waited = 0
+    best, stop = BestWeights(greater), EarlyStopping(config.patience)
     shown = ""  # the last epoch's validation summary, kept on the bar between epochs
     start = time.perf_counter()
     first = 1
@@ -304,55 +291,23 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     if group is not None:  # rank 0 holds the checkpoint: every rank goes on from it
         saved = group.share(saved)
     if saved is not None:
-        first, waited, best_state = _restore(saved, model, optimizer, scheduler, step, rng, result)
+        first = _restore(saved, model, optimizer, scheduler, step, rng, result, best, stop)
         if group is not None:
             _restore_rank(saved, group, aug_rng, seed, first)
         start -= result.seconds
-        if config.patience and waited >= config.patience:  # it had stopped early when it was killed
+        if stop.should_stop:  # it had stopped early when it was killed
             result.stopped_early, first = True, config.epochs + 1
-    bar = _progress(steps_per_epoch * config.epochs, "train", progress)
-    bar.update(steps_per_epoch * (min(first, config.epochs + 1) - 1))
+    bar = _progress(draws.steps * config.epochs, "train", progress)
+    bar.update(draws.steps * (min(first, config.epochs + 1) - 1))
     try:
         for epoch in range(first, config.epochs + 1):
             t0 = time.perf_counter()
-            model.train()
-            loss_sum = torch.zeros((), device=device.device)
-            per_sum = torch.zeros(len(step.names), device=device.device)
-            n = 0
-            if config.balance == "sampler" and balance_labels is not None:
-                epoch_rows = augment.balanced_batches(np.tile(balance_labels, crops),
-                                                      config.batch_size, rng)
-            else:
-                epoch_rows = random_batches(draws, config.batch_size, rng, config.bucket)
-            if crops > 1:  # draw k of clip i is row i
-                epoch_rows = (rows % len(train) for rows in epoch_rows)
+            rows = draws.epoch(rng)
             if group is not None:
-                epoch_rows = map(group.shard, epoch_rows)
-            for batch in train.batches(epoch_rows):  # a streamed split reads the next ones meanwhile
-                total, per = step(*_augmented(batch, aug_rng, config))
-                if sched_kind == "step":
-                    scheduler.step()
-                loss_sum += total
-                per_sum += per
-                n += 1
-                bar.update(1)
-                preempt.check()  # a SIGTERM whose exception a finaliser swallowed still stops the run here
-                if n % max(1, config.refresh_steps) == 0:
-                    bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
-            if group is not None:
-                loss_sum, per_sum = group.mean(loss_sum), group.mean(per_sum)
-            train_loss = float(loss_sum) / n
-            _check_finite(train_loss, epoch, config)
-            if group is not None:
-                preds = group.predict(model, val, device, config.eval_batch_size, window=config.crop_frames,
-                                      weights=loss_weights)
-            else:
-                preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames,
-                                      weights=loss_weights)
-            row = {"epoch": float(epoch), "train.loss": train_loss}
-            row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
-            row["val.loss"] = preds.loss
-            row.update(flat(split_metrics(model, preds), "val."))
+                rows = map(group.shard, rows)
+            row = _train_epoch(step, train, rows, aug_rng, config, epoch, bar, shown,
+                               scheduler if sched_kind == "step" else None, group)
+            row.update(_validation(model, val, device, config, loss_weights, group))
             row["lr"] = float(optimizer.param_groups[0]["lr"])
             row.update(task_weights(model))
             row["seconds"] = time.perf_counter() - t0
@@ -362,26 +317,23 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
                 raise RunError(f"train.monitor {config.monitor!r} follows '{monitor}', which validation does not "
                                f"report; valid: {have} (e.g. --set train.monitor=macro_f1)")
             score = row.get(monitor, float("nan"))
-            if best_state is None or _better(score, result.best_score, greater):
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                result.best_epoch, result.best_score, waited = epoch, score, 0
-            else:
-                waited += 1
+            stop.update(best.offer(epoch, score, model))
+            result.best_epoch, result.best_score = best.epoch, best.score
             if sched_kind == "epoch":
                 scheduler.step(score if not math.isnan(score) else (-math.inf if greater else math.inf))
             shown = f" | {monitor} {score:.4f} (best {result.best_score:.4f} @ {result.best_epoch})"
-            bar.set_postfix_str(f"ep {epoch} loss {train_loss:.4f}{shown}", refresh=True)
+            bar.set_postfix_str(f"ep {epoch} loss {row['train.loss']:.4f}{shown}", refresh=True)
             if on_epoch is not None:
                 on_epoch(epoch, row)
             # every rank's own random state (augmentation, dropout), so that a resumed run goes on with them
             per_rank = group.gather((aug_rng.bit_generator.state, rng_states())) if group is not None else None
             if checkpoint is not None:
                 result.seconds = time.perf_counter() - start
-                state = _loop_state(epoch, waited, best_state, model, optimizer, scheduler, step, rng, result)
+                state = _loop_state(epoch, stop, best, model, optimizer, scheduler, step, rng, result)
                 if per_rank is not None:
                     state["ranks"] = per_rank
                 checkpoint.save(state)
-            if config.patience and waited >= config.patience:
+            if stop.should_stop:
                 result.stopped_early = True
                 bar.total = bar.n
                 bar.refresh()
@@ -392,9 +344,75 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             for attr in ("class_weight", "pos_weight"):
                 if hasattr(task, attr):
                     setattr(task, attr, None)
-    model.load_state_dict(best_state)
+    best.restore(model)
     result.seconds = time.perf_counter() - start
     return result
+
+
+class _Draws:
+    """Which training rows each epoch's batches hold: every clip ``crops`` times (``train.crops_per_clip``),
+    in uniformly random or bucketed batches, or balanced over the classes of ``balance_labels``
+    (``train.balance=sampler``). ``steps``: batches per epoch (a last batch of one clip is dropped)."""
+
+    def __init__(self, train: SplitData, config: TrainConfig, balance_labels: np.ndarray | None) -> None:
+        self.config, self.n_clips, self.balance_labels = config, len(train), balance_labels
+        self.crops = crops_per_clip(config, train.lengths_host)
+        self.lengths = np.tile(train.lengths_host, self.crops)  # one draw per clip and crop
+        self.steps = math.ceil(len(self.lengths) / config.batch_size)
+        if len(self.lengths) % config.batch_size == 1 and self.steps > 1:
+            self.steps -= 1
+
+    def epoch(self, rng: np.random.Generator):
+        """One epoch's batches of row indices, drawn from ``rng``."""
+        config = self.config
+        if config.balance == "sampler" and self.balance_labels is not None:
+            rows = augment.balanced_batches(np.tile(self.balance_labels, self.crops), config.batch_size, rng)
+        else:
+            rows = random_batches(self.lengths, config.batch_size, rng, config.bucket)
+        if self.crops > 1:  # draw k of clip i is row i
+            rows = (r % self.n_clips for r in rows)
+        return rows
+
+
+def _train_epoch(step: _Stepper, train: SplitData, rows: Any, aug_rng: np.random.Generator, config: TrainConfig,
+                 epoch: int, bar: Any, shown: str, step_scheduler: Any, group: Any) -> dict[str, float]:
+    """One pass over ``rows`` (batches of row indices): ``{"epoch", "train.loss", "train.<task>.loss"}``,
+    averaged over the steps (and over the ranks under torchrun). ``step_scheduler``: one that steps every batch."""
+    import torch
+    step.model.train()
+    loss_sum = torch.zeros((), device=step.device.device)
+    per_sum = torch.zeros(len(step.names), device=step.device.device)
+    n = 0
+    for batch in train.batches(rows):  # a streamed split reads the next ones meanwhile
+        total, per = step(*_augmented(batch, aug_rng, config))
+        if step_scheduler is not None:
+            step_scheduler.step()
+        loss_sum += total
+        per_sum += per
+        n += 1
+        bar.update(1)
+        preempt.check()  # a SIGTERM whose exception a finaliser swallowed still stops the run here
+        if n % max(1, config.refresh_steps) == 0:
+            bar.set_postfix_str(f"ep {epoch} loss {float(loss_sum) / n:.4f}{shown}", refresh=False)
+    if group is not None:
+        loss_sum, per_sum = group.mean(loss_sum), group.mean(per_sum)
+    train_loss = float(loss_sum) / n
+    _check_finite(train_loss, epoch, config)
+    row = {"epoch": float(epoch), "train.loss": train_loss}
+    row.update({f"train.{t}.loss": float(v) / n for t, v in zip(step.names, per_sum.cpu().numpy())})
+    return row
+
+
+def _validation(model: Any, val: SplitData, device: DeviceChoice, config: TrainConfig, loss_weights: dict[str, Any],
+                group: Any) -> dict[str, float]:
+    """``val.loss`` and every ``val.<task>.<metric>`` of ``model`` now (gathered over the ranks under torchrun)."""
+    if group is not None:
+        preds = group.predict(model, val, device, config.eval_batch_size, window=config.crop_frames,
+                              weights=loss_weights)
+    else:
+        preds = predict_split(model, val, device, config.eval_batch_size, window=config.crop_frames,
+                              weights=loss_weights)
+    return {"val.loss": preds.loss, **flat(split_metrics(model, preds), "val.")}
 
 
 def overfit(model: Any, train: SplitData, config: TrainConfig, device: DeviceChoice, *, seed: int = 0,
@@ -445,10 +463,10 @@ def overfit(model: Any, train: SplitData, config: TrainConfig, device: DeviceCho
     return result
 
 
-def _loop_state(epoch: int, waited: int, best_state: dict, model: Any, optimizer: Any, scheduler: Any,
+def _loop_state(epoch: int, stop: EarlyStopping, best: BestWeights, model: Any, optimizer: Any, scheduler: Any,
                 step: _Stepper, rng: np.random.Generator, result: FitResult) -> dict[str, Any]:
     """Everything :func:`fit` needs to go on after ``epoch`` as if it had never stopped."""
-    return {"epoch": epoch, "waited": waited, "model": model.state_dict(), "best_state": best_state,
+    return {"epoch": epoch, "waited": stop.waited, "model": model.state_dict(), "best_state": best.state,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
             "scaler": step.scaler.state_dict() if step.scaler is not None else None,
             "batch_rng": rng.bit_generator.state, "rng": rng_states(), "history": result.history,
@@ -471,8 +489,8 @@ def _restore_rank(saved: dict[str, Any], group: Any, aug_rng: np.random.Generato
 
 
 def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, step: _Stepper,
-             rng: np.random.Generator, result: FitResult) -> tuple[int, int, dict]:
-    """Put a :func:`_loop_state` back; returns (the first epoch still to train, waited, best weights)."""
+             rng: np.random.Generator, result: FitResult, best: BestWeights, stop: EarlyStopping) -> int:
+    """Put a :func:`_loop_state` back (``best`` and ``stop`` included); returns the first epoch still to train."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None and saved["scheduler"] is not None:
@@ -483,5 +501,7 @@ def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, 
     set_rng_states(saved["rng"])
     result.history = list(saved["history"])
     result.best_epoch, result.best_score, result.seconds = saved["best_epoch"], saved["best_score"], saved["seconds"]
-    best = {k: v.to(next(iter(model.state_dict().values())).device) for k, v in saved["best_state"].items()}
-    return saved["epoch"] + 1, saved["waited"], best
+    best.load(saved["best_epoch"], saved["best_score"], saved["best_state"],
+              next(iter(model.state_dict().values())).device)
+    stop.waited = saved["waited"]
+    return saved["epoch"] + 1
