@@ -149,3 +149,42 @@ def test_a_four_trial_sweep_nests_every_trial_and_finds_the_best(workspace, zoo_
     assert code == 0
     rerun = c.search_runs([parent.info.experiment_id], filter_string="tags.`zoo.kind` = 'seeds'")
     assert rerun and rerun[0].data.params["backbone.hidden"] == best.data.params["backbone.hidden"]
+
+
+def test_a_trial_reports_each_epoch_after_the_next_and_its_last_after_its_run_ended():
+    # ASHA may stop a trial at any result it reports: the last epoch's result must reach Tune only once the
+    # trial's test score and model are in its run (a trial stopped there ended FINISHED with no model).
+    from zoo.sweep.trial import TrialJob, TrialTracker
+    events = []
+
+    class Inner:
+        durable = True
+
+        def start_run(self, name, tags=None, parent=None):
+            return "top" if parent == "parent" else "seed"
+
+        def log_params(self, run_id, params):
+            pass
+
+        def log_metrics(self, run_id, metrics, step=None):
+            pass
+
+        def log_model(self, run_id, model_dir):
+            events.append(("model", run_id))
+
+        def end_run(self, run_id, status="FINISHED"):
+            events.append(("end", run_id, status))
+
+    job = TrialJob(spec="cnn+mel:genre", settings={}, train={}, workspace=None, experiment="x", parent="parent",
+                   metric="val.genre.accuracy")
+    tracker = TrialTracker(Inner(), job, "t1", lambda result: events.append(("report", result["epoch"])))
+    top = tracker.start_run("cnn+mel:genre")
+    for epoch in (1, 2, 3):
+        tracker.log_metrics(top, {"val.genre.accuracy": 0.5 + epoch / 10, "train.loss": 1.0}, step=epoch)
+    tracker.log_metrics(top, {"test.genre.accuracy": 0.7})  # no step: not a result for the scheduler
+    assert events == [("report", 1), ("report", 2)]
+    tracker.log_model(top, "model")
+    tracker.end_run(top, "FINISHED")
+    assert events[2:] == [("model", "top"), ("end", "top", "FINISHED"), ("report", 3)]
+    tracker.end_run(top, "FINISHED")  # nothing held: nothing reported twice
+    assert [e for e in events if e[0] == "report"] == [("report", 1), ("report", 2), ("report", 3)]

@@ -204,7 +204,7 @@ def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrup
             epoch = (result.metrics or {}).get("epoch")
             if FAILURE_TAG in run.data.tags:
                 client.delete_tag(run.info.run_id, FAILURE_TAG)
-            tracker.set_tags(run.info.run_id, {STOPPED_TAG: f"stopped early by the ASHA scheduler after epoch {epoch}"})
+            tracker.set_tags(run.info.run_id, {STOPPED_TAG: f"stopped early by the ASHA scheduler on its epoch-{epoch} result"})
             tracker.end_run(run.info.run_id, "FINISHED")
     for run in by_trial.values():  # trials Tune never reported on (an interrupted sweep)
         if run.info.status == "RUNNING":

@@ -4,6 +4,9 @@ The trial trains through the Python API like ``zoo run`` does, so its MLflow run
 run holds (parameters, per-epoch metrics, reports, the packaged model). Its tracker is the
 zoo's MLflow tracker wrapped in a :class:`TrialTracker`, which nests the trial's run under the
 sweep's parent run and hands each epoch's metrics to Tune (what the scheduler stops bad trials on).
+Each epoch's result reaches Tune only once the next epoch has ended, or the trial's run has: the
+scheduler may stop a trial at the result it reports, and a trial whose last result was held back
+until its run ended cannot be stopped between its last epoch and its test score and packaged model.
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ class TrialTracker:
         self.report = report
         self.durable = inner.durable
         self.top: str | None = None
+        self.held: dict[str, Any] | None = None
 
     def start_run(self, name, tags=None, parent=None) -> str:
         if parent is None:  # the trial's own run (its seeds, if several, nest under it as usual)
@@ -67,7 +71,13 @@ class TrialTracker:
     def log_metrics(self, run_id, metrics, step=None) -> None:
         self.inner.log_metrics(run_id, metrics, step)
         if step is not None and self.job.metric in metrics:
-            self.report({**{k: float(v) for k, v in metrics.items()}, "epoch": step, RUN_ID_KEY: self.top or run_id})
+            self._flush()  # the epoch before this one: the trial went on past it
+            self.held = {**{k: float(v) for k, v in metrics.items()}, "epoch": step, RUN_ID_KEY: self.top or run_id}
+
+    def _flush(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.report(held)
 
     def log_params(self, run_id, params) -> None:
         self.inner.log_params(run_id, params)
@@ -86,6 +96,8 @@ class TrialTracker:
 
     def end_run(self, run_id, status="FINISHED") -> None:
         self.inner.end_run(run_id, status)
+        if run_id == self.top:  # its model is packaged and its status final: the scheduler may see the last epoch
+            self._flush()
 
     def where(self, run_id) -> str:
         return self.inner.where(run_id)
