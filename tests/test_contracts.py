@@ -170,6 +170,27 @@ def test_feature_check_passes_and_rejects():
         check_feature(_Feature(), seconds=2.0, lab=False)
 
 
+class _BatchedFeature(_Feature):
+    """``_Feature`` with the optional batch member (zoo.protocols.BatchesAudio); ``pad`` makes its
+    batch wrong the way a careless batched kernel is: every clip padded to the longest."""
+
+    def __init__(self, pad: bool = False, batch_size=4):
+        super().__init__()
+        self.pad, self.batch_size = pad, batch_size
+
+    def from_audio_batch(self, ys, sr):
+        n = max(len(y) for y in ys) if self.pad else None
+        return [self.from_audio(np.pad(y, (0, n - len(y))) if n else y, sr) for y in ys]
+
+
+def test_feature_check_checks_the_optional_batch_member():
+    check_feature(_BatchedFeature(), seconds=2.0)
+    with pytest.raises(AssertionError, match="from_audio_batch gave a clip .* differs from what from_audio gives"):
+        check_feature(_BatchedFeature(pad=True), seconds=2.0)
+    with pytest.raises(AssertionError, match=r"batch_size must be a positive int \(zoo.protocols.BatchesAudio\), got 0"):
+        check_feature(_BatchedFeature(batch_size=0), seconds=2.0)
+
+
 class _UnmaskedClassification(Classification):
     """Pools over every step, padding included: the check must notice."""
 

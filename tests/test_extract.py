@@ -245,6 +245,91 @@ def test_a_faulty_feature_output_is_caught(registry, songs, tmp_path):
                       progress=False, skip_bad=True)
 
 
+class Wave:
+    """An outside feature as small as the contract allows: no ``min_samples``, no batch member."""
+
+    name, n_bins, rate, sample_rate, hop_length = "wave", 1, "frames", SR, 512
+
+    def settings(self):
+        return {"step": 512}
+
+    def from_audio(self, y, sr):
+        return np.asarray(y[None, ::512], dtype=np.float32)
+
+    def from_lab(self, fused):
+        raise DataError("feature 'wave': the lab's arrays hold no waveform")
+
+
+class BatchedWave(Wave):
+    """An outside feature with the batch member (zoo.protocols.BatchesAudio) and ``min_samples``; it
+    records the clips of each batch call and each single call; ``fault`` breaks the batch call."""
+
+    name, min_samples = "bwave", 4096
+
+    def __init__(self, batch_size=4, fault=None):
+        self.batch_size, self.fault, self.batches, self.singles = batch_size, fault, [], 0
+
+    def settings(self):
+        return {"step": 512, "fault": repr(self.fault)}
+
+    def from_audio(self, y, sr):
+        self.singles += 1
+        if y.size < self.min_samples:
+            raise DataError(f"{y.size} samples, fewer than the {self.min_samples} this feature needs")
+        return super().from_audio(y, sr)
+
+    def from_audio_batch(self, ys, sr):
+        self.batches.append(len(ys))
+        if isinstance(self.fault, Exception):
+            raise self.fault
+        out = [Wave.from_audio(self, y, sr) for y in ys]
+        return out[:-1] if self.fault == "one short" else out
+
+
+def test_an_outside_feature_without_min_samples_or_a_batch_member_is_extracted(registry, songs, tmp_path):
+    wave, mel = Wave(), registry.create("feature", "mel")
+    out = extract_audio(songs, {"wave": wave, "mel": mel}, cache_dir=tmp_path / "c", workers=1, progress=False)
+    for path, result in zip(songs, out):
+        assert list(result) == ["wave", "mel"]
+        np.testing.assert_array_equal(result["wave"], wave.from_audio(load_audio(path, SR), SR))
+        assert result["mel"].shape[0] == 128
+
+
+def test_a_feature_that_batches_gets_its_files_in_one_call_and_a_short_one_alone(songs, tmp_path):
+    short = write(tmp_path / "short.wav", clip(0.15))  # 3307 samples: under min_samples
+    feature = BatchedWave(batch_size=4)
+    paths = [songs[0], short, songs[1], songs[2]]
+    out = extract_audio(paths, {"bwave": feature}, cache_dir=tmp_path / "c", workers=1, progress=False,
+                        skip_bad=True, min_seconds=0.1)
+    assert feature.batches == [3] and feature.singles == 1
+    assert isinstance(out[1], DataError) and str(short) in str(out[1]) and "fewer than the 4096" in str(out[1])
+    for path, result in zip(songs, [out[0], out[2], out[3]]):
+        np.testing.assert_array_equal(result["bwave"], Wave().from_audio(load_audio(path, SR), SR))
+    again = BatchedWave(batch_size=2)  # two calls of two files; the cache was filled by the first run
+    extract_audio(songs + [write(tmp_path / "fourth.wav", clip(2.0, 500.0))], {"bwave": again},
+                  cache_dir=tmp_path / "c2", workers=1, progress=False)
+    assert again.batches == [2, 2] and again.singles == 0
+
+
+@pytest.mark.parametrize("fault", [ValueError("the batch kernel broke"), DataError("one clip of the batch is bad")],
+                         ids=["error", "data-error"])
+def test_a_failing_batch_call_falls_back_to_each_file_alone(songs, tmp_path, fault):
+    feature = BatchedWave(fault=fault)
+    out = extract_audio(songs, {"bwave": feature}, cache_dir=tmp_path / "c", workers=1, progress=False)
+    assert feature.batches == [3] and feature.singles == 3
+    for path, result in zip(songs, out):
+        np.testing.assert_array_equal(result["bwave"], Wave().from_audio(load_audio(path, SR), SR))
+
+
+def test_a_broken_batch_member_is_a_plugin_error_naming_the_feature(songs, tmp_path):
+    with pytest.raises(PluginError, match="feature 'bwave' returned 2 arrays from from_audio_batch for 3 clips"):
+        extract_audio(songs, {"bwave": BatchedWave(fault="one short")}, cache_dir=tmp_path / "c", workers=1,
+                      progress=False)
+    with pytest.raises(PluginError, match=r"feature 'bwave' declares batch_size 0, where an int >= 1"):
+        extract_audio(songs, {"bwave": BatchedWave(batch_size=0)}, cache_dir=tmp_path / "c", workers=1,
+                      progress=False)
+
+
 def test_nothing_to_do_and_nothing_asked(registry, tmp_path):
     assert extract_audio([], {"mel": registry.create("feature", "mel")}, cache_dir=tmp_path, progress=False) == []
     with pytest.raises(ConfigError, match="no features"):

@@ -105,15 +105,17 @@ def test_features_with_the_torch_backend_match_the_librosa_backend(registry, cli
         assert float(np.abs(ours - theirs).max()) < tolerance, name
 
 
-def test_compute_batch_gives_every_feature_of_every_clip(registry, clips):
-    feats = {"mel": registry.create("feature", "mel"), "chroma": registry.create("feature", "chroma"),
-             "beat": registry.create("feature", "beat")}
-    out = torchfeatures.compute_batch(clips, feats, CPU)
-    assert [sorted(o) for o in out] == [["beat", "chroma", "mel"]] * len(clips)
-    for y, o in zip(clips, out):
-        assert float(np.abs(o["mel"] - librosa_mel(y)).max()) < MEL_DB
-        assert float(np.abs(o["chroma"] - librosa_chroma(y)).max()) < CHROMA
-        np.testing.assert_array_equal(o["beat"], feats["beat"].from_audio(y, SR))
+def test_from_audio_batch_gives_each_clip_what_from_audio_gives(registry, clips):
+    """The optional batch member (zoo.protocols.BatchesAudio), every feature, clips of unequal lengths."""
+    from zoo.protocols import BatchesAudio
+    for name in ("mel", "chroma", "beat", "beat-chroma"):
+        for backend in ("torch", "librosa"):
+            f = registry.create("feature", name, {"backend": backend})
+            assert isinstance(f, BatchesAudio) and f.batch_size == (1 if CPU == torchfeatures.default_device() else 16)
+            got = f.from_audio_batch(clips, SR)
+            assert len(got) == len(clips)
+            for y, a in zip(clips, got):
+                np.testing.assert_array_equal(a, f.from_audio(y, SR), err_msg=f"{name} {backend}")
 
 
 def test_torch_is_the_default_backend_of_mel_and_chroma_and_the_beat_features(registry):
@@ -145,25 +147,34 @@ def test_on_the_gpu_the_numbers_are_the_cpus(clips):
         assert float(np.abs(a - b).max()) < CHROMA
 
 
-def test_extract_files_decodes_and_computes_every_file_in_order(registry, clips, tmp_path):
+def test_the_zoos_extractor_batches_the_features_and_gets_librosas_numbers(registry, clips, tmp_path, monkeypatch):
+    """zoo.data.extract gives a batching feature its files in one call; a file that fails is told apart."""
     import soundfile as sf
+    from zoo.data.extract import extract_audio
     from zoo.errors import DataError
+    from zoo_features import features as zf
     paths = []
     for i, y in enumerate(clips):
         paths.append(tmp_path / f"clip{i}.wav")
         sf.write(paths[-1], y, SR, subtype="FLOAT")
     paths.insert(1, tmp_path / "missing.wav")
+    calls = []
+    batch = zf._Feature.from_audio_batch
+
+    def counted(self, ys, sr):
+        calls.append((self.name, len(ys)))
+        return batch(self, ys, sr)
+
+    monkeypatch.setattr(zf._Feature, "batch_size", 4)  # as on a GPU: the CPU's is 1
+    monkeypatch.setattr(zf._Feature, "from_audio_batch", counted)
     feats = {"mel": registry.create("feature", "mel"), "chroma": registry.create("feature", "chroma")}
-    before = torch.get_num_threads()
-    out = torchfeatures.extract_files(paths, feats, device="cpu", workers=2)
-    assert torch.get_num_threads() == before  # one torch thread only while extracting
+    out = extract_audio(paths, feats, cache_dir=tmp_path / "cache", workers=1, progress=False, skip_bad=True)
+    assert sorted(calls) == [("chroma", 3), ("mel", 3)]
     assert isinstance(out[1], DataError) and "missing.wav" in str(out[1])
     for y, o in zip(clips, [out[0]] + out[2:]):
         assert list(o) == ["mel", "chroma"]
         assert float(np.abs(o["mel"] - librosa_mel(y)).max()) < MEL_DB
         assert float(np.abs(o["chroma"] - librosa_chroma(y)).max()) < CHROMA
-    with pytest.raises(ConfigError, match="workers must be >= 1"):
-        torchfeatures.extract_files(paths, feats, workers=0)
 
 
 def test_one_cpu_thread_nests_and_restores():
@@ -178,26 +189,3 @@ def test_one_cpu_thread_nests_and_restores():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-
-
-def test_a_third_party_feature_without_min_samples_is_extracted_too(registry, clips, tmp_path):
-    """``min_samples`` is optional (zoo.protocols.NeedsSamples): a feature without it needs 1 sample."""
-    import soundfile as sf
-
-    class Wave:
-        name, n_bins, rate, sample_rate, hop_length = "wave", 1, "frames", SR, 512
-
-        def settings(self):
-            return {}
-
-        def from_audio(self, y, sr):
-            return np.asarray(y[None, ::512], dtype=np.float32)
-
-        def from_lab(self, fused):
-            raise NotImplementedError
-
-    path = tmp_path / "clip.wav"
-    sf.write(path, clips[0], SR, subtype="FLOAT")
-    (out,) = torchfeatures.extract_files([path], {"wave": Wave(), "mel": registry.create("feature", "mel")},
-                                         device="cpu", workers=1)
-    assert set(out) == {"wave", "mel"} and out["wave"].shape[0] == 1

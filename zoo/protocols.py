@@ -39,6 +39,8 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
   the scale a model expects (a pretrained model's own front end): the engine then does not
   standardise its bins with the training split's statistics; without it, True;
 - a feature's ``min_samples`` (:class:`NeedsSamples`): the shortest audio it takes;
+- a feature's ``from_audio_batch`` and ``batch_size`` (:class:`BatchesAudio`): many clips in one call,
+  which the extractor then uses instead of ``from_audio`` per clip;
 - a classification task's ``classes`` and ``map_label`` (:class:`OwnsClasses`): classes of its own;
 - a task's ``higher_is_better`` (:class:`DeclaresMetrics`): each metric's direction, the one source of it;
 - any component object's ``config`` (:class:`HasConfig`): the dataclass it was built from;
@@ -301,10 +303,32 @@ class ReadsLab(Protocol):
 @runtime_checkable
 class NeedsSamples(Protocol):
     """Optional for a feature: ``min_samples: int``, the fewest samples at ``sample_rate`` it can
-    compute one frame from (e.g. its window length). A batch extractor refuses shorter audio with
-    a ``DataError`` before calling the feature. Without it: 1."""
+    compute one frame from (e.g. its window length). The extractor never puts shorter audio in a
+    ``from_audio_batch`` call (:class:`BatchesAudio`): such a clip goes to ``from_audio`` alone, which
+    refuses it with a ``DataError``, so one short file does not cost its batch. Without it: 1."""
 
     min_samples: int
+
+
+@runtime_checkable
+class BatchesAudio(Protocol):
+    """Optional for a feature: ``from_audio`` of many clips in one call (e.g. one batched transform
+    on a GPU), which :func:`zoo.data.extract.extract_audio` then uses.
+
+    - ``from_audio_batch(ys: Sequence[np.ndarray], sr: int) -> list[np.ndarray]``: ``ys`` are mono
+      waveforms ``[N_b]`` at ``sr`` Hz, of any lengths; it returns one ``[n_bins, T_b]`` float32 array
+      per clip, in order, each what ``from_audio(ys[b], sr)`` gives (within the feature's numerical
+      tolerance). A clip it cannot take raises ``DataError`` as ``from_audio`` does; the extractor then
+      computes that call's clips one by one with ``from_audio``, so the failure names its file.
+    - ``batch_size: int`` (>= 1): the most clips the extractor should give one call (what fits the
+      device's memory; 1 where batching does not pay, e.g. on a CPU: then it calls ``from_audio``).
+
+    Without it, the extractor calls ``from_audio`` once per clip.
+    """
+
+    batch_size: int
+
+    def from_audio_batch(self, ys: Sequence[np.ndarray], sr: int) -> list[np.ndarray]: ...
 
 
 @runtime_checkable

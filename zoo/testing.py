@@ -655,6 +655,7 @@ def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, l
     again = feature.from_audio(y, feature.sample_rate)
     if again.shape != out.shape or not np.allclose(again, out, atol=1e-5):
         _fail(f"{who}: from_audio gives different results for the same audio")
+    _check_batch(feature, who, y, out)
 
     fused = fake_lab_array()
     if lab:
@@ -674,9 +675,9 @@ def check_feature(feature: Any, *, seconds: float = 4.0, frame_slack: int = 1, l
 
 def _check_feature_members(feature: Any, who: str) -> None:
     """A feature's attributes, optional members and ``settings()`` (no audio: what ``zoo run`` checks too)."""
-    from .protocols import KeepsScale, NeedsSamples
+    from .protocols import BatchesAudio, KeepsScale, NeedsSamples
     for protocol, attr, kind in ((ReadsLab, "reads_lab", bool), (KeepsScale, "standardise", bool),
-                                 (NeedsSamples, "min_samples", int)):
+                                 (NeedsSamples, "min_samples", int), (BatchesAudio, "batch_size", int)):
         if isinstance(feature, protocol) and (not isinstance(getattr(feature, attr), kind)
                                               or (kind is int and getattr(feature, attr) < 1)):
             _fail(f"{who}: {attr} must be a {'positive int' if kind is int else kind.__name__} "
@@ -693,6 +694,24 @@ def _check_feature_members(feature: Any, who: str) -> None:
         _fail(f"{who}: settings() must be a JSON-able mapping (it keys the cache): {exc}")
     if json.dumps(dict(feature.settings()), sort_keys=True) != text:
         _fail(f"{who}: settings() changes between calls")
+
+
+def _check_batch(feature: Any, who: str, y: np.ndarray, out: np.ndarray) -> None:
+    """The optional ``from_audio_batch`` (zoo.protocols.BatchesAudio): two clips of unequal lengths,
+    each what ``from_audio`` gives (within 1e-3 of the larger of 1 and the values' range)."""
+    from .protocols import BatchesAudio
+    if not isinstance(feature, BatchesAudio):
+        return
+    shorter = y[: len(y) * 3 // 4]
+    got = feature.from_audio_batch([y, shorter], feature.sample_rate)
+    if not isinstance(got, (list, tuple)) or len(got) != 2:
+        _fail(f"{who}: from_audio_batch of 2 clips must return a list of 2 arrays, got {_what(got)}")
+    for a, single in zip(got, (out, feature.from_audio(shorter, feature.sample_rate))):
+        _check_array(a, feature, who, "from_audio_batch")
+        scale = max(1.0, float(np.ptp(single)))
+        if a.shape != single.shape or not np.allclose(a, single, atol=1e-3 * scale):
+            _fail(f"{who}: from_audio_batch gave a clip {list(a.shape)} that differs from what from_audio gives "
+                  f"for it {list(single.shape)}; a batch must hold each clip's own from_audio")
 
 
 def _check_array(a: Any, feature: Any, who: str, method: str) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, PluginError, ZooError
 from ..fsio import reap_temporaries, shown, temp_path
+from ..protocols import BatchesAudio, NeedsSamples
 from .audio import load_audio
 
 CACHE_FORMAT = 1
@@ -346,32 +347,91 @@ class _Job:
     max_seconds: float | None = None
 
 
-def _compute(job: _Job) -> Result:
-    """Decode the file once per sample rate, compute its missing features and cache them.
+def _compute_many(jobs: tuple[_Job, ...]) -> list[Result]:
+    """Decode each file once per sample rate, compute its missing features and cache them.
 
-    Runs in a worker process: returns (not raises) a DataError so the parent decides whether to
-    skip the file; any other ZooError is a setup problem and is raised.
+    Runs in a worker process: returns (not raises) a file's DataError so the parent decides whether
+    to skip the file; any other ZooError is a setup problem and is raised. A feature that batches
+    (:class:`~zoo.protocols.BatchesAudio`) gets the files that need it in one ``from_audio_batch``
+    call; any other feature, or the files of a call that failed, ``from_audio`` one file at a time,
+    so every failure names its file.
     """
-    waves: dict[int, np.ndarray] = {}
-    out: dict[str, np.ndarray] = {}
-    for name, feature, entry in job.todo:
-        sr = int(feature.sample_rate)
-        try:
-            if sr not in waves:
-                waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds, max_seconds=job.max_seconds)
-            out[name] = _checked(job.path, name, feature, feature.from_audio(waves[sr], sr))
-        except DataError as exc:
-            if shown(job.path) in str(exc):  # load_audio named the file (escaped, if not UTF-8)
-                return exc
-            return _named(DataError(f"{job.path}: feature '{name}': {exc}"), exc)
-        except ZooError:
-            raise
-        except Exception as exc:  # numerical libraries raise many types on odd input: report, don't crash
-            return _named(DataError(
-                f"{job.path}: feature '{name}' failed: {type(exc).__name__}: {exc} (if every file fails "
-                f"like this, the feature's plugin is at fault)"), exc)
-        _save(Path(entry), out[name])
+    waves: list[dict[int, np.ndarray]] = [{} for _ in jobs]
+    out: list[Result] = [{} for _ in jobs]
+    for name in dict.fromkeys(n for job in jobs for n, _, _ in job.todo):
+        todo = [(i, feature, entry) for i, job in enumerate(jobs) if isinstance(out[i], dict)
+                for n, feature, entry in job.todo if n == name]
+        batch = _batched(jobs, name, todo, waves)
+        for k, (i, feature, entry) in enumerate(todo):
+            got = batch[k] if batch is not None and batch[k] is not None else _one(jobs[i], name, feature, waves[i])
+            if isinstance(got, DataError):
+                out[i] = got
+                continue
+            out[i][name] = got
+            _save(Path(entry), got)
     return out
+
+
+def _wave(job: _Job, sr: int, waves: dict[int, np.ndarray]) -> np.ndarray:
+    """The file of ``job`` at ``sr`` Hz, decoded on first use and kept in ``waves``."""
+    if sr not in waves:
+        waves[sr] = load_audio(job.path, sr, min_seconds=job.min_seconds, max_seconds=job.max_seconds)
+    return waves[sr]
+
+
+def _one(job: _Job, name: str, feature: Any, waves: dict[int, np.ndarray]) -> np.ndarray | DataError:
+    """Feature ``name`` of one file with ``from_audio``, checked; or the DataError that says why not."""
+    sr = int(feature.sample_rate)
+    try:
+        return _checked(job.path, name, feature, feature.from_audio(_wave(job, sr, waves), sr))
+    except DataError as exc:
+        if shown(job.path) in str(exc):  # load_audio named the file (escaped, if not UTF-8)
+            return exc
+        return _named(DataError(f"{job.path}: feature '{name}': {exc}"), exc)
+    except ZooError:
+        raise
+    except Exception as exc:  # numerical libraries raise many types on odd input: report, don't crash
+        return _named(DataError(
+            f"{job.path}: feature '{name}' failed: {type(exc).__name__}: {exc} (if every file fails "
+            f"like this, the feature's plugin is at fault)"), exc)
+
+
+def _batched(jobs: tuple[_Job, ...], name: str, todo: list[tuple[int, Any, str]],
+             waves: list[dict[int, np.ndarray]]) -> list[np.ndarray | None] | None:
+    """Feature ``name`` of the files of ``todo`` in one ``from_audio_batch`` call: per file its checked
+    array, or None where the file is left to ``from_audio`` alone (it does not decode, or is shorter
+    than the feature's ``min_samples``); None for all when the feature does not batch, fewer than two
+    files are left, or the call fails (then each file is computed alone, which says why)."""
+    feature = todo[0][1] if todo else None
+    if len(todo) < 2 or not isinstance(feature, BatchesAudio):
+        return None
+    sr = int(feature.sample_rate)
+    need = feature.min_samples if isinstance(feature, NeedsSamples) else 1
+    ys: dict[int, np.ndarray] = {}
+    for k, (i, _, _) in enumerate(todo):
+        try:
+            ys[k] = _wave(jobs[i], sr, waves[i])
+        except DataError:
+            continue  # computed alone, the file's error is reported there
+    chosen = [k for k, y in ys.items() if y.shape[-1] >= need]
+    if len(chosen) < 2:
+        return None
+    try:
+        arrays = list(feature.from_audio_batch([ys[k] for k in chosen], sr))
+        if len(arrays) != len(chosen):
+            raise PluginError(
+                f"feature '{name}' returned {len(arrays)} arrays from from_audio_batch for {len(chosen)} clips; "
+                f"the plugin ({provider_version(feature)}) is broken: report it or upgrade it")
+        out: list[np.ndarray | None] = [None] * len(todo)
+        for k, a in zip(chosen, arrays):
+            out[k] = _checked(jobs[todo[k][0]].path, name, feature, a)
+        return out
+    except DataError:
+        return None
+    except ZooError:
+        raise
+    except Exception:  # the files alone say which one the feature cannot take
+        return None
 
 
 def _named(error: DataError, cause: Exception) -> DataError:
@@ -406,9 +466,13 @@ def _run_jobs(jobs: list[_Job], features: Mapping[str, Any], workers: int | None
             warnings.warn(f"features cannot be sent to worker processes ({exc}); computing in this process",
                           stacklevel=3)
             n = 1
+    size = _files_per_call(features, len(jobs), max(n, 1))
+    chunks = [tuple(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+    n = min(n, len(chunks))
     if n <= 1:
-        for job in jobs:
-            finish(job.digest, _compute(job))
+        for chunk in chunks:
+            for job, outcome in zip(chunk, _compute_many(chunk)):
+                finish(job.digest, outcome)
         return
     import multiprocessing
 
@@ -419,11 +483,26 @@ def _run_jobs(jobs: list[_Job], features: Mapping[str, Any], workers: int | None
     # end itself): die_with_parent ends it when the parent dies, SIGKILL and OOM included.
     with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_compute, job): job for job in jobs}
+        futures = {pool.submit(_compute_many, chunk): chunk for chunk in chunks}
         try:
             for fut in as_completed(futures):
-                finish(futures[fut].digest, fut.result())
+                for job, outcome in zip(futures[fut], fut.result()):
+                    finish(job.digest, outcome)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
+
+def _files_per_call(features: Mapping[str, Any], files: int, workers: int) -> int:
+    """Files one call computes: the largest ``batch_size`` a feature declares (BatchesAudio), at most
+    an even share of ``files`` over the ``workers``; 1 when no feature batches (``from_audio`` per file)."""
+    sizes = []
+    for name, feature in features.items():
+        if isinstance(feature, BatchesAudio):
+            size = feature.batch_size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise PluginError(
+                    f"feature '{name}' declares batch_size {size!r}, where an int >= 1 is needed; the plugin "
+                    f"({provider_version(feature)}) is broken: report it or upgrade it")
+            sizes.append(size)
+    return max(1, min(max(sizes, default=1), -(-files // workers)))

@@ -2,13 +2,14 @@
 
 Each turns a mono waveform into a float32 ``[n_bins, T]`` array exactly as the lab's extractor
 did, or picks its rows out of one of the lab's fused ``[140, T]`` arrays. With ``backend: torch``
-the mel and chroma steps run in :mod:`zoo_features.torchfeatures` (a batch of one clip here;
-:func:`zoo_features.torchfeatures.compute_batch` batches many).
+the mel and chroma steps run in the kernels of :mod:`zoo_features.torchfeatures`. Each feature
+also computes many clips in one call (``from_audio_batch``, :class:`zoo.protocols.BatchesAudio`),
+which the zoo's extractor uses: with the torch backend on a GPU the clips are one batch there.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -59,8 +60,39 @@ class _Feature:
         y = prepare_waveform(y, sr, self.sample_rate, self.min_samples, silence_ok=False)
         return np.ascontiguousarray(self._compute(y), dtype=np.float32)
 
+    @property
+    def batch_size(self) -> int:
+        """Clips per ``from_audio_batch`` call (zoo.protocols.BatchesAudio): a batch of
+        ``torchfeatures.BATCH`` on a GPU with the torch backend; else 1. On a CPU one clip at a time
+        is fastest (a clip stays in the CPU's caches: a batch of 8 ran 1.6x slower per clip,
+        docs/benchmarks.md), and the extractor's worker processes use the cores."""
+        if self.config.backend != "torch":
+            return 1
+        from . import torchfeatures
+        return torchfeatures.BATCH if torchfeatures.default_device().type != "cpu" else 1
+
+    def from_audio_batch(self, ys: Sequence[np.ndarray], sr: int) -> list[np.ndarray]:
+        """``from_audio`` of each waveform ``ys[b]`` (``[N_b]`` at ``sr`` Hz, any lengths) -> ``[n_bins, T_b]`` float32 each.
+
+        The same numbers as ``from_audio`` clip by clip; raises DataError as it does, for the first
+        clip it cannot take (the zoo's extractor then computes the clips one by one).
+        """
+        ys = [prepare_waveform(y, sr, self.sample_rate, self.min_samples, silence_ok=False) for y in ys]
+        return [np.ascontiguousarray(a, dtype=np.float32) for a in self._compute_batch(ys)]
+
     def _compute(self, y: np.ndarray) -> np.ndarray:
+        return self._compute_batch([y])[0]
+
+    def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def _kernel(self, kernel: Callable[..., list[np.ndarray]], ys: list[np.ndarray]) -> list[np.ndarray]:
+        """A torch kernel of :mod:`zoo_features.torchfeatures` over ``ys``: one batch on a GPU, a clip at a time on a CPU."""
+        from . import torchfeatures
+        device = torchfeatures.default_device()
+        if device.type == "cpu":
+            return [kernel([y], self.config, device)[0] for y in ys]
+        return kernel(ys, self.config, device)
 
     def from_lab(self, fused: np.ndarray) -> np.ndarray:
         """The lab's ``fused[140, T]`` -> this feature's rows ``[n_bins, T]`` float32.
@@ -110,17 +142,17 @@ class Mel(_Feature):
     def min_samples(self) -> int:
         return self.config.n_fft
 
-    def _mel_power(self, y: np.ndarray) -> np.ndarray:
+    def _mel_power(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         if self.config.backend == "torch":
             from . import torchfeatures
-            return torchfeatures.mel_power([y], self.config)[0]
-        return compute.mel_power(y, self.config)
+            return self._kernel(torchfeatures.mel_power, ys)
+        return [compute.mel_power(y, self.config) for y in ys]
 
-    def _compute(self, y: np.ndarray) -> np.ndarray:
+    def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         if self.config.backend == "torch":
             from . import torchfeatures
-            return torchfeatures.mel_db([y], self.config)[0]
-        return compute.to_db(compute.mel_power(y, self.config), self.config)
+            return self._kernel(torchfeatures.mel_db, ys)
+        return [compute.to_db(compute.mel_power(y, self.config), self.config) for y in ys]
 
 
 class Chroma(_Feature):
@@ -135,11 +167,11 @@ class Chroma(_Feature):
     def n_bins(self) -> int:
         return self.config.n_chroma
 
-    def _compute(self, y: np.ndarray) -> np.ndarray:
+    def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         if self.config.backend == "torch":
             from . import torchfeatures
-            return torchfeatures.chroma([y], self.config)[0]
-        return compute.chroma(y, self.config)
+            return self._kernel(torchfeatures.chroma, ys)
+        return [compute.chroma(y, self.config) for y in ys]
 
 
 class BeatMel(Mel):
@@ -150,10 +182,10 @@ class BeatMel(Mel):
     def __init__(self, config: BeatMelConfig, name: str = "beat"):
         super().__init__(config, name)
 
-    def _compute(self, y: np.ndarray) -> np.ndarray:
+    def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         c = self.config
-        beats = compute.usable_beats(y, c)
-        return compute.to_db(compute.beat_sync(self._mel_power(y), beats), c)
+        return [compute.to_db(compute.beat_sync(power, compute.usable_beats(y, c)), c)
+                for y, power in zip(ys, self._mel_power(ys))]
 
 
 class BeatChroma(Chroma):
@@ -164,7 +196,7 @@ class BeatChroma(Chroma):
     def __init__(self, config: BeatChromaConfig, name: str = "beat-chroma"):
         super().__init__(config, name)
 
-    def _compute(self, y: np.ndarray) -> np.ndarray:
+    def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         c = self.config
-        beats = compute.usable_beats(y, c)
-        return compute.beat_sync(Chroma._compute(self, y), beats)
+        return [compute.beat_sync(chroma, compute.usable_beats(y, c))
+                for y, chroma in zip(ys, Chroma._compute_batch(self, ys))]

@@ -1,6 +1,7 @@
-"""Mel and CQT chroma in torch, batched: librosa's numbers, on the GPU when there is one, else on the CPU.
+"""Mel and CQT chroma kernels in torch, batched: librosa's numbers, on the GPU when there is one, else on the CPU.
 
-The ``torch`` backend of the ``mel`` and ``chroma`` features (``--set mel.backend=torch``). Every
+The kernels only (of this package it imports :mod:`zoo_features.configs` alone): the feature
+objects of :mod:`zoo_features.features` call them, one clip or a batch at a time. The ``torch`` backend of the ``mel`` and ``chroma`` features (``--set mel.backend=torch``). Every
 filter is librosa's own, built once per setting with librosa's public functions and kept on the
 device; the transforms and products run in torch, over a whole batch of clips at once:
 
@@ -31,12 +32,11 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from zoo.errors import ConfigError, DataError
-from zoo.protocols import NeedsSamples
 
 from .configs import ChromaConfig, MelConfig
 
@@ -45,7 +45,7 @@ AMIN = 1e-10
 TUNING_N_FFT = 2048
 """``estimate_tuning``'s STFT: 2048 points, hop 512 (``n_fft // 4``), Hann window."""
 BATCH = 16
-"""Clips per batch by default: 30 s clips take about 0.1 GB of float32 working memory each."""
+"""Clips per batch on a GPU: 30 s clips take about 0.1 GB of float32 working memory each."""
 
 
 def default_device() -> Any:
@@ -65,7 +65,7 @@ def one_cpu_thread(device: Any):
 
     Measured on a busy 2-core machine (docs/benchmarks.md): mel + chroma of a clip ran 18x slower
     on 2 torch threads than on 1, whose threads wait for each other at every operation; cores are
-    better used by computing different clips in different Python threads (:func:`extract_files`).
+    better used by computing different clips in different processes (the zoo's extractor's workers).
     Nested and concurrent blocks share one setting.
     """
     global _users, _saved_threads
@@ -390,131 +390,3 @@ def chroma(waves: Sequence[np.ndarray], c: ChromaConfig, device: Any = None, *,
             lengths = [int(w.shape[-1]) for w in waves]
         found = tunings(power, [1 + n // (TUNING_N_FFT // 4) for n in lengths], c.sr, c.bins_per_octave)
         return chroma_from_tunings(waves, c, found, power.device)
-
-
-# -- the batched entry point ----------------------------------------------------------------------
-
-def _shares_tuning_stft(mel: MelConfig, chroma_config: ChromaConfig) -> bool:
-    return mel.sr == chroma_config.sr and mel.n_fft == TUNING_N_FFT and mel.hop_length == TUNING_N_FFT // 4
-
-
-def compute_batch(waves: Sequence[np.ndarray], features: Mapping[str, Any],
-                  device: Any = None) -> list[dict[str, np.ndarray]]:
-    """Every feature of ``features`` for every waveform, ``mel`` and ``chroma`` (any backend) in torch batches.
-
-    ``waves``: mono float32 waveforms at the features' ``sample_rate``, already checked
-    (:func:`zoo.data.audio.prepare_waveform`). Features of other kinds (beat-synchronous,
-    third-party) are computed one clip at a time with their own ``from_audio``. When the batch
-    holds a mel at 2048 points, hop 512 and a chroma at the same rate, the chroma's tunings are
-    read from the mel's STFT. Returns one ``{name: [bins, T] float32}`` per waveform.
-    """
-    from .features import BeatChroma, BeatMel, Chroma, Mel
-    device = device or default_device()
-    out: list[dict[str, np.ndarray]] = [{} for _ in waves]
-    mels = {n: f for n, f in features.items() if isinstance(f, Mel) and not isinstance(f, BeatMel)}
-    chromas = {n: f for n, f in features.items() if isinstance(f, Chroma) and not isinstance(f, BeatChroma)}
-    with one_cpu_thread(device):
-        _compute_batch(waves, features, mels, chromas, device, out)
-    return out
-
-
-def _compute_batch(waves: Sequence[np.ndarray], features: Mapping[str, Any], mels: Mapping[str, Any],
-                   chromas: Mapping[str, Any], device: Any, out: list[dict[str, np.ndarray]]) -> None:
-    shared: dict[int, Any] = {}
-    if mels or chromas:
-        y, lengths = _stack(waves, device)
-        for name, f in mels.items():
-            c = f.config
-            power = power_spectrum(y, c.n_fft, c.hop_length)
-            for b, a in enumerate(to_db(mel_from_power(power, c), [1 + n // c.hop_length for n in lengths], c.top_db)):
-                out[b][name] = a
-            if any(_shares_tuning_stft(c, ch.config) for ch in chromas.values()):
-                shared[c.sr] = power
-            del power
-        for name, f in chromas.items():
-            for b, a in enumerate(chroma(waves, f.config, device, power=shared.get(f.config.sr))):
-                out[b][name] = a
-    for name, f in features.items():
-        if name not in mels and name not in chromas:
-            for b, w in enumerate(waves):
-                out[b][name] = f.from_audio(w, f.sample_rate)
-
-
-def extract_files(paths: Sequence[Any], features: Mapping[str, Any], *, device: Any = None,
-                  workers: int | None = None, batch_size: int | None = None, min_seconds: float = 1.0,
-                  max_seconds: float | None = None) -> list[dict[str, np.ndarray] | DataError]:
-    """Decode audio files and compute ``features`` for each with :func:`compute_batch`: an extractor's batched path.
-
-    On the CPU, ``workers`` threads (default: one per usable core) each decode a file and compute
-    its features, a batch of ``batch_size`` clips (default 1) at a time, with torch set to one
-    thread for the call: decoding (libsndfile, soxr) and torch's kernels leave the GIL to the other
-    threads, so the cores work on different clips and never wait on each other. (One torch thread
-    per batch, not several per batch: on a busy machine torch's threads meet at a barrier after
-    each operation and wait for a descheduled one; and one 30 s clip at a time stays in the CPU's
-    caches, where a batch of 8 runs about 1.6x slower per clip; docs/benchmarks.md.)
-    On CUDA, the threads decode and the GPU computes ``batch_size`` clips (default 16) at a time.
-
-    Returns one entry per path, in order: ``{name: [bins, T] float32}``, or the DataError that
-    says why that file failed (unreadable, too short for a feature, ...). Caches nothing:
-    ``zoo.data.extract`` keeps the on-disk cache.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-    import torch
-    from zoo.engine.device import usable_cores
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"extract_files: batch_size must be >= 1, got {batch_size}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"extract_files: workers must be >= 1 (or None: one per usable core), got {workers}")
-    device = torch.device(device) if device is not None else default_device()
-    workers = workers or usable_cores()
-    paths = list(paths)
-    on_cpu = device.type == "cpu"
-    size = batch_size or (1 if on_cpu else BATCH)
-    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
-
-    def decode(path: Any) -> dict[int, np.ndarray] | DataError:
-        return _decode(path, features, min_seconds, max_seconds)
-
-    def compute(decoded: list[Any]) -> list[dict[str, np.ndarray] | DataError]:
-        good = [i for i, d in enumerate(decoded) if not isinstance(d, DataError)]
-        results: list[Any] = [d if isinstance(d, DataError) else {} for d in decoded]
-        for sr in sorted({int(f.sample_rate) for f in features.values()}):
-            group = {n: f for n, f in features.items() if f.sample_rate == sr}
-            if good:
-                for i, arrays in zip(good, compute_batch([decoded[i][sr] for i in good], group, device)):
-                    results[i].update(arrays)
-        return [{n: r[n] for n in features} if isinstance(r, dict) else r for r in results]
-
-    out: list[dict[str, np.ndarray] | DataError] = []
-    if on_cpu:
-        with one_cpu_thread(device), ThreadPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(lambda chunk: compute([decode(p) for p in chunk]), chunks):
-                out.extend(part)
-        return out
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # Decode the next batch while the GPU computes this one: at most two batches held.
-        pending = [pool.submit(decode, p) for p in chunks[0]] if chunks else []
-        for k in range(len(chunks)):
-            decoded = [f.result() for f in pending]
-            pending = [pool.submit(decode, p) for p in chunks[k + 1]] if k + 1 < len(chunks) else []
-            out.extend(compute(decoded))
-    return out
-
-
-def _decode(path: Any, features: Mapping[str, Any], min_seconds: float,
-            max_seconds: float | None) -> dict[int, np.ndarray] | DataError:
-    """``{sample rate: waveform}`` of ``path`` at every rate ``features`` need, checked for each; or the DataError."""
-    from zoo.data.audio import load_audio
-    from zoo.data.audio import prepare_waveform
-    try:
-        waves = {sr: load_audio(path, sr, min_seconds=min_seconds, max_seconds=max_seconds)
-                 for sr in sorted({int(f.sample_rate) for f in features.values()})}
-        for name, f in features.items():
-            try:
-                need = f.min_samples if isinstance(f, NeedsSamples) else 1  # optional (zoo.protocols.NeedsSamples)
-                prepare_waveform(waves[f.sample_rate], f.sample_rate, f.sample_rate, need, silence_ok=False)
-            except DataError as exc:
-                raise DataError(f"{path}: feature '{name}': {exc}") from exc
-        return waves
-    except DataError as exc:
-        return exc
