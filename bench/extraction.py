@@ -8,9 +8,9 @@ lab's settings (the 140 rows of the lab's fused arrays).
 Zoo: :func:`zoo.data.extract.extract_audio` (hash each file, look up the feature cache, decode
 once, compute both features, write the cache). Plain: ``librosa.load`` then
 ``melspectrogram`` + ``power_to_db`` and ``chroma_cqt`` per file, in one process, nothing saved.
-Torch: the features plugin's torch backend (``zoo_features.torchfeatures``), through its batched
-entry point ``extract_files`` (decode and compute, threads over files, nothing saved) and
-through ``extract_audio`` with ``backend: torch`` set on both features.
+Torch: the features plugin's torch backend (``zoo_features.torchfeatures``), through the zoo's
+own extractor ``extract_audio`` with ``backend: torch`` set on both features (in this process, and
+in worker processes over the files; on a GPU the features' batch member gets a batch per call).
 
 Warm, precisely: before any timing this process has imported librosa, compiled (or loaded
 from numba's on-disk cache) every jitted function both paths use and built librosa's mel and
@@ -121,16 +121,6 @@ def torch_features(registry: Any = None) -> dict[str, Any]:
     return {name: registry.create("feature", name, {"backend": "torch"}) for name in ("mel", "chroma")}
 
 
-def batched(paths: list[Path], feats: dict[str, Any], workers: int) -> list[dict[str, np.ndarray]]:
-    """The plugin's batched entry point on the CPU: ``workers`` threads, one torch thread each."""
-    from zoo_features.torchfeatures import extract_files
-    out = extract_files(paths, feats, device="cpu", workers=workers)
-    bad = [r for r in out if not isinstance(r, dict)]
-    if bad:
-        raise RuntimeError(f"extract_files failed on {len(bad)} file(s): {bad[0]}")
-    return out
-
-
 def zoo(paths: list[Path], feats: dict[str, Any], cache: Path, workers: int) -> list[dict[str, np.ndarray]]:
     from zoo.data.extract import extract_audio
     return extract_audio(paths, feats, cache_dir=cache, workers=workers, progress=False)
@@ -159,35 +149,30 @@ def default_workers(files: int) -> int:
 
 def torch_section_rows(section: Section, case: ExtractCase, paths: list[Path], registry: Any, workdir: Path,
                        out: dict[str, Any], echo=print) -> None:
-    """The torch backend's rows: the batched entry point on every usable core and on one, and
-    ``extract_audio`` with ``backend: torch``, each against the plain librosa loop."""
+    """The torch backend's rows: ``extract_audio`` with ``backend: torch`` (cold feature cache) in
+    worker processes over every usable core and in this process, each against the plain librosa loop."""
     from zoo.engine.device import usable_cores
     n = len(paths)
     tfeats = torch_features(registry)
     cores = usable_cores()
     # Warm, as the plain loop's librosa: kernels compiled, and the filters of these clips' tunings built
     # (once per tuning, one of 101 values: on a real data set, after its first few dozen files).
-    batched(paths, tfeats, 1)
-    threads = sorted({cores, 1}, reverse=True)
-    for w in threads:
-        z, b = interleaved(lambda: _rate(n, lambda: out.__setitem__("torch", batched(paths, tfeats, w))),
-                           lambda: _rate(n, lambda: out.__setitem__("plain", plain(paths))), case.reps)
+    zoo(paths, tfeats, Path(tempfile.mkdtemp(dir=workdir)), workers=1)
+    for w in sorted({cores, 1}, reverse=True):
+        z, b = interleaved(
+            lambda: _rate(n, lambda: out.__setitem__("torch", zoo(paths, tfeats, Path(tempfile.mkdtemp(dir=workdir)),
+                                                                  workers=w))),
+            lambda: _rate(n, lambda: out.__setitem__("plain", plain(paths))), case.reps)
         diff = _largest_difference(out["torch"], out["plain"])
+        where = "in this process" if w == 1 else f"{w} worker processes over the files (pool start included)"
         section.rows.append(row(
-            SECTION, f"torch backend, zoo_features.torchfeatures.extract_files: {w} thread(s) over files, "
-                     "one torch thread each (decode, mel, chroma)", z, b, "clips/s", baseline="plain librosa loop",
-            goal=1.8 if w == cores and cores >= 2 else None,
+            SECTION, f"torch backend through zoo.data.extract.extract_audio, {where}, cold feature cache: "
+                     "--set mel.backend=torch --set chroma.backend=torch (decode, mel, chroma)", z, b, "clips/s",
+            baseline="plain librosa loop", goal=1.8 if w == cores and cores >= 2 else None,
             note="largest difference to the baseline's arrays: " + ", ".join(f"{k} {v:.2g}" for k, v in diff.items())
                  + (" (mel in dB)" if "mel" in diff else "")))
-        echo(f"  torch, {w} thread(s): {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
+        echo(f"  torch, workers={w}: {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
              f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
-    z, b = interleaved(lambda: _rate(n, lambda: zoo(paths, tfeats, Path(tempfile.mkdtemp(dir=workdir)), workers=1)),
-                       lambda: _rate(n, lambda: plain(paths)), case.reps)
-    section.rows.append(row(SECTION, "torch backend through extract_audio (workers=1, cold feature cache): "
-                                     "--set mel.backend=torch --set chroma.backend=torch", z, b, "clips/s",
-                            baseline="plain librosa loop"))
-    echo(f"  extract_audio with backend torch: {np.median(z):.2f} clips/s, plain {np.median(b):.2f} clips/s, "
-         f"ratio {section.rows[-1].ratio:.3f}, load {loadavg():.2f}")
 
 
 def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
@@ -287,10 +272,10 @@ def run(case: ExtractCase, workdir: Path, echo=print) -> Section:
     )
     if case.torch_rows:
         section.notes.append(
-            "Torch rows: the features plugin's torch backend on the CPU. extract_files decodes each file and computes "
-            "its mel and chroma (one clip per batch, one torch thread) in a pool of threads over the files; warm: run "
-            "once over the same files first (kernels compiled, the filters of their tunings built). The extract_audio "
-            "row is the zoo's extractor with backend: torch on both features, one clip at a time in this process."
+            "Torch rows: the features plugin's torch backend on the CPU through the zoo's extractor (extract_audio, "
+            "cold feature cache), which decodes each file once and computes its mel and chroma one clip at a time on "
+            "one torch thread per process (on a CPU the features' batch_size is 1); warm: run once over the same files "
+            "first (kernels compiled, the filters of their tunings built)."
         )
     return section
 

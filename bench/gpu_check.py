@@ -6,7 +6,8 @@ What it runs, each step timed and reported as ok or FAILED with the reason (exit
 1. per backbone (lstm, cnn, ast at tiny sizes) and precision (fp32, bf16 autocast, fp16 autocast with loss
    scaling): train samples/s of the engine's loop (``zoo run``'s ``fit`` on a split resident on the GPU)
    against a bare PyTorch loop in the same process (bench/training.py's harness);
-2. mel and chroma computed on the GPU (plugins/zoo-features ``torchfeatures``, device cuda);
+2. mel and chroma computed on the GPU (plugins/zoo-features ``torchfeatures``, device cuda), and the features' batch
+   member (``from_audio_batch``) against each clip alone;
 3. ``zoo run --devices N`` with DistributedDataParallel over nccl on every visible GPU (N = the GPU count;
    skipped with one GPU), through the real command line;
 4. bench/precision.py on the GPU: matmul and conv peaks, each backbone at its default size in fp32, fp32 +
@@ -65,7 +66,8 @@ def _features() -> str:
     import numpy as np
     import torch
     from zoo_features import torchfeatures
-    from zoo_features.configs import MelConfig
+    from zoo.registry import Registry
+    from zoo_features.configs import ChromaConfig, MelConfig
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(22050 * 30).astype(np.float32) * 0.1 for _ in range(64)]
     c = MelConfig()
@@ -75,12 +77,19 @@ def _features() -> str:
     out = torchfeatures.mel_power(waves, c, device=torch.device("cuda"))
     torch.cuda.synchronize()
     mel = len(waves) / (time.perf_counter() - t0)
-    chroma = ""
-    if hasattr(torchfeatures, "chroma"):
-        t0 = time.perf_counter()
-        torchfeatures.chroma(waves[:16], device=torch.device("cuda"))
-        chroma = f", chroma {16 / (time.perf_counter() - t0):.1f} clips/s"
-    return f"mel {mel:.1f} clips/s of 30 s on the GPU ({out[0].shape[0]} bins){chroma}"
+    t0 = time.perf_counter()
+    torchfeatures.chroma(waves[:16], ChromaConfig(), device=torch.device("cuda"))
+    chroma = f", chroma {16 / (time.perf_counter() - t0):.1f} clips/s"
+    # The features' batch member (zoo.protocols.BatchesAudio), one batch on the GPU, against each clip alone.
+    worst = {}
+    for name in ("mel", "chroma"):
+        f = Registry().create("feature", name)
+        batch = f.from_audio_batch(waves[:4], 22050)
+        worst[name] = max(float(np.abs(a - f.from_audio(w, 22050)).max()) for a, w in zip(batch, waves[:4]))
+        if worst[name] > (0.05 if name == "mel" else 1e-3):
+            raise RuntimeError(f"{name}: from_audio_batch differs from from_audio by {worst[name]:.3g}")
+    return (f"mel {mel:.1f} clips/s of 30 s on the GPU ({out[0].shape[0]} bins){chroma}; batch size "
+            f"{f.batch_size}, a batch against each clip alone: mel {worst['mel']:.2g} dB, chroma {worst['chroma']:.2g}")
 
 
 def _ddp(n: int) -> str:
