@@ -290,9 +290,8 @@ def resume(run: str, *, registry: Registry | None = None, workspace: Workspace |
     from .processes import visible, why_gone
     from .refs import find_run
     from .tracking import PARENT_TAG
-    from .tracking.mlflow.queries import experiment_name
+    from .tracking.mlflow.queries import experiment_name_of
     from .tracking.mlflow.reconcile import recorded_process
-    from .tracking.mlflow.store import client
     ws = _workspace(workspace)
     registry = _registry(registry, ws)
     found = find_run(run, uri=ws.tracking_uri)
@@ -315,7 +314,7 @@ def resume(run: str, *, registry: Registry | None = None, workspace: Workspace |
         raise ConfigError(f"run {run_id}: its folder {folder} holds no {CONFIG_FILE} (moved or deleted, or an older "
                           f"zoo began it); it cannot be resumed, start it again with zoo run")
     request, init_from, freeze = request_from_config(read_config(folder / CONFIG_FILE), registry)
-    experiment = experiment_name(client(ws.tracking_uri), top.info.experiment_id)
+    experiment = experiment_name_of(top.info.experiment_id, uri=ws.tracking_uri)
     return train(request, init_from=init_from, freeze=freeze, experiment=experiment, registry=registry,
                  workspace=ws, reporter=reporter or (ConsoleReporter(progress=progress) if verbose
                                                      else QuietReporter(progress=progress)),

@@ -218,13 +218,13 @@ def _say_killed(record, killed: str) -> None:
         return
     try:
         from ..tracking import FAILURE_TAG
-        from ..tracking.mlflow.store import client
+        from ..tracking.mlflow.tracker import MlflowTracker
         from ..workspace import Workspace
-        c = client(Workspace.from_env().tracking_uri)
-        before = c.get_run(run_id).data.tags.get(FAILURE_TAG, "")
-        c.set_tag(run_id, FAILURE_TAG, f"{killed}" + (f" (rank 0 saw: {before})" if before else ""))
-        if c.get_run(run_id).info.status == "RUNNING":
-            c.set_terminated(run_id, status="FAILED")
+        tracker = MlflowTracker(uri=Workspace.from_env().tracking_uri)
+        before = tracker.run(run_id).data.tags.get(FAILURE_TAG, "")
+        tracker.set_tags(run_id, {FAILURE_TAG: f"{killed}" + (f" (rank 0 saw: {before})" if before else "")})
+        if tracker.run(run_id).info.status == "RUNNING":
+            tracker.end_run(run_id, "FAILED")
     except Exception as err:  # noqa: BLE001 - the run keeps rank 0's reason
         print(f"zoo run: warning: could not record '{killed}' in run {run_id} ({type(err).__name__})", file=sys.stderr)
 

@@ -233,10 +233,8 @@ def write_csv(path: Path, prepared: Any, rows: np.ndarray, xy: np.ndarray) -> Pa
 def log_files(run_id: str, files: Sequence[Path], *, uri: str) -> None:
     """Attach ``files`` to run ``run_id`` of the store ``uri`` under ``embeddings/`` (a finished run
     takes artifacts too)."""
-    from ..tracking.mlflow.store import client
-    c = client(uri)
-    for f in files:
-        c.log_artifact(run_id, str(f), artifact_path=ARTIFACT_DIR)
+    from ..tracking.mlflow.tracker import MlflowTracker
+    MlflowTracker(uri=uri).log_files(run_id, files, ARTIFACT_DIR)
 
 
 def default_out(ref: Any, workspace: Workspace) -> Path:

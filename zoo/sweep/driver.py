@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, RunError
-from ..tracking import FAILURE_TAG, PARENT_TAG, failure_reason
+from ..tracking import FAILURE_TAG, failure_reason
 from .space import Param, merge, settings_of
 from .trial import RUN_ID_KEY, SWEEP_TAG, TRIAL_TAG, TrialJob, run_trial
 
@@ -178,16 +178,10 @@ def _scheduler(plan: SweepPlan, metric: str, mode: str) -> tuple[Any, dict[str, 
                          reduction_factor=2), params
 
 
-def _children(client: Any, parent: Any) -> list[Any]:
-    return client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                              max_results=5000)
-
-
-def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrupted: str | None) -> None:
+def _close_trials(tracker: Any, parent_id: str, grid: Any, interrupted: str | None) -> None:
     """End every trial's run the trial itself could not end: stopped early (FINISHED, tagged why),
     failed before its run began (a FAILED run with the reason), or interrupted (KILLED)."""
-    parent = client.get_run(parent_id)
-    by_trial = {r.data.tags.get(TRIAL_TAG): r for r in _children(client, parent)}
+    by_trial = {r.data.tags.get(TRIAL_TAG): r for r in tracker.child_runs(parent_id)}
     for result in (list(grid) if grid is not None else []):
         trial_id = _trial_id(result)
         run = by_trial.pop(trial_id, None)
@@ -195,7 +189,7 @@ def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrup
             reason = failure_reason(getattr(result.error, "cause", None) or result.error).splitlines()[0]
             if run is None:
                 tracker.start_run(f"trial {trial_id}", {SWEEP_TAG: parent_id, TRIAL_TAG: trial_id}, parent_id)
-                run = client.get_run(_latest_trial_run(client, parent, trial_id))
+                run = tracker.run(_latest_trial_run(tracker, parent_id, trial_id))
             if run.info.status == "RUNNING":
                 tracker.set_tags(run.info.run_id, {FAILURE_TAG: reason})
                 tracker.end_run(run.info.run_id, "FAILED")
@@ -203,7 +197,7 @@ def _close_trials(client: Any, tracker: Any, parent_id: str, grid: Any, interrup
             # Tune stops a trial by raising SystemExit in its thread: the run ended FAILED, but it was not a failure.
             epoch = (result.metrics or {}).get("epoch")
             if FAILURE_TAG in run.data.tags:
-                client.delete_tag(run.info.run_id, FAILURE_TAG)
+                tracker.delete_tag(run.info.run_id, FAILURE_TAG)
             tracker.set_tags(run.info.run_id, {STOPPED_TAG: f"stopped early by the ASHA scheduler on its epoch-{epoch} result"})
             tracker.end_run(run.info.run_id, "FINISHED")
     for run in by_trial.values():  # trials Tune never reported on (an interrupted sweep)
@@ -221,8 +215,8 @@ def _trial_id(result: Any) -> str:
     return str((result.metrics or {}).get("trial_id", ""))
 
 
-def _latest_trial_run(client: Any, parent: Any, trial_id: str) -> str:
-    runs = [r for r in _children(client, parent) if r.data.tags.get(TRIAL_TAG) == trial_id]
+def _latest_trial_run(tracker: Any, parent_id: str, trial_id: str) -> str:
+    runs = [r for r in tracker.child_runs(parent_id) if r.data.tags.get(TRIAL_TAG) == trial_id]
     return max(runs, key=lambda r: r.info.start_time or 0).info.run_id
 
 
@@ -242,11 +236,9 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
     """
     built, metric, mode = check_space(plan, registry)
     ray = require_ray()
-    from ..tracking.mlflow.store import client as store_client
     from ..tracking.mlflow.tracker import MlflowTracker
     spec, settings, recipe = _base(plan)
     tracker = MlflowTracker(plan.experiment, uri=workspace.tracking_uri, warn=lambda m: say(f"warning: {m}"))
-    client = store_client(workspace.tracking_uri)
     tags = {"zoo.kind": "sweep", "zoo.spec": str(built.composition), "zoo.sweep.metric": metric,
             "zoo.sweep.mode": mode, **({"zoo.recipe": recipe.name} if recipe else {})}
     parent_id = tracker.start_run(f"{built.composition} sweep", tags)
@@ -290,7 +282,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
         )
         say(f"sweep: run {parent_id}, {plan.trials} trial(s), ranked by {metric} ({mode})")
         grid = tuner.fit()
-        _close_trials(client, tracker, parent_id, grid, None)
+        _close_trials(tracker, parent_id, grid, None)
         rows, best = leaderboard(parent_id, uri=workspace.tracking_uri, metric=metric, mode=mode)
         if best is None:
             raise RunError(f"no trial of sweep {parent_id} finished (zoo compare --sweep {parent_id} lists why); "
@@ -311,7 +303,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
             ray.shutdown()  # ends every trial still running
             started = False
         try:
-            _close_trials(client, tracker, parent_id, None, f"sweep {'interrupted' if interrupted else 'failed'}: "
+            _close_trials(tracker, parent_id, None, f"sweep {'interrupted' if interrupted else 'failed'}: "
                                                             f"{reason}")
             tracker.set_tags(parent_id, {FAILURE_TAG: reason})
             tracker.end_run(parent_id, "KILLED" if interrupted else "FAILED")

@@ -20,24 +20,20 @@ _PLACEMENT = ("device", "threads", "refresh_steps", "eval_batch_size", "precisio
 
 def settings_of_run(ref: str, *, uri: str | None) -> tuple[str, dict[str, dict[str, Any]], str]:
     """``(spec, settings, trial run id)`` of the sweep run or trial run ``ref`` (an id or unique prefix)."""
-    from ..tracking.mlflow.queries import get_run, runs_with_prefix
-    from ..tracking.mlflow.store import client
-    c = client(uri)
-    run = get_run(c, ref)
-    if run is None:
-        found = runs_with_prefix(c, ref)
-        if len(found) != 1:
-            raise ConfigError(f"--from-sweep {ref}: {'no run' if not found else f'{len(found)} runs'} with this id "
-                              f"or prefix in {redact_uri(c.tracking_uri)}; give the sweep's run id `zoo sweep` printed")
-        run = found[0]
+    from ..tracking.mlflow.queries import run_by_id, runs_by_ref
+    found = runs_by_ref(ref, uri=uri)
+    if len(found) != 1:
+        raise ConfigError(f"--from-sweep {ref}: {'no run' if not found else f'{len(found)} runs'} with this id "
+                          f"or prefix in {redact_uri(uri or '')}; give the sweep's run id `zoo sweep` printed")
+    run = found[0]
     if run.data.tags.get("zoo.kind") == "sweep":
         best = run.data.tags.get("zoo.sweep.best_run")
         if not best:
             raise ConfigError(f"--from-sweep {ref}: sweep {run.info.run_id} has no best trial (status "
                               f"{run.info.status}); `zoo compare --sweep {run.info.run_id}` shows its trials")
-        sweep, trial = run, c.get_run(best)
+        sweep, trial = run, run_by_id(best, uri=uri)
     elif run.data.tags.get("zoo.sweep"):
-        sweep, trial = c.get_run(run.data.tags[PARENT_TAG]), run
+        sweep, trial = run_by_id(run.data.tags[PARENT_TAG], uri=uri), run
     else:
         raise ConfigError(f"--from-sweep {ref}: run {run.info.run_id} is neither a sweep nor one of its trials; "
                           f"give the run id `zoo sweep` printed")

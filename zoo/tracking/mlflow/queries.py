@@ -1,7 +1,9 @@
 """Look-ups in the MLflow store for :mod:`zoo.refs`: runs by id or prefix, latest and seed runs, registered versions.
 
 Each function takes an ``MlflowClient`` (:func:`~zoo.tracking.mlflow.store.client`) and answers
-None or an empty list for "not there"; only copying files here raises, naming what is missing.
+None or an empty list for "not there"; only copying files here raises, naming what is missing. The
+few that take a store's ``uri`` instead (``run_tags``, ``run_by_id``, ``runs_by_ref``,
+``experiment_name_of``) are for callers outside :mod:`zoo.tracking`, which never hold a client.
 Deciding what a reference means, and saying so when it means nothing, is :mod:`zoo.refs`'s job.
 """
 from __future__ import annotations
@@ -86,6 +88,23 @@ def run_tags(run_id: str, uri: str | None = None) -> dict[str, str]:
     """Tags of ``run_id``, or {} when the store does not know it (a folder copied from elsewhere)."""
     run = get_run(client(uri), run_id)
     return dict(run.data.tags) if run is not None else {}
+
+
+def run_by_id(run_id: str, *, uri: str | None) -> Any:
+    """Run ``run_id`` of the store ``uri``; MLflow's error when the store does not know it."""
+    return client(uri).get_run(run_id)
+
+
+def runs_by_ref(ref: str, *, uri: str | None) -> list[Any]:
+    """The run whose id is ``ref``, or else up to 20 whose id starts with it, in any experiment of ``uri``."""
+    c = client(uri)
+    run = get_run(c, ref)
+    return [run] if run is not None else runs_with_prefix(c, ref)
+
+
+def experiment_name_of(experiment_id: str, *, uri: str | None) -> str:
+    """The name of experiment ``experiment_id`` of the store ``uri`` (``experiment ID`` when it has none)."""
+    return experiment_name(client(uri), experiment_id)
 
 
 def registered_model(c: Any, name: str) -> Any | None:

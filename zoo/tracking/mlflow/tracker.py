@@ -13,7 +13,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from ...errors import ConfigError, RunError
 from .. import DEFAULT_EXPERIMENT, MAX_TAG, PARENT_TAG
@@ -159,6 +159,24 @@ class MlflowTracker:
                 root = None
             remove_partial_copies(Path(folder), root / path if root is not None and path else root)
             raise
+
+    def log_files(self, run_id: str, files: Iterable[Path], path: str | None = None) -> None:
+        """Attach each file of ``files`` to run ``run_id`` (finished or not) below ``path``."""
+        for f in files:
+            self.client.log_artifact(run_id, str(f), artifact_path=path)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.client.delete_tag(run_id, key)
+
+    def run(self, run_id: str) -> Any:
+        """Run ``run_id`` as the store holds it now (info: status, times; data: params, metrics, tags)."""
+        return self.client.get_run(run_id)
+
+    def child_runs(self, parent_id: str) -> list[Any]:
+        """Every run nested under run ``parent_id`` (its tag ``mlflow.parentRunId``), in the parent's experiment."""
+        parent = self.run(parent_id)
+        return self.client.search_runs([parent.info.experiment_id],
+                                       filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", max_results=5000)
 
     def log_model(self, run_id, model_dir) -> None:
         """The ``model/`` artifacts, then the pyfunc model (for ``mlflow.pyfunc.load_model``).
