@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from datafixtures import music, write_audio, write_kaggle, write_label_folders
+from pluginfactory import pip_install, write_distribution
 from zoo.cli import main
 from zoo.data.readers.kaggle import LAB_MAPPING
 
@@ -97,3 +98,67 @@ def test_show_an_audio_file_computes_every_feature(tmp_path, capsys):
     frames = 1 + int(6.0 * 22050) // 512
     assert f"mel 128 x {frames} -> beat 128 x" in out and f"chroma 12 x {frames} -> beat 12 x" in out
     assert (tmp_path / "song.png").read_bytes()[:8] == PNG
+
+
+LOUDNESS = '''
+"""An outside feature that says how zoo show draws it: RMS loudness per frame."""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from zoo.errors import ConfigError
+from zoo.protocols import ComponentSpec, Picture
+
+
+@dataclass(frozen=True)
+class LoudnessConfig:
+    hop_length: int = 512
+
+
+class Loudness:
+    name, n_bins, rate, sample_rate, reads_lab = "loudness", 1, "frames", 22050, False
+    picture = Picture("loudness (RMS)", "plain")
+
+    def __init__(self, config):
+        self.config, self.hop_length = config, config.hop_length
+
+    def settings(self):
+        return asdict(self.config)
+
+    def from_audio(self, y, sr):
+        n = 1 + len(y) // self.hop_length
+        frames = np.pad(y, (0, n * self.hop_length))[: n * self.hop_length].reshape(n, self.hop_length)
+        return np.sqrt((frames ** 2).mean(1))[None, :].astype(np.float32)
+
+    def from_lab(self, fused):
+        raise ConfigError("feature 'loudness' cannot be read from the lab's arrays; use audio")
+
+
+loudness = ComponentSpec(kind="feature", name="loudness", config=LoudnessConfig, build=Loudness,
+                         summary="RMS loudness per frame")
+'''
+
+
+@pytest.fixture(scope="module")
+def loudness_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loudness")
+    project = write_distribution(root, "zoo-loudness", "0.1.0", "zoo_loudness", LOUDNESS,
+                                 {"music_zoo.features": {"loudness": "zoo_loudness:loudness"}})
+    pip_install([project], root / "site")
+    return root / "site"
+
+
+def test_show_draws_whatever_features_declare_a_picture_and_names_no_plugin(loudness_site, tmp_path, capsys,
+                                                                            monkeypatch):
+    """zoo show knows no feature by name: with only an outside plugin's drawable feature, it draws that."""
+    monkeypatch.syspath_prepend(str(loudness_site))
+    monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("ZOO_PLUGINS", "zoo-loudness")
+    wav = write_audio(tmp_path / "song.wav", music(3.0))
+    assert main(["show", str(wav), "--out", str(tmp_path / "song.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"loudness 1 x {1 + int(3.0 * 22050) // 512}" and lines[1].startswith("wrote ")
+    assert (tmp_path / "song.png").read_bytes()[:8] == PNG
+    monkeypatch.setenv("ZOO_PLUGINS", "")  # the core alone: no feature says how it is drawn
+    assert main(["show", str(wav)]) == 2
+    assert "none of `zoo list feature` does" in capsys.readouterr().err

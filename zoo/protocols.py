@@ -41,6 +41,7 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
 - a feature's ``min_samples`` (:class:`NeedsSamples`): the shortest audio it takes;
 - a feature's ``from_audio_batch`` and ``batch_size`` (:class:`BatchesAudio`): many clips in one call,
   which the extractor then uses instead of ``from_audio`` per clip;
+- a feature's ``picture`` (:class:`Drawable`): how ``zoo show`` draws it (a :class:`Picture`);
 - a classification task's ``classes`` and ``map_label`` (:class:`OwnsClasses`): classes of its own;
 - a task's ``higher_is_better`` (:class:`DeclaresMetrics`): each metric's direction, the one source of it;
 - any component object's ``config`` (:class:`HasConfig`): the dataclass it was built from;
@@ -329,6 +330,32 @@ class BatchesAudio(Protocol):
     batch_size: int
 
     def from_audio_batch(self, ys: Sequence[np.ndarray], sr: int) -> list[np.ndarray]: ...
+
+
+class Picture(NamedTuple):
+    """How ``zoo show`` draws a feature's ``[F, T]`` array (:class:`Drawable`).
+
+    ``title``: the panel's title, e.g. "mel spectrogram". ``scale``: what the rows are, which sets
+    the y axis: ``"mel"`` (mel bands from ``fmin`` to ``fmax`` Hz, ``fmax`` None: ``sample_rate / 2``;
+    values in dB), ``"chroma"`` (12 pitch classes), anything else: plain bins. ``beat_of``: for a
+    beat-rate feature, the name of the frame-rate feature it aggregates between beats; ``zoo show``
+    draws the two side by side and prints how many beats stand for how many frames.
+    """
+
+    title: str
+    scale: str
+    fmin: float = 0.0
+    fmax: float | None = None
+    beat_of: str = ""
+
+
+@runtime_checkable
+class Drawable(Protocol):
+    """Optional for a feature: ``picture: Picture``, how ``zoo show`` draws it. ``zoo show`` draws every
+    installed feature that has it (built with its default settings), time on the x axis from
+    ``sample_rate`` and ``hop_length``; a feature without it is not drawn."""
+
+    picture: Picture
 
 
 @runtime_checkable

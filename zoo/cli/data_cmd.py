@@ -7,13 +7,9 @@ from pathlib import Path
 from ..config import parse_assignments
 from ..data.layout import DEFAULT as DEFAULT_DATA
 from ..data.prepare import MAX_SECONDS
-from ..errors import ConfigError, DataError
-from ..protocols import HasConfig, SelectsClips
+from ..errors import ConfigError, DataError, ZooError
+from ..protocols import Drawable, ReadsLab, SelectsClips
 from .argtypes import POSITIVE, SEED, number
-
-SHOW_FEATURES = (("mel", "mel", "mel spectrogram"), ("beat", "mel", "beat-synced mel spectrogram"),
-                 ("chroma", "chroma", "chromagram"), ("beat-chroma", "chroma", "beat-synced chromagram"))
-"""(feature name, kind of picture, panel title) drawn by ``zoo show``, full and beat-synced side by side."""
 
 
 def register(sub) -> None:
@@ -56,9 +52,10 @@ def register(sub) -> None:
     data.set_defaults(func=lambda args, registry, workspace: (data.print_help(), 0)[1])
 
     show = sub.add_parser(
-        "show", help="mel spectrogram and chromagram of an audio file or a clip, full and beat-synced",
-        description="Draw the mel spectrogram and the chromagram of FILE_OR_ID, full and beat-synced side by "
-                    "side, and print their shapes. FILE_OR_ID is an audio file (features computed with the "
+        "show", help="the drawable features of an audio file or a clip (mel spectrogram, chromagram), full and beat-synced",
+        description="Draw every installed feature that declares how it is drawn (a picture: e.g. the mel "
+                    "spectrogram and the chromagram, full and beat-synced side by side) for FILE_OR_ID, and print "
+                    "their shapes. FILE_OR_ID is an audio file (features computed with the "
                     "installed feature plugins), a lab .npy array, or the id of a clip of --data (for the "
                     "Kaggle set, e.g. 1042 or genre/1042: the full and beat arrays are read; for the embedded "
                     "set, embedded:blues-0030 or blues-0030 --data embedded: only that clip is synthesised).")
@@ -152,33 +149,55 @@ def run_stats(args, registry, workspace) -> int:
 
 
 # -- zoo show ------------------------------------------------------------------------------
-def _lab_pair(clip_frames, clip_beats):
-    from ..data.labarray import CHROMA_ROWS, MEL_ROWS, load_lab_array
-
+def _drawable(registry) -> dict:
+    """Every installed feature that says how it is drawn (zoo.protocols.Drawable), built with its
+    default settings, by name; one that does not build is left out (``zoo list`` says why)."""
     out = {}
-    for clip, suffix in ((clip_frames, ""), (clip_beats, "beat")):
-        if clip is None:
+    for name in registry.names("feature"):
+        try:
+            feature = registry.create("feature", name)
+        except ZooError:
             continue
-        fused = load_lab_array(clip.array)
-        out["beat" if suffix else "mel"] = fused[MEL_ROWS]
-        out["beat-chroma" if suffix else "chroma"] = fused[CHROMA_ROWS]
+        if isinstance(feature, Drawable):
+            out[name] = feature
+    if not out:
+        raise ConfigError("zoo show draws the installed features that say how they are drawn (a `picture`, "
+                          "zoo.protocols.Drawable); none of `zoo list feature` does: install a feature plugin "
+                          "that has one")
     return out
 
 
-def _from_audio(path: Path, registry) -> tuple[dict, dict]:
-    """Arrays by feature name, and each feature's axis settings (sr, hop_length, fmin, fmax)."""
+def _rows(features: dict) -> list[tuple[str, list[str]]]:
+    """``(frame-rate feature, its beat-synced versions)`` by name, one row of pictures each."""
+    twins: dict[str, list[str]] = {}
+    for name, f in sorted(features.items()):
+        if f.picture.beat_of:
+            twins.setdefault(f.picture.beat_of, []).append(name)
+    return [(name, twins.get(name, [])) for name in sorted(features) if not features[name].picture.beat_of]
+
+
+def _from_lab(features: dict, clip_frames, clip_beats) -> dict:
+    """Arrays by feature name from a lab array (and its beat-folder twin): each feature's ``from_lab``."""
+    from ..data.labarray import load_lab_array
+
+    fused = {"frames": load_lab_array(clip_frames.array),
+             "beats": load_lab_array(clip_beats.array) if clip_beats is not None else None}
+    return {name: f.from_lab(fused[f.rate]) for name, f in features.items()
+            if fused.get(f.rate) is not None and not (isinstance(f, ReadsLab) and not f.reads_lab)}
+
+
+def _from_audio(path: Path, features: dict) -> tuple[dict, dict]:
+    """Arrays by feature name, and each feature's axes (sample rate, hop length, frequency range)."""
     from ..data.audio import load_audio
 
     out, axes, waves = {}, {}, {}
-    for name, _, _ in SHOW_FEATURES:
-        feature = registry.create("feature", name)
+    for name, feature in features.items():
         sr = int(feature.sample_rate)
         if sr not in waves:
             waves[sr] = load_audio(path, sr)
         out[name] = feature.from_audio(waves[sr], sr)
-        config = feature.config if isinstance(feature, HasConfig) else None
-        axes[name] = {"sr": sr, "hop_length": getattr(feature, "hop_length", None) or getattr(config, "hop_length", None),
-                      "fmin": getattr(config, "fmin", None) or 0.0, "fmax": getattr(config, "fmax", None)}
+        axes[name] = {"sr": sr, "hop_length": int(feature.hop_length), "fmin": feature.picture.fmin,
+                      "fmax": feature.picture.fmax}
     return out, axes
 
 
@@ -202,7 +221,7 @@ def _beat_twin(path: Path):
     return None
 
 
-def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
+def _arrays_for(args, features: dict, workspace, registry) -> tuple[dict, dict, str, str]:
     """``(arrays by feature name, their axis settings by feature name, title, output stem)`` for
     FILE_OR_ID (no axis settings for lab arrays, whose frame rate the files do not record)."""
     from ..protocols import Clip
@@ -217,9 +236,9 @@ def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
     if path.is_file():
         if path.name.endswith((".npy", ".npy.gz")):
             twin = _beat_twin(path)
-            arrays = _lab_pair(Clip(id=path.name, array=path), Clip(id="", array=twin) if twin else None)
+            arrays = _from_lab(features, Clip(id=path.name, array=path), Clip(id="", array=twin) if twin else None)
             return arrays, {}, str(path), path.name.split(".")[0]
-        return (*_from_audio(path, registry), str(path), path.stem)
+        return (*_from_audio(path, features), str(path), path.stem)
     if args.data is None and not args.layout:
         raise DataError(f"{args.item} is not a file; to show a clip by id, give the data set with --data PATH")
     dataset = _open(args, registry, workspace)
@@ -235,8 +254,8 @@ def _arrays_for(args, registry, workspace) -> tuple[dict, dict, str, str]:
     title = f"{frames.id}" + (f" ({frames.label})" if frames.label else "")
     stem = frames.id.replace("/", "-")
     if frames.array is not None:
-        return _lab_pair(frames, beats), {}, title, stem
-    return (*_from_audio(Path(frames.audio), registry), title, stem)
+        return _from_lab(features, frames, beats), {}, title, stem
+    return (*_from_audio(Path(frames.audio), features), title, stem)
 
 
 def run_show(args, registry, workspace) -> int:
@@ -245,16 +264,21 @@ def run_show(args, registry, workspace) -> int:
         refuse_missing_root(args.out, "zoo show --out", "give --out a file in a folder that exists")
     from ..data.plots import Panel, spectrogram_panels
 
-    arrays, axes, title, stem = _arrays_for(args, registry, workspace)
-    panels = [Panel(title_, arrays[name], kind, beats=name.startswith("beat"), **axes.get(name, {}))
-              for name, kind, title_ in SHOW_FEATURES if name in arrays]
-    for full, beat in (("mel", "beat"), ("chroma", "beat-chroma")):
+    features = _drawable(registry)
+    arrays, axes, title, stem = _arrays_for(args, features, workspace, registry)
+    rows = _rows(features)
+    panels = [Panel(features[name].picture.title, arrays[name], features[name].picture.scale,
+                    beats=features[name].rate == "beats", **axes.get(name, {}))
+              for full, twins in rows for name in [full, *twins] if name in arrays]
+    for full, twins in rows:
+        if full not in arrays:
+            continue
         a = arrays[full]
         line = f"{full} {a.shape[0]} x {a.shape[1]}"
-        if beat in arrays:
+        for beat in (t for t in twins if t in arrays):
             b = arrays[beat]
             line += f" -> beat {b.shape[0]} x {b.shape[1]} ({b.shape[1] / a.shape[1]:.1%} of the frames)"
-        else:
+        if twins and not any(t in arrays for t in twins):
             line += " (no beat-synced version found)"
         print(line)
     out = args.out or Path(f"show-{stem}.png")

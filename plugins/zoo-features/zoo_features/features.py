@@ -15,6 +15,7 @@ import numpy as np
 
 from zoo.data.audio import prepare_waveform
 from zoo.errors import ConfigError, DataError
+from zoo.protocols import Picture
 
 from . import compute
 from .configs import BeatChromaConfig, BeatMelConfig, ChromaConfig, MelConfig, differs_from_lab
@@ -139,6 +140,11 @@ class Mel(_Feature):
         return self.config.n_mels
 
     @property
+    def picture(self) -> Picture:
+        """How ``zoo show`` draws it (zoo.protocols.Drawable): mel bands over the filter bank's range."""
+        return Picture("mel spectrogram", "mel", self.config.fmin, self.config.fmax)
+
+    @property
     def min_samples(self) -> int:
         return self.config.n_fft
 
@@ -167,6 +173,11 @@ class Chroma(_Feature):
     def n_bins(self) -> int:
         return self.config.n_chroma
 
+    @property
+    def picture(self) -> Picture:
+        """How ``zoo show`` draws it (zoo.protocols.Drawable): pitch classes."""
+        return Picture("chromagram", "chroma")
+
     def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         if self.config.backend == "torch":
             from . import torchfeatures
@@ -182,6 +193,10 @@ class BeatMel(Mel):
     def __init__(self, config: BeatMelConfig, name: str = "beat"):
         super().__init__(config, name)
 
+    @property
+    def picture(self) -> Picture:
+        return Picture("beat-synced mel spectrogram", "mel", self.config.fmin, self.config.fmax, beat_of="mel")
+
     def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         c = self.config
         return [compute.to_db(compute.beat_sync(power, compute.usable_beats(y, c)), c)
@@ -195,6 +210,10 @@ class BeatChroma(Chroma):
 
     def __init__(self, config: BeatChromaConfig, name: str = "beat-chroma"):
         super().__init__(config, name)
+
+    @property
+    def picture(self) -> Picture:
+        return Picture("beat-synced chromagram", "chroma", beat_of="chroma")
 
     def _compute_batch(self, ys: list[np.ndarray]) -> list[np.ndarray]:
         c = self.config
