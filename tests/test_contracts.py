@@ -183,6 +183,23 @@ class _BatchedFeature(_Feature):
         return [self.from_audio(np.pad(y, (0, n - len(y))) if n else y, sr) for y in ys]
 
 
+class _Pictured(_Feature):
+    """``_Feature`` with the optional ``picture`` (zoo.protocols.Drawable)."""
+
+    def __init__(self, picture):
+        super().__init__()
+        self.picture = picture
+
+
+def test_feature_check_checks_the_optional_picture():
+    from zoo.protocols import Picture
+    check_feature(_Pictured(Picture("loudness", "plain")), seconds=2.0)
+    with pytest.raises(AssertionError, match="picture must be a zoo.protocols.Picture"):
+        check_feature(_Pictured(("loudness", "plain")), seconds=2.0)
+    with pytest.raises(AssertionError, match="only a beat-rate feature has a beat_of"):
+        check_feature(_Pictured(Picture("loudness", "plain", beat_of="rms")), seconds=2.0)
+
+
 def test_feature_check_checks_the_optional_batch_member():
     check_feature(_BatchedFeature(), seconds=2.0)
     with pytest.raises(AssertionError, match="from_audio_batch gave a clip .* differs from what from_audio gives"):

@@ -259,7 +259,7 @@ def test_the_engine_reads_no_plugin_member_by_a_name_string():
     """Every optional member is read through an isinstance check on a zoo.protocols Protocol."""
     root = Path(__file__).resolve().parents[1] / "zoo"
     names = ("former_defaults", "train_defaults", "head_defaults", "named_blocks", "restrict", "only",
-             "mapping_report", "progress", "standardise", "reads_lab", "threshold", "min_samples", "batch_size", "from_audio_batch",
+             "mapping_report", "progress", "standardise", "reads_lab", "threshold", "min_samples", "batch_size", "from_audio_batch", "picture",
              "class_weight", "pos_weight", "config")
     pattern = re.compile(r"""(getattr|hasattr)\([^)]*["'](%s)["']""" % "|".join(names))
     found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") if p.name != "train.py"

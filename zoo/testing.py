@@ -688,6 +688,7 @@ def _check_feature_members(feature: Any, who: str) -> None:
             _fail(f"{who}: {attr} must be a positive integer, got {value!r}")
     if feature.rate not in ("frames", "beats"):
         _fail(f"{who}: rate must be 'frames' or 'beats', got {feature.rate!r}")
+    _check_picture(feature, who)
     try:
         text = json.dumps(dict(feature.settings()), sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -696,11 +697,27 @@ def _check_feature_members(feature: Any, who: str) -> None:
         _fail(f"{who}: settings() changes between calls")
 
 
+def _check_picture(feature: Any, who: str) -> None:
+    """The optional ``picture`` (zoo.protocols.Drawable): a Picture whose beat twin is named by a beat feature only."""
+    from .protocols import Drawable, Picture
+    if not isinstance(feature, Drawable):
+        return
+    p = feature.picture
+    if not isinstance(p, Picture) or not isinstance(p.title, str) or not p.title or not isinstance(p.scale, str):
+        _fail(f"{who}: picture must be a zoo.protocols.Picture(title, scale, ...) with a title, got {p!r}")
+    if p.fmax is not None and not p.fmin < p.fmax:
+        _fail(f"{who}: picture's frequency range must have fmin < fmax, got {p.fmin!r}..{p.fmax!r}")
+    if p.beat_of and feature.rate != "beats":
+        _fail(f"{who}: picture.beat_of={p.beat_of!r} names the feature it aggregates between beats, but its rate is "
+              f"{feature.rate!r}; only a beat-rate feature has a beat_of")
+
+
 def _check_batch(feature: Any, who: str, y: np.ndarray, out: np.ndarray) -> None:
     """The optional ``from_audio_batch`` (zoo.protocols.BatchesAudio): two clips of unequal lengths,
     each what ``from_audio`` gives (within 1e-3 of the larger of 1 and the values' range)."""
     from .protocols import BatchesAudio
-    if not isinstance(feature, BatchesAudio):
+    batches = isinstance(feature, BatchesAudio)
+    if not batches:
         return
     shorter = y[: len(y) * 3 // 4]
     got = feature.from_audio_batch([y, shorter], feature.sample_rate)

@@ -363,12 +363,14 @@ def _compute_many(jobs: tuple[_Job, ...]) -> list[Result]:
                 for n, feature, entry in job.todo if n == name]
         batch = _batched(jobs, name, todo, waves)
         for k, (i, feature, entry) in enumerate(todo):
-            got = batch[k] if batch is not None and batch[k] is not None else _one(jobs[i], name, feature, waves[i])
+            ready = batch[k] if batch is not None else None
+            got = ready if ready is not None else _one(jobs[i], name, feature, waves[i])
+            arrays = out[i]
             if isinstance(got, DataError):
                 out[i] = got
-                continue
-            out[i][name] = got
-            _save(Path(entry), got)
+            elif isinstance(arrays, dict):  # always: todo holds no failed file
+                arrays[name] = got
+                _save(Path(entry), got)
     return out
 
 
@@ -405,7 +407,7 @@ def _batched(jobs: tuple[_Job, ...], name: str, todo: list[tuple[int, Any, str]]
     feature = todo[0][1] if todo else None
     if len(todo) < 2 or not isinstance(feature, BatchesAudio):
         return None
-    sr = int(feature.sample_rate)
+    sr = int(todo[0][1].sample_rate)
     need = feature.min_samples if isinstance(feature, NeedsSamples) else 1
     ys: dict[int, np.ndarray] = {}
     for k, (i, _, _) in enumerate(todo):
