@@ -1,7 +1,10 @@
 """zoo.data.extract (cache, parallel workers, bad files, stacking) and zoo.data.pack."""
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +321,29 @@ def test_a_failing_batch_call_falls_back_to_each_file_alone(songs, tmp_path, fau
     out = extract_audio(songs, {"bwave": feature}, cache_dir=tmp_path / "c", workers=1, progress=False)
     assert feature.batches == [3] and feature.singles == 3
     for path, result in zip(songs, out):
+        np.testing.assert_array_equal(result["bwave"], Wave().from_audio(load_audio(path, SR), SR))
+
+
+class LoggedBatches(BatchedWave):
+    """``BatchedWave`` that leaves a file per batch call in ``folder`` (its calls happen in worker processes)."""
+
+    def __init__(self, folder, batch_size):
+        super().__init__(batch_size)
+        self.folder = str(folder)
+
+    def from_audio_batch(self, ys, sr):
+        (Path(self.folder) / f"{os.getpid()}-{uuid.uuid4().hex}").write_text(str(len(ys)))
+        return super().from_audio_batch(ys, sr)
+
+
+def test_worker_processes_get_a_batching_features_files_a_batch_at_a_time(tmp_path):
+    paths = [write(tmp_path / f"s{i}.wav", clip(1.5, 200.0 + 50 * i, seed=i)) for i in range(6)]
+    (tmp_path / "calls").mkdir()
+    feature = LoggedBatches(tmp_path / "calls", batch_size=4)
+    out = extract_audio(paths, {"bwave": feature}, cache_dir=tmp_path / "c", workers=2, progress=False)
+    # 6 files over 2 workers: 3 a call (an even share, under the feature's 4), one call each
+    assert sorted(p.read_text() for p in (tmp_path / "calls").iterdir()) == ["3", "3"]
+    for path, result in zip(paths, out):
         np.testing.assert_array_equal(result["bwave"], Wave().from_audio(load_audio(path, SR), SR))
 
 
