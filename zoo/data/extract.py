@@ -64,6 +64,9 @@ def extract_audio(paths: Sequence[Path], features: Mapping[str, Any], *, cache_d
 
     ``workers`` processes share the files not yet cached (1: compute in this process; default:
     up to ``os.cpu_count()``, one per 4 files to compute, as starting a worker takes seconds).
+    A feature with the batch member (:class:`~zoo.protocols.BatchesAudio`) gets up to its
+    ``batch_size`` files per ``from_audio_batch`` call (an even share over the workers at most);
+    every other feature ``from_audio`` once per file.
     ``cache_dir``: the cache's folder (the workspace's ``cache_dir``). ``min_seconds`` and
     ``max_seconds`` (the middle of a longer file is used; part of the cache key) are passed to
     :func:`zoo.data.audio.load_audio`. ``stats``, when given, receives counts: ``files``,
