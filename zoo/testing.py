@@ -700,7 +700,8 @@ def _check_feature_members(feature: Any, who: str) -> None:
 def _check_picture(feature: Any, who: str) -> None:
     """The optional ``picture`` (zoo.protocols.Drawable): a Picture whose beat twin is named by a beat feature only."""
     from .protocols import Drawable, Picture
-    if not isinstance(feature, Drawable):
+    drawable = isinstance(feature, Drawable)
+    if not drawable:
         return
     p = feature.picture
     if not isinstance(p, Picture) or not isinstance(p.title, str) or not p.title or not isinstance(p.scale, str):
