@@ -77,7 +77,7 @@ def train_cell(spec: str, *, seeds: int, epochs: int | None, size: str, limit: i
     cell = Cell(spec)
     start = time.perf_counter()
     try:
-        res = zoo.train(spec, settings={"dataset": {"size": size}}, epochs=epochs, seeds=seeds, limit=limit,
+        res = zoo.train(spec, settings={"dataset": {"size": size}}, epochs=epochs, seeds=seeds, data=zoo.DataRequest(limit=limit),
                         track=False, progress=False, workspace=workspace)
         cell.per_seed = [dict(r.test) for r in res.results]
     except Exception as exc:  # one broken composition must not stop the grid

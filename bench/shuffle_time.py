@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     out = {}
     for name, what in (("as is", prepared), ("time-shuffled", shuffled(prepared))):
         start = time.perf_counter()
-        res = zoo.train(args.spec, prepared=what, seeds=args.seeds, epochs=args.epochs, track=False, progress=False,
+        res = zoo.train(args.spec, data=what, seeds=args.seeds, epochs=args.epochs, track=False, progress=False,
                         workspace=ws, settings=settings)
         vals = [r.val[metric] for r in res.results]
         out[name] = {"val": vals, "interval": intervals.t_interval(vals), "seconds": time.perf_counter() - start,

@@ -43,7 +43,8 @@ def trained_model(tmp_path_factory, workspace) -> Trained:
     if "model" not in _CACHE:
         import zoo
         from zoo.data.readers.embedded import SIZES
-        res = zoo.train(SPEC, settings=SETTINGS, epochs=2, experiment=EXPERIMENT, progress=False, workers=1,
+        res = zoo.train(SPEC, settings=SETTINGS, epochs=2, experiment=EXPERIMENT, progress=False,
+                        data=zoo.DataRequest(workers=1),
                         out_dir=tmp_path_factory.mktemp("predict-run"), workspace=workspace)
         seed = res.results[0]
         _CACHE["model"] = Trained(seed.run_id, seed.model_dir, res.classes, SIZES["tiny"][1])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,7 +20,7 @@ FAST = {**TINY_LSTM, "train": {"batch_size": 16, "lr": 0.01, "patience": 0, "war
 
 
 def quick(spec, prepared, tmp_path, **kwargs):
-    args = dict(settings=FAST, epochs=3, track=False, progress=False, out_dir=tmp_path, prepared=prepared)
+    args = dict(settings=FAST, epochs=3, track=False, progress=False, out_dir=tmp_path, data=prepared)
     args.update(kwargs)
     return zoo.train(spec, **args)
 
@@ -109,12 +110,61 @@ def test_a_backbone_can_recommend_training_settings_that_flags_override(tmp_path
     extra = EntryInfo("backbone", "patient-lstm", "music-zoo-tests", "0", "enginefixtures:patient_lstm")
     registry = zoo.Registry(entries=(*installed_entries(), extra))
     settings = {"backbone": {"hidden": 8, "layers": 1}, "train": {"patience": 0}}
-    res = zoo.train("patient-lstm+chroma:genre", prepared=separable(5), registry=registry, settings=settings,
+    res = zoo.train("patient-lstm+chroma:genre", data=separable(5), registry=registry, settings=settings,
                     track=False, progress=False, out_dir=tmp_path)
     from zoo.engine.package import read_meta
     assert len(res.history) == 2
     recorded = read_meta(res.results[0].model_dir)["train"]
     assert (recorded["epochs"], recorded["lr"], recorded["patience"]) == (2, 0.02, 0)
-    res = zoo.train("patient-lstm+chroma:genre", prepared=separable(5), registry=registry, settings=settings,
+    res = zoo.train("patient-lstm+chroma:genre", data=separable(5), registry=registry, settings=settings,
                     epochs=3, track=False, progress=False, out_dir=tmp_path)
     assert len(res.history) == 3 and read_meta(res.results[0].model_dir)["train"]["lr"] == 0.02
+
+
+# -- the grouped settings of zoo.train ------------------------------------------------------------
+@pytest.mark.parametrize("keyword, spelling", [
+    ("lr", "train={'lr': ...}"), ("limit", "data=DataRequest(path=..., limit=...)"),
+    ("workers", "data=DataRequest(path=..., workers=...)"), ("prepared", "data=prepared"),
+    ("seed", "seeds=SeedPlan(first=..., count=...)"), ("verbose", "reporter=ConsoleReporter()"),
+])
+def test_a_keyword_of_the_flat_signature_is_a_type_error_naming_its_new_spelling(keyword, spelling):
+    with pytest.raises(TypeError, match=rf"zoo.train\(\.\.\., {keyword}=\.\.\.\) is now written {re.escape(spelling)}"):
+        zoo.train("lstm+chroma:genre", track=False, **{keyword: 1})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        zoo.train("lstm+chroma:genre", epoch=1)
+
+
+def test_train_takes_a_train_config_or_its_fields_and_epochs_wins_over_both(tmp_path):
+    from zoo.engine.package import read_meta
+    prepared = separable(5)
+    common = dict(data=prepared, settings={**TINY_LSTM, "train": {"lr": 0.5, "patience": 0}}, track=False,
+                  progress=False, out_dir=tmp_path)
+    res = zoo.train("lstm+chroma:genre", train={"lr": 0.02, "epochs": 2, "batch_size": 8}, **common)
+    recorded = read_meta(res.results[0].model_dir)["train"]
+    assert (recorded["lr"], recorded["epochs"], recorded["batch_size"], recorded["patience"]) == (0.02, 2, 8, 0)
+    res = zoo.train("lstm+chroma:genre", train=zoo.TrainConfig(lr=0.03, epochs=3), epochs=1, **common)
+    recorded = read_meta(res.results[0].model_dir)["train"]
+    assert (recorded["lr"], recorded["epochs"], len(res.history)) == (0.5, 1, 1)  # settings["train"] over it
+    with pytest.raises(ConfigError, match="train=5: give a TrainConfig or a mapping of its fields"):
+        zoo.train("lstm+chroma:genre", train=5, **common)
+    with pytest.raises(ConfigError, match="train: unknown setting 'lrr'.*did you mean 'lr'"):
+        zoo.train("lstm+chroma:genre", train={"lrr": 1}, **common)
+
+
+def test_data_and_seeds_take_their_groups_or_the_short_forms(tmp_path):
+    res = zoo.train("lstm+chroma:genre", data=zoo.DataRequest(limit=24, workers=1), epochs=1,
+                    settings={**TINY_LSTM, "dataset": {"size": "tiny"}}, seeds=zoo.SeedPlan(first=2, count=1),
+                    track=False, progress=False, out_dir=tmp_path)
+    assert res.seeds == [2] and res.data["clips"] <= 24
+    with pytest.raises(ConfigError, match=r"seeds=\[1, 2\]: give a count"):
+        zoo.train("lstm+chroma:genre", seeds=[1, 2], track=False)
+
+
+def test_grouped_turns_the_command_lines_flat_options_into_trains_groups():
+    from zoo.api import grouped
+    out = grouped({"data": "/music", "limit": 20, "skip_bad": True, "epochs": 3, "lr": None, "device": "cpu",
+                   "seed": 4, "seeds": 2, "experiment": "e"})
+    assert out["data"] == zoo.DataRequest(path="/music", limit=20, skip_bad=True)
+    assert out["train"] == {"epochs": 3, "device": "cpu"}
+    assert out["seeds"] == zoo.SeedPlan(first=4, count=2) and out["experiment"] == "e"
+    assert grouped({"epochs": 1, "lr": None}) == {"train": {"epochs": 1}}

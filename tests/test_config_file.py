@@ -92,7 +92,7 @@ def test_a_config_file_value_is_checked_as_the_same_option_is_on_the_command_lin
 
 
 @pytest.mark.parametrize("text, message", [
-    ("data: {path: [a, b]}", "data.path ['a', 'b']: give one folder as text (as --data)"),
+    ("data: {path: [a, b]}", "data.path: ['a', 'b']: give one folder as text (as --data)"),
     ("data: {skip_bad: maybe}", "data.skip_bad: expected true or false, got 'maybe'"),
     ("settings: {backbone: 5}", "settings.backbone 5: give a mapping of settings"),
     ("transfer: {from: [1]}", "transfer.from [1]: give one model"),

@@ -74,7 +74,7 @@ def test_embed_explains_what_it_cannot_do(kaggle_run, tmp_path, workspace, zoo_e
 
 def test_embeddings_are_the_input_of_the_output_layer_and_maps_colour_by_a_target(tmp_path, workspace):
     prepared = separable(6)
-    res = zoo.train("lstm+chroma:genre,valence", prepared=prepared, settings=FAST, epochs=2, track=False,
+    res = zoo.train("lstm+chroma:genre,valence", data=prepared, settings=FAST, epochs=2, track=False,
                     progress=False, out_dir=tmp_path)
     model, meta = zoo.load(res)
     rows = prepared.indices("test")

@@ -99,7 +99,8 @@ def test_the_same_limit_gives_the_same_description_and_fingerprint_with_or_witho
 
     def limited():
         return zoo.train("lstm+chroma:genre", settings={"dataset": {"size": "tiny"}, "backbone": {"hidden": 8}},
-                         limit=20, epochs=1, track=False, progress=False, workers=1, workspace=ws).data
+                         data=zoo.DataRequest(limit=20, workers=1), epochs=1, track=False, progress=False,
+                         workspace=ws).data
 
     before = limited()  # only the 20 clips are rendered
     assert not (ws.data_dir / "embedded-v1-tiny-seed0").exists()

@@ -105,7 +105,7 @@ def test_place_puts_conv_weights_channels_last():
 def test_a_cnn_run_trains_records_and_predicts_in_bf16_where_the_cpu_has_it(tmp_path, native):
     native("AVX512-BF16")
     prepared = separable(8)
-    res = zoo.train("cnn+chroma:genre", prepared=prepared, settings=SMALL_CNN, epochs=2, track=False, progress=False,
+    res = zoo.train("cnn+chroma:genre", data=prepared, settings=SMALL_CNN, epochs=2, track=False, progress=False,
                     out_dir=tmp_path)
     seed = res.results[0]
     meta = json.loads((seed.model_dir / "zoo_model.json").read_text())
@@ -124,7 +124,7 @@ def test_fp32_asked_for_and_a_backbone_that_declares_nothing_stay_fp32(tmp_path,
     native("AVX512-BF16")
     prepared = separable(8)
     settings = {**SMALL_CNN, "train": {**SMALL_CNN["train"], "precision": "fp32"}}
-    res = zoo.train("cnn+chroma:genre", prepared=prepared, settings=settings, epochs=1, track=False, progress=False,
+    res = zoo.train("cnn+chroma:genre", data=prepared, settings=settings, epochs=1, track=False, progress=False,
                     out_dir=tmp_path / "fp32")
     assert json.loads((res.results[0].model_dir / "zoo_model.json").read_text())["precision"] == "fp32"
     assert res.device.startswith("cpu (fp32, channels_last")
@@ -142,7 +142,7 @@ def test_fp32_asked_for_and_a_backbone_that_declares_nothing_stay_fp32(tmp_path,
 
     registry = zoo.Registry()
     built = api.compose([Plain(), registry.create("feature", "chroma"), registry.create("task", "genre")])
-    res = zoo.train(built, prepared=prepared, epochs=1, track=False, progress=False, out_dir=tmp_path / "own",
+    res = zoo.train(built, data=prepared, epochs=1, track=False, progress=False, out_dir=tmp_path / "own",
                     settings={"train": SMALL_CNN["train"]})
     assert res.device.startswith("cpu (fp32,") and "declares no bf16 speed-up" in res.device
 

@@ -251,8 +251,8 @@ def test_a_packaged_ast_does_not_reread_its_initial_weights_file(trained, inputs
     from predictfixtures import SETTINGS
     from zoo.errors import ZooError
     settings = {**SETTINGS, "backbone": {"embed_dim": 24, "depth": 1, "heads": 2, "max_frames": 200}}
-    res = zoo.train("ast+mel:genre", settings=settings, epochs=1, track=False, progress=False, workers=1,
-                    out_dir=tmp_path / "run")
+    res = zoo.train("ast+mel:genre", settings=settings, epochs=1, track=False, progress=False,
+                    data=zoo.DataRequest(workers=1), out_dir=tmp_path / "run")
     copy = tmp_path / "model"
     shutil.copytree(res.results[0].model_dir, copy)
     meta = json.loads((copy / "zoo_model.json").read_text())

@@ -253,7 +253,8 @@ def test_the_memory_budget_setting_is_checked_when_parsed():
 def _train(audio_folder, workspace, budget):
     tracker, lines = NullTracker(), []
     settings = {**SMALL, "train": {**SMALL["train"], "memory_budget": budget}}
-    res = zoo.train(SPEC, data=str(audio_folder), settings=settings, epochs=2, seed=3, workers=1, progress=False,
+    res = zoo.train(SPEC, data=zoo.DataRequest(str(audio_folder), workers=1), settings=settings, epochs=2,
+                    seeds=zoo.SeedPlan(first=3), progress=False,
                     tracker=tracker, workspace=workspace, reporter=ConsoleReporter(lines.append, progress=False))
     params = next(r.params for r in tracker.runs.values() if "data.train.path" in r.params)
     return res, params, lines

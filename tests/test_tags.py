@@ -266,7 +266,7 @@ def test_multitask_genre_and_prefixed_tags_train_package_and_reload(tmp_path, wo
     data = _manifest(tmp_path / "prefixed", prefix="tag:").parent
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        res = zoo.train("stats+mel:genre,tags", data=str(data), epochs=2, workers=1, workspace=workspace,
+        res = zoo.train("stats+mel:genre,tags", data=zoo.DataRequest(str(data), workers=1), epochs=2, workspace=workspace,
                         settings={"tags": {"threshold": 0.4}}, track=False)
     assert any("sad are on for every clip or for none at threshold 0.4" in str(w.message) for w in seen)
     assert res.model.schemas["tags"].classes == ("calm", "power", "sad")  # every tag: column, sorted

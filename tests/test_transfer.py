@@ -51,9 +51,9 @@ def same(a, b) -> bool:
 
 def test_weights_are_copied_and_the_source_run_is_linked_in_mlflow(prepared, tmp_path, workspace):
     settings = {**TINY_LSTM, "train": {**FAST, "lr": 1e-12}}  # lr 1e-12 (0 is refused): too small to move a float32 weight, so the backbone holds what it got
-    src = zoo.train("lstm+chroma:genre", prepared=prepared, settings={**TINY_LSTM, "train": FAST}, epochs=2,
+    src = zoo.train("lstm+chroma:genre", data=prepared, settings={**TINY_LSTM, "train": FAST}, epochs=2,
                     experiment=EXPERIMENT, progress=False, out_dir=tmp_path, workspace=workspace)
-    res = zoo.train("lstm+chroma:valence", prepared=prepared, settings={"train": settings["train"]}, epochs=1,
+    res = zoo.train("lstm+chroma:valence", data=prepared, settings={"train": settings["train"]}, epochs=1,
                     init_from=src.run_id, freeze="none", experiment=EXPERIMENT, progress=False, out_dir=tmp_path,
                     workspace=workspace)
     copied = source_state(src.results[0].model_dir)
@@ -66,7 +66,7 @@ def test_weights_are_copied_and_the_source_run_is_linked_in_mlflow(prepared, tmp
     assert record.params["transfer.freeze"] == "none"
     note = record.tags["mlflow.note.content"]
     assert src.run_id in note and "lstm+chroma:genre" in note and "freeze none" in note
-    moved = zoo.train("lstm+chroma:valence", prepared=prepared, settings={"train": FAST}, epochs=2,
+    moved = zoo.train("lstm+chroma:valence", data=prepared, settings={"train": FAST}, epochs=2,
                       init_from=src, track=False, progress=False, out_dir=tmp_path, workspace=workspace)
     after = moved.model.backbone.state_dict()
     assert not all(same(after[k], copied[k]) for k in after)  # with a learning rate, fine-tuning moves it

@@ -18,6 +18,7 @@ _LAZY = {
     "RunRequest": ("zoo.engine.request", "RunRequest"),
     "DataRequest": ("zoo.engine.request", "DataRequest"),
     "SeedPlan": ("zoo.engine.request", "SeedPlan"),
+    "TrainConfig": ("zoo.engine.trainconfig", "TrainConfig"),
     "Workspace": ("zoo.workspace", "Workspace"),
 }
 

@@ -3,11 +3,12 @@
 Example::
 
     import zoo
-    result = zoo.train("lstm+chroma:genre", epochs=5, limit=200, track=False)
+    result = zoo.train("lstm+chroma:genre", epochs=5, data=zoo.DataRequest(limit=200), track=False)
     print(result.test["genre.accuracy"], result.reports["classification_report"])
     scores = zoo.evaluate(result, data="path/to/another/set")
 
-``zoo.train`` also takes a ready :class:`RunRequest` (what to train, on which data, how). Each
+``zoo.train`` takes its settings in the groups of a :class:`RunRequest` (``data=``, ``train=``,
+``seeds=``), or a ready request. Each
 call works in a :class:`~zoo.workspace.Workspace` (home folder, MLflow store, plugin switches):
 the one given as ``workspace=``, else the one the environment describes, read once per call.
 See docs/python-api.md for the full description.
@@ -20,14 +21,15 @@ from typing import Any, Iterable, Mapping
 
 from .engine.reporting import ConsoleReporter, QuietReporter, Reporter
 from .engine.request import DataRequest, RunRequest, SeedPlan
+from .engine.trainconfig import TrainConfig
 from .errors import ConfigError, PluginError
 from .model.building import Built, build_components
 from .registry import Registry
 from .spec import parse_spec
 from .workspace import Workspace
 
-__all__ = ["compose", "train", "resume", "evaluate", "load", "open_model", "RunRequest", "DataRequest", "SeedPlan", "Workspace",
-           "Reporter", "QuietReporter", "ConsoleReporter"]
+__all__ = ["compose", "train", "resume", "evaluate", "load", "open_model", "RunRequest", "DataRequest", "SeedPlan",
+           "TrainConfig", "Workspace", "Reporter", "QuietReporter", "ConsoleReporter"]
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:
@@ -74,67 +76,84 @@ def _resolve_spec(spec: str | Built, settings: Mapping[str, Mapping[str, Any]] |
     return recipe.spec, base, recipe
 
 
-def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | None = None,
-          settings: Mapping[str, Mapping[str, Any]] | None = None, epochs: int | None = None, lr: float | None = None,
-          batch_size: int | None = None, patience: int | None = None, overfit_batches: int | None = None,
-          device: str | None = None, seed: int = 0, seeds: int = 1, limit: int | None = None, skip_bad: bool = False,
-          workers: int | None = None, track: bool = True, experiment: str = "music-zoo",
-          registry: Registry | None = None, prepared: Any = None, init_from: Any = None, freeze: Any = None,
-          progress: bool = True, verbose: bool = False, echo: Any = None, out_dir: str | Path | None = None,
-          workspace: Workspace | None = None, reporter: Reporter | None = None,
-          max_seconds: float | None = DataRequest.max_seconds, min_class_clips: int = 0, tracker: Any = None,
-          resume: Any = None):
+MOVED = {
+    **{name: f"train={{'{name}': ...}} (or a TrainConfig)" for name in ("lr", "batch_size", "patience",
+                                                                     "overfit_batches", "device")},
+    **{name: f"data=DataRequest(path=..., {name}=...)" for name in ("layout", "limit", "skip_bad", "workers",
+                                                                  "max_seconds", "min_class_clips")},
+    "prepared": "data=prepared (a Prepared is taken as the data)",
+    "seed": "seeds=SeedPlan(first=..., count=...)",
+    "verbose": "reporter=ConsoleReporter()",
+    "echo": "reporter=ConsoleReporter(echo)",
+}
+"""Keyword arguments ``train`` took before its settings were grouped, and how each is written now."""
+
+
+def train(spec: str | Built | RunRequest, *, data: str | Path | DataRequest | Any = None,
+          train: TrainConfig | Mapping[str, Any] | None = None, seeds: SeedPlan | int = 1,
+          settings: Mapping[str, Mapping[str, Any]] | None = None, epochs: int | None = None,
+          init_from: Any = None, freeze: Any = None, track: bool = True, experiment: str = "music-zoo",
+          tracker: Any = None, reporter: Reporter | None = None, progress: bool = True,
+          workspace: Workspace | None = None, registry: Registry | None = None, out_dir: str | Path | None = None,
+          resume: Any = None, **moved: Any):
     """Train ``spec`` (a spec, a recipe name, a :func:`compose` result or a ready :class:`RunRequest`);
     returns a ``RunResult``.
 
-    ``data``: a data folder (layout detected, or ``layout``), None for the embedded set;
-    ``prepared``: a ready :class:`zoo.data.preparedset.Prepared` instead. ``settings`` maps scopes
-    (backbone, feature, task, a component name, ``train``, ``dataset``) to overrides; the keyword
-    arguments ``epochs`` ... ``device`` win over ``settings["train"]``. ``seeds`` > 1 trains one
-    model per seed ``seed .. seed+seeds-1`` and reports mean and 95 % interval. ``track``: log
-    to MLflow (experiment ``experiment``, in the workspace's store). ``init_from``: start the
-    backbone from a trained model (any reference :func:`zoo.refs.resolve` takes) with ``freeze``
-    "none" / "backbone" / N. A recipe with a ``transfer`` entry sets ``init_from``/``freeze`` itself.
-    ``max_seconds``: longer audio is cut to its middle ``max_seconds`` (default 30; 0: no limit);
-    ``min_class_clips``: refuse classes with fewer clips (0: no check).
-    With a :class:`RunRequest` the options it holds (data ... out_dir) are not given again.
+    What to train, on which data and how come in three groups, the fields of a :class:`RunRequest`:
 
-    ``workspace``: home folder, store and plugin switches (default: from the environment);
-    ``registry`` defaults to the workspace's. What the run says goes to ``reporter``; without one,
-    ``verbose`` prints ``zoo run``'s lines, ``echo`` (a callable) receives them, and otherwise
-    nothing is printed (``progress``: progress bars on stderr all the same). ``tracker``: a ready
-    :class:`~zoo.tracking.Tracker` to log through instead (``track`` and ``experiment`` then unused).
-    ``resume``: an :class:`~zoo.engine.runner.Resume` (use :func:`resume`, which finds it for a run).
+    - ``data``: a :class:`DataRequest` (folder, layout, limit, workers, ...), or just a data folder,
+      or a ready :class:`zoo.data.preparedset.Prepared`; None: the embedded set.
+    - ``train``: a mapping of :class:`~zoo.engine.trainconfig.TrainConfig` fields (``{"lr": 3e-4}``)
+      over the backbone's recommended settings and ``settings["train"]``; or a whole ``TrainConfig``,
+      which replaces the defaults (the recommended settings do not apply) under ``settings["train"]``.
+    - ``seeds``: a :class:`SeedPlan`, or a count: ``3`` trains seeds 0, 1, 2 and reports mean and
+      95 % interval.
+
+    ``settings`` maps scopes (backbone, feature, task, a component name, ``train``, ``dataset``) to
+    overrides, as ``--set`` does (a recipe's settings under them); ``epochs``, the one shortcut, wins
+    over ``train`` and ``settings``. ``init_from``: start the backbone from a trained model (any reference
+    :func:`zoo.refs.resolve` takes) with ``freeze`` "none" / "backbone" / N; a recipe with a
+    ``transfer`` entry sets them itself. With a :class:`RunRequest` none of ``data`` ...
+    ``epochs`` and ``out_dir`` is given again.
+
+    ``track``: log to MLflow (experiment ``experiment``, in the workspace's store); ``tracker``: a
+    ready :class:`~zoo.tracking.Tracker` to log through instead. What the run says goes to
+    ``reporter`` (default: nothing printed; ``progress``: progress bars on stderr all the same;
+    :class:`ConsoleReporter` prints ``zoo run``'s lines). ``workspace``: home folder, store and
+    plugin switches (default: from the environment); ``registry`` defaults to the workspace's.
+    ``out_dir``: where the run's folder goes. ``resume``: an :class:`~zoo.engine.runner.Resume`
+    (use :func:`resume`, which finds it for a run).
+
+    The keywords of the ungrouped signature (``lr``, ``limit``, ``prepared``, ``seed``, ...: :data:`MOVED`)
+    are a ``TypeError`` that names the new spelling.
     """
     from .engine.runner import run
     from .engine.transfer import source_from_folder
     from .tracking import NullTracker
     from .tracking.mlflow.tracker import MlflowTracker
+    if moved:
+        name = next(iter(moved))
+        if name not in MOVED:
+            raise TypeError(f"train() got an unexpected keyword argument '{name}'")
+        raise TypeError(f"zoo.train(..., {name}=...) is now written {MOVED[name]}; "
+                        f"see help(zoo.train) for the grouped settings")
     ws = _workspace(workspace)
     registry = _registry(registry, ws)
     if reporter is None:
-        reporter = (ConsoleReporter(echo, progress=progress) if echo is not None or verbose
-                    else QuietReporter(progress=progress))
+        reporter = QuietReporter(progress=progress)
     if isinstance(spec, RunRequest):
-        given = {name: value for name, value, default in (
-            ("data", data, None), ("layout", layout, None), ("settings", settings, None), ("epochs", epochs, None),
-            ("lr", lr, None), ("batch_size", batch_size, None), ("patience", patience, None),
-            ("overfit_batches", overfit_batches, None), ("device", device, None), ("seed", seed, 0),
-            ("seeds", seeds, 1), ("limit", limit, None), ("skip_bad", skip_bad, False), ("workers", workers, None),
-            ("prepared", prepared, None), ("out_dir", out_dir, None),
-            ("max_seconds", max_seconds, DataRequest.max_seconds), ("min_class_clips", min_class_clips, 0))
-            if value != default}
+        given = [name for name, value, default in (
+            ("data", data, None), ("settings", settings, None), ("train", train, None), ("epochs", epochs, None),
+            ("seeds", seeds, 1), ("out_dir", out_dir, None)) if value is not default and value != default]
         if given:
             raise ConfigError(f"zoo.train(request, {', '.join(f'{k}=...' for k in given)}): a RunRequest already "
                               f"says what, on which data and how to train; change the request instead "
                               f"(request.replace(...))")
         request = spec
     else:
-        request, init_from, freeze = _request(
-            spec, registry=registry, reporter=reporter, data=data, layout=layout, settings=settings, epochs=epochs,
-            lr=lr, batch_size=batch_size, patience=patience, overfit_batches=overfit_batches, device=device, seed=seed,
-            seeds=seeds, limit=limit, skip_bad=skip_bad, workers=workers, prepared=prepared, out_dir=out_dir,
-            init_from=init_from, freeze=freeze, max_seconds=max_seconds, min_class_clips=min_class_clips)
+        request, init_from, freeze = _request(spec, registry=registry, reporter=reporter, data=data, train=train,
+                                              seeds=seeds, settings=settings, epochs=epochs, out_dir=out_dir,
+                                              init_from=init_from, freeze=freeze)
     if init_from is not None and request.transfer is not None:
         raise ConfigError("init_from given twice: the request already carries a transfer source; drop one")
     if tracker is None:
@@ -152,6 +171,31 @@ def train(spec: str | Built | RunRequest, *, data: Any = None, layout: str | Non
                    check=check_components)
 
 
+def grouped(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`train`'s grouped keyword arguments from flat option values, as ``zoo run``, ``zoo sweep`` and
+    ``zoo reproduce lab`` hold them: the :class:`DataRequest` option fields (``path``, or ``data`` as
+    ``--data`` spells it, ``limit``, ``workers``, ...) become ``data=DataRequest(...)``, :class:`TrainConfig`
+    fields ``train={...}``, ``seed`` and ``seeds`` ``seeds=SeedPlan(...)``; any other key (``experiment``,
+    ``workspace``, ...) passes as it is. None values are left out (not given)."""
+    import dataclasses
+
+    from .config import options
+    given = {k: v for k, v in flat.items() if v is not None}
+    if "data" in given:
+        given["path"] = given.pop("data")
+    data_fields = {k for k, o in options(DataRequest).items() if o.flag}  # "seed" is the run's first seed
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    data = {k: given.pop(k) for k in list(given) if k in data_fields}
+    if data:
+        given["data"] = DataRequest(**data)
+    train = {k: given.pop(k) for k in list(given) if k in train_fields}
+    if train:
+        given["train"] = train
+    if "seed" in given or "seeds" in given:
+        given["seeds"] = SeedPlan(first=given.pop("seed", 0), count=given.pop("seeds", 1))
+    return given
+
+
 def check_components(built: Any, registry: Any) -> None:
     """What every run checks before any data work: its backbone (built once more, then dropped) and its
     tasks pass :func:`zoo.testing.check_composition`, else a ``PluginError`` with that check's own
@@ -163,36 +207,49 @@ def check_components(built: Any, registry: Any) -> None:
         raise PluginError(str(exc)) from None
 
 
-def _request(spec: str | Built, *, registry: Registry, reporter: Reporter, data: Any, layout: str | None,
-             settings: Mapping[str, Mapping[str, Any]] | None, epochs: int | None, lr: float | None,
-             batch_size: int | None, patience: int | None, overfit_batches: int | None, device: str | None,
-             seed: int, seeds: int, limit: int | None, skip_bad: bool, workers: int | None, prepared: Any,
-             out_dir: str | Path | None, init_from: Any, freeze: Any, max_seconds: float | None = DataRequest.max_seconds,
-             min_class_clips: int = 0) -> tuple[RunRequest, Any, Any]:
-    """The :class:`RunRequest` of ``train``'s keyword arguments, and the transfer source to resolve
+def _request(spec: str | Built, *, registry: Registry, reporter: Reporter, data: Any,
+             train: TrainConfig | Mapping[str, Any] | None, seeds: SeedPlan | int,
+             settings: Mapping[str, Mapping[str, Any]] | None, epochs: int | None, out_dir: str | Path | None,
+             init_from: Any, freeze: Any) -> tuple[RunRequest, Any, Any]:
+    """The :class:`RunRequest` of ``train``'s groups and settings, and the transfer source to resolve
     (a recipe may name one): ``(request, init_from, freeze)``."""
+    import dataclasses
+
     from .engine.trainconfig import backbone_defaults, split_settings, train_config, with_overrides
     from .model.building import ObjectBuilt
     spec, merged, recipe = _resolve_spec(spec, settings)
     if recipe is not None:
         reporter.on_recipe(recipe)
     components, train_over, dataset_over = split_settings(merged)
-    if isinstance(spec, ObjectBuilt):
-        recommended = {}
+    if isinstance(train, TrainConfig):
+        config = with_overrides(train, **train_over)
+    elif train is None or isinstance(train, Mapping):
+        if isinstance(spec, ObjectBuilt):
+            recommended = {}
+        else:
+            backbone = spec.composition.backbone if isinstance(spec, Built) else parse_spec(spec, registry).backbone
+            recommended = backbone_defaults(registry, backbone)
+        config = train_config(recommended, train_over, train)
     else:
-        backbone = spec.composition.backbone if isinstance(spec, Built) else parse_spec(spec, registry).backbone
-        recommended = backbone_defaults(registry, backbone)
-    config = with_overrides(train_config(recommended, train_over), epochs=epochs, lr=lr, batch_size=batch_size,
-                            patience=patience, overfit_batches=overfit_batches, device=device)
+        raise ConfigError(f"train={train!r}: give a TrainConfig or a mapping of its fields, e.g. "
+                          f"train={{'lr': 3e-4, 'patience': 4}}")
+    config = with_overrides(config, epochs=epochs)
     if recipe and recipe.transfer and init_from is None:
         init_from = recipe.transfer.get("from")
         freeze = recipe.transfer.get("freeze", "none") if freeze is None else freeze
+    if isinstance(data, DataRequest):
+        if dataset_over:
+            data = dataclasses.replace(data, settings={**data.settings, **dataset_over})
+    elif data is None or isinstance(data, (str, Path)):
+        data = DataRequest(path=data, settings=dataset_over)
+    elif dataset_over:  # a Prepared: RunRequest says what it is
+        raise ConfigError(f"settings['dataset'] {dataset_over} would be ignored: prepared data are used as they are")
+    if isinstance(seeds, bool) or not isinstance(seeds, (SeedPlan, int)):
+        raise ConfigError(f"seeds={seeds!r}: give a count (seeds=3: seeds 0, 1, 2) or SeedPlan(first=..., count=...)")
     request = RunRequest(
-        spec, settings=components, train=config,
-        data=DataRequest(path=data, layout=layout, settings=dataset_over, limit=limit, skip_bad=skip_bad,
-                         workers=workers, prepared=prepared, max_seconds=max_seconds, min_class_clips=min_class_clips),
-        seeds=SeedPlan(first=seed, count=seeds), tags={"zoo.recipe": recipe.name} if recipe else {},
-        out_dir=Path(out_dir) if out_dir else None)
+        spec, settings=components, train=config, data=data,
+        seeds=seeds if isinstance(seeds, SeedPlan) else SeedPlan(count=seeds),
+        tags={"zoo.recipe": recipe.name} if recipe else {}, out_dir=Path(out_dir) if out_dir else None)
     return request, init_from, freeze
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, suggest
 
@@ -107,6 +108,63 @@ def number(value: Any, low: float, *, strict: bool = False) -> float:
 def flag(value: Any) -> bool:
     """``value`` as true or false: a bool, 0/1, or the words true/false, yes/no, on/off (any case)."""
     return _coerce(value, bool, "")
+
+
+OPTION = "zoo.option"
+"""The dataclass field metadata key of an :class:`Option`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """How one field of a settings dataclass is given on the command line and checked in a config file,
+    declared once beside the field: ``limit: int | None = field(default=None, metadata=option(...))``.
+
+    ``help``: the option's help; ``flag``: its command-line spelling (None: a config-file key only);
+    ``check``: the one value check the option and the config file share (text or a value in, the value
+    out, else a ConfigError; None: the field's type and bounds decide); ``metavar``; ``switch``: an option
+    that takes no value (``--skip-bad``).
+    """
+
+    help: str
+    flag: str | None = None
+    check: Callable[[Any], Any] | None = None
+    metavar: str | None = None
+    switch: bool = False
+
+    @property
+    def dest(self) -> str | None:
+        """The attribute argparse stores the option under (``--max-seconds``: ``max_seconds``)."""
+        return self.flag[2:].replace("-", "_") if self.flag else None
+
+
+def option(help: str, flag: str | None = None, *, check: Callable[[Any], Any] | None = None,
+           metavar: str | None = None, switch: bool = False) -> dict[str, Option]:
+    """Field metadata declaring an :class:`Option`."""
+    return {OPTION: Option(help, flag, check, metavar, switch)}
+
+
+def options(cls: type) -> dict[str, Option]:
+    """``{field name: Option}`` of dataclass ``cls``, in field order (fields without one left out)."""
+    return {f.name: f.metadata[OPTION] for f in dataclasses.fields(cls) if OPTION in f.metadata}
+
+
+def whole_from(low: int, high: int | None = None) -> Callable[[Any], int]:
+    """The :func:`whole` check of ``[low, high]`` as an :class:`Option` check."""
+    return functools.partial(whole, low=low, high=high)
+
+
+def number_from(low: float, *, strict: bool = False) -> Callable[[Any], float]:
+    """The :func:`number` check of ``>= low`` (``> low`` when ``strict``) as an :class:`Option` check."""
+    return functools.partial(number, low=low, strict=strict)
+
+
+def text(what: str) -> Callable[[Any], str]:
+    """A check that takes one piece of text (``what``: "folder", "layout name")."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{value!r}: give one {what} as text")
+        return value
+    return check
 
 
 def field_types(cls: type) -> dict[str, Any]:

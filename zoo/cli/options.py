@@ -1,36 +1,69 @@
-"""The options ``zoo run`` and ``zoo sweep`` share: where the data are and how every model trains."""
+"""The options ``zoo run`` and ``zoo sweep`` share: where the data are and how every model trains.
+
+Each option is declared once, beside its field (:class:`~zoo.config.Option` metadata on
+:class:`~zoo.engine.request.DataRequest` and :class:`~zoo.engine.trainconfig.TrainConfig`): the same
+declaration names a config file's keys and checks their values (:mod:`zoo.engine.runconfig`).
+"""
 from __future__ import annotations
 
-from ..data.prepare import MAX_SECONDS
-from .argtypes import NON_NEGATIVE, POSITIVE, SEED, number
+import argparse
+import typing
+from typing import Any, Callable
+
+from ..config import Option, field_types, options
+from ..errors import ConfigError
+from .argtypes import SEED
+
+SWEEP_EXCLUDES = ("overfit_batches", "precision")
+"""Training options ``zoo sweep`` leaves out: an overfit check is no trial, a trial's precision is the default."""
+
+
+def _argtype(check: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """An argparse type that refuses a bad value at parse time with the check's own one-line message."""
+    def parse(text: str) -> Any:
+        try:
+            return check(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+def _add(p, declared: Option, check: Callable[[Any], Any] | None = None, choices: tuple | None = None) -> None:
+    if declared.switch:
+        p.add_argument(declared.flag, action="store_true", help=declared.help)
+    else:
+        p.add_argument(declared.flag, type=_argtype(check) if check else None, choices=choices,
+                       metavar=declared.metavar, help=declared.help)
 
 
 def add_data_options(p) -> None:
-    """``--data --layout --limit --skip-bad --max-seconds --min-class-clips --workers`` (defaults: None,
-    so that a value from a config file or a sweep's own choice can be told from one given here)."""
-    p.add_argument("--data", metavar="PATH", help="data folder (Kaggle, FMA, audio folder or CSV manifest), or "
-                                                  "'embedded'; default: embedded set")
-    p.add_argument("--layout", metavar="L", help="the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)")
-    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use at most N clips (stratified), for quick runs")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable clips (listed and logged) instead of stopping")
-    p.add_argument("--max-seconds", type=number(0.0), metavar="S",
-                   help=f"cut longer audio to its middle S seconds, and say how many clips were cut "
-                        f"(default {MAX_SECONDS:g}, the lab's clips; 0 = no limit)")
-    p.add_argument("--min-class-clips", type=NON_NEGATIVE, metavar="N",
-                   help="stop with an error naming every class that has fewer than N clips, e.g. a mistyped label "
-                        "(default 0: only warn about labels given to one clip of a CSV manifest)")
-    p.add_argument("--workers", type=POSITIVE, metavar="N", help="processes for feature extraction (default: all cores)")
+    """``--data --layout --limit --skip-bad --workers --max-seconds --min-class-clips``: the options of
+    :class:`~zoo.engine.request.DataRequest` (defaults: None, so that a value from a config file or a
+    sweep's own choice can be told from one given here)."""
+    from ..engine.request import DataRequest
+    for declared in options(DataRequest).values():
+        if declared.flag:
+            _add(p, declared, declared.check)
 
 
-def add_train_options(p) -> None:
-    """``--epochs --batch-size --lr --patience --seed --set --device --experiment``."""
-    p.add_argument("--epochs", type=POSITIVE, help="most epochs (train.epochs)")
-    p.add_argument("--batch-size", type=POSITIVE, help="batch size (train.batch_size)")
-    p.add_argument("--lr", type=number(0.0, strict=True), help="peak learning rate (train.lr)")
-    p.add_argument("--patience", type=NON_NEGATIVE, help="early-stopping patience in epochs, 0 = off (train.patience)")
+def add_train_options(p, *, exclude: tuple[str, ...] = ()) -> None:
+    """``--epochs --batch-size --lr --patience --overfit-batches --device --precision`` (the options of
+    :class:`~zoo.engine.trainconfig.TrainConfig`, less ``exclude``), ``--seed --set --experiment``."""
+    from ..engine.trainconfig import TrainConfig, option_check
+    types = field_types(TrainConfig)
+    for name, declared in options(TrainConfig).items():
+        if name in exclude:
+            continue
+        literal = typing.get_args(types[name]) if typing.get_origin(types[name]) is typing.Literal else None
+        _add(p, declared, option_check(name), literal)
     p.add_argument("--seed", type=SEED, help="first seed (default 0)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
                    help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
                         "dataset.mapping=none (repeatable)")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--experiment", default="music-zoo", help="MLflow experiment (default: music-zoo)")
+
+
+def given_options(args, cls: type) -> dict[str, Any]:
+    """``{field: value}`` of the options of dataclass ``cls`` given on the command line (a switch: when on)."""
+    return {name: getattr(args, declared.dest) for name, declared in options(cls).items()
+            if declared.flag and hasattr(args, declared.dest) and getattr(args, declared.dest) not in (None, False)}

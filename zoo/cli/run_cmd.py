@@ -6,10 +6,11 @@ import signal
 import threading
 from pathlib import Path
 
-from ..config import parse_assignments
-from ..data.prepare import MAX_SECONDS
-from .argtypes import NON_NEGATIVE, POSITIVE
-from .options import add_data_options, add_train_options
+from ..config import options, parse_assignments
+from ..engine.request import DataRequest
+from ..engine.trainconfig import TrainConfig
+from .argtypes import POSITIVE
+from .options import add_data_options, add_train_options, given_options
 
 EXAMPLES = """\
 examples:
@@ -51,11 +52,6 @@ def register(sub) -> None:
     add_train_options(p)
     p.add_argument("--seeds", type=POSITIVE, metavar="K",
                    help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
-    p.add_argument("--overfit-batches", type=NON_NEGATIVE, metavar="N",
-                   help="sanity check: train on N fixed batches until the loss is near zero, and say if it got there")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="forward passes in this format (train.precision); default auto: bf16 on a GPU with it, and "
-                        "on a CPU with native bf16 (AVX-512 BF16, AMX) for backbones that declare it (the CNN); else fp32")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--devices", type=POSITIVE, metavar="N",
                    help="train one model with N processes on this machine (DistributedDataParallel: a GPU each, or "
@@ -113,8 +109,6 @@ def _run(args, registry, workspace) -> int:
         _check_devices(args)  # refused or warned here, once, before torchrun starts any process
         return _launch(args)
     settings = parse_assignments(args.assignments)
-    if args.precision:
-        settings.setdefault("train", {})["precision"] = args.precision
     if args.resume:
         return _resume(args, registry, workspace, reporter)
     if args.from_sweep:
@@ -140,15 +134,11 @@ def _run(args, registry, workspace) -> int:
         res = api.train(request, track=not args.no_track, experiment=args.experiment, registry=registry,
                         init_from=init_from, freeze=freeze, workspace=workspace, reporter=reporter)
     else:
-        res = api.train(args.spec, data=args.data, layout=args.layout, settings=settings, epochs=args.epochs,
-                        lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-                        overfit_batches=args.overfit_batches, device=args.device,
-                        seed=_given(args.seed, 0), seeds=_given(args.seeds, 1), limit=args.limit,
-                        skip_bad=args.skip_bad, workers=args.workers, track=not args.no_track,
-                        max_seconds=_given(args.max_seconds, MAX_SECONDS),
-                        min_class_clips=_given(args.min_class_clips, 0), experiment=args.experiment,
+        flat = {**given_options(args, DataRequest), **given_options(args, TrainConfig), "seed": args.seed,
+                "seeds": args.seeds}
+        res = api.train(args.spec, settings=settings, track=not args.no_track, experiment=args.experiment,
                         registry=registry, init_from=args.init_from, freeze=args.freeze, workspace=workspace,
-                        reporter=reporter)
+                        reporter=reporter, **api.grouped(flat))
     if workspace.rank == 0:  # under torchrun the other ranks trained alongside and have nothing to say
         _finish(args, res, workspace, say)
     return 0 if res.ok else 1
@@ -251,13 +241,6 @@ def _finish(args, res, workspace, say) -> None:
         print(json.dumps(jsonable(res.to_json()), indent=2, default=str))
 
 
-def _given(value, default):
-    return default if value is None else value
-
-
-_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "patience", "overfit_batches", "device")
-_DATA_FLAGS = (("data", "path"), ("layout", "layout"), ("limit", "limit"), ("workers", "workers"),
-               ("max_seconds", "max_seconds"), ("min_class_clips", "min_class_clips"))
 
 
 def _configured(args, settings, registry):
@@ -270,15 +253,11 @@ def _configured(args, settings, registry):
     merged = {str(k): dict(v or {}) for k, v in (doc.get("settings") or {}).items()}
     for scope, values in settings.items():
         merged.setdefault(scope, {}).update(values)
-    train = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    train = given_options(args, TrainConfig)
     if train:
         merged.setdefault("train", {}).update(train)
     doc["settings"] = merged
-    data = dict(doc.get("data") or {})
-    data.update({key: getattr(args, flag) for flag, key in _DATA_FLAGS if getattr(args, flag) is not None})
-    if args.skip_bad:
-        data["skip_bad"] = True
-    doc["data"] = data
+    doc["data"] = {**(doc.get("data") or {}), **given_options(args, DataRequest)}
     if args.seed is not None:
         doc["seed"] = args.seed
     if args.seeds is not None:
@@ -300,8 +279,9 @@ def _resume(args, registry, workspace, reporter) -> int:
         ("SPEC_OR_RECIPE", args.spec), ("--config", args.config), ("--print-config", args.print_config),
         ("--set", args.assignments), ("--from-sweep", args.from_sweep), ("--from", args.init_from),
         ("--freeze", args.freeze), ("--seed", args.seed), ("--seeds", args.seeds), ("--no-track", args.no_track),
-        ("--register", args.register), *((f"--{k.replace('_', '-')}", getattr(args, k)) for k in _TRAIN_FLAGS),
-        *((f"--{f.replace('_', '-')}", getattr(args, f)) for f, _ in _DATA_FLAGS)) if value]
+        ("--register", args.register),
+        *((options(cls)[k].flag, v) for cls in (TrainConfig, DataRequest) for k, v in given_options(args, cls).items()))
+        if value]
     if given:
         raise ConfigError(f"--resume {args.resume} goes on with the run's own settings (its config.yaml); drop "
                           f"{', '.join(given)}, or start a new run with zoo run --config")

@@ -8,7 +8,7 @@ import threading
 
 from ..config import parse_assignments
 from .argtypes import POSITIVE, number
-from .options import add_data_options, add_train_options
+from .options import SWEEP_EXCLUDES, add_data_options, add_train_options, given_options
 
 EXAMPLES = """\
 examples:
@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--register", metavar="NAME", help="register the best trial's model in the MLflow model registry "
                                                       "as NAME")
     add_data_options(p)
-    add_train_options(p)
+    add_train_options(p, exclude=SWEEP_EXCLUDES)
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON on stdout")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars, as zoo run takes it (a sweep draws none: its trials report by line)")
@@ -68,10 +68,11 @@ def run(args, registry, workspace) -> int:
     from ..sweep.space import parse_params
     from ..tracking.mlflow.compare import format_sweep
     params = parse_params(args.params)  # the grammar, before anything starts
-    train = {"data": args.data, "layout": args.layout, "epochs": args.epochs, "batch_size": args.batch_size,
-             "lr": args.lr, "patience": args.patience, "limit": args.limit, "seed": args.seed,
-             "skip_bad": args.skip_bad, "max_seconds": args.max_seconds, "min_class_clips": args.min_class_clips,
-             "device": args.device, "workers": args.workers, "experiment": args.experiment}
+    from ..engine.request import DataRequest
+    from ..engine.trainconfig import TrainConfig
+    train = {**given_options(args, DataRequest), **given_options(args, TrainConfig), "seed": args.seed,
+             "experiment": args.experiment}
+    train["data"] = train.pop("path", None)
     plan = SweepPlan(spec=args.spec, params=params, settings=parse_assignments(args.assignments),
                      train={k: v for k, v in train.items() if v is not None}, trials=args.trials, metric=args.metric,
                      concurrent=args.concurrent, address=args.address, cpus=args.cpus,

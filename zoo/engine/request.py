@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..config import SEED_MAX, flag, number_from, option, text, whole_from
 from ..data.prepare import MAX_SECONDS
 from ..errors import ConfigError
 from .datasource import DataSource, source_of
@@ -53,18 +54,33 @@ class DataRequest:
     this is cut to its middle ``max_seconds`` (0 or None: no limit; default 30, the lab's clips).
     ``min_class_clips``: refuse classes with fewer clips (0: no check). ``prepared``: a ready
     :class:`~zoo.data.preparedset.Prepared` used as it is (no other field may then be set).
+    Each field with an :class:`~zoo.config.Option` is a ``zoo run`` option and a key of a config
+    file's ``data:`` section, checked alike.
     """
 
-    path: str | Path | None = None
-    layout: str | None = None
+    path: str | Path | None = field(default=None, metadata=option(
+        "data folder (Kaggle, FMA, audio folder or CSV manifest), or 'embedded'; default: embedded set", "--data",
+        check=text("folder"), metavar="PATH"))
+    layout: str | None = field(default=None, metadata=option(
+        "the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)", "--layout",
+        check=text("layout name"), metavar="L"))
     settings: Mapping[str, Any] = field(default_factory=dict)
-    limit: int | None = None
-    skip_bad: bool = False
-    workers: int | None = None
-    seed: int | None = None
+    limit: int | None = field(default=None, metadata=option(
+        "use at most N clips (stratified), for quick runs", "--limit", check=whole_from(1), metavar="N"))
+    skip_bad: bool = field(default=False, metadata=option(
+        "skip unreadable clips (listed and logged) instead of stopping", "--skip-bad", check=flag, switch=True))
+    workers: int | None = field(default=None, metadata=option(
+        "processes for feature extraction (default: all cores)", "--workers", check=whole_from(1), metavar="N"))
+    seed: int | None = field(default=None, metadata=option(
+        "the seed that draws --limit", check=whole_from(0, SEED_MAX)))
     prepared: Prepared | None = None
-    max_seconds: float | None = MAX_SECONDS
-    min_class_clips: int = 0
+    max_seconds: float | None = field(default=MAX_SECONDS, metadata=option(
+        f"cut longer audio to its middle S seconds, and say how many clips were cut (default {MAX_SECONDS:g}, the "
+        f"lab's clips; 0 = no limit)", "--max-seconds", check=number_from(0.0), metavar="S"))
+    min_class_clips: int = field(default=0, metadata=option(
+        "stop with an error naming every class that has fewer than N clips, e.g. a mistyped label (default 0: only "
+        "warn about labels given to one clip of a CSV manifest)", "--min-class-clips", check=whole_from(0),
+        metavar="N"))
 
     def __post_init__(self) -> None:
         if self.settings is None:

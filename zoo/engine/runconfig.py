@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import SEED_MAX, flag, number, whole
+from ..config import SEED_MAX, options, whole
 from ..errors import ConfigError
 from ..spec import parse_spec
 from .request import DataRequest, RunRequest
@@ -20,8 +20,9 @@ CONFIG_FILE = "config.yaml"
 CONFIG_FIELDS = ("spec", "settings", "data", "seed", "seeds", "transfer", "tags",
                  "summary", "lab_step", "group", "reference")
 """Keys of a config file: a recipe's (``registry.yaml``) plus ``data``, ``seed``, ``seeds`` and ``tags``."""
-DATA_FIELDS = ("path", "layout", "limit", "skip_bad", "workers", "seed", "max_seconds", "min_class_clips")
-"""Keys of a config file's ``data:`` section: the :class:`~zoo.engine.request.DataRequest` fields."""
+DATA_FIELDS = tuple(options(DataRequest))
+"""Keys of a config file's ``data:`` section: the :class:`~zoo.engine.request.DataRequest` fields that declare
+an :class:`~zoo.config.Option` (the same declaration makes ``zoo run``'s data options)."""
 
 
 def _plain(value: Any) -> Any:
@@ -50,9 +51,8 @@ def run_config(request: RunRequest, configs: Mapping[str, Any], *, seed: int | N
     path = None if data.path is None else str(Path(data.path).expanduser().resolve())
     doc: dict[str, Any] = {
         "spec": spec, "settings": settings,
-        "data": {"path": path, "layout": data.layout, "limit": data.limit, "skip_bad": data.skip_bad,
-                 "workers": data.workers, "seed": data.seed if seed is None else request.data_seed,
-                 "max_seconds": data.max_seconds, "min_class_clips": data.min_class_clips},
+        "data": {**{name: getattr(data, name) for name in DATA_FIELDS}, "path": path,
+                 "seed": data.seed if seed is None else request.data_seed},
         "seed": request.seeds.first if seed is None else seed, "seeds": request.seeds.count if seed is None else 1,
     }
     if request.transfer is not None:
@@ -108,10 +108,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
-_WHOLE = {"seed": (0, SEED_MAX, "--seed"), "seeds": (1, None, "--seeds"), "data.limit": (1, None, "--limit"),
-          "data.workers": (1, None, "--workers"), "data.seed": (0, SEED_MAX, "the seed that draws --limit"),
-          "data.min_class_clips": (0, None, "--min-class-clips")}
-"""Whole-number keys of a config file: (lowest, highest, the option that takes the same value)."""
+_WHOLE = {"seed": (0, SEED_MAX, "--seed"), "seeds": (1, None, "--seeds")}
+"""Whole-number keys at the top of a config file: (lowest, highest, the option that takes the same value);
+the ``data:`` keys are checked by their fields' :class:`~zoo.config.Option`."""
 
 
 def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,27 +123,17 @@ def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(out.get("spec"), str) or not out["spec"].strip():
         raise ConfigError(f"spec {out.get('spec')!r}: give one spec or recipe name as text, e.g. lstm+chroma:genre")
     for key, (low, high, option) in _WHOLE.items():
-        scope, name = (data, key[5:]) if key.startswith("data.") else (out, key)
-        if scope.get(name) is not None:
+        if out.get(key) is not None:
             try:
-                scope[name] = whole(scope[name], low, high)
+                out[key] = whole(out[key], low, high)
             except ConfigError as exc:
                 raise ConfigError(f"{key}: {exc} (as {option})") from None
-    for name, option in (("path", "--data"), ("layout", "--layout")):
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"data.{name} {value!r}: give one {'folder' if name == 'path' else 'layout name'} as "
-                              f"text (as {option})")
-    if data.get("max_seconds") is not None:
-        try:
-            data["max_seconds"] = number(data["max_seconds"], 0.0)
-        except ConfigError as exc:
-            raise ConfigError(f"data.max_seconds: {exc} (as --max-seconds; 0 for no limit)") from None
-    if data.get("skip_bad") is not None:
-        try:
-            data["skip_bad"] = flag(data["skip_bad"])
-        except ConfigError as exc:
-            raise ConfigError(f"data.skip_bad: {exc} (as --skip-bad)") from None
+    for name, declared in options(DataRequest).items():
+        if data.get(name) is not None and declared.check is not None:
+            try:
+                data[name] = declared.check(data[name])
+            except ConfigError as exc:
+                raise ConfigError(f"data.{name}: {exc} (as {declared.flag or declared.help})") from None
     if "data" in doc:
         out["data"] = data
     for scope, values in (doc.get("settings") or {}).items():

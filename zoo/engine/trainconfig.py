@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any, Iterable, Literal, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Literal, Mapping
 
-from ..config import make_config
+from ..config import make_config, number_from, option, options, whole_from
 from ..errors import ConfigError, suggest
 from ..protocols import RecommendsTraining
 
@@ -15,16 +15,17 @@ ENGINE_SCOPES = ("train", "dataset")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained. Every field can be set with ``--set train.KEY=VALUE``.
+    """How a model is trained. Every field can be set with ``--set train.KEY=VALUE``; those with an
+    :class:`~zoo.config.Option` (``--epochs`` ...) are ``zoo run`` options too, checked by :func:`option_check`.
 
     The defaults are sized so that the default compositions train on the embedded data set on
     a 2-core CPU in a few minutes.
     """
 
-    epochs: int = 30
+    epochs: int = field(default=30, metadata=option("most epochs (train.epochs)", "--epochs"))
     """Most passes over the training split (early stopping may end sooner)."""
-    batch_size: int = 32
-    lr: float = 1e-3
+    batch_size: int = field(default=32, metadata=option("batch size (train.batch_size)", "--batch-size"))
+    lr: float = field(default=1e-3, metadata=option("peak learning rate (train.lr)", "--lr"))
     """Peak learning rate of AdamW."""
     weight_decay: float = 1e-2
     """AdamW decoupled weight decay (not applied to biases, norms and task log-variances)."""
@@ -35,7 +36,8 @@ class TrainConfig:
     metric stalls; none: constant."""
     warmup: float = 0.05
     """Fraction of all steps spent warming the lr up linearly (cosine schedule only)."""
-    patience: int = 8
+    patience: int = field(default=8, metadata=option("early-stopping patience in epochs, 0 = off (train.patience)",
+                                                     "--patience"))
     """Stop after this many epochs without a better primary validation metric; 0: never stop."""
     bucket: bool = False
     """Batch clips of similar length together (less padding); default: uniformly random batches."""
@@ -45,14 +47,19 @@ class TrainConfig:
     task_weights: tuple[float | str, ...] = ()
     """Fixed weights: one per task in spec order (``2,1``), or by name (``valence:2``; tasks not
     named keep 1). Default: 1 each."""
-    overfit_batches: int = 0
+    overfit_batches: int = field(default=0, metadata=option(
+        "sanity check: train on N fixed batches until the loss is near zero, and say if it got there",
+        "--overfit-batches", metavar="N"))
     """Sanity check: train on this many fixed batches only, until the loss is below
     ``overfit_loss`` or ``overfit_epochs`` passes; 0: train normally."""
     overfit_loss: float = 0.01
     overfit_epochs: int = 300
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=option(
+        "default: cuda when available, else cpu", "--device"))
     """auto: cuda when available, else cpu."""
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(default="auto", metadata=option(
+        "forward passes in this format (train.precision); default auto: bf16 on a GPU with it, and on a CPU with "
+        "native bf16 (AVX-512 BF16, AMX) for backbones that declare it (the CNN); else fp32", "--precision"))
     """The forward passes' numeric format (autocast; weights and optimiser stay float32), in training,
     evaluation and ``zoo predict``. auto: on a GPU bf16 where it has it, else fp16 with loss scaling;
     on a CPU bf16 where the processor has native bf16 (AVX-512 BF16 or AMX, read from its flags) and
@@ -134,13 +141,21 @@ _BOUNDS = (
     ("freq_masks", 0, False), ("freq_mask_width", 0, False), ("mixup", 0.0, False), ("crop_frames", 0, False),
     ("crops_per_clip", 0, False),
 )
-_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience",
-          "overfit_batches": "--overfit-batches"}
 
 
 def _how(name: str) -> str:
-    flag = _FLAGS.get(name)
+    declared = options(TrainConfig).get(name)
+    flag = declared.flag if declared else None
     return f"set it with {flag} or --set train.{name}=..." if flag else f"set it with --set train.{name}=..."
+
+
+def option_check(name: str) -> Callable[[Any], Any] | None:
+    """The check of ``train.NAME`` given as an option (``--epochs 0`` refused at parse time): its lowest
+    value in ``_BOUNDS`` as a whole number or a number, by its type; None for a field without a bound."""
+    for bounded, low, strict in _BOUNDS:
+        if bounded == name:
+            return whole_from(low) if isinstance(low, int) else number_from(low, strict=strict)
+    return None
 
 
 LONG_CLIP_WINDOWS = 8

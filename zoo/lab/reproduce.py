@@ -140,10 +140,11 @@ def _train(step: Step, opt: Options, registry: Any, workspace: Any, done: Mappin
         init_from = chosen.folder
         freeze = recipe.transfer.get("freeze", "none")
         out.transfer_from = f"{src} (run {chosen.run_id})" if opt.track else src
-    res = api.train(recipe.name, data=opt.data, layout=opt.layout, settings=settings_for(recipe, opt.settings),
-                    epochs=opt.epochs, device=opt.device, seed=opt.seed, seeds=opt.seeds, limit=opt.limit,
-                    skip_bad=opt.skip_bad, workers=opt.workers, track=opt.track, experiment=opt.experiment,
-                    registry=registry, init_from=init_from, freeze=freeze, progress=opt.progress, workspace=workspace)
+    flat = {"data": opt.data, "layout": opt.layout, "epochs": opt.epochs, "device": opt.device, "seed": opt.seed,
+            "seeds": opt.seeds, "limit": opt.limit, "skip_bad": opt.skip_bad, "workers": opt.workers}
+    res = api.train(recipe.name, settings=settings_for(recipe, opt.settings), track=opt.track,
+                    experiment=opt.experiment, registry=registry, init_from=init_from, freeze=freeze,
+                    progress=opt.progress, workspace=workspace, **api.grouped(flat))
     out.ok, out.result = True, res
     out.test = [dict(r.test) for r in res.results]
     out.val = [dict(r.val) for r in res.results]

@@ -39,8 +39,8 @@ def require_ray() -> Any:
 class SweepPlan:
     """One sweep: ``spec`` (or a recipe name) with ``settings`` (``--set``) under the searched ``params``.
 
-    ``train``: ``zoo.train`` keyword arguments every trial gets (data, layout, epochs, limit, seed,
-    ...). ``metric``: the per-epoch validation metric the scheduler and the ranking use (None: the first
+    ``train``: the options every trial gets, flat as ``zoo run`` takes them (data, layout, epochs, limit,
+    seed, ...; :func:`zoo.api.grouped` groups them for ``zoo.train``). ``metric``: the per-epoch validation metric the scheduler and the ranking use (None: the first
     task's primary one, e.g. ``val.genre.accuracy``). ``concurrent``: trials at once (None: as many as
     the CPUs allow). ``address``: an existing Ray cluster (``auto``, ``ray://HOST:PORT``); None
     starts a local Ray sized to ``cpus`` (None: this process's free cores) and stops it after.

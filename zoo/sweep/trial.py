@@ -30,7 +30,8 @@ PARAM_PREFIX = "sweep."
 class TrialJob:
     """What every trial of one sweep shares: what to train, how, where to log.
 
-    ``train``: ``zoo.train`` keyword arguments (data, epochs, limit, ...); ``settings``: the ``--set``
+    ``train``: the sweep's flat options (data, epochs, limit, ...), which :func:`zoo.api.grouped` turns
+    into ``zoo.train``'s groups; ``settings``: the ``--set``
     scopes under each trial's drawn values; ``workspace``: the driver's (on a cluster its home must be
     shared, or the data given as a folder every machine reads).
     """
@@ -119,7 +120,7 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     inner = MlflowTracker(job.experiment, uri=job.workspace.tracking_uri)
     tracker = TrialTracker(inner, job, trial_id, tune.report, config)
     api.train(job.spec, settings=trial_settings(job, config), workspace=job.workspace, tracker=tracker,
-              reporter=QuietReporter(progress=False), progress=False, **job.train)
+              reporter=QuietReporter(progress=False), progress=False, **api.grouped(job.train))
 
 
 __all__ = ["TrialJob", "TrialTracker", "run_trial", "trial_settings", "SWEEP_TAG", "TRIAL_TAG", "RUN_ID_KEY", "PARAM_PREFIX"]
