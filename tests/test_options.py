@@ -57,3 +57,51 @@ def test_a_bad_train_setting_is_refused_when_the_config_is_made(values, said):
 def test_good_train_settings_pass_unchanged():
     config = train_config({"epochs": "3", "lr": "0.01", "patience": "0", "warmup": "0"})
     assert (config.epochs, config.lr, config.patience, config.warmup) == (3, 0.01, 0, 0.0)
+
+
+# -- one declaration drives the command line and the config file ------------------------------
+def _zoo_run_parser():
+    import argparse
+
+    from zoo.cli import run_cmd
+    root = argparse.ArgumentParser()
+    run_cmd.register(root.add_subparsers())
+    return root._subparsers._group_actions[0].choices["run"]
+
+
+def test_every_declared_option_is_a_zoo_run_option_with_its_help_and_a_config_key():
+    from zoo.config import options
+    from zoo.engine.request import DataRequest
+    from zoo.engine.runconfig import DATA_FIELDS
+    from zoo.engine.trainconfig import TrainConfig
+    actions = {a.option_strings[0]: a for a in _zoo_run_parser()._actions if a.option_strings}
+    declared = {**options(DataRequest), **options(TrainConfig)}
+    for name, option in declared.items():
+        if option.flag is None:
+            continue
+        assert option.flag in actions, f"{name}: {option.flag} is not a zoo run option"
+        assert actions[option.flag].help == option.help and actions[option.flag].dest == option.dest
+    assert set(DATA_FIELDS) == set(options(DataRequest))  # the data: keys are the declared fields, data.seed too
+    assert actions["--precision"].choices == ("auto", "fp32", "bf16", "fp16")  # from the field's Literal
+
+
+def test_zoo_sweep_takes_the_training_options_but_the_overfit_check_and_precision():
+    import argparse
+
+    from zoo.cli import sweep_cmd
+    root = argparse.ArgumentParser()
+    sweep_cmd.register(root.add_subparsers())
+    flags = {s for a in root._subparsers._group_actions[0].choices["sweep"]._actions for s in a.option_strings}
+    assert {"--epochs", "--lr", "--limit", "--data", "--device"} <= flags
+    assert not {"--overfit-batches", "--precision"} & flags
+
+
+def test_a_field_declared_with_an_option_is_checked_alike_on_the_command_line_and_in_a_config_file(tmp_path, capsys):
+    from zoo.engine.runconfig import checked_values
+    with pytest.raises(ConfigError) as info:
+        checked_values({"spec": "lstm+chroma:genre", "data": {"min_class_clips": "-1"}})
+    assert str(info.value) == "data.min_class_clips: -1 is out of range: give a whole number >= 0 (as --min-class-clips)"
+    assert main(["run", "lstm+chroma:genre", "--min-class-clips", "-1", "--print-config"]) == 2
+    assert "-1 is out of range: give a whole number >= 0" in capsys.readouterr().err
+    assert checked_values({"spec": "x:y", "data": {"skip_bad": "yes", "max_seconds": "12"}})["data"] == {
+        "skip_bad": True, "max_seconds": 12.0}
