@@ -62,5 +62,5 @@ def test_bad_audio_and_settings_name_the_problem():
         fbank.from_audio(np.zeros(100, np.float32), 16000)
     with pytest.raises(DataError, match="mono waveform"):
         fbank.from_audio(np.zeros((2, 16000), np.float32), 16000)
-    with pytest.raises(ConfigError, match="'n_mels' must be > 0"):
+    with pytest.raises(ConfigError, match=r"feature 'fbank': n_mels=0 must be positive; e.g. --set fbank.n_mels=128"):
         Registry().create("feature", "fbank", {"n_mels": "0"})

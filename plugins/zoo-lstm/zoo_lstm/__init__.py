@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
 
@@ -36,14 +37,15 @@ class LSTMConfig:
     bins) reached 0.82 at best.
     """
 
-    hidden: int = 128
-    layers: int = 2
+    hidden: int = bounded(128, ge=1)
+    layers: int = bounded(2, ge=1)
     bidirectional: bool = True
-    dropout: float = 0.2
-    conv_layers: int = 3
-    conv_channels: int = 32
-    conv_kernel: int = 3
-    conv_dims: int = 2
+    dropout: float = bounded(0.2, ge=0.0, lt=1.0)
+    conv_layers: int = bounded(3, ge=0, le=6, why="0: no front end; each layer halves the sequence")
+    conv_channels: int = bounded(32, ge=1)
+    conv_kernel: int = bounded(3, ge=1, odd=True, why="so a frame's window is centred on it")
+    conv_dims: int = bounded(2, ge=1, le=2, why="1: convolve over time across all bins; 2: over bins and time, "
+                                                "as a 2-D CNN")
     former_defaults: ClassVar[dict] = {"conv_layers": 0}
     """What a model saved before the front end existed had: none (``zoo.config.with_former_defaults``)."""
     cpu_bf16: ClassVar[bool] = False
@@ -62,25 +64,7 @@ class LSTMConfig:
     measured recipe)."""
 
     def __post_init__(self) -> None:
-        where = "backbone 'lstm'"
-        if not 0 <= self.conv_layers <= 6:
-            raise ConfigError(f"{where}: conv_layers={self.conv_layers} must be in 0..6 (0: no front end; each "
-                              f"layer halves the sequence; e.g. --set backbone.conv_layers=2)")
-        if self.conv_channels < 1:
-            raise ConfigError(f"{where}: conv_channels={self.conv_channels} must be at least 1 "
-                              f"(e.g. --set backbone.conv_channels=64)")
-        if self.conv_dims not in (1, 2):
-            raise ConfigError(f"{where}: conv_dims={self.conv_dims} must be 1 (convolve over time across all bins) "
-                              f"or 2 (over bins and time, as a 2-D CNN; e.g. --set backbone.conv_dims=2)")
-        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
-            raise ConfigError(f"{where}: conv_kernel={self.conv_kernel} must be odd and positive, so a frame's "
-                              f"window is centred on it (e.g. --set backbone.conv_kernel=5)")
-        if self.hidden < 1:
-            raise ConfigError(f"{where}: hidden={self.hidden} must be at least 1 (e.g. --set backbone.hidden=128)")
-        if self.layers < 1:
-            raise ConfigError(f"{where}: layers={self.layers} must be at least 1 (e.g. --set backbone.layers=2)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"{where}: dropout={self.dropout} must be in [0, 1) (e.g. --set backbone.dropout=0.2)")
+        check_bounds(self, "backbone 'lstm'")
 
     @property
     def out_dim(self) -> int:

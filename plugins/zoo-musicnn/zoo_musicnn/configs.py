@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError
 
 from .weights import model_info
@@ -26,14 +27,14 @@ class MelConfig:
     """musicnn's front end has no settings: 16 kHz, 512-sample FFT, hop 256, 96 mel bands, log10(10000 x + 1)."""
 
 
-def _check(where: str, model: str, layer: str, window_hop: int) -> None:
+def _check(where: str, model: str, layer: str) -> None:
     info = model_info(model, where)
     if layer == "pool" and info.arch != "musicnn":
         raise ConfigError(f"{where}: layer 'pool' exists in the musicnn models only; {model} is a VGG: "
                           f"use layer=penultimate (its pool5) or taggram")
-    if window_hop < 1:
-        raise ConfigError(f"{where} setting 'window_hop' must be >= 1 frame, got {window_hop}; musicnn's default "
-                          f"is {PATCH_FRAMES} (windows side by side)")
+
+
+_HOP_WHY = f"in frames; musicnn's default is {PATCH_FRAMES}, windows side by side"
 
 
 def width(model: str, layer: str) -> int:
@@ -67,9 +68,9 @@ class MusicnnConfig:
     model: Model = "MSD_musicnn"
     pretrained: bool = True
     layer: Layer = "penultimate"
-    window_hop: int = PATCH_FRAMES
-    freeze: int = 0
-    dropout: float = 0.5
+    window_hop: int = bounded(PATCH_FRAMES, ge=1, why=_HOP_WHY)
+    freeze: int = bounded(0, ge=0)
+    dropout: float = bounded(0.5, ge=0.0, lt=1.0)
 
     train_defaults: ClassVar[dict] = {"lr": 1e-3, "epochs": 15, "patience": 4, "batch_size": 16, "warmup": 0.1,
                                       "crop_frames": PATCH_FRAMES}
@@ -82,11 +83,8 @@ class MusicnnConfig:
     """Windows averaged, as musicnn's users average its per-window outputs over a clip."""
 
     def __post_init__(self) -> None:
-        _check("backbone 'musicnn'", self.model, self.layer, self.window_hop)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"backbone 'musicnn' setting 'dropout' must be in [0, 1), got {self.dropout}")
-        if self.freeze < 0:
-            raise ConfigError(f"backbone 'musicnn' setting 'freeze' must be >= 0, got {self.freeze}")
+        _check("backbone 'musicnn'", self.model, self.layer)
+        check_bounds(self, "backbone 'musicnn'")
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,9 @@ class EmbedConfig:
 
     model: Model = "MSD_musicnn"
     layer: Layer = "penultimate"
-    window_hop: int = PATCH_FRAMES
+    window_hop: int = bounded(PATCH_FRAMES, ge=1, why=_HOP_WHY)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
-        _check("feature 'musicnn-embed'", self.model, self.layer, self.window_hop)
+        _check("feature 'musicnn-embed'", self.model, self.layer)
+        check_bounds(self, "feature 'musicnn-embed'")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ...bounds import bounded, check_bounds
 from ...errors import ConfigError, DataError
 from ...fsio import reap_temporaries, temp_path
 from ...protocols import Clip, ComponentSpec
@@ -62,23 +63,16 @@ class EmbeddedConfig:
     a set of its own, in its own folder, where averages over time say much less)."""
 
     size: Literal["tiny", "small", "default", "large"] = "default"
-    seconds: float | None = None
-    seed: int = 0
-    workers: int = 0
+    seconds: float | None = bounded(None, ge=2.0, le=60.0, why="seconds per clip; leave it unset for the size's own")
+    seed: int = bounded(0, ge=0)
+    workers: int = bounded(0, ge=0, why="0: one process for a few minutes of audio, else one per core")
     balance: Literal["even", "lab"] = "even"
     sound: Literal["genre", "shared"] = "genre"
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
             raise ConfigError(f"dataset 'embedded' setting 'size': {self.size!r} is not one of {', '.join(SIZES)}")
-        if self.seconds is not None and not 2.0 <= float(self.seconds) <= 60.0:
-            raise ConfigError(f"dataset 'embedded' setting 'seconds': {self.seconds} is outside 2-60 s; "
-                              f"give a clip length in that range, or leave it unset for the size's own "
-                              f"({SIZES[self.size][1]:g} s for {self.size!r})")
-        if self.seed < 0:
-            raise ConfigError(f"dataset 'embedded' setting 'seed': {self.seed} is negative; use 0 or more")
-        if self.workers < 0:
-            raise ConfigError(f"dataset 'embedded' setting 'workers': {self.workers} is negative; use 0 (all cores) or more")
+        check_bounds(self, "dataset 'embedded'")
         if self.sound not in ("genre", "shared"):
             raise ConfigError(f"dataset 'embedded' setting 'sound': {self.sound!r} is not one of genre, shared "
                               f"(e.g. --set dataset.sound=shared)")

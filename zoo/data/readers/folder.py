@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...bounds import bounded, check_bounds
 from ...errors import ConfigError, DataError
 from ...fsio import shown
 from ...protocols import Clip, ComponentSpec
@@ -39,15 +40,12 @@ class FolderConfig:
     column if there is one, else label folders). Split fractions and seed as described above."""
 
     manifest: str = ""
-    test_fraction: float = 0.2
-    val_fraction: float = 0.15
+    test_fraction: float = bounded(0.2, ge=0.0, lt=1.0)
+    val_fraction: float = bounded(0.15, ge=0.0, lt=1.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"dataset 'folder': {name} must be in [0, 1), got {value}")
+        check_bounds(self, "dataset 'folder'")
 
 
 def is_audio(name: str) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ....bounds import bounded, check_bounds
 from ....errors import ConfigError, DataError
 from ....protocols import Clip, ComponentSpec
 from .files import CANONICAL, Part, find_parts, index_arrays, read_genre_labels, read_target_labels, resolve_array
@@ -51,15 +52,12 @@ class KaggleConfig:
     task_set: Literal["genre", "multitask", "auto"] = "auto"
     mapping: Literal["lab", "none"] = "lab"
     unknown_genres: Literal["error", "drop"] = "error"
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float = bounded(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = bounded(0.15, ge=0.0, lt=1.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"dataset 'kaggle': {name} must be in [0, 1), got {value}")
+        check_bounds(self, "dataset 'kaggle'")
 
 
 @dataclass

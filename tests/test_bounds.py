@@ -1,0 +1,101 @@
+"""zoo.bounds: a config's ranges declared beside its fields, checked by one function, each error naming the
+component, the field, the value, the range and the fix; and the configs of the core and plugins that use it."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from zoo.bounds import Bounds, bounded, bounds, check_bounds
+from zoo.config import make_config
+from zoo.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy:
+    hidden: int = bounded(128, ge=1)
+    dropout: float = bounded(0.2, ge=0.0, lt=1.0)
+    kernel: int = bounded(3, ge=1, odd=True, why="so a frame's window is centred on it")
+    depth: int = bounded(4, ge=1)
+    freeze: int = bounded(0, ge=0, le="depth")
+    rate: float = bounded(1.0, gt=0)
+    channels: tuple[int, ...] = bounded((8, 16), ge=1)
+    seconds: float | None = bounded(None, ge=2.0, le=60.0)
+    name: str = "free"
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "backbone 'toy'")
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"hidden": 0}, "backbone 'toy': hidden=0 must be at least 1; e.g. --set backbone.hidden=128"),
+    ({"dropout": 1.0}, "backbone 'toy': dropout=1.0 must be in [0, 1); e.g. --set backbone.dropout=0.2"),
+    ({"dropout": -0.1}, "backbone 'toy': dropout=-0.1 must be in [0, 1); e.g. --set backbone.dropout=0.2"),
+    ({"kernel": 4}, "backbone 'toy': kernel=4 must be odd and at least 1 (so a frame's window is centred on it); "
+                    "e.g. --set backbone.kernel=3"),
+    ({"freeze": 5}, "backbone 'toy': freeze=5 must be in 0..depth (4); e.g. --set backbone.freeze=0"),
+    ({"rate": 0.0}, "backbone 'toy': rate=0.0 must be positive; e.g. --set backbone.rate=1.0"),
+    ({"channels": (8, 0)}, "backbone 'toy': channels (8, 0) must all be at least 1; e.g. --set backbone.channels=8,16"),
+    ({"seconds": 1.0}, "backbone 'toy': seconds=1.0 must be in [2, 60]"),
+])
+def test_a_value_out_of_range_names_the_component_the_field_the_value_the_range_and_the_fix(settings, message):
+    with pytest.raises(ConfigError) as err:
+        Toy(**settings)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_number_that_is_not_finite_is_out_of_every_range(value):
+    with pytest.raises(ConfigError, match=rf"rate={value} must be positive"):
+        Toy(rate=value)
+
+
+def test_values_in_range_and_unset_optional_ones_pass_and_the_bound_may_name_another_field():
+    assert Toy(hidden=1, dropout=0.0, kernel=1, depth=12, freeze=12, channels=(1,), seconds=60.0).freeze == 12
+    assert Toy().seconds is None
+
+
+def test_the_check_runs_on_configs_made_from_command_line_text():
+    with pytest.raises(ConfigError, match=r"backbone 'toy': hidden=0 must be at least 1"):
+        make_config(Toy, {"hidden": "0"}, where="backbone 'toy'")
+
+
+def test_bounds_lists_the_declared_fields_only():
+    assert list(bounds(Toy)) == ["hidden", "dropout", "kernel", "depth", "freeze", "rate", "channels", "seconds"]
+    assert bounds(Toy)["freeze"] == Bounds(ge=0, le="depth")
+
+
+def test_a_feature_or_a_task_is_fixed_by_its_own_name_a_dataset_by_its_kind():
+    @dataclasses.dataclass(frozen=True)
+    class Feature:
+        n_mels: int = bounded(128, gt=0)
+
+    for where, fix in [("feature 'mel'", "--set mel.n_mels=128"), ("dataset 'folder'", "--set dataset.n_mels=128"),
+                       ("task 'genre'", "--set genre.n_mels=128")]:
+        with pytest.raises(ConfigError, match=rf"^{where}: n_mels=0 must be positive; e.g. {fix}$"):
+            check_bounds(Feature(n_mels=0), where)
+
+
+@pytest.mark.parametrize("kind,name,settings,message", [
+    ("backbone", "lstm", {"conv_layers": "7"}, "backbone 'lstm': conv_layers=7 must be in 0..6 (0: no front end; each "
+                                              "layer halves the sequence); e.g. --set backbone.conv_layers=3"),
+    ("backbone", "cnn", {"kernels": "4,3"}, "backbone 'cnn': kernels (4, 3) must all be odd and at least 1 (so each "
+                                           "output stays centred on its input); e.g. --set backbone.kernels=5,3"),
+    ("backbone", "ast", {"tstride": "20"}, "backbone 'ast': tstride=20 must be in 1..patch_size (16) (a larger step "
+                                          "would skip frames between patches); e.g. --set backbone.tstride=10"),
+    ("dataset", "folder", {"val_fraction": "1"}, "dataset 'folder': val_fraction=1.0 must be in [0, 1); "
+                                                "e.g. --set dataset.val_fraction=0.15"),
+    ("dataset", "embedded", {"workers": "-1"}, "dataset 'embedded': workers=-1 must be at least 0 (0: one process "
+                                              "for a few minutes of audio, else one per core); "
+                                              "e.g. --set dataset.workers=0"),
+])
+def test_the_configs_of_the_core_and_the_plugins_say_their_ranges_through_it(kind, name, settings, message):
+    from zoo.registry import Registry
+    registry = Registry()
+    if (kind, name) not in {(k, n) for k in ("backbone", "dataset") for n in registry.names(k)}:
+        pytest.skip(f"{kind} '{name}' is not installed")
+    spec = registry.load(kind, name)
+    with pytest.raises(ConfigError) as err:
+        make_config(spec.config, settings, where=f"{kind} '{name}'")
+    assert str(err.value) == message

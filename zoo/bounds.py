@@ -1,0 +1,120 @@
+"""Declared value ranges of config fields: ``bounded(...)`` beside the field, checked by one function, :func:`check_bounds`.
+
+A config says what each number may be where the field is declared, instead of an ``if`` per field in
+its ``__post_init__``::
+
+    hidden: int = bounded(128, ge=1)
+    dropout: float = bounded(0.2, ge=0.0, lt=1.0)
+    kernel: int = bounded(3, ge=1, odd=True, why="so a frame's window is centred on it")
+    freeze: int = bounded(0, ge=0, le="depth")        # another field of the same config
+
+and its ``__post_init__`` calls ``check_bounds(self, "backbone 'lstm'")``. A value out of range is a
+``ConfigError`` that names the component, the field, the value, the range and a ``--set`` that fixes
+it. A tuple field (``channels=32,64``) is checked item by item; ``None`` (an optional field unset) is
+not checked. Checks between fields (``embed_dim`` divisible by ``heads``) stay in ``__post_init__``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import MISSING
+from typing import Any
+
+from .errors import ConfigError
+
+BOUNDS = "zoo.bounds"
+"""The dataclass field metadata key of a :class:`Bounds`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The values one field may take: ``ge`` <= v, ``gt`` < v, v <= ``le``, v < ``lt`` (a number, or the
+    name of another field of the config), ``odd``; ``why`` says the reason, after the range."""
+
+    ge: float | str | None = None
+    gt: float | str | None = None
+    le: float | str | None = None
+    lt: float | str | None = None
+    odd: bool = False
+    why: str = ""
+
+    def _limit(self, config: Any, bound: float | str | None) -> float | None:
+        return getattr(config, bound) if isinstance(bound, str) else bound
+
+    def holds(self, value: Any, config: Any) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False  # nan compares false both ways; inf is no setting
+        ge, gt, le, lt = (self._limit(config, b) for b in (self.ge, self.gt, self.le, self.lt))
+        return ((ge is None or value >= ge) and (gt is None or value > gt) and (le is None or value <= le)
+                and (lt is None or value < lt) and (not self.odd or value % 2 == 1))
+
+    def span(self, config: Any) -> str:
+        """``at least 1``, ``in [0, 1)``, ``in 0..depth (12)``, ``odd and at least 1``, ``positive``."""
+        def show(bound: float | str) -> str:
+            return f"{bound} ({getattr(config, bound)})" if isinstance(bound, str) else f"{bound:g}"
+        low = self.ge if self.ge is not None else self.gt
+        high = self.le if self.le is not None else self.lt
+        if low is not None and high is not None:
+            if self.ge is not None and self.le is not None and not any(isinstance(b, float) for b in (low, high)):
+                text = f"in {show(low)}..{show(high)}"
+            else:
+                text = (f"in {'[' if self.ge is not None else '('}{show(low)}, {show(high)}"
+                        f"{']' if self.le is not None else ')'}")
+        elif self.gt is not None:
+            text = "positive" if self.gt == 0 else f"greater than {show(self.gt)}"
+        elif self.ge is not None:
+            text = f"at least {show(self.ge)}"
+        elif self.lt is not None:
+            text = f"less than {show(self.lt)}"
+        elif self.le is not None:
+            text = f"at most {show(self.le)}"
+        else:
+            text = ""
+        if self.odd:
+            text = f"odd and {text}" if text else "odd"
+        return text
+
+
+def bounded(default: Any = MISSING, *, ge: float | str | None = None, gt: float | str | None = None,
+            le: float | str | None = None, lt: float | str | None = None, odd: bool = False,
+            why: str = "") -> Any:
+    """A dataclass field with ``default`` whose values are limited as :class:`Bounds` says."""
+    return dataclasses.field(default=default, metadata={BOUNDS: Bounds(ge, gt, le, lt, odd, why)})
+
+
+def bounds(cls: Any) -> dict[str, Bounds]:
+    """``{field name: Bounds}`` of a config class or instance, in field order."""
+    return {f.name: f.metadata[BOUNDS] for f in dataclasses.fields(cls) if BOUNDS in f.metadata}
+
+
+def check_bounds(config: Any, where: str) -> None:
+    """Raise ``ConfigError`` for the first field of ``config`` out of its declared range.
+
+    ``where`` names the component as a user writes it, ``backbone 'lstm'`` or ``feature 'mel'``: the
+    message's fix is then ``--set backbone.<field>=<its default>`` (``dataset.`` likewise; a feature or a
+    task by its name, ``--set mel.<field>=...``, as a run may have several).
+    """
+    for name, b in bounds(config).items():
+        value = getattr(config, name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if value is None or all(v is None or b.holds(v, config) for v in items):
+            continue
+        span = b.span(config)
+        said = (f"{name} {tuple(value)} must all be {span}" if isinstance(value, (tuple, list))
+                else f"{name}={value!r} must be {span}")
+        raise ConfigError(f"{where}: {said}{f' ({b.why})' if b.why else ''}{_example(config, name, where)}")
+
+
+def _example(config: Any, name: str, where: str) -> str:
+    """``; e.g. --set backbone.hidden=128`` (the default as the example), or nothing without one."""
+    field = next(f for f in dataclasses.fields(config) if f.name == name)
+    if field.default is MISSING or field.default is None:
+        return ""
+    default = field.default
+    shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+    kind, _, quoted = where.partition(" '")
+    scope = kind if kind in ("backbone", "dataset") else quoted.rstrip("'")  # the one of its kind in a run
+    return f"; e.g. --set {scope}.{name}={shown}" if quoted else f"; e.g. {name}={shown}"
+
+
+__all__ = ["Bounds", "bounded", "bounds", "check_bounds", "BOUNDS"]
