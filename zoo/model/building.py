@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..config import config_dict, make_config
 from ..errors import ConfigError, SpecError, suggest
-from ..protocols import Feature, HasConfig, RecommendsHead, Task
+from ..protocols import Feature, FindsItsFiles, HasConfig, RecommendsHead, Task
 from ..registry import Registry
 from ..spec import Composition
 
@@ -188,7 +188,8 @@ def resolved_configs(built: Built, registry: Any) -> dict[str, Any]:
 
     def full(kind: str, name: str, scope: str) -> dict[str, Any]:
         spec = registry.load(kind, name)
-        return config_dict(make_config(spec.config, built.settings.get(scope, {}), where=f"{kind} '{name}'"))
+        config = make_config(spec.config, built.settings.get(scope, {}), where=f"{kind} '{name}'")
+        return config_dict(config.resolved() if isinstance(config, FindsItsFiles) else config)
 
     return {
         "backbone": full("backbone", comp.backbone, "backbone"),

@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
 
-from .hub import adopt_architecture, is_hf_checkpoint
+from .hub import adopted, is_hf_checkpoint
 
 __version__ = "0.1.0"
+WHERE = "backbone 'ast'"
 
 
 @dataclass(frozen=True)
@@ -47,23 +49,23 @@ class ASTConfig:
       ``freeze`` blocks fixed (0: train everything): its first ``freeze`` ``named_blocks()``.
     """
 
-    embed_dim: int = 192
-    depth: int = 4
-    heads: int = 3
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
-    fstride: int = 10
-    tstride: int = 10
-    max_frames: int = 1300
-    dropout: float = 0.1
-    attn_dropout: float = 0.0
-    drop_path: float = 0.1
+    embed_dim: int = bounded(192, ge=1)
+    depth: int = bounded(4, ge=1)
+    heads: int = bounded(3, ge=1)
+    mlp_ratio: float = bounded(4.0, gt=0, why="4.0 is usual")
+    patch_size: int = bounded(16, ge=1)
+    fstride: int = bounded(10, ge=1, le="patch_size", why="a larger step would skip rows between patches")
+    tstride: int = bounded(10, ge=1, le="patch_size", why="a larger step would skip frames between patches")
+    max_frames: int = bounded(1300, ge=1)
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)
+    attn_dropout: float = bounded(0.0, ge=0.0, lt=1.0)
+    drop_path: float = bounded(0.1, ge=0.0, lt=1.0)
     output: Literal["cls", "sequence"] = "cls"
-    out_dim: int = 0
+    out_dim: int = bounded(0, ge=0, why="0 keeps embed_dim, else the size of a linear map after it")
     grid: Literal["cover", "floor"] = "cover"
     distill_token: bool = False
     weights: str = ""
-    freeze: int = 0
+    freeze: int = bounded(0, ge=0)
     cpu_bf16: ClassVar[bool] = False
     """Measured (bench/precision.py, 128 x 128 crops, batch 16, one thread, AVX-512 BF16): a train step
     1.27x as fast in bf16 autocast as in float32 (channels-last weights change nothing: one
@@ -80,40 +82,40 @@ class ASTConfig:
     transformer trained from scratch on 420 clips; a pretrained start (``weights``) is its remedy."""
 
     def __post_init__(self) -> None:
-        where = "backbone 'ast'"
-        if is_hf_checkpoint(self.weights):
-            adopt_architecture(self, where)
-        for name in ("embed_dim", "depth", "heads", "patch_size", "max_frames"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}: {name}={getattr(self, name)} must be at least 1")
+        where = WHERE
+        check_bounds(self, where)
         if self.embed_dim % self.heads:
             raise ConfigError(
                 f"{where}: embed_dim={self.embed_dim} is not divisible by heads={self.heads}; each head "
                 f"takes an equal share (e.g. embed_dim=192 with heads=3, 384 with 6, 768 with 12)"
             )
-        for name in ("fstride", "tstride"):
-            stride = getattr(self, name)
-            if not 1 <= stride <= self.patch_size:
-                raise ConfigError(
-                    f"{where}: {name}={stride} must be in 1..patch_size ({self.patch_size}); a larger "
-                    f"step would skip rows or frames between patches"
-                )
-        if self.mlp_ratio <= 0:
-            raise ConfigError(f"{where}: mlp_ratio={self.mlp_ratio} must be positive (4.0 is usual)")
-        for name in ("dropout", "attn_dropout", "drop_path"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{where}: {name}={getattr(self, name)} must be in [0, 1)")
-        if self.out_dim < 0:
-            raise ConfigError(f"{where}: out_dim={self.out_dim} must be 0 (keep embed_dim) or a positive size")
-        if not 0 <= self.freeze <= self.depth:
-            raise ConfigError(f"{where}: freeze={self.freeze} must be in 0..depth ({self.depth})")
+
+
+        if not is_hf_checkpoint(self.weights):  # with a checkpoint, depth is known when the backbone is built
+            _check_freeze(self)
+
+    def resolved(self) -> ASTConfig:
+        """This config with a Hugging Face checkpoint's architecture (``weights``), found now
+        (:func:`zoo_ast.hub.adopted`); itself without one (``zoo.protocols.FindsItsFiles``)."""
+        if not is_hf_checkpoint(self.weights):
+            return self
+        config = adopted(self, WHERE)
+        _check_freeze(config)
+        return config
+
+
+def _check_freeze(config: ASTConfig) -> None:
+    if config.freeze > config.depth:
+        raise ConfigError(f"{WHERE}: freeze={config.freeze} must be in 0..depth ({config.depth}); "
+                          f"e.g. --set backbone.freeze={config.depth}")
 
 
 def build(config: ASTConfig, n_bins: int):
-    """An :class:`zoo_ast.model.ASTBackbone` for ``n_bins`` frequency rows."""
+    """An :class:`zoo_ast.model.ASTBackbone` for ``n_bins`` frequency rows; with a Hugging Face checkpoint
+    (``weights``), found now and its architecture taken (:func:`zoo_ast.hub.adopted`)."""
     from .model import ASTBackbone
 
-    return ASTBackbone(config, n_bins)
+    return ASTBackbone(config.resolved(), n_bins)
 
 
 spec = ComponentSpec(

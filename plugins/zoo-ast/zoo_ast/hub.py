@@ -1,11 +1,10 @@
-"""Find a Hugging Face AST checkpoint (``hf:ORG/NAME`` or a folder) and take the architecture its config.json gives.
+"""Take the architecture a Hugging Face AST checkpoint's config.json gives (``weights=hf:ORG/NAME`` or a folder).
 
-``weights=hf:ORG/NAME[@REVISION]`` reads the Hugging Face cache (``HF_HUB_CACHE``): a cached
-snapshot is used without asking the Hub; otherwise it is downloaded once, unless
-``HF_HUB_OFFLINE=1``. ``weights=FOLDER`` reads a folder that ``save_pretrained`` or
-``hf download ORG/NAME --local-dir FOLDER`` wrote. Either way the checkpoint decides the
-architecture: every setting of :class:`zoo_ast.ASTConfig` that it determines and that is left
-at its default takes the checkpoint's value, and one set to another value is an error. The
+The checkpoint is found by the core's one resolver, :func:`zoo.hub.checkpoint_folder` (the Hugging
+Face cache, downloaded once unless ``HF_HUB_OFFLINE=1``; or a local folder). It decides the
+architecture: :func:`adopted` gives the :class:`zoo_ast.ASTConfig` whose settings it determines and
+that were left at their defaults take the checkpoint's values (one set to another value is an error).
+That happens when the backbone is built (:func:`zoo_ast.build`), never when a config is made. The
 weights themselves are mapped in :func:`zoo_ast.weights.load_hf_ast_weights`. Pure Python:
 importing this loads no torch (``huggingface_hub`` only when a model must be fetched).
 """
@@ -13,48 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
+from zoo.hub import checkpoint_folder, is_hub_name
 
-HF_PREFIX = "hf:"
 AST_TYPE = "audio-spectrogram-transformer"
-_REPO = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_WANTED = ["*.json", "*.safetensors", "*.bin"]
 
 
 def is_hf_checkpoint(weights: str) -> bool:
     """Whether ``weights`` names a Hugging Face checkpoint (``hf:...`` or a folder) rather than a ViT file."""
-    return bool(weights) and (weights.startswith(HF_PREFIX) or Path(weights).expanduser().is_dir())
-
-
-def checkpoint_folder(weights: str, where: str) -> Path:
-    """The local folder of ``weights``: the cached (or freshly downloaded) snapshot, or the folder itself."""
-    if not weights.startswith(HF_PREFIX):
-        return Path(weights).expanduser().resolve()
-    repo, _, revision = weights[len(HF_PREFIX):].strip().partition("@")
-    if not _REPO.match(repo):
-        raise ConfigError(f"{where} setting weights: '{weights}' does not name a Hugging Face model; write hf:ORG/NAME[@REVISION]")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    fetch = f"`hf download {repo}{f' --revision {revision}' if revision else ''}`"
-    for cached in (True, False):
-        try:
-            return Path(snapshot_download(repo, revision=revision or None, local_files_only=cached,
-                                          allow_patterns=None if cached else _WANTED))
-        except LocalEntryNotFoundError as exc:
-            if not cached:
-                raise ConfigError(
-                    f"{where} setting weights: '{weights}' is not in the Hugging Face cache and cannot be "
-                    f"downloaded now (HF_HUB_OFFLINE=1, or no connection); fetch it once with {fetch}, or set "
-                    f"weights to a local folder"
-                ) from exc
-        except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise ConfigError(f"{where} setting weights: cannot get '{weights}': {type(exc).__name__}: {exc}") from exc
-    raise AssertionError("unreachable")
+    return bool(weights) and (is_hub_name(weights) or Path(weights).expanduser().is_dir())
 
 
 def read_config(folder: Path, weights: str, where: str) -> dict[str, Any]:
@@ -97,11 +66,9 @@ def architecture(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def adopt_architecture(config: Any, where: str) -> None:
-    """Set ``config``'s (a frozen ASTConfig being built) architecture from its HF checkpoint; ConfigError on a clash."""
+def adopted(config: Any, where: str) -> Any:
+    """``config`` (an ASTConfig) with the architecture of its HF checkpoint; ConfigError on a clash."""
     folder = checkpoint_folder(config.weights, where)
-    if not folder.is_dir():
-        raise ConfigError(f"{where} setting weights: folder '{config.weights}' not found")
     wanted = architecture(read_config(folder, config.weights, where))
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     clashes = [f"{k}={getattr(config, k)!r} (the checkpoint has {v!r})" for k, v in wanted.items()
@@ -111,5 +78,4 @@ def adopt_architecture(config: Any, where: str) -> None:
             f"{where}: weights='{config.weights}' is an AST of another shape: {', '.join(clashes)}; leave these "
             f"settings unset and the checkpoint's are used"
         )
-    for key, value in wanted.items():
-        object.__setattr__(config, key, value)  # the config is frozen; this is its own __post_init__
+    return dataclasses.replace(config, **wanted)

@@ -224,7 +224,7 @@ def adapt_hf_ast_state(state: Mapping[str, torch.Tensor], model: Any, source: st
 
 def load_hf_ast_weights(model: Any, weights: str) -> None:
     """Load the Hugging Face AST checkpoint ``weights`` (``hf:ORG/NAME`` or a folder) into ``model`` (an ASTBackbone)."""
-    from .hub import checkpoint_folder
+    from zoo.hub import checkpoint_folder
 
     folder = checkpoint_folder(weights, "backbone 'ast'")
     state = adapt_hf_ast_state(read_hf_state_dict(folder, weights), model, weights)

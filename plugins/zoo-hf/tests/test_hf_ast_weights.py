@@ -28,14 +28,31 @@ def _zoo_ast(weights, n_bins=128, **settings):
     return zoo_ast.build(config, n_bins).eval()
 
 
-def test_the_architecture_follows_the_checkpoints_config(tiny_ast):
-    config = make_config(zoo_ast.ASTConfig, {"weights": str(tiny_ast)}, where=WHERE)
+def test_the_architecture_follows_the_checkpoints_config_when_the_backbone_is_built(tiny_ast):
+    made = make_config(zoo_ast.ASTConfig, {"weights": str(tiny_ast)}, where=WHERE)
+    assert made == zoo_ast.ASTConfig(weights=str(tiny_ast))  # making a config reads nothing
+    model = _zoo_ast(tiny_ast)
+    config = model.config  # what a packaged model records: the checkpoint's architecture
     assert (config.embed_dim, config.depth, config.heads, config.mlp_ratio) == (32, 2, 2, 2.0)
     assert (config.grid, config.distill_token, config.max_frames, config.fstride, config.tstride) == ("floor", True, 64, 10, 10)
-    model = _zoo_ast(tiny_ast)
     assert (model.n_freq, model.max_time) == (12, 5)  # AST's grid: (128 - 16) // 10 + 1 rows, (64 - 16) // 10 + 1 columns
     with pytest.raises(ConfigError, match=r"AST of another shape: embed_dim=384 \(the checkpoint has 32\)"):
-        make_config(zoo_ast.ASTConfig, {"weights": str(tiny_ast), "embed_dim": "384"}, where=WHERE)
+        _zoo_ast(tiny_ast, embed_dim="384")
+    with pytest.raises(ConfigError, match=r"freeze=3 must be in 0..depth \(2\)"):
+        _zoo_ast(tiny_ast, freeze="3")
+
+
+def test_making_a_config_that_names_a_hub_model_asks_no_server_and_reads_no_file(monkeypatch):
+    import zoo.hub
+
+    def no_io(*args, **kwargs):
+        raise AssertionError("a config's __post_init__ looked the checkpoint up")
+    monkeypatch.setattr(zoo.hub, "checkpoint_folder", no_io)
+    monkeypatch.setattr(zoo_ast.hub, "checkpoint_folder", no_io)
+    config = make_config(zoo_ast.ASTConfig, {"weights": "hf:some-org/not-cached", "freeze": "8"}, where=WHERE)
+    assert config.weights == "hf:some-org/not-cached" and config.embed_dim == 192  # adopted only when built
+    with pytest.raises(AssertionError, match="looked the checkpoint up"):
+        zoo_ast.build(config, 128)
 
 
 @pytest.mark.parametrize("output", ["cls", "sequence"])
@@ -75,10 +92,10 @@ def test_a_checkpoint_for_other_bins_or_models_is_refused_with_the_fix(tiny_ast,
     with pytest.raises(ConfigError, match=r"needs \(1, 2 \+ 5 x 5, 32\): 5 frequency rows for 64 bins.*num_mel_bins"):
         _zoo_ast(tiny_ast, n_bins=64)
     with pytest.raises(ConfigError, match="is a 'wav2vec2' model, not an Audio Spectrogram Transformer"):
-        make_config(zoo_ast.ASTConfig, {"weights": str(tiny_w2v)}, where=WHERE)
+        _zoo_ast(tiny_w2v)
     folder = tmp_path / "relu"
     shutil.copytree(tiny_ast, folder)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
     with pytest.raises(ConfigError, match="hidden_act='relu'"):
-        make_config(zoo_ast.ASTConfig, {"weights": str(folder)}, where=WHERE)
+        _zoo_ast(folder)

@@ -138,15 +138,15 @@ def test_freeze_fixes_the_first_declared_blocks(name, n_bins, checkpoint, reques
 
 def test_settings_that_cannot_work_are_refused_with_the_fix(tiny_ast, tiny_w2v):
     with pytest.raises(ConfigError, match="layer.*3 > the model's 2 layers"):
-        make_config(specs.hf_ast.config, {"weights": str(tiny_ast), "layer": "3"})
+        make_config(specs.hf_ast.config, {"weights": str(tiny_ast), "layer": "3"}).resolved()
     with pytest.raises(ConfigError, match="'layer': 'middle' is not a layer"):
         make_config(specs.hf_ast.config, {"layer": "middle"})
     with pytest.raises(ConfigError, match="hidden_size describe the from-scratch model"):
         make_config(specs.hf_ast.config, {"weights": str(tiny_ast), "hidden_size": "128"})
     with pytest.raises(ConfigError, match="is a waveform encoder.*hf-w2v\\+wave"):
-        make_config(specs.hf_ast.config, {"weights": str(tiny_w2v)})
+        _build(specs.hf_ast, 128, weights=str(tiny_w2v))
     with pytest.raises(ConfigError, match="Audio Spectrogram Transformer.*hf-ast\\+fbank"):
-        make_config(specs.hf_w2v.config, {"weights": str(tiny_ast)})
+        _build(specs.hf_w2v, 1, weights=str(tiny_ast))
     with pytest.raises(ConfigError, match="takes 128 mel bins, but the features give 140"):
         _build(specs.hf_ast, 140, weights=str(tiny_ast))
 

@@ -45,41 +45,42 @@ def test_hf_names_are_read_from_the_cache_offline_with_the_same_hash_as_the_fold
         assert ckpt.folder == hub_cache and ckpt.family == "ast"
         assert ckpt.sha256 == weights_sha256(tiny_ast)  # blob names stand for the files' sha256
     config = make_config(specs.hf_ast.config, {"weights": "hf:tiny-org/tiny-ast"})
+    assert config.weights_hash == "" and config.architecture == ""  # making the config read nothing
     assert specs.hf_ast.build(config, 128).out_dim == 32
 
 
 def test_a_model_missing_from_the_cache_offline_says_how_to_fetch_it(hub_cache):
     with pytest.raises(ConfigError, match=r"not in the Hugging Face cache.*HF_HUB_OFFLINE=1.*hf download tiny-org/other"):
-        make_config(specs.hf_ast.config, {"weights": "hf:tiny-org/other"})
+        make_config(specs.hf_ast.config, {"weights": "hf:tiny-org/other"}).resolved()
     with pytest.raises(ConfigError, match="does not name a Hugging Face model"):
-        make_config(specs.hf_ast.config, {"weights": "hf:no-slash"})
+        make_config(specs.hf_ast.config, {"weights": "hf:no-slash"}).resolved()
 
 
 def test_folders_that_are_not_checkpoints_are_refused(tmp_path, tiny_ast):
     with pytest.raises(ConfigError, match="folder .* not found"):
-        make_config(specs.hf_ast.config, {"weights": str(tmp_path / "nowhere")})
+        make_config(specs.hf_ast.config, {"weights": str(tmp_path / "nowhere")}).resolved()
     with pytest.raises(ConfigError, match="is a file; give the folder"):
-        make_config(specs.hf_ast.config, {"weights": str(tiny_ast / "config.json")})
+        make_config(specs.hf_ast.config, {"weights": str(tiny_ast / "config.json")}).resolved()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="has no config.json"):
-        make_config(specs.hf_ast.config, {"weights": str(tmp_path / "empty")})
+        make_config(specs.hf_ast.config, {"weights": str(tmp_path / "empty")}).resolved()
 
 
 def test_the_hash_is_recorded_and_pins_the_weights(tmp_path, tiny_ast):
     folder = tmp_path / "copy"
     shutil.copytree(tiny_ast, folder)
-    config = make_config(specs.hf_ast.config, {"weights": str(folder)})
+    config = make_config(specs.hf_ast.config, {"weights": str(folder)}).resolved()
     assert config.weights_hash == weights_sha256(tiny_ast) and len(config.weights_hash) == 64
     pinned = {"weights": str(folder), "weights_hash": config.weights_hash}
-    make_config(specs.hf_ast.config, pinned)  # the same weights: accepted
+    make_config(specs.hf_ast.config, pinned).resolved()  # the same weights: accepted
     with open(folder / "model.safetensors", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ConfigError, match="have sha256 .* but weights_hash is .*changed since"):
-        make_config(specs.hf_ast.config, pinned)
+        make_config(specs.hf_ast.config, pinned).resolved()
 
 
 def test_a_packaged_model_is_rebuilt_from_the_recorded_architecture_without_the_checkpoint(tiny_w2v, tiny_w2v_stable):
-    built = make_config(specs.hf_w2v.config, {"weights": str(tiny_w2v), "layer": "1"})
+    built = make_config(specs.hf_w2v.config, {"weights": str(tiny_w2v), "layer": "1"}).resolved()
     record = json.loads(built.architecture)
     assert record["config"]["model_type"] == "wav2vec2" and record["preprocessor"]["do_normalize"] is True
     recorded = {k: v for k, v in config_dict(built).items() if k != "weights"}  # what the engine rebuilds from
@@ -93,7 +94,7 @@ def test_a_packaged_model_is_rebuilt_from_the_recorded_architecture_without_the_
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x, torch.tensor([3000, 2000])).hidden, source(x, torch.tensor([3000, 2000])).hidden)
     with pytest.raises(ConfigError, match="architecture recorded in these settings is not that of"):
-        make_config(specs.hf_w2v.config, {"weights": str(tiny_w2v_stable), "architecture": built.architecture})
+        make_config(specs.hf_w2v.config, {"weights": str(tiny_w2v_stable), "architecture": built.architecture}).resolved()
 
 
 def test_a_checkpoint_with_its_own_code_needs_trust_remote_code(tmp_path, tiny_w2v):
@@ -103,6 +104,6 @@ def test_a_checkpoint_with_its_own_code_needs_trust_remote_code(tmp_path, tiny_w
     config["auto_map"] = {"AutoConfig": "configuration_x.XConfig", "AutoModel": "modeling_x.XModel"}
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=r"ships its own model code \(modeling_x.XModel.*trust_remote_code=true"):
-        make_config(specs.hf_w2v.config, {"weights": str(folder)})
+        make_config(specs.hf_w2v.config, {"weights": str(folder)}).resolved()
     with pytest.raises(ConfigError, match=r"--set hf-embed.trust_remote_code=true"):
-        make_config(specs.hf_embed.config, {"weights": str(folder)})
+        make_config(specs.hf_embed.config, {"weights": str(folder)}).resolved()

@@ -8,6 +8,8 @@
 - a folder: what ``save_pretrained`` or ``hf download ORG/NAME --local-dir DIR`` wrote
   (``config.json`` and the weights, ``preprocessor_config.json`` when the model has one).
 
+Finding the folder is the core's (:mod:`zoo.hub`, shared with the ``ast`` backbone); reading it is this module's.
+
 Nothing here imports torch or transformers: a component's config reads the checkpoint when it is
 built (the hidden size, the sample rate and the number of layers decide the component's shape),
 and records the weights' sha256 so that a run, a packaged model and the embedding cache all name
@@ -23,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
+from zoo.hub import HF_PREFIX, checkpoint_folder, parse_hf  # noqa: F401 - parse_hf: this module's names stay
 
-HF_PREFIX = "hf:"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 """Files that hold weights (sharded checkpoints have several, plus a ``*.index.json``)."""
 AST_TYPE = "audio-spectrogram-transformer"
 _BLOB = re.compile(r"^[0-9a-f]{64}$")
-_REPO = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 @dataclass(frozen=True)
@@ -69,67 +70,10 @@ class Checkpoint:
         return int(self.config.get("hidden_size", 0))
 
 
-def parse_hf(weights: str) -> tuple[str, str | None]:
-    """``"hf:ORG/NAME@REV"`` -> ``("ORG/NAME", "REV")`` (revision None when not given)."""
-    ref = weights[len(HF_PREFIX):].strip()
-    repo, _, revision = ref.partition("@")
-    return repo, (revision or None)
-
-
 def resolve(weights: str, where: str) -> Path:
-    """The local folder of ``weights`` (``hf:ORG/NAME[@REV]`` or a folder); ConfigError saying how to fix it."""
-    if weights.startswith(HF_PREFIX):
-        return _from_hub(weights, where)
-    path = Path(weights).expanduser()
-    if path.is_file():
-        raise ConfigError(
-            f"{where} setting weights: '{weights}' is a file; give the folder that holds config.json and the "
-            f"weights (what save_pretrained or `hf download ORG/NAME --local-dir DIR` writes), or hf:ORG/NAME"
-        )
-    if not path.is_dir():
-        raise ConfigError(
-            f"{where} setting weights: folder '{weights}' not found; give a local checkpoint folder or "
-            f"hf:ORG/NAME (a Hugging Face model, e.g. hf:MIT/ast-finetuned-audioset-10-10-0.4593)"
-        )
-    return path.resolve()
-
-
-def _from_hub(weights: str, where: str) -> Path:
-    repo, revision = parse_hf(weights)
-    if not _REPO.match(repo):
-        raise ConfigError(
-            f"{where} setting weights: '{weights}' does not name a Hugging Face model; write hf:ORG/NAME "
-            f"(optionally @REVISION), e.g. hf:MIT/ast-finetuned-audioset-10-10-0.4593"
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    fetch = f"`hf download {repo}{f' --revision {revision}' if revision else ''}`"
-    try:  # the cache first: a cached model needs no network at all
-        return Path(snapshot_download(repo, revision=revision, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise ConfigError(f"{where} setting weights: cannot read '{weights}' from the Hugging Face cache: {exc}") from exc
-    try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=_WANTED))
-    except LocalEntryNotFoundError as exc:
-        raise ConfigError(
-            f"{where} setting weights: '{weights}' is not in the Hugging Face cache and cannot be downloaded "
-            f"now (offline: HF_HUB_OFFLINE=1, or no connection). Fetch it once where there is a connection "
-            f"with {fetch} (the cache is HF_HUB_CACHE, default ~/.cache/huggingface/hub), or set weights to "
-            f"a local folder"
-        ) from exc
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{where} setting weights: cannot download '{weights}': {type(exc).__name__}: {exc}; check the "
-            f"name on the Hub (a gated model needs `hf auth login`), or fetch it with {fetch}"
-        ) from exc
-
-
-# What a download fetches: configs, weights in either format, and the model code of a
-# trust_remote_code model (MERT); not the tokenizers, ONNX exports or training states.
-_WANTED = ["*.json", "*.safetensors", "*.bin", "*.py"]
+    """The local folder of ``weights`` (``hf:ORG/NAME[@REV]`` or a folder): the core's one resolver,
+    :func:`zoo.hub.checkpoint_folder`, which the ``ast`` backbone uses too."""
+    return checkpoint_folder(weights, where)
 
 
 def _read_json(path: Path, where: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError, suggest
 
 from .checkpoints import AST_TYPE, Checkpoint, check_family, load_checkpoint
@@ -41,12 +42,6 @@ def parse_layer(value: str, where: str) -> str | int:
     raise ConfigError(f"{where} setting 'layer': {value!r} is not a layer; give {LAYER_HELP}{suggest(text, ['last', 'mean'])}")
 
 
-def _positive(where: str, **values: float | int) -> None:
-    for key, value in values.items():
-        if value <= 0:
-            raise ConfigError(f"{where} setting '{key}' must be > 0, got {value!r}")
-
-
 @dataclass(frozen=True)
 class FbankConfig:
     """Kaldi-compatible log mel filter banks, normalised as the AST was trained.
@@ -58,17 +53,16 @@ class FbankConfig:
     the ones of your checkpoint's ``preprocessor_config.json`` if it differs).
     """
 
-    sr: int = 16000
-    n_mels: int = 128
-    frame_length: float = 25.0
-    frame_shift: float = 10.0
+    sr: int = bounded(16000, gt=0)
+    n_mels: int = bounded(128, gt=0)
+    frame_length: float = bounded(25.0, gt=0)
+    frame_shift: float = bounded(10.0, gt=0)
     mean: float = AUDIOSET_MEAN
-    std: float = AUDIOSET_STD
+    std: float = bounded(AUDIOSET_STD, gt=0)
     normalize: bool = True
 
     def __post_init__(self) -> None:
-        _positive("feature 'fbank'", sr=self.sr, n_mels=self.n_mels, frame_length=self.frame_length,
-                  frame_shift=self.frame_shift, std=self.std)
+        check_bounds(self, "feature 'fbank'")
 
     @property
     def hop_length(self) -> int:
@@ -90,10 +84,10 @@ class FbankConfig:
 class WaveConfig:
     """The raw waveform at ``sr`` Hz (16000 for wav2vec2 and HuBERT, 24000 for MERT)."""
 
-    sr: int = 16000
+    sr: int = bounded(16000, gt=0)
 
     def __post_init__(self) -> None:
-        _positive("feature 'wave'", sr=self.sr)
+        check_bounds(self, "feature 'wave'")
 
 
 @dataclass(frozen=True)
@@ -122,21 +116,21 @@ class Pretrained:
     architecture: str = ""
     layer: str = "last"
     trust_remote_code: bool = False
-    hidden_size: int = 64
-    layers: int = 2
-    heads: int = 4
+    hidden_size: int = bounded(64, gt=0)
+    layers: int = bounded(2, gt=0)
+    heads: int = bounded(4, gt=0)
     model_family: ClassVar[str] = ""
     component: ClassVar[str] = ""
     family_hint: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        # Pure: reads no checkpoint, changes no field. What the checkpoint decides is resolved() below.
         where = self.component
         layer = parse_layer(self.layer, where)
-        object.__setattr__(self, "layer", str(layer))
         if not self.weights and not self.architecture:
             if self.weights_hash:
                 raise ConfigError(f"{where}: weights_hash is set but weights is empty; set weights to the checkpoint it names")
-            _positive(where, hidden_size=self.hidden_size, layers=self.layers, heads=self.heads)
+            check_bounds(self, where)
             if self.hidden_size % self.heads:
                 raise ConfigError(f"{where}: hidden_size={self.hidden_size} is not divisible by heads={self.heads}")
             self._check_layer(layer, self.layers)
@@ -148,34 +142,46 @@ class Pretrained:
                 f"{where}: {', '.join(scratch)} describe the from-scratch model, but the checkpoint brings its own "
                 f"architecture; leave them unset (to use fewer layers, set layer=N)"
             )
-        if self.weights:
-            ckpt = self.checkpoint
-            check_family(ckpt, self.checkpoint_family(ckpt), where, self.family_hint)
-            if ckpt.remote_code and not self.trust_remote_code:
-                raise ConfigError(
-                    f"{where}: '{self.weights}' ships its own model code ({ckpt.remote_code}, in {ckpt.folder}); "
-                    f"transformers runs it only with --set {self._scope()}.trust_remote_code=true, which executes "
-                    f"those Python files: read them first"
-                )
-            record = architecture_record(ckpt)
-            if self.architecture and json.loads(self.architecture) != json.loads(record):
-                raise ConfigError(
-                    f"{where}: the architecture recorded in these settings is not that of '{self.weights}'; clear "
-                    f"architecture (and weights_hash) to start from this checkpoint"
-                )
-            object.__setattr__(self, "weights_hash", ckpt.sha256)
-            object.__setattr__(self, "architecture", record)
-        else:
+        if self.architecture:
             try:
                 doc = json.loads(self.architecture)
-                config = doc["config"]
+                doc["config"]
             except (ValueError, TypeError, KeyError) as exc:
                 raise ConfigError(f"{where}: architecture is not a record this plugin wrote ({exc}); clear it") from exc
-            if doc.get("code") and not self.trust_remote_code:
-                raise ConfigError(f"{where}: the recorded architecture runs the model code of '{doc['code']}'; "
-                                  f"set {self._scope()}.trust_remote_code=true")
-            del config
-        self._check_layer(layer, self.n_layers)
+            if not self.weights:
+                if doc.get("code") and not self.trust_remote_code:
+                    raise ConfigError(f"{where}: the recorded architecture runs the model code of '{doc['code']}'; "
+                                      f"set {self._scope()}.trust_remote_code=true")
+                self._check_layer(layer, self.n_layers)
+
+    def resolved(self) -> Any:
+        """This config as its checkpoint decides (``zoo.protocols.FindsItsFiles``): the checkpoint
+        ``weights`` names is found now (:func:`zoo.hub.checkpoint_folder`: the Hugging Face cache,
+        downloaded once unless offline; or a folder), checked (family, its own code, a pinned
+        ``weights_hash``, a recorded ``architecture``), and its hash and architecture filled in;
+        ``layer`` written as parsed. Without weights nothing is read."""
+        where = self.component
+        layer = parse_layer(self.layer, where)
+        if not self.weights:
+            return dataclasses.replace(self, layer=str(layer))
+        ckpt = self.checkpoint
+        check_family(ckpt, self.checkpoint_family(ckpt), where, self.family_hint)
+        if ckpt.remote_code and not self.trust_remote_code:
+            raise ConfigError(
+                f"{where}: '{self.weights}' ships its own model code ({ckpt.remote_code}, in {ckpt.folder}); "
+                f"transformers runs it only with --set {self._scope()}.trust_remote_code=true, which executes "
+                f"those Python files: read them first"
+            )
+        record = architecture_record(ckpt)
+        if self.architecture and json.loads(self.architecture) != json.loads(record):
+            raise ConfigError(
+                f"{where}: the architecture recorded in these settings is not that of '{self.weights}'; clear "
+                f"architecture (and weights_hash) to start from this checkpoint"
+            )
+        found = dataclasses.replace(self, layer=str(layer), weights_hash=ckpt.sha256, architecture=record)
+        found.__dict__["checkpoint"] = ckpt  # the cached_property below: read once
+        found._check_layer(layer, found.n_layers)
+        return found
 
     def checkpoint_family(self, ckpt: Checkpoint) -> str:
         """The family a checkpoint must be of (the component's own; the embedding follows the checkpoint)."""
@@ -235,13 +241,12 @@ class FineTuned(Pretrained):
     """A pretrained backbone trained further: ``freeze`` keeps its first blocks (``named_blocks()``)
     fixed, and it recommends fine-tuning settings (``train_defaults``: below recipes, --set train.* and flags)."""
 
-    freeze: int = 0
+    freeze: int = bounded(0, ge=0)
     train_defaults: ClassVar[dict[str, Any]] = FINE_TUNING
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.freeze < 0:
-            raise ConfigError(f"{self.component} setting 'freeze' must be >= 0, got {self.freeze}")
+        check_bounds(self, self.component)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The entry points: one zoo.protocols.ComponentSpec per component (importing this loads no torch or transformers)."""
+"""The entry points: one zoo.protocols.ComponentSpec per component (importing this loads no torch or transformers).
+
+A pretrained component's checkpoint is read when it is built (``config.resolved()``), never when its config is made.
+"""
 from __future__ import annotations
 
 from zoo.protocols import ComponentSpec
@@ -10,14 +13,14 @@ def build_hf_ast(config: HFASTConfig, n_bins: int):
     """An :class:`zoo_hf.backbones.HFASTBackbone` for ``n_bins`` filter-bank rows."""
     from .backbones import HFASTBackbone
 
-    return HFASTBackbone(config, n_bins)
+    return HFASTBackbone(config.resolved(), n_bins)
 
 
 def build_hf_w2v(config: HFW2VConfig, n_bins: int):
     """An :class:`zoo_hf.backbones.HFW2VBackbone` for ``n_bins`` waveform channels (1: the ``wave`` feature)."""
     from .backbones import HFW2VBackbone
 
-    return HFW2VBackbone(config, n_bins)
+    return HFW2VBackbone(config.resolved(), n_bins)
 
 
 def build_fbank(config: FbankConfig):
@@ -35,7 +38,7 @@ def build_wave(config: WaveConfig):
 def build_hf_embed(config: EmbedConfig):
     from .embed import HFEmbed
 
-    return HFEmbed(config)
+    return HFEmbed(config.resolved())
 
 
 hf_ast = ComponentSpec(
