@@ -33,6 +33,7 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
 - a backbone config's ``cpu_bf16`` and ``channels_last`` class attributes (:class:`FastInBf16`,
   :class:`ChannelsLast`): measured speed-ups the engine's precision choice reads;
 - any config's ``former_defaults`` class attribute (:class:`RemembersDefaults`);
+- a config's ``resolved()``, what the files it names decide (:class:`FindsItsFiles`);
 - a feature's ``reads_lab`` attribute (:class:`ReadsLab`): False says ``from_lab`` cannot derive it
   from the lab's arrays (it raises a ``ZooError`` saying so; e.g. a raw waveform); without it, True;
 - a feature's ``standardise`` attribute (:class:`KeepsScale`): False says its values already have
@@ -87,6 +88,11 @@ class ComponentSpec:
     - backbone: ``build(config, n_bins: int) -> Backbone`` (a ``torch.nn.Module``)
     - task:     ``build(config) -> Task``
     - dataset:  ``build(config, root: pathlib.Path) -> Dataset``
+
+    ``variants`` names cheap variants of the component without an entry point of their own: each
+    name maps to a subclass of ``config`` whose defaults differ (a wider CNN); its first docstring
+    line is the variant's summary, and ``build`` builds it as it builds the component itself
+    (:meth:`zoo.registry.Registry.variants`).
     """
 
     kind: str
@@ -97,6 +103,7 @@ class ComponentSpec:
     api_version: int = API_VERSION
     detect: Callable[[Any], bool] | None = None
     """Datasets only: ``detect(root) -> bool`` says whether a folder is in this layout (cheap)."""
+    variants: Mapping[str, type] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -273,6 +280,19 @@ class RemembersDefaults(Protocol):
     """
 
     former_defaults: ClassVar[Mapping[str, Any]]
+
+
+@runtime_checkable
+class FindsItsFiles(Protocol):
+    """Optional for a config dataclass whose meaning depends on files it names (a pretrained checkpoint,
+    ``weights``): ``resolved()`` returns the config with what those files decide filled in (the
+    checkpoint's architecture, its weights' hash), or raises ConfigError naming the file and the fix.
+    Making a config reads nothing and asks no server: the engine calls ``resolved()`` when a run is
+    composed and records what it returns (a packaged model is rebuilt from that, without the files),
+    and the component's ``build`` calls it, as transformers reads a checkpoint in ``from_pretrained`` only.
+    """
+
+    def resolved(self) -> Any: ...
 
 
 @runtime_checkable

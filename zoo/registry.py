@@ -11,10 +11,15 @@ Two phases, as in flake8's plugin finder:
 A broken plugin only breaks the components it provides. Built-in components (the tasks and data
 sets of the ``music-zoo`` distribution, the backbones and features of ``plugins/``) register
 through exactly the same entry points as a third party's.
+
+A component's cheap variants (``ComponentSpec.variants``: a name and a config subclass with other
+defaults) need no entry point: a name no entry point has is looked up among the variants of the
+installed components of its kind (:meth:`Registry.variants`, which imports their specs).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -87,6 +92,8 @@ class Registry:
     entries: tuple[EntryInfo, ...] | None = None
     _loaded: dict[tuple[str, str], ComponentSpec] = field(default_factory=dict, repr=False)
     _failed: dict[tuple[str, str], PluginError] = field(default_factory=dict, repr=False)
+    _variants: dict[str, dict[str, tuple[EntryInfo, ComponentSpec]]] = field(default_factory=dict, repr=False)
+    _variant_problems: dict[tuple[str, str], PluginError] = field(default_factory=dict, repr=False)
 
     # -- discovery (metadata only) -------------------------------------------------------
     def discover(self) -> tuple[EntryInfo, ...]:
@@ -114,13 +121,17 @@ class Registry:
         """The entry for ``kind``/``name``; raise with installed names and a suggestion if absent."""
         self._check_kind(kind)
         found = [e for e in self.discover() if e.kind == kind and e.name == name]
+        if not found and name in self.variants(kind):
+            return self.variants(kind)[name][0]
+        if not found and (kind, name) in self._variant_problems:
+            raise self._variant_problems[(kind, name)]
         if not found:
             hint = ""
             if not self.autoload:
                 hint = f"(plugin autoloading is off: name its distribution in {PLUGINS_ENV} or unset {AUTOLOAD_ENV})"
             else:
                 hint = "(install a plugin that provides it, then check `zoo list`)"
-            raise UnknownComponentError(unknown(kind, name, self.names(kind), hint))
+            raise UnknownComponentError(unknown(kind, name, self.names(kind) + sorted(self.variants(kind)), hint))
         if len(found) > 1:
             who = ", ".join(e.label for e in found)
             raise PluginError(
@@ -138,6 +149,8 @@ class Registry:
         if key in self._failed:
             raise self._failed[key]
         entry = self.info(kind, name)
+        if name in self._variants.get(kind, {}):  # a variant: its spec was made when the variants were listed
+            return self._variants[kind][name][1]
         try:
             spec = self._import(entry)
         except PluginError as exc:
@@ -177,6 +190,58 @@ class Registry:
                 f"{API_VERSION}; upgrade the plugin or the zoo"
             )
         return spec
+
+    # -- variants (imports the specs of one kind) ---------------------------------------------
+    def variants(self, kind: str) -> dict[str, tuple[EntryInfo, ComponentSpec]]:
+        """``{variant name: (the entry of the component it varies, its spec)}`` of every installed
+        component of ``kind`` (loaded to read them; one that fails to load has none).
+
+        A variant's spec is its component's, with the variant's name, config and summary. A variant
+        whose name another component or variant has, or whose config is not a dataclass subclass of
+        its component's, is left out: loading it by name raises the PluginError saying why, and
+        :meth:`check_all` (``zoo list``) reports it.
+        """
+        self._check_kind(kind)
+        if kind in self._variants:
+            return self._variants[kind]
+        entries = [e for e in self.discover() if e.kind == kind]
+        taken = {e.name for e in entries}
+        found: dict[str, tuple[EntryInfo, ComponentSpec]] = {}
+        for entry in entries:
+            try:
+                spec = self.load(kind, entry.name)
+            except PluginError:
+                continue
+            for name, config in dict(spec.variants or {}).items():
+                where = f"{kind} variant '{name}' of {kind} '{entry.name}' (plugin {entry.label}, {entry.provider})"
+                problem = None
+                if not (isinstance(config, type) and dataclasses.is_dataclass(config)
+                        and issubclass(config, spec.config)):
+                    problem = (f"{where}: its config {config!r} is not a dataclass subclass of "
+                               f"{spec.config.__name__}; declare it as @dataclass(frozen=True) class "
+                               f"...({spec.config.__name__}) with the fields whose defaults differ")
+                elif name in taken:
+                    problem = f"{where}: the name '{name}' is taken by the {kind} '{name}' itself; rename the variant"
+                elif name in found or (kind, name) in self._variant_problems:
+                    other = found.pop(name)[0] if name in found else None
+                    problem = (f"{where}: the name '{name}' is also a variant of "
+                               f"{other.label if other else 'another component'}; rename one of them")
+                if problem:
+                    self._variant_problems.setdefault((kind, name), PluginError(problem))
+                    if name not in taken:  # the component of that name stays usable
+                        self._failed.setdefault((kind, name), PluginError(problem))
+                    continue
+                summary = (config.__doc__ or "").strip().splitlines()[0] if config.__doc__ else ""
+                found[name] = (dataclasses.replace(entry, name=name),
+                               dataclasses.replace(spec, name=name, config=config, variants={},
+                                                   summary=summary or f"a variant of {kind} '{entry.name}'"))
+        self._variants[kind] = found
+        return found
+
+    def variant_problems(self, kind: str) -> dict[str, PluginError]:
+        """``{variant name: why it is left out}`` for the variants of ``kind`` (:meth:`variants`)."""
+        self.variants(kind)
+        return {name: problem for (k, name), problem in self._variant_problems.items() if k == kind}
 
     def create(self, kind: str, name: str, settings: Mapping[str, Any] | None = None, *args: Any) -> Any:
         """Load ``kind``/``name``, build its typed config from ``settings`` and build it.
@@ -226,6 +291,9 @@ class Registry:
                 self.load(e.kind, e.name)
             except PluginError as exc:
                 failures[(e.kind, e.name)] = exc
+        for kind in KINDS:
+            for name, problem in self.variant_problems(kind).items():
+                failures.setdefault((kind, f"{name} (variant)"), problem)
         return failures
 
     @staticmethod

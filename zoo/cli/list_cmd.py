@@ -49,7 +49,15 @@ def rows(registry, kinds=KINDS, patterns=()) -> list[dict]:
             except PluginError as exc:
                 row["error"] = str(exc)
         out.append(row)
-    return out
+    for kind in kinds:  # cheap variants (ComponentSpec.variants): listed as components, with their own summary
+        for name, (entry, spec) in registry.variants(kind).items():
+            if _matches(name, patterns):
+                out.append({"kind": kind, "name": name, "provider": entry.provider, "summary": spec.summary,
+                            "error": ""})
+        for name, problem in registry.variant_problems(kind).items():
+            if _matches(name, patterns):
+                out.append({"kind": kind, "name": name, "provider": "", "summary": "", "error": str(problem)})
+    return sorted(out, key=lambda r: (KINDS.index(r["kind"]), r["name"]))
 
 
 def recipe_rows(patterns=()) -> list[dict]:

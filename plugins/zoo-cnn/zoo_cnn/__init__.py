@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError
 from zoo.protocols import ComponentSpec
 
@@ -23,10 +24,13 @@ class CNNConfig:
     filters 32/64/128/256, a 5x5 kernel then 3x3 ones.
     """
 
-    channels: tuple[int, ...] = (32, 64, 128, 256)
-    kernels: tuple[int, ...] = (5, 3)
-    pool: int = 2
-    dropout: float = 0.1
+    channels: tuple[int, ...] = bounded((32, 64, 128, 256), ge=1)
+    # An even kernel cannot be centred, so 'same' padding would shift the time axis.
+    kernels: tuple[int, ...] = bounded((5, 3), ge=1, odd=True, why="so each output stays centred on its input")
+    pool: int = bounded(2, ge=1, why="1 turns pooling off")
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)
+    component: ClassVar[str] = "backbone 'cnn'"
+    """How its errors name it (a variant names itself)."""
     cpu_bf16: ClassVar[bool] = True
     channels_last: ClassVar[bool] = True
     """Measured (bench/precision.py, 128 x 128 crops, batch 16, one thread, AVX-512 BF16): a train step
@@ -46,7 +50,7 @@ class CNNConfig:
     measured recipe above)."""
 
     def __post_init__(self) -> None:
-        where = "backbone 'cnn'"
+        where = self.component
         if not self.channels:
             raise ConfigError(f"{where}: channels is empty; give one filter count per block, e.g. channels=32,64,128,256")
         if not self.kernels or len(self.kernels) > len(self.channels):
@@ -55,15 +59,7 @@ class CNNConfig:
                 f"{tuple(self.kernels)}; give at most one kernel size per block (the last one repeats), "
                 f"e.g. kernels=5,3"
             )
-        if any(c < 1 for c in self.channels):
-            raise ConfigError(f"{where}: channels {tuple(self.channels)} must all be at least 1")
-        # An even kernel cannot be centred, so 'same' padding would shift the time axis.
-        if any(k < 1 or k % 2 == 0 for k in self.kernels):
-            raise ConfigError(f"{where}: kernels {tuple(self.kernels)} must all be odd (1, 3, 5, ...) so each output stays centred on its input")
-        if self.pool < 1:
-            raise ConfigError(f"{where}: pool={self.pool} must be at least 1 (1 turns pooling off)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"{where}: dropout={self.dropout} must be in [0, 1)")
+        check_bounds(self, where)
 
     @property
     def block_kernels(self) -> tuple[int, ...]:
@@ -78,6 +74,13 @@ def build(config: CNNConfig, n_bins: int):
     return CNNBackbone(config, n_bins)
 
 
+@dataclass(frozen=True)
+class WideCNNConfig(CNNConfig):
+    """the lab's CNN with twice the filters per block (64/128/256/512); returns [B, T', 512]"""
+    channels: tuple[int, ...] = bounded((64, 128, 256, 512), ge=1)
+    component: ClassVar[str] = "backbone 'cnn-wide'"
+
+
 spec = ComponentSpec(
     kind="backbone",
     name="cnn",
@@ -85,4 +88,5 @@ spec = ComponentSpec(
     build=build,
     summary="the lab's 2D CNN: 4 blocks of conv, batch norm, ReLU, max pool (32/64/128/256 filters); "
             "padding-safe on variable lengths; returns a sequence [B, T', 256]",
+    variants={"cnn-wide": WideCNNConfig},
 )
