@@ -202,10 +202,9 @@ def _print_addresses(uri: str, url: str, experiment: str) -> None:
 
 def _end_ghost_runs(uri: str) -> None:
     """Before the UI shows runs: end KILLED those whose process is gone (a failure here only warns)."""
-    from ..tracking.mlflow.reconcile import reconcile
-    from ..tracking.mlflow.store import client
+    from ..tracking.mlflow.reconcile import end_ghost_runs
     try:
-        ended = reconcile(client(uri), by="zoo ui")
+        ended = end_ghost_runs(uri, by="zoo ui")
     except Exception as exc:  # the UI is still useful with a few stale RUNNING runs
         print(f"warning: could not check the store's RUNNING runs ({type(exc).__name__}: {exc})", flush=True)
         return

@@ -121,3 +121,10 @@ def _ago(ms: int) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
+
+
+def end_ghost_runs(uri: str, *, by: str) -> dict[str, str]:
+    """:func:`reconcile` over every experiment of the store ``uri``: for callers outside :mod:`zoo.tracking`,
+    which never hold an MLflow client (``zoo ui``)."""
+    from .store import client
+    return reconcile(client(uri), by=by)
