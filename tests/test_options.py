@@ -71,11 +71,11 @@ def _zoo_run_parser():
 
 def test_every_declared_option_is_a_zoo_run_option_with_its_help_and_a_config_key():
     from zoo.config import options
-    from zoo.engine.request import DataRequest
+    from zoo.engine.request import DataRequest, SeedPlan
     from zoo.engine.runconfig import DATA_FIELDS
     from zoo.engine.trainconfig import TrainConfig
     actions = {a.option_strings[0]: a for a in _zoo_run_parser()._actions if a.option_strings}
-    declared = {**options(DataRequest), **options(TrainConfig)}
+    declared = {**options(DataRequest), **options(TrainConfig), **options(SeedPlan)}
     for name, option in declared.items():
         if option.flag is None:
             continue
@@ -85,7 +85,7 @@ def test_every_declared_option_is_a_zoo_run_option_with_its_help_and_a_config_ke
     assert actions["--precision"].choices == ("auto", "fp32", "bf16", "fp16")  # from the field's Literal
 
 
-def test_zoo_sweep_takes_the_training_options_but_the_overfit_check_and_precision():
+def test_zoo_sweep_takes_the_training_options_but_the_overfit_check_precision_and_seeds():
     import argparse
 
     from zoo.cli import sweep_cmd
@@ -93,7 +93,7 @@ def test_zoo_sweep_takes_the_training_options_but_the_overfit_check_and_precisio
     sweep_cmd.register(root.add_subparsers())
     flags = {s for a in root._subparsers._group_actions[0].choices["sweep"]._actions for s in a.option_strings}
     assert {"--epochs", "--lr", "--limit", "--data", "--device"} <= flags
-    assert not {"--overfit-batches", "--precision"} & flags
+    assert not {"--overfit-batches", "--precision", "--seeds"} & flags and "--seed" in flags
 
 
 def test_a_field_declared_with_an_option_is_checked_alike_on_the_command_line_and_in_a_config_file(tmp_path, capsys):

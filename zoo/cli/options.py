@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 from ..config import Option, field_types, options
 from ..errors import ConfigError
-from .argtypes import SEED
 
-SWEEP_EXCLUDES = ("overfit_batches", "precision")
-"""Training options ``zoo sweep`` leaves out: an overfit check is no trial, a trial's precision is the default."""
+SWEEP_EXCLUDES = ("overfit_batches", "precision", "count")
+"""Training options ``zoo sweep`` leaves out: an overfit check is no trial, a trial's precision is the default,
+and a trial trains one seed."""
 
 
 def _argtype(check: Callable[[Any], Any]) -> Callable[[str], Any]:
@@ -48,7 +48,9 @@ def add_data_options(p) -> None:
 
 def add_train_options(p, *, exclude: tuple[str, ...] = ()) -> None:
     """``--epochs --batch-size --lr --patience --overfit-batches --device --precision`` (the options of
-    :class:`~zoo.engine.trainconfig.TrainConfig`, less ``exclude``), ``--seed --set --experiment``."""
+    :class:`~zoo.engine.trainconfig.TrainConfig`), ``--seed --seeds`` (:class:`~zoo.engine.request.SeedPlan`'s),
+    less ``exclude`` (field names); ``--set --experiment``."""
+    from ..engine.request import SeedPlan
     from ..engine.trainconfig import TrainConfig, option_check
     types = field_types(TrainConfig)
     for name, declared in options(TrainConfig).items():
@@ -56,7 +58,9 @@ def add_train_options(p, *, exclude: tuple[str, ...] = ()) -> None:
             continue
         literal = typing.get_args(types[name]) if typing.get_origin(types[name]) is typing.Literal else None
         _add(p, declared, option_check(name), literal)
-    p.add_argument("--seed", type=SEED, help="first seed (default 0)")
+    for name, declared in options(SeedPlan).items():
+        if name not in exclude:
+            _add(p, declared, declared.check)
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="SCOPE.KEY=VAL",
                    help="a setting: backbone.hidden=256, mel.n_mels=64, task.dropout=0.3, train.lr=3e-4, "
                         "dataset.mapping=none (repeatable)")

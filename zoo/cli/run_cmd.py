@@ -50,8 +50,6 @@ def register(sub) -> None:
                         "checkpoint, in the same MLflow run; a FINISHED run cannot be resumed")
     add_data_options(p)
     add_train_options(p)
-    p.add_argument("--seeds", type=POSITIVE, metavar="K",
-                   help="train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval")
     p.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
     p.add_argument("--devices", type=POSITIVE, metavar="N",
                    help="train one model with N processes on this machine (DistributedDataParallel: a GPU each, or "

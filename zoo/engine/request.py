@@ -114,10 +114,14 @@ class DataRequest:
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """Train ``count`` models with seeds ``first .. first+count-1`` (several: mean and 95 % interval)."""
+    """Train ``count`` models with seeds ``first .. first+count-1`` (several: mean and 95 % interval).
 
-    first: int = 0
-    count: int = 1
+    ``--seed`` / ``--seeds`` on the command line, ``seed`` / ``seeds`` in a config file (the options' names)."""
+
+    first: int = field(default=0, metadata=option("first seed (default 0)", "--seed", check=whole_from(0, SEED_MAX)))
+    count: int = field(default=1, metadata=option(
+        "train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval", "--seeds", check=whole_from(1),
+        metavar="K"))
 
     def __post_init__(self) -> None:
         _whole("seed", self.first, 0, "--seed N")

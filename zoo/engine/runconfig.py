@@ -10,10 +10,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import SEED_MAX, options, whole
+from ..config import options
 from ..errors import ConfigError
 from ..spec import parse_spec
-from .request import DataRequest, RunRequest
+from .request import DataRequest, RunRequest, SeedPlan
 
 CONFIG_FILE = "config.yaml"
 """The run's resolved configuration, in its folder and at its artifact root: ``zoo run --config`` takes it."""
@@ -108,9 +108,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
-_WHOLE = {"seed": (0, SEED_MAX, "--seed"), "seeds": (1, None, "--seeds")}
-"""Whole-number keys at the top of a config file: (lowest, highest, the option that takes the same value);
-the ``data:`` keys are checked by their fields' :class:`~zoo.config.Option`."""
+
 
 
 def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,12 +120,13 @@ def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(doc.get("data") or {})
     if not isinstance(out.get("spec"), str) or not out["spec"].strip():
         raise ConfigError(f"spec {out.get('spec')!r}: give one spec or recipe name as text, e.g. lstm+chroma:genre")
-    for key, (low, high, option) in _WHOLE.items():
+    for declared in options(SeedPlan).values():  # seed, seeds: the options' names
+        key = declared.dest
         if out.get(key) is not None:
             try:
-                out[key] = whole(out[key], low, high)
+                out[key] = declared.check(out[key])
             except ConfigError as exc:
-                raise ConfigError(f"{key}: {exc} (as {option})") from None
+                raise ConfigError(f"{key}: {exc} (as {declared.flag})") from None
     for name, declared in options(DataRequest).items():
         if data.get(name) is not None and declared.check is not None:
             try:
@@ -149,7 +148,6 @@ def request_from_config(doc: Mapping[str, Any], registry: Any) -> tuple[RunReque
     """The request a config mapping (:func:`read_config`, :func:`run_config`) describes, and its transfer
     source still to resolve: ``(request, init_from or None, freeze or None)``. A ``spec`` that names a
     recipe brings the recipe's settings and transfer, under the file's own."""
-    from .request import SeedPlan
     from .trainconfig import backbone_defaults, split_settings, train_config
     doc = checked_values(doc)  # what the command line merged in is checked as the file was
     spec = str(doc["spec"]).strip()
