@@ -121,10 +121,12 @@ def checked_values(doc: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(out.get("spec"), str) or not out["spec"].strip():
         raise ConfigError(f"spec {out.get('spec')!r}: give one spec or recipe name as text, e.g. lstm+chroma:genre")
     for declared in options(SeedPlan).values():  # seed, seeds: the options' names
-        key = declared.dest
+        key, check = declared.dest, declared.check
+        if key is None or check is None:  # each of SeedPlan's options has a flag and a check
+            continue
         if out.get(key) is not None:
             try:
-                out[key] = declared.check(out[key])
+                out[key] = check(out[key])
             except ConfigError as exc:
                 raise ConfigError(f"{key}: {exc} (as {declared.flag})") from None
     for name, declared in options(DataRequest).items():

@@ -137,7 +137,7 @@ def tracked_run(tracker: Tracker, name: str, tags: Mapping[str, str] | None = No
             # stopped from outside (SIGTERM: zoo.engine.preempt.Preempted): KILLED, and resumable
             tracker.end_run(run_id, getattr(exc, "run_status", "FAILED"))
             if getattr(exc, "run_status", None) and not getattr(exc, "run_id", None):
-                exc.run_id = run_id
+                setattr(exc, "run_id", run_id)  # noqa: B010 - any exception may carry it
         except Exception as log_exc:  # the original error matters more; keep both visible
             first = str(log_exc).splitlines()[0] if str(log_exc) else type(log_exc).__name__
             exc.add_note(f"could not mark run {run_id} FAILED ({first}); the next `zoo compare` ends it KILLED")

@@ -99,11 +99,13 @@ class ASTBackbone(nn.Module):
         """Its blocks for freezing, input first: ``vit.blocks.0`` with the embeddings that feed it
         (patch projection, positions, CLS token), ``vit.blocks.1``, ..., then ``vit.norm`` and,
         when it has weights, ``proj``. The ``freeze`` setting keeps the first ``freeze`` fixed."""
+        assert self.vit.cls_token is not None  # built with class_token=True
         embeddings: list[nn.Module | nn.Parameter] = [self.vit.patch_embed, self.pos_embed, self.cls_pos_embed,
                                                       self.vit.cls_token]
         if self.dist_token is not None:
             embeddings.append(self.dist_token)
-        blocks = [(f"vit.blocks.{i}", [block]) for i, block in enumerate(self.vit.blocks)]
+        blocks: list[tuple[str, list[nn.Module | nn.Parameter]]] = [
+            (f"vit.blocks.{i}", [block]) for i, block in enumerate(self.vit.blocks)]
         blocks[0] = (blocks[0][0], embeddings + blocks[0][1])
         blocks.append(("vit.norm", [self.vit.norm]))
         if any(True for _ in self.proj.parameters()):
@@ -118,7 +120,7 @@ class ASTBackbone(nn.Module):
 
     def positions(self, nt: int) -> torch.Tensor:
         """Position embeddings for a ``[n_freq, nt]`` grid: ``Tensor[1, n_freq * nt, D]``."""
-        pos = self.pos_embed
+        pos: torch.Tensor = self.pos_embed
         if nt <= self.max_time:
             pos = pos[..., :nt]
         else:
@@ -138,8 +140,9 @@ class ASTBackbone(nn.Module):
         x = F.pad(x, (0, padded_size(nt, self.patch, self.tstride) - T,
                       0, padded_size(self.n_freq, self.patch, self.fstride) - Fb))
         tokens = self.vit.patch_embed(x.unsqueeze(1)) + self.positions(nt)  # [B, nf*nt, D]
-        special = [self.vit.cls_token] + ([self.dist_token] if self.dist_token is not None else [])
-        special = torch.cat(special, dim=1).expand(B, -1, -1) + self.cls_pos_embed
+        assert self.vit.cls_token is not None  # built with class_token=True
+        leading = (self.vit.cls_token,) + ((self.dist_token,) if self.dist_token is not None else ())
+        special = torch.cat(leading, dim=1).expand(B, -1, -1) + self.cls_pos_embed
         h = self.vit.norm_pre(self.vit.pos_drop(torch.cat([special, tokens], dim=1)))
 
         # Time patches a clip has alone; the rest are keys nobody may attend to.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,8 @@ class HFASTBackbone(nn.Module):
     missing rows filled with ``pad``). ``D`` = the model's hidden size.
     """
 
+    model: Any  # a transformers model: its config and submodules are read by name
+
     def __init__(self, config: HFASTConfig, n_bins: int):
         super().__init__()
         self.config = config
@@ -69,7 +72,8 @@ class HFASTBackbone(nn.Module):
         distillation tokens), ``layers.1``, ..., then ``layernorm`` when ``layer=last`` uses it."""
         embeddings: list[nn.Module | nn.Parameter] = [self.model.embeddings]
         layers = layers_of(self.model)
-        blocks = [(f"layers.{i}", [m]) for i, m in enumerate(layers)] or [("embeddings", [])]
+        blocks: list[tuple[str, list[nn.Module | nn.Parameter]]] = (
+            [(f"layers.{i}", [m]) for i, m in enumerate(layers)] or [("embeddings", [])])
         blocks[0] = (blocks[0][0], embeddings + blocks[0][1])
         norm = final_norm(self.model, "ast")
         if norm is not None and any(True for _ in getattr(*norm).parameters()):
@@ -116,6 +120,8 @@ class HFW2VBackbone(nn.Module):
     Output: the chosen layer's hidden states, one per encoder frame (every 320 samples, 20 ms
     at 16 kHz, for the usual front end), and each clip's frame count as lengths.
     """
+
+    model: Any  # a transformers model: its config and submodules are read by name
 
     def __init__(self, config: HFW2VConfig, n_bins: int):
         super().__init__()
@@ -169,7 +175,8 @@ class HFW2VBackbone(nn.Module):
         if norm is None and isinstance(getattr(encoder, "layer_norm", None), nn.Module):
             feed.append(encoder.layer_norm)  # base models: the norm before the first layer
         blocks: list[tuple[str, list[nn.Module | nn.Parameter]]] = [("feature_encoder", [m.feature_extractor])]
-        layers = [(f"encoder.layers.{i}", [layer]) for i, layer in enumerate(layers_of(m))] or [("encoder.input", [])]
+        layers: list[tuple[str, list[nn.Module | nn.Parameter]]] = (
+            [(f"encoder.layers.{i}", [layer]) for i, layer in enumerate(layers_of(m))] or [("encoder.input", [])])
         layers[0] = (layers[0][0], feed + layers[0][1])
         blocks += layers
         if norm is not None and any(True for _ in getattr(*norm).parameters()):

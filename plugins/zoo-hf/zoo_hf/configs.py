@@ -165,6 +165,7 @@ class Pretrained:
         if not self.weights:
             return dataclasses.replace(self, layer=str(layer))
         ckpt = self.checkpoint
+        assert ckpt is not None  # weights is set
         check_family(ckpt, self.checkpoint_family(ckpt), where, self.family_hint)
         if ckpt.remote_code and not self.trust_remote_code:
             raise ConfigError(

@@ -48,7 +48,7 @@ def package_tagger(folder: Path | str | None = None, model: str = "MSD_musicnn",
     tasks = built.tasks
     zoo_model = build_model(built.make_backbone(registry), tasks, {"tags": tasks["tags"].schema(tags)})
     state = pretrained_state(model)
-    head = zoo_model.heads["tags"]
+    head: Any = zoo_model.heads["tags"]
     with torch.no_grad():
         head.out.weight.copy_(state["output.weight"])
         head.out.bias.copy_(state["output.bias"])

@@ -1,6 +1,8 @@
 """Per-bin statistics over each clip's valid steps, standardised: the zoo's linear baseline."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -116,8 +118,10 @@ class StatsBackbone(nn.Module):
         The batch norm adds its ``eps`` under the square root, so its running variance is set to
         ``var - eps``: ``sqrt(running_var + eps)`` is then the standard deviation itself, and a saved
         model (whose ``eps`` is not in its state dict) predicts the same after loading."""
-        norm = self.norm
+        norm: Any = self.norm  # a BatchNorm1d, or the affine-free stand-in without one
         if isinstance(norm, nn.BatchNorm1d):
+            assert norm.running_mean is not None and norm.running_var is not None  # it tracks statistics
+            assert norm.num_batches_tracked is not None
             mean = mean.to(norm.running_mean)
             var = var.to(torch.float64)
             running = torch.where(var > 0, var - norm.eps, torch.ones_like(var) - norm.eps)

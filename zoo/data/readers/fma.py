@@ -99,7 +99,7 @@ class FMADataset:
             emotion = read_columns(echonest_file, {t: ("audio_features", t) for t in TARGETS})
         keep = SUBSETS[self.subset]
         clips = []
-        splits = Counter()
+        splits: Counter[str] = Counter()
         for tid, subset in sorted(tracks["subset"].items()):
             if subset not in keep:
                 continue

@@ -122,7 +122,8 @@ class FolderDataset:
     def _from_folders(self) -> list[Clip]:
         if not self.root.is_dir():
             raise DataError(f"{self.root} is neither a folder nor a .csv manifest; pass a folder of audio or a CSV")
-        labelled, empty = [], []
+        labelled: list[Path] = []
+        empty: list[Path] = []
         for sub in _subdirs(self.root):
             (labelled if _has_audio(sub) else empty).append(sub)
         if not labelled:
@@ -149,6 +150,7 @@ class FolderDataset:
     # -- manifest --------------------------------------------------------------------------
     def _from_manifest(self) -> list[Clip]:
         path = self.manifest
+        assert path is not None  # called only for a manifest
         with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             reader = csv.reader(fh)
             header = [c.strip().lower() for c in next(reader, [])]
@@ -164,7 +166,8 @@ class FolderDataset:
             if len(r) != len(header):
                 raise DataError(f"manifest {path} line {n}: {len(r)} fields, the header has {len(header)}; fix the line")
         cols = {name: [r[j].strip() for _, r in rows] for j, name in enumerate(header)}
-        numeric, ignored = [], []
+        numeric: list[str] = []
+        ignored: list[str] = []
         for name in header:
             if name in _SPECIAL:
                 continue

@@ -87,8 +87,8 @@ def check_uri(uri: str) -> None:
         raise ConfigError(f"the MLflow tracking URI '{redact_uri(uri)}' (MLFLOW_TRACKING_URI) is not a sqlite "
                           f"store's (three slashes, then the path: sqlite:///PATH/mlflow.db, or "
                           f"sqlite:////abs/path/mlflow.db); {fix}")
-    elif scheme == "sqlite" and _sqlite_db(uri) is not None:
-        refuse_missing_root(_sqlite_db(uri), "the MLflow store", "point MLFLOW_TRACKING_URI (or ZOO_HOME) at a "
+    elif scheme == "sqlite" and (db := _sqlite_db(uri)) is not None:
+        refuse_missing_root(db, "the MLflow store", "point MLFLOW_TRACKING_URI (or ZOO_HOME) at a "
                                                                  "folder that exists")
 
 
@@ -107,7 +107,7 @@ def _probe(uri: str, host: str, port: int) -> None:
         f"address in MLFLOW_TRACKING_URI, unset it to record runs in the zoo's own store, or pass --no-track")
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None):
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -153,7 +153,8 @@ def store_problem(exc: BaseException, uri: str) -> Exception | None:
             f"listens there?), unset it to record runs in the zoo's own store, or pass --no-track")
     try:
         import requests
-        unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+        unreachable: tuple[type[BaseException], ...] = (requests.exceptions.ConnectionError,
+                                                         requests.exceptions.Timeout)
     except ImportError:  # pragma: no cover - MLflow depends on requests
         unreachable = ()
     if any(isinstance(e, unreachable) for e in _chain(exc)) or (

@@ -192,7 +192,7 @@ class KaggleDataset:
     def _genre(self, part: Part, report: MappingReport) -> tuple[list[Clip], str]:
         c = self.config
         ids, labels, given, paths = [], [], [], []
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for split, label_file, row, locate in self._labelled(part):
             known, cls = _map_genre(row.genre, c, f"{label_file} line {row.line}")
             report.before[row.genre] += 1
