@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,20 @@ def test_the_embeddings_cache_key_names_the_weights_layer_and_front_end(tiny_ast
 def test_the_embedding_meets_the_feature_contract(checkpoint, request):
     feature = specs.hf_embed.build(make_config(specs.hf_embed.config, {"weights": str(request.getfixturevalue(checkpoint))}))
     check_feature(feature)
+
+
+def test_the_zoos_ast_from_a_checkpoint_records_its_architecture_and_is_rebuilt_without_the_checkpoint(
+        tiny_ast, audio_folder, tmp_path):
+    # The checkpoint is read when the backbone is built (ASTConfig.resolved()), not when the config is made:
+    # the packaged model must still record the checkpoint's shape, since a rebuild drops `weights`.
+    from zoo.engine.package import load_model
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_ast, folder)
+    _zoo("ast+fbank:genre", "--data", str(audio_folder), "--epochs", "1", "--no-track",
+         "--set", f"backbone.weights={folder}")
+    (meta,) = Path(os.environ["ZOO_HOME"]).glob("runs/*-ast-fbank-genre-*/seed0/model/zoo_model.json")
+    recorded = json.loads(meta.read_text())["configs"]["backbone"]
+    assert (recorded["embed_dim"], recorded["depth"], recorded["grid"], recorded["distill_token"]) == (32, 2, "floor", True)
+    shutil.rmtree(folder)  # gone: the package alone rebuilds it
+    model, _ = load_model(meta.parent)
+    assert model.backbone.out_dim == 32 and model.backbone.n_special == 2
