@@ -55,6 +55,7 @@ __all__ = [
     "check_composition",
     "check_feature",
     "check_former_defaults",
+    "check_resolved",
     "check_dataset",
     "check_task",
     "check_head_embed",
@@ -461,6 +462,7 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
         except ZooError as exc:
             _fail(str(exc))
     check_former_defaults(spec)
+    check_resolved(spec, settings)
     if "freeze" not in fields:
         return
     default = make_config(spec.config, settings, where=who).freeze
@@ -477,6 +479,26 @@ def check_backbone_config(spec: ComponentSpec, n_bins: int = 20, *, settings: Ma
         if frozen != first:
             _fail(f"{who}: built with freeze=1, it fixes {len(frozen)} parameters, not the {len(first)} of its first "
                   f"declared block '{name}'; freeze N must fix exactly its first N named_blocks()")
+
+
+def check_resolved(spec: ComponentSpec, settings: Mapping[str, Any] | None = None) -> None:
+    """A config's optional ``resolved()`` (:class:`~zoo.protocols.FindsItsFiles`), made from ``settings``:
+    it returns a config of the same class, and resolving that again changes nothing (what the files
+    decide is filled in once; the engine records it and a rebuild reads it back)."""
+    from .protocols import FindsItsFiles
+    who = _label(spec)
+    config = make_config(spec.config, settings, where=who)
+    if not isinstance(config, FindsItsFiles):
+        return
+    found = config.resolved()
+    if type(found) is not type(config):
+        _fail(f"{who}: resolved() returned {_what(found)}, not a {type(config).__name__}; return the config "
+              f"with what its files decide filled in (dataclasses.replace)")
+    again = found.resolved()
+    if again != found:
+        changed = [f.name for f in dataclasses.fields(found) if getattr(found, f.name) != getattr(again, f.name)]
+        _fail(f"{who}: resolving the resolved config changed {', '.join(changed)}; resolved() must fill in what "
+              f"the files decide once, so that a recorded config rebuilds the same component")
 
 
 def check_former_defaults(spec: ComponentSpec) -> None:
