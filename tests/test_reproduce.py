@@ -50,6 +50,7 @@ def test_transfer_chains_are_checked_and_settings_reach_only_recipes_that_use_th
     assert got == {"lstm": {"hidden": "8"}, "train": {"lr": "0.1"}}
     registry = Registry()
     check_scopes({"ast": {"depth": "1"}, "train": {"lr": "0.1"}}, registry)  # installed, even if unused
+    check_scopes({"cnn-wide": {"dropout": "0.2"}}, registry)  # a variant (ComponentSpec.variants) is a scope too
     with pytest.raises(ConfigError, match="'lsmt' is neither a general scope.*did you mean 'lstm'"):
         check_scopes({"lsmt": {"hidden": "8"}}, registry)
 

@@ -112,6 +112,9 @@ def check_scopes(extra: Mapping[str, Any], registry: Any) -> None:
     known = set(GENERAL_SCOPES)
     for kind in ("backbone", "feature", "task"):
         known |= set(registry.names(kind))
+    if any(scope not in known for scope in extra):  # a variant's name (imports the specs to list them)
+        for kind in ("backbone", "feature", "task"):
+            known |= set(registry.variants(kind))
     for scope in extra:
         if scope not in known:
             from ..errors import suggest
