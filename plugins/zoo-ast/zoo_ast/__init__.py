@@ -43,8 +43,9 @@ class ASTConfig:
       checkpoint (``hf:ORG/NAME[@REVISION]``, e.g. ``hf:MIT/ast-finetuned-audioset-10-10-0.4593``,
       or a folder with its config.json), whose architecture settings (embed_dim, depth, heads,
       mlp_ratio, patch_size, strides, max_frames, grid "floor", distill_token) are taken from
-      its config.json wherever they are left at their defaults (see :mod:`zoo_ast.hub`); empty
-      trains from scratch.
+      its config.json wherever they are left at their defaults, when the backbone is built
+      (:meth:`resolved`, :mod:`zoo_ast.hub`; making the config reads nothing); empty trains from
+      scratch.
     - ``freeze``: keep the patch and position embeddings, the CLS token and the first
       ``freeze`` blocks fixed (0: train everything): its first ``freeze`` ``named_blocks()``.
     """
