@@ -79,6 +79,12 @@ def _fail(message: str) -> None:
     raise AssertionError(message)
 
 
+def _has(obj: Any, protocol: type) -> bool:
+    """``isinstance(obj, protocol)`` for a runtime-checkable Protocol, keeping ``obj`` typed as it was (the
+    checks go on to use members of the module or task beyond the Protocol's)."""
+    return isinstance(obj, protocol)
+
+
 def _what(obj: Any) -> str:
     """What a check was given, in words: "a backbone spec 'lstm'", "a built MelFeature", "None"."""
     if isinstance(obj, ComponentSpec):
@@ -370,7 +376,7 @@ def check_backbone_blocks(spec_or_factory: ComponentSpec | BackboneFactory, n_bi
     who = _label(spec_or_factory)
     model = _factory(spec_or_factory, settings)(n_bins)
     from .protocols import DeclaresBlocks
-    if not isinstance(model, DeclaresBlocks) or model.named_blocks is None:
+    if not _has(model, DeclaresBlocks) or model.named_blocks is None:
         return
     declare = model.named_blocks
     if not callable(declare):
@@ -569,7 +575,7 @@ def check_backbone_fixed_statistics(spec_or_factory: ComponentSpec | BackboneFac
     from .protocols import FixedStatistics
     who = _label(spec_or_factory)
     model = _factory(spec_or_factory, settings)(n_bins)
-    if not isinstance(model, FixedStatistics):
+    if not _has(model, FixedStatistics):
         return
     lengths = (41, 29, 16, 7, 33, 20)
     x, lens = _batch(n_bins, lengths, seed=5)
@@ -873,7 +879,7 @@ def _check_directions(task: Any, metrics: Mapping[str, float], who: str) -> None
     """A task's ``higher_is_better`` (:class:`~zoo.protocols.DeclaresMetrics`): a mapping of names to bools,
     agreeing with ``greater_is_better`` on the primary metric, with a direction for every metric reported."""
     from .protocols import DeclaresMetrics, metric_direction
-    if not isinstance(task, DeclaresMetrics):
+    if not _has(task, DeclaresMetrics):
         return
     declared = task.higher_is_better
     if not isinstance(declared, Mapping) or not all(isinstance(k, str) and isinstance(v, bool) for k, v in declared.items()):

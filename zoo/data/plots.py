@@ -60,12 +60,12 @@ def spectrogram_panels(panels: Sequence[Panel | tuple], path: Path, title: str =
     import librosa.display
 
     plt = pyplot()
-    panels = [Panel(*p) for p in panels]
-    rows = (len(panels) + columns - 1) // columns
+    drawn = [Panel(*p) for p in panels]
+    rows = (len(drawn) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(drawn):]:
         ax.axis("off")
-    for ax, p in zip(axes.flat, panels):
+    for ax, p in zip(axes.flat, drawn):
         known = p.sr is not None and p.hop_length is not None
         if p.kind == "chroma" and p.array.shape[0] == 12:
             y_axis = "chroma"
