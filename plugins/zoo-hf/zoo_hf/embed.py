@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from zoo.data.audio import prepare_waveform
 from zoo.model.frozen import FrozenNetworkFeature
 
-from .configs import EmbedConfig, HFASTConfig, HFW2VConfig
+from .configs import EmbedConfig
 from .frontends import Fbank, _Frontend
 
 
@@ -38,13 +38,14 @@ class HFEmbed(FrozenNetworkFeature, _Frontend):
     def __init__(self, config: EmbedConfig, name: str = "hf-embed"):
         super().__init__(name, config)
         self.family = config.resolved_family
+        # HFASTConfig for the AST family, HFW2VConfig for wav2vec2: the family decides which.
+        self.backbone_config: Any = cast(Any, config.backbone_config())
         if self.family == "ast":
-            self.backbone_config: HFASTConfig | HFW2VConfig = config.backbone_config()
             self.fbank = Fbank(self.backbone_config.fbank)
             stride = int(config.model_config.get("time_stride", 10))
             self._sr, self._hop = self.fbank.sample_rate, self.fbank.hop_length * stride
         else:
-            full = config.backbone_config()
+            full = self.backbone_config
             self.normalizes = full.normalizes
             # The clip is normalised here, before the centring pad; the backbone must not do it again.
             self.backbone_config = dataclasses.replace(full, normalize=False)

@@ -38,15 +38,15 @@ def load_model(config: Pretrained, family: str, scratch: Callable[[], Any]) -> n
 
     ckpt = config.checkpoint
     if ckpt is None and not config.record:
-        cls = transformers.ASTModel if family == "ast" else transformers.Wav2Vec2Model
-        return cls(scratch()).float()
+        built: Any = transformers.ASTModel if family == "ast" else transformers.Wav2Vec2Model
+        return built(scratch()).float()
     if ckpt is None:
         return _from_record(config, family, transformers).float()
-    cls = transformers.ASTModel if family == "ast" else transformers.AutoModel
+    loader: Any = transformers.ASTModel if family == "ast" else transformers.AutoModel
     extra = {} if family == "ast" else {"trust_remote_code": config.trust_remote_code}
     try:
         with _quiet(transformers):
-            model, info = cls.from_pretrained(str(ckpt.folder), output_loading_info=True, **extra)
+            model, info = loader.from_pretrained(str(ckpt.folder), output_loading_info=True, **extra)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ConfigError(
             f"{config.component}: transformers {transformers.__version__} cannot load '{config.weights}' "
@@ -143,7 +143,8 @@ def final_norm(model: nn.Module, family: str) -> tuple[nn.Module, str] | None:
     if family == "ast":
         return (model, "layernorm") if isinstance(getattr(model, "layernorm", None), nn.Module) else None
     encoder = getattr(model, "encoder", None)
-    if getattr(model.config, "do_stable_layer_norm", False) and isinstance(getattr(encoder, "layer_norm", None), nn.Module):
+    if (getattr(model.config, "do_stable_layer_norm", False) and isinstance(encoder, nn.Module)
+            and isinstance(getattr(encoder, "layer_norm", None), nn.Module)):
         return encoder, "layer_norm"
     return None
 
