@@ -29,7 +29,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from ..fsio import reap_temporaries, shown
 from ..protocols import Clip, Dataset, Feature
 from .preparedset import Prepared, host_budget
 from .select import select, source
+
+if TYPE_CHECKING:  # the pack module is imported where a pack is made or read
+    from .pack import PackWriter
 
 PACK_VERSION = 1
 CHUNK_CLIPS = 512
@@ -148,7 +151,7 @@ def _long_audio(paths: Sequence[Path], max_seconds: float | None) -> list[bool |
 
 
 def _extract(clips: Sequence[Clip], features: Mapping[str, Feature], *, skip_bad: bool, workers: int | None,
-             progress: bool, cache_dir: Path | None, desc: str, max_seconds: float | None = None):
+             progress: bool, cache_dir: Path, desc: str, max_seconds: float | None = None):
     """``(arrays or None per clip, slices, skipped, cut)``: None marks a clip skipped for ``reason``;
     ``cut`` are the ids of clips longer than ``max_seconds``, cut to their middle."""
     from tqdm.auto import tqdm
@@ -240,6 +243,7 @@ def _read_pack(path: Path, key: str, clips: Sequence[Clip], skip_bad: bool, budg
             print(f"zoo: note: {len(changed)} file(s) changed since the feature pack was made "
                   f"({_few([shown(i) for i in changed])}): extracting the features again", file=sys.stderr)
             return f"{len(changed)} file(s) changed since the pack was made"
+        arrays: Any  # the arrays themselves, or the pack read clip by clip
         if pack.nbytes <= budget:
             arrays, _ = read_pack(path)
         else:
@@ -383,6 +387,7 @@ def _extract_to_pack(clips: Sequence[Clip], features: Mapping[str, Feature], pat
     skipped: list = []
     cut: list = []
     held = 0
+    writer: PackWriter | None
     try:
         writer = PackWriter(path, shard_bytes=shard_bytes or SHARD_BYTES)
     except OSError as exc:
@@ -433,7 +438,7 @@ def _extract_to_pack(clips: Sequence[Clip], features: Mapping[str, Feature], pat
     return arrays, slices, skipped, cut, keep
 
 
-def _no_pack(path: Path, exc: OSError) -> None:
+def _no_pack(path: Path, exc: OSError) -> PackWriter | None:
     """Only the cache is lost: the run goes on, and says so (returns None: no writer)."""
     print(f"zoo: warning: could not write the feature pack {path}: {exc}", file=sys.stderr)
     return None
