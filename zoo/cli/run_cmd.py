@@ -231,6 +231,7 @@ def _finish(args, res, workspace, say) -> None:
         from ..tracking.mlflow.model_registry import register_model
         with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:  # several seeds: the seed rule's pick
             chosen = resolve(res, workdir=Path(tmp), uri=workspace.tracking_uri)
+        assert chosen.run_id is not None  # --register needs a tracked run, which resolves to its run
         version = register_model(chosen.run_id, args.register, uri=workspace.tracking_uri)
         say(f"registered: '{args.register}' version {version.version} (run {chosen.run_id}); "
             f"predict with: zoo predict {args.register}/{version.version} AUDIO...")

@@ -93,6 +93,7 @@ def run(args, registry, workspace) -> int:
         return 0
     print("\n" + format_sweep(result.rows))
     best = result.best
+    assert best is not None  # sweep() raises when no trial finished
     print(f"\nbest: trial {best['trial']} (run {best['run_id']}), {result.metric} {best['score']:.4f}, "
           + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
     print(f"sweep run: {result.run_id}")

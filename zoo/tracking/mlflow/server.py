@@ -75,7 +75,7 @@ def allowed_hosts(host: str, port: int, extra: str = "") -> str:
         names.discard(host)
         names.update({socket.gethostname(), socket.getfqdn()})
         try:
-            names.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
+            names.update(str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None))
         except OSError:
             pass
     hosts = sorted(f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names if n)
