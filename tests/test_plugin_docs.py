@@ -61,7 +61,7 @@ def test_the_guides_worked_task_installs_passes_the_contract_and_trains(tmp_path
     test_code = next(b for b in _blocks("python") if "check_task(zoo_huber.spec" in b)
     train = (
         "import zoo\nfrom enginefixtures import TINY_LSTM, separable\n"
-        "res = zoo.train('lstm+chroma:valence-huber', prepared=separable(8), track=False, progress=False,\n"
+        "res = zoo.train('lstm+chroma:valence-huber', data=separable(8), track=False, progress=False,\n"
         "                settings={**TINY_LSTM, 'train': {'batch_size': 8, 'lr': 0.05, 'patience': 0}}, epochs=2)\n"
         "assert set(res.test) == {'valence-huber.mae', 'valence-huber.rmse'}, res.test\n"
         "assert 0 <= res.test['valence-huber.mae'] <= 1\n"
