@@ -56,9 +56,12 @@ def test_task_contract(name):
     check_task(REGISTRY.create("task", name))
 
 
-def test_installed_lists_the_registry_names():
-    assert installed("backbone", REGISTRY) == REGISTRY.names("backbone")
+def test_installed_lists_the_registry_names_and_their_variants():
+    assert installed("backbone", REGISTRY) == sorted({*REGISTRY.names("backbone"), *REGISTRY.variants("backbone")})
+    assert installed("backbone", REGISTRY, variants=False) == REGISTRY.names("backbone")
     assert {"lstm", "cnn", "ast"} <= set(installed("backbone"))
+    if "cnn" in REGISTRY.names("backbone"):  # the CNN plugin declares cnn-wide: the contract tests above run on it
+        assert "cnn-wide" in installed("backbone", REGISTRY)
     assert {"genre", "valence", "energy", "danceability"} <= set(installed("task"))
 
 

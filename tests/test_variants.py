@@ -89,6 +89,14 @@ def test_a_good_variant_takes_its_summary_from_its_config():
     assert registry.info("backbone", "toy-wide").label == "toy-dist[toy-wide]"
 
 
+def test_the_contract_tests_parametrization_lists_good_variants_and_leaves_broken_ones_out():
+    from zoo.testing import installed
+    assert installed("backbone", registry_of(**{"toy-wide": Wider})) == ["toy", "toy-wide"]
+    assert installed("backbone", registry_of(**{"toy-wide": Wider}), variants=False) == ["toy"]
+    assert installed("backbone", registry_of(**{"toy-big": Unrelated})) == ["toy"]  # zoo list reports why
+    assert "cnn-wide" in installed("backbone")  # so test_contracts runs check_backbone on it
+
+
 @pytest.mark.slow  # trains a CNN of 512 filters for one epoch on a few clips
 def test_a_short_zoo_run_of_the_variant_packages_a_model_rebuilt_by_its_name(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))

@@ -69,9 +69,18 @@ BackboneFactory = Callable[[int], Any]
 """``factory(n_bins) -> nn.Module``: builds a fresh backbone for ``n_bins`` feature rows."""
 
 
-def installed(kind: str, registry: Registry | None = None) -> list[str]:
-    """Names of every installed component of ``kind``, for ``pytest.mark.parametrize``."""
-    return (registry or Registry()).names(kind)
+def installed(kind: str, registry: Registry | None = None, *, variants: bool = True) -> list[str]:
+    """Names of every installed component of ``kind``, for ``pytest.mark.parametrize``, sorted.
+
+    The cheap variants of those components (``ComponentSpec.variants``, such as the CNN's ``cnn-wide``)
+    are listed too, so a contract test parametrized over this runs on each variant: a variant may build a
+    different network from its component's (other widths, depths), and what ``zoo run`` accepts by name the
+    checks should see. Listing them imports the specs of ``kind`` (:meth:`Registry.variants`; the entry
+    points alone do not name variants); ``variants=False`` reads the entry points' metadata only.
+    """
+    registry = registry or Registry()
+    names = registry.names(kind)
+    return sorted({*names, *registry.variants(kind)}) if variants else names
 
 
 def _fail(message: str) -> None:
