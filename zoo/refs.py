@@ -31,10 +31,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .errors import ConfigError, RunError
 from .tracking.credentials import redact_uri
+
+if TYPE_CHECKING:
+    from .tracking.mlflow.queries import Store
 
 _SEEDS_KIND = "seeds"
 _RUN_ID = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -166,9 +169,10 @@ class _Lookup:
         self.workdir, self.experiment, self.uri = workdir, experiment, uri
 
     @cached_property
-    def c(self) -> Any:
-        from .tracking.mlflow.store import client
-        return client(_store_uri(self.uri))
+    def store(self) -> Store:
+        """The look-ups on the MLflow store (:class:`zoo.tracking.mlflow.queries.Store`), opened on the first."""
+        from .tracking.mlflow.queries import Store
+        return Store(_store_uri(self.uri))
 
     @property
     def where(self) -> str:
@@ -196,17 +200,16 @@ class _Lookup:
 
     # A bare word: a folder here, a registered model, a recipe with a run, or a run id (prefix).
     def bare(self, name: str, folder: Path | None) -> ModelRef:
-        from .tracking.mlflow import queries as q
         found: list[tuple[str, Callable[[], ModelRef]]] = []
         tried: list[str] = []
         if folder is not None:
             found.append((f"the folder ./{name}", lambda: _from_folder(folder, name, self.uri)))
         else:
             tried.append(f"no folder ./{name} here")
-        if q.registered_model(self.c, name) is not None:
+        if self.store.registered_model(name) is not None:
             found.append((f"the registered model '{name}' (models:/{name})", lambda: self.registered(name)))
         else:
-            tried.append(f"no registered model '{name}' in {redact_uri(self.c.tracking_uri)} ({q.registered_names(self.c)})")
+            tried.append(f"no registered model '{name}' in {redact_uri(self.store.tracking_uri)} ({self.store.registered_names()})")
         run = self.recipe_run(name)
         if isinstance(run, str):
             tried.append(run)
@@ -241,21 +244,19 @@ class _Lookup:
     # Runs: by id or unique prefix.
     def runs(self, text: str) -> list[Any]:
         """The runs ``text`` (an id or a prefix, any case) may mean."""
-        from .tracking.mlflow import queries as q
         text = text.lower()
         if _RUN_ID.match(text):
-            run = q.get_run(self.c, text)
+            run = self.store.get_run(text)
             return [run] if run is not None else []
-        return q.runs_with_prefix(self.c, text, self.experiment)
+        return self.store.runs_with_prefix(text, self.experiment)
 
     def no_run(self, text: str) -> str:
         if _RUN_ID.match(text):
-            return f"no run {text.lower()} in the MLflow store {redact_uri(self.c.tracking_uri)}"
-        return f"no run in {self.where} of the MLflow store {redact_uri(self.c.tracking_uri)} has an id starting '{text.lower()}'"
+            return f"no run {text.lower()} in the MLflow store {redact_uri(self.store.tracking_uri)}"
+        return f"no run in {self.where} of the MLflow store {redact_uri(self.store.tracking_uri)} has an id starting '{text.lower()}'"
 
     def run(self, text: str) -> Any:
         """The one run ``text`` names, or ConfigError: not a run id, no such run, or an ambiguous prefix."""
-        from .tracking.mlflow import queries as q
         if not (_RUN_ID.match(text) or _PREFIX.match(text)):
             raise ConfigError(f"'{text}' is not a run id: give its 32 hex digits or a unique prefix of 4 or more "
                               f"(`zoo compare` lists run ids)")
@@ -264,7 +265,7 @@ class _Lookup:
             raise ConfigError(f"{self.no_run(text)}; pick a run id from `zoo compare`")
         if len(runs) > 1:
             listed = ", ".join(f"{r.info.run_id} ({r.info.run_name or 'unnamed'}, "
-                               f"{q.experiment_name(self.c, r.info.experiment_id)})" for r in runs[:10])
+                               f"{self.store.experiment_name(r.info.experiment_id)})" for r in runs[:10])
             more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
             raise ConfigError(f"run id prefix '{text.lower()}' is ambiguous: {listed}{more} start with it; "
                               f"give more of the id")
@@ -274,13 +275,12 @@ class _Lookup:
         """The model of ``run``: its ``sub`` artifacts (default model/); a parent of several seeds
         stands for the seed the seed rule picks. ``how`` starts the label ("run", "recipe NAME")."""
         from .engine.package import META_FILE, find_model_folder, read_meta
-        from .tracking.mlflow import queries as q
         run_id = run.info.run_id
         label = f"{how} {run_id}" if how == "run" else f"{how} (run {run_id})"
         if sub is None and run.data.tags.get("zoo.kind") == _SEEDS_KIND:
             run, why = self.best_seed(run)
             label, run_id = f"{label}, {why}, run {run.info.run_id}", run.info.run_id
-        local = q.download_run_files(self.c, run_id, sub or "model", self.workdir / run_id)
+        local = self.store.download_run_files(run_id, sub or "model", self.workdir / run_id)
         folder = find_model_folder(local)
         if folder is None:
             raise RunError(f"the artifacts '{sub or 'model'}' of run {run_id} hold no {META_FILE}: not a zoo model")
@@ -289,8 +289,7 @@ class _Lookup:
     def best_seed(self, parent: Any) -> tuple[Any, str]:
         """The seed run of the parent run ``parent`` the seed rule picks, and why."""
         from .engine.package import META_FILE, read_meta
-        from .tracking.mlflow import queries as q
-        children = q.seed_runs(self.c, parent)
+        children = self.store.seed_runs(parent)
         if not children:
             raise ConfigError(
                 f"run {parent.info.run_id} is the parent of several seeds but none of its seed runs finished; "
@@ -299,7 +298,7 @@ class _Lookup:
         if len(children) == 1:
             return children[0], f"its one finished seed {children[0].data.tags.get('zoo.seed', '?')}"
         first = children[0].info.run_id
-        meta_file = q.download_run_files(self.c, first, f"model/{META_FILE}", self.workdir / first / "meta")
+        meta_file = self.store.download_run_files(first, f"model/{META_FILE}", self.workdir / first / "meta")
         seeds = [(int(r.data.tags.get("zoo.seed", "0") or 0),
                   {k[len(_VAL):]: v for k, v in r.data.metrics.items() if k.startswith(_VAL)}, r) for r in children]
         return _pick_seed(seeds, read_meta(meta_file.parent))
@@ -308,10 +307,9 @@ class _Lookup:
     def recipe_run(self, name: str) -> Any:
         """The latest finished run of recipe ``name``, or a string saying why there is none."""
         from .recipes import load_recipes
-        from .tracking.mlflow.queries import latest_recipe_run
         if name not in load_recipes():
             return "not a recipe of registry.yaml"
-        run = latest_recipe_run(self.c, name, self.experiment)
+        run = self.store.latest_recipe_run(name, self.experiment)
         if run is None:
             return f"recipe '{name}' has no finished run in {self.where} (train it first: zoo run {name})"
         return run
@@ -328,7 +326,6 @@ class _Lookup:
     def registered(self, spec: str) -> ModelRef:
         """``NAME``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` of the model registry."""
         from .engine.package import META_FILE, find_model_folder, read_meta
-        from .tracking.mlflow import queries as q
         name, version, alias = spec.strip("/"), None, None
         if "@" in name:
             name, alias = name.split("@", 1)
@@ -338,15 +335,15 @@ class _Lookup:
             version = None
         if not name or "/" in name or (version is not None and not version.isdigit()) or alias == "":
             raise ConfigError(f"model reference '{spec}': expected NAME, NAME/VERSION or NAME@ALIAS (e.g. genre-net/2)")
-        if q.registered_model(self.c, name) is None:
-            raise ConfigError(f"no registered model '{name}' in {redact_uri(self.c.tracking_uri)} ({q.registered_names(self.c)}); "
+        if self.store.registered_model(name) is None:
+            raise ConfigError(f"no registered model '{name}' in {redact_uri(self.store.tracking_uri)} ({self.store.registered_names()}); "
                               f"register a trained run first: zoo register RUN_ID {name}")
-        mv = q.model_version(self.c, name, version, alias)
+        mv = self.store.model_version(name, version, alias)
         if mv is None:
             what = f"alias '{alias}'" if alias else f"version {version}" if version else "versions"
-            raise ConfigError(f"registered model '{name}' has no {what} ({q.versions_text(self.c, name)}); "
+            raise ConfigError(f"registered model '{name}' has no {what} ({self.store.versions_text(name)}); "
                               f"pick one of them, or register a run: zoo register RUN_ID {name}")
-        local = q.download_version(self.c, name, mv, self.workdir / f"{name}-v{mv.version}")
+        local = self.store.download_version(name, mv, self.workdir / f"{name}-v{mv.version}")
         folder = find_model_folder(local)
         if folder is None:
             raise RunError(f"registered model '{name}' version {mv.version} ({mv.source}) holds no {META_FILE}: it "

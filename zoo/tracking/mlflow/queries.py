@@ -3,11 +3,14 @@
 Each function takes an ``MlflowClient`` (:func:`~zoo.tracking.mlflow.store.client`) and answers
 None or an empty list for "not there"; only copying files here raises, naming what is missing. The
 few that take a store's ``uri`` instead (``run_tags``, ``run_by_id``, ``runs_by_ref``,
-``experiment_name_of``) are for callers outside :mod:`zoo.tracking`, which never hold a client.
+``experiment_name_of``) are for callers outside :mod:`zoo.tracking`, which never hold a client; one
+that asks a store many things (:mod:`zoo.refs`) holds a :class:`Store`, whose methods are these
+look-ups on one store, opened on the first of them.
 Deciding what a reference means, and saying so when it means nothing, is :mod:`zoo.refs`'s job.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +164,56 @@ def download_version(c: Any, name: str, version: Any, dst: Path) -> Path:
     except Exception as exc:
         raise RunError(f"registered model '{name}' version {version.version} cannot be downloaded from "
                        f"{version.source}: {type(exc).__name__}: {exc}") from exc
+
+
+class Store:
+    """The look-ups above on the one MLflow store ``uri``, for callers outside :mod:`zoo.tracking`: the
+    client is opened (and a sqlite store created) on the first look-up, then kept."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    @cached_property
+    def _c(self) -> Any:
+        return client(self.uri)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The store's URI as MLflow holds it (for messages: pass it through ``redact_uri``)."""
+        return str(self._c.tracking_uri)
+
+    def get_run(self, run_id: str) -> Any | None:
+        return get_run(self._c, run_id)
+
+    def experiment_ids(self, experiment: str | None) -> list[str]:
+        return experiment_ids(self._c, experiment)
+
+    def runs_with_prefix(self, prefix: str, experiment: str | None = None, most: int = 20) -> list[Any]:
+        return runs_with_prefix(self._c, prefix, experiment, most)
+
+    def experiment_name(self, experiment_id: str) -> str:
+        return experiment_name(self._c, experiment_id)
+
+    def latest_recipe_run(self, recipe: str, experiment: str | None = None) -> Any | None:
+        return latest_recipe_run(self._c, recipe, experiment)
+
+    def seed_runs(self, parent: Any) -> list[Any]:
+        return seed_runs(self._c, parent)
+
+    def download_run_files(self, run_id: str, path: str, dst: Path) -> Path:
+        return download_run_files(self._c, run_id, path, dst)
+
+    def registered_model(self, name: str) -> Any | None:
+        return registered_model(self._c, name)
+
+    def registered_names(self) -> str:
+        return registered_names(self._c)
+
+    def model_version(self, name: str, version: str | None = None, alias: str | None = None) -> Any | None:
+        return model_version(self._c, name, version, alias)
+
+    def versions_text(self, name: str) -> str:
+        return versions_text(self._c, name)
+
+    def download_version(self, name: str, version: Any, dst: Path) -> Path:
+        return download_version(self._c, name, version, dst)
