@@ -194,7 +194,7 @@ def test_crops_per_clip_draws_every_training_clip_that_many_times_an_epoch(tmp_p
     assert len(drawn) == counts.sum() and drawn.max() < len(counts)
     with pytest.raises((ConfigError, ValueError), match="crops_per_clip 2: needs crop_frames"):
         TrainConfig(crops_per_clip=2)
-    with pytest.raises((ConfigError, ValueError), match="crops_per_clip -1"):
+    with pytest.raises((ConfigError, ValueError), match="crops_per_clip=-1 must be at least 0"):
         TrainConfig(crop_frames=8, crops_per_clip=-1)
 
 

@@ -47,7 +47,7 @@ def test_a_value_out_of_range_names_the_component_the_field_the_value_the_range_
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_a_number_that_is_not_finite_is_out_of_every_range(value):
-    with pytest.raises(ConfigError, match=rf"rate={value} must be positive"):
+    with pytest.raises(ConfigError, match=rf"rate={value} must be finite and positive"):
         Toy(rate=value)
 
 
@@ -99,3 +99,65 @@ def test_the_configs_of_the_core_and_the_plugins_say_their_ranges_through_it(kin
     with pytest.raises(ConfigError) as err:
         make_config(spec.config, settings, where=f"{kind} '{name}'")
     assert str(err.value) == message
+
+
+@dataclasses.dataclass(frozen=True)
+class Counted:
+    clips: int | None = bounded(None, ge=1, whole=True, why="or None for all")
+    share: float = bounded(0.5, ge=0.0, lt=1.0)
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "data", fix=lambda name: f"set it with --{name}")
+
+
+@pytest.mark.parametrize("value,message", [
+    (0, "data: clips=0 must be a whole number at least 1 (or None for all); set it with --clips"),
+    (2.5, "data: clips=2.5 must be a whole number at least 1 (or None for all); set it with --clips"),
+    ("3", "data: clips='3' must be a whole number at least 1 (or None for all); set it with --clips"),
+    (True, "data: clips=True must be a whole number at least 1 (or None for all); set it with --clips"),
+])
+def test_a_whole_field_refuses_what_is_no_whole_number_and_fix_says_how_the_config_is_set(value, message):
+    with pytest.raises(ConfigError) as err:
+        Counted(clips=value)
+    assert str(err.value) == message
+
+
+def test_numbers_of_numpy_pass_and_text_in_a_number_field_is_named_a_number():
+    import numpy as np
+    assert Counted(clips=np.int64(3), share=np.float32(0.25)).clips == 3
+    with pytest.raises(ConfigError, match=r"^data: share='x' must be a number in \[0, 1\); set it with --share$"):
+        Counted(share="x")
+
+
+def test_an_option_on_a_bounded_field_checks_its_text_with_the_declared_range():
+    from zoo.bounds import field_check
+    from zoo.config import option, options
+
+    @dataclasses.dataclass(frozen=True)
+    class Narrow:
+        n: int = bounded(5, ge=2, le=9, metadata=option("how many", "--n"))
+        share: float = bounded(0.5, gt=0.0, lt=1.0, metadata=option("a share", "--share"))
+        odd: int = bounded(3, ge=1, odd=True, metadata=option("odd", "--odd"))
+        depth: int = bounded(4, ge=1)
+        freeze: int = bounded(0, ge=0, le="depth", metadata=option("frozen", "--freeze"))
+        free: str = dataclasses.field(default="x", metadata=option("text", "--free"))
+
+        def __post_init__(self) -> None:
+            check_bounds(self, "toy")
+
+    checks = {name: o.check for name, o in options(Narrow).items()}
+    assert checks["free"] is None and field_check(Narrow, "free") is None
+    assert (checks["n"]("2"), checks["n"]("9"), checks["share"]("0.25"), checks["odd"]("5")) == (2, 9, 0.25, 5)
+    assert checks["freeze"]("12") == 12  # a bound naming another field is the config's to check
+    for name, text, said in [("n", "10", "10 is out of range: give a whole number from 2 to 9"),
+                             ("n", "2.5", "'2.5' is not a whole number"),
+                             ("share", "0", "0.0 is out of range: give a number > 0.0"),
+                             ("share", "1", "1.0 is out of range: give a number in (0, 1)"),
+                             ("share", "nan", "nan is not a finite number"),
+                             ("odd", "4", "4 is out of range: give an odd whole number at least 1"),
+                             ("freeze", "-1", "-1 is out of range: give a whole number >= 0")]:
+        with pytest.raises(ConfigError) as err:
+            checks[name](text)
+        assert str(err.value) == said, name
+    with pytest.raises(ConfigError, match=r"^toy: n=10 must be in 2\.\.9; e\.g\. n=5$"):
+        Narrow(n=10)

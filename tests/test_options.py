@@ -37,12 +37,12 @@ def test_a_bad_numeric_flag_is_refused_at_parse_time_in_one_line(argv, flag, cap
 
 
 BAD_SETTINGS = [
-    ({"epochs": 0}, "epochs 0"), ({"epochs": "-1"}, "epochs -1"), ({"batch_size": "0"}, "batch_size 0"),
-    ({"lr": "0"}, "lr 0.0"), ({"lr": "nan"}, "lr nan"), ({"lr": "-1e-3"}, "lr -0.001"),
-    ({"patience": "-1"}, "patience -1"), ({"weight_decay": "-0.1"}, "weight_decay -0.1"),
-    ({"grad_clip": "inf"}, "grad_clip inf"), ({"warmup": "1"}, "warmup 1.0"),
-    ({"eval_batch_size": "0"}, "eval_batch_size 0"), ({"threads": "-1"}, "threads -1"),
-    ({"overfit_epochs": "0"}, "overfit_epochs 0"), ({"refresh_steps": "0"}, "refresh_steps 0"),
+    ({"epochs": 0}, "epochs=0"), ({"epochs": "-1"}, "epochs=-1"), ({"batch_size": "0"}, "batch_size=0"),
+    ({"lr": "0"}, "lr=0.0"), ({"lr": "nan"}, "lr=nan"), ({"lr": "-1e-3"}, "lr=-0.001"),
+    ({"patience": "-1"}, "patience=-1"), ({"weight_decay": "-0.1"}, "weight_decay=-0.1"),
+    ({"grad_clip": "inf"}, "grad_clip=inf"), ({"warmup": "1"}, "warmup=1.0"),
+    ({"eval_batch_size": "0"}, "eval_batch_size=0"), ({"threads": "-1"}, "threads=-1"),
+    ({"overfit_epochs": "0"}, "overfit_epochs=0"), ({"refresh_steps": "0"}, "refresh_steps=0"),
 ]
 
 
@@ -105,3 +105,23 @@ def test_a_field_declared_with_an_option_is_checked_alike_on_the_command_line_an
     assert "-1 is out of range: give a whole number >= 0" in capsys.readouterr().err
     assert checked_values({"spec": "x:y", "data": {"skip_bad": "yes", "max_seconds": "12"}})["data"] == {
         "skip_bad": True, "max_seconds": 12.0}
+
+
+def test_a_train_options_range_is_the_fields_declared_one_on_the_command_line_and_in_the_config():
+    from zoo.bounds import bounds
+    from zoo.config import options
+    from zoo.engine.trainconfig import TrainConfig, option_check
+    declared = bounds(TrainConfig)
+    assert {"epochs", "batch_size", "lr", "patience", "overfit_batches", "warmup", "mixup",
+            "crops_per_clip"} <= set(declared)
+    flagged = {name for name, o in options(TrainConfig).items() if name in declared}
+    assert flagged == {"epochs", "batch_size", "lr", "patience", "overfit_batches"}
+    for name in flagged:
+        b = declared[name]
+        outside = b.ge - 1 if b.ge is not None else b.gt  # just below the lowest value allowed
+        with pytest.raises(ConfigError, match="is out of range"):
+            option_check(name)(str(outside))
+        with pytest.raises(ConfigError, match=rf"^train: {name}={outside!r} must be .*--set train\.{name}="):
+            TrainConfig(**{name: outside})
+        inside = b.ge if b.ge is not None else b.gt + 1
+        assert option_check(name)(str(inside)) == inside and getattr(TrainConfig(**{name: inside}), name) == inside

@@ -12,13 +12,19 @@ and its ``__post_init__`` calls ``check_bounds(self, "backbone 'lstm'")``. A val
 ``ConfigError`` that names the component, the field, the value, the range and a ``--set`` that fixes
 it. A tuple field (``channels=32,64``) is checked item by item; ``None`` (an optional field unset) is
 not checked. Checks between fields (``embed_dim`` divisible by ``heads``) stay in ``__post_init__``.
+
+``whole=True`` asks for an ``int`` (not a bool, not 2.5) where a config is also made by hand, not only
+from text. A field that is also a command-line option declares both: ``bounded(30, ge=1,
+metadata=option(...))``; :func:`field_check` reads the bounds as the option's value check, so the
+option, the config file and the dataclass share the one declaration.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import MISSING
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
@@ -37,11 +43,14 @@ class Bounds:
     lt: float | str | None = None
     odd: bool = False
     why: str = ""
+    whole: bool = False
 
     def _limit(self, config: Any, bound: float | str | None) -> float | None:
         return getattr(config, bound) if isinstance(bound, str) else bound
 
     def holds(self, value: Any, config: Any) -> bool:
+        if not _is_number(value, self.whole):
+            return False
         if isinstance(value, float) and not math.isfinite(value):
             return False  # nan compares false both ways; inf is no setting
         ge, gt, le, lt = (self._limit(config, b) for b in (self.ge, self.gt, self.le, self.lt))
@@ -70,16 +79,25 @@ class Bounds:
             text = f"at most {show(self.le)}"
         else:
             text = ""
-        if self.odd:
+        if self.whole:
+            text = f"{'an odd' if self.odd else 'a'} whole number {text}".rstrip()
+        elif self.odd:
             text = f"odd and {text}" if text else "odd"
         return text
 
 
 def bounded(default: Any = MISSING, *, ge: float | str | None = None, gt: float | str | None = None,
             le: float | str | None = None, lt: float | str | None = None, odd: bool = False,
-            why: str = "") -> Any:
-    """A dataclass field with ``default`` whose values are limited as :class:`Bounds` says."""
-    return dataclasses.field(default=default, metadata={BOUNDS: Bounds(ge, gt, le, lt, odd, why)})
+            why: str = "", whole: bool = False, metadata: Mapping[str, Any] | None = None) -> Any:
+    """A dataclass field with ``default`` whose values are limited as :class:`Bounds` says (``metadata``:
+    the field's other metadata, such as a :func:`zoo.config.option`)."""
+    return dataclasses.field(default=default,
+                             metadata={**(metadata or {}), BOUNDS: Bounds(ge, gt, le, lt, odd, why, whole)})
+
+
+def _is_number(value: Any, whole: bool) -> bool:
+    """An integer (or, unless ``whole``, any real number: numpy's too), not a bool nor text."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral if whole else numbers.Real)
 
 
 def bounds(cls: Any) -> dict[str, Bounds]:
@@ -87,12 +105,13 @@ def bounds(cls: Any) -> dict[str, Bounds]:
     return {f.name: f.metadata[BOUNDS] for f in dataclasses.fields(cls) if BOUNDS in f.metadata}
 
 
-def check_bounds(config: Any, where: str) -> None:
+def check_bounds(config: Any, where: str, fix: Callable[[str], str] | None = None) -> None:
     """Raise ``ConfigError`` for the first field of ``config`` out of its declared range.
 
     ``where`` names the component as a user writes it, ``backbone 'lstm'`` or ``feature 'mel'``: the
     message's fix is then ``--set backbone.<field>=<its default>`` (``dataset.`` likewise; a feature or a
-    task by its name, ``--set mel.<field>=...``, as a run may have several).
+    task by its name, ``--set mel.<field>=...``, as a run may have several). ``fix(field)`` says it instead
+    where the config is set otherwise (``set it with --epochs or --set train.epochs=...``).
     """
     for name, b in bounds(config).items():
         value = getattr(config, name)
@@ -100,9 +119,47 @@ def check_bounds(config: Any, where: str) -> None:
         if value is None or all(v is None or b.holds(v, config) for v in items):
             continue
         span = b.span(config)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            span = f"finite and {span}" if span else "finite"
+        elif not all(v is None or _is_number(v, b.whole) for v in items):
+            span = span if b.whole else f"a number {span}".rstrip()
         said = (f"{name} {tuple(value)} must all be {span}" if isinstance(value, (tuple, list))
                 else f"{name}={value!r} must be {span}")
-        raise ConfigError(f"{where}: {said}{f' ({b.why})' if b.why else ''}{_example(config, name, where)}")
+        then = f"; {fix(name)}" if fix else _example(config, name, where)
+        raise ConfigError(f"{where}: {said}{f' ({b.why})' if b.why else ''}{then}")
+
+
+def field_check(cls: type, name: str) -> Callable[[Any], Any] | None:
+    """The value check of field ``name`` of dataclass ``cls`` given alone, as a command-line option or a
+    config file's key: text (or a value) read as the field's type, a whole number or a number, and held to
+    its declared :class:`Bounds` (limits that name another field are left to the config); a ConfigError
+    says ``0 is out of range: give a whole number >= 1``. None for a field without bounds."""
+    from .config import number, whole
+    b = bounds(cls).get(name)
+    if b is None:
+        return None
+    declared = next(f.type for f in dataclasses.fields(cls) if f.name == name)  # "int", "int | None" (annotations)
+    spelled = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
+    is_whole = b.whole or set(spelled.replace(" ", "").split("|")) - {"None"} == {"int"}
+    ge, gt, le, lt = (None if isinstance(v, str) else v for v in (b.ge, b.gt, b.le, b.lt))
+    alone = Bounds(ge, gt, le, lt, odd=b.odd, why=b.why, whole=is_whole)
+    # the range as whole() or number() says it ("give a whole number >= 1", "from 0 to 4294967295", "> 0.0")
+    lowest = ge if ge is not None else (math.floor(gt) + 1 if gt is not None else None)
+    highest = le if le is not None else (math.ceil(lt) - 1 if lt is not None else None)
+    first: float | None = ge if ge is not None else gt
+
+    def check(value: Any) -> Any:
+        if is_whole:
+            got: float = whole(value, low=int(lowest) if lowest is not None else -(2 ** 63),
+                               high=int(highest) if highest is not None else None)
+        else:
+            got = number(value, low=float(first) if first is not None else -math.inf,
+                         strict=ge is None and gt is not None)
+        if not alone.holds(got, None):  # what whole() and number() do not say: odd, an upper bound of a number
+            span = alone.span(None)
+            raise ConfigError(f"{got} is out of range: give {span if is_whole else 'a number ' + span}")
+        return got
+    return check
 
 
 def _example(config: Any, name: str, where: str) -> str:
@@ -117,4 +174,4 @@ def _example(config: Any, name: str, where: str) -> str:
     return f"; e.g. --set {scope}.{name}={shown}" if quoted else f"; e.g. {name}={shown}"
 
 
-__all__ = ["Bounds", "bounded", "bounds", "check_bounds", "BOUNDS"]
+__all__ = ["Bounds", "bounded", "bounds", "check_bounds", "field_check", "BOUNDS"]

@@ -144,8 +144,18 @@ def option(help: str, flag: str | None = None, *, check: Callable[[Any], Any] | 
 
 
 def options(cls: type) -> dict[str, Option]:
-    """``{field name: Option}`` of dataclass ``cls``, in field order (fields without one left out)."""
-    return {f.name: f.metadata[OPTION] for f in dataclasses.fields(cls) if OPTION in f.metadata}
+    """``{field name: Option}`` of dataclass ``cls``, in field order (fields without one left out). An
+    option declared without a ``check`` on a field with declared bounds (``bounded(..., metadata=option(...))``)
+    gets the bounds' check (:func:`zoo.bounds.field_check`): one range for the option, the config file and
+    the dataclass."""
+    from .bounds import field_check
+    out = {}
+    for f in dataclasses.fields(cls):
+        if OPTION in f.metadata:
+            declared = f.metadata[OPTION]
+            check = declared.check or field_check(cls, f.name)
+            out[f.name] = dataclasses.replace(declared, check=check) if check is not declared.check else declared
+    return out
 
 
 def whole_from(low: int, high: int | None = None) -> Callable[[Any], int]:

@@ -1,11 +1,11 @@
 """The training hyper-parameters (``TrainConfig``) and how ``--set`` scopes are divided."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal, Mapping
 
-from ..config import make_config, number_from, option, options, whole_from
+from ..bounds import bounded, check_bounds, field_check
+from ..config import make_config, option, options
 from ..errors import ConfigError, suggest
 from ..protocols import RecommendsTraining
 
@@ -22,38 +22,38 @@ class TrainConfig:
     a 2-core CPU in a few minutes.
     """
 
-    epochs: int = field(default=30, metadata=option("most epochs (train.epochs)", "--epochs"))
+    epochs: int = bounded(30, ge=1, metadata=option("most epochs (train.epochs)", "--epochs"))
     """Most passes over the training split (early stopping may end sooner)."""
-    batch_size: int = field(default=32, metadata=option("batch size (train.batch_size)", "--batch-size"))
-    lr: float = field(default=1e-3, metadata=option("peak learning rate (train.lr)", "--lr"))
+    batch_size: int = bounded(32, ge=1, metadata=option("batch size (train.batch_size)", "--batch-size"))
+    lr: float = bounded(1e-3, gt=0.0, metadata=option("peak learning rate (train.lr)", "--lr"))
     """Peak learning rate of AdamW."""
-    weight_decay: float = 1e-2
+    weight_decay: float = bounded(1e-2, ge=0.0)
     """AdamW decoupled weight decay (not applied to biases, norms and task log-variances)."""
-    grad_clip: float = 1.0
+    grad_clip: float = bounded(1.0, ge=0.0)
     """Clip the global gradient norm to this value; 0 turns clipping off."""
     schedule: Literal["cosine", "plateau", "none"] = "cosine"
     """cosine: warm-up then cosine decay per step; plateau: halve the lr when the validation
     metric stalls; none: constant."""
-    warmup: float = 0.05
+    warmup: float = bounded(0.05, ge=0.0, lt=1.0, why="a fraction of all steps")
     """Fraction of all steps spent warming the lr up linearly (cosine schedule only)."""
-    patience: int = field(default=8, metadata=option("early-stopping patience in epochs, 0 = off (train.patience)",
+    patience: int = bounded(8, ge=0, metadata=option("early-stopping patience in epochs, 0 = off (train.patience)",
                                                      "--patience"))
     """Stop after this many epochs without a better primary validation metric; 0: never stop."""
     bucket: bool = False
     """Batch clips of similar length together (less padding); default: uniformly random batches."""
-    eval_batch_size: int = 64
+    eval_batch_size: int = bounded(64, ge=1)
     task_weighting: Literal["fixed", "uncertainty"] = "fixed"
     """How the losses of several tasks add up: fixed weights or learned (uncertainty) weights."""
     task_weights: tuple[float | str, ...] = ()
     """Fixed weights: one per task in spec order (``2,1``), or by name (``valence:2``; tasks not
     named keep 1). Default: 1 each."""
-    overfit_batches: int = field(default=0, metadata=option(
+    overfit_batches: int = bounded(0, ge=0, metadata=option(
         "sanity check: train on N fixed batches until the loss is near zero, and say if it got there",
         "--overfit-batches", metavar="N"))
     """Sanity check: train on this many fixed batches only, until the loss is below
     ``overfit_loss`` or ``overfit_epochs`` passes; 0: train normally."""
-    overfit_loss: float = 0.01
-    overfit_epochs: int = 300
+    overfit_loss: float = bounded(0.01, gt=0.0)
+    overfit_epochs: int = bounded(300, ge=1)
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=option(
         "default: cuda when available, else cpu", "--device"))
     """auto: cuda when available, else cpu."""
@@ -65,25 +65,25 @@ class TrainConfig:
     on a CPU bf16 where the processor has native bf16 (AVX-512 BF16 or AMX, read from its flags) and
     the backbone declares a measured speed-up and a checked accuracy (``cpu_bf16``: the CNN), else
     fp32. fp16 is GPU-only."""
-    threads: int = 0
+    threads: int = bounded(0, ge=0)
     """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""
-    refresh_steps: int = 10
+    refresh_steps: int = bounded(10, ge=1)
     """Read the running loss back for the progress bar every this many steps (a device sync)."""
-    time_masks: int = 0
+    time_masks: int = bounded(0, ge=0)
     """SpecAugment: time spans masked per training clip (inside its true length); 0: none."""
-    time_mask_width: int = 20
+    time_mask_width: int = bounded(20, ge=0)
     """Widest time mask in frames (at most a fifth of the clip)."""
-    freq_masks: int = 0
+    freq_masks: int = bounded(0, ge=0)
     """SpecAugment: frequency bands (stacked feature rows) masked per training clip; 0: none."""
-    freq_mask_width: int = 8
+    freq_mask_width: int = bounded(8, ge=0)
     """Widest frequency mask in rows."""
-    mixup: float = 0.0
+    mixup: float = bounded(0.0, ge=0.0)
     """Mixup's Beta(alpha, alpha) parameter (0.2-0.4 is usual); 0: off. Class labels mix through
     the loss, regression targets directly."""
-    crop_frames: int = 0
+    crop_frames: int = bounded(0, ge=0)
     """Train on one random window of this many frames per clip; validation and test average the
     model's outputs over half-overlapping windows of the same size. 0: whole clips."""
-    crops_per_clip: int = 0
+    crops_per_clip: int = bounded(0, ge=0)
     """With ``crop_frames``: every training clip comes this many times per epoch, each time with a
     random window of its own (long real clips hold many more 3 s windows than one per epoch). An
     epoch then has this many times the steps. 0 (auto): 2 where the median training clip holds at
@@ -115,32 +115,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Checked when the config is made (parse time), so a bad value fails in one line before any
-        # data work, instead of deep in the loop (or, worse, training silently for one epoch).
-        for name, low, strict in _BOUNDS:
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name} {value}: must be a finite number ({_how(name)})")
-            if value < low or (strict and value == low):
-                need = f"> {low}" if strict else f">= {low}"
-                raise ValueError(f"{name} {value}: must be {need} ({_how(name)})")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup {self.warmup}: must be a fraction in [0, 1) of all steps ({_how('warmup')})")
+        # data work, instead of deep in the loop (or, worse, training silently for one epoch). The ranges
+        # are the fields' declared bounds, which the command-line options check too (zoo.config.options).
+        check_bounds(self, "train", fix=_how)
         if self.crops_per_clip > 1 and self.crop_frames == 0:
             raise ValueError(f"crops_per_clip {self.crops_per_clip}: needs crop_frames > 0 (the copies of a clip "
                              f"would be identical); set --set train.crop_frames=128 or drop crops_per_clip")
         from ..data.preparedset import parse_budget
         parse_budget(self.memory_budget)
-
-
-# (field, lowest value, whether the lowest value itself is refused)
-_BOUNDS = (
-    ("epochs", 1, False), ("batch_size", 1, False), ("lr", 0.0, True), ("weight_decay", 0.0, False),
-    ("grad_clip", 0.0, False), ("patience", 0, False), ("eval_batch_size", 1, False),
-    ("overfit_batches", 0, False), ("overfit_loss", 0.0, True), ("overfit_epochs", 1, False),
-    ("threads", 0, False), ("refresh_steps", 1, False), ("time_masks", 0, False), ("time_mask_width", 0, False),
-    ("freq_masks", 0, False), ("freq_mask_width", 0, False), ("mixup", 0.0, False), ("crop_frames", 0, False),
-    ("crops_per_clip", 0, False),
-)
 
 
 def _how(name: str) -> str:
@@ -150,12 +132,10 @@ def _how(name: str) -> str:
 
 
 def option_check(name: str) -> Callable[[Any], Any] | None:
-    """The check of ``train.NAME`` given as an option (``--epochs 0`` refused at parse time): its lowest
-    value in ``_BOUNDS`` as a whole number or a number, by its type; None for a field without a bound."""
-    for bounded, low, strict in _BOUNDS:
-        if bounded == name:
-            return whole_from(low) if isinstance(low, int) else number_from(low, strict=strict)
-    return None
+    """The check of ``train.NAME`` given as an option (``--epochs 0`` refused at parse time): the field's
+    declared bounds (:func:`zoo.bounds.field_check`), read as a whole number or a number by its type; None
+    for a field without bounds."""
+    return field_check(TrainConfig, name)
 
 
 LONG_CLIP_WINDOWS = 8
