@@ -21,10 +21,17 @@ ENGINE = Path(__file__).resolve().parents[1] / "zoo" / "engine"
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: SeedPlan(count=0), "seeds 0: give 1 or more"),
-    (lambda: SeedPlan(first=-1), "seed -1: give a whole number >= 0"),
-    (lambda: DataRequest(limit=0), "limit 0: give a whole number >= 1"),
-    (lambda: DataRequest(workers=0), "workers 0: give a whole number >= 1"),
+    (lambda: SeedPlan(count=0), r"^seeds: count=0 must be a whole number at least 1 \(K trains K models with seeds "
+                                r"seed\.\.seed\+K-1\); set it with --seeds K$"),
+    (lambda: SeedPlan(first=-1), r"^seeds: first=-1 must be a whole number in 0\.\.4294967295; set it with --seed$"),
+    (lambda: SeedPlan(count=True), "count=True must be a whole number at least 1"),
+    (lambda: DataRequest(limit=0), r"^data: limit=0 must be a whole number at least 1 \(at most N clips, or None for "
+                                   r"all\); set it with --limit N$"),
+    (lambda: DataRequest(limit="3"), "limit='3' must be a whole number at least 1"),
+    (lambda: DataRequest(workers=0), "workers=0 must be a whole number at least 1 .*; set it with --workers N"),
+    (lambda: DataRequest(seed=-1), "seed=-1 must be a whole number in 0..4294967295 .*config file's data section"),
+    (lambda: DataRequest(max_seconds=-1), r"max_seconds=-1 must be at least 0 \(the longest audio .*--max-seconds S"),
+    (lambda: DataRequest(min_class_clips=-1), "min_class_clips=-1 must be a whole number at least 0"),
     (lambda: DataRequest(prepared=separable(3), limit=10, layout="kaggle"),
      "prepared data is used as it is, so layout, limit would be ignored"),
     (lambda: RunRequest(""), "an empty spec"),

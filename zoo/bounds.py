@@ -60,7 +60,9 @@ class Bounds:
     def span(self, config: Any) -> str:
         """``at least 1``, ``in [0, 1)``, ``in 0..depth (12)``, ``odd and at least 1``, ``positive``."""
         def show(bound: float | str) -> str:
-            return f"{bound} ({getattr(config, bound)})" if isinstance(bound, str) else f"{bound:g}"
+            if isinstance(bound, str):
+                return f"{bound} ({getattr(config, bound)})"
+            return str(bound) if isinstance(bound, int) else f"{bound:g}"  # 4294967295, not 4.29497e+09
         low = self.ge if self.ge is not None else self.gt
         high = self.le if self.le is not None else self.lt
         if low is not None and high is not None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..config import SEED_MAX, flag, number_from, option, text, whole_from
+from ..bounds import bounded, check_bounds
+from ..config import SEED_MAX, flag, option, options, text
 from ..data.prepare import MAX_SECONDS
 from ..errors import ConfigError
 from .datasource import DataSource, source_of
@@ -34,11 +35,14 @@ if TYPE_CHECKING:
     from .transfer import TransferSource
 
 
-def _whole(name: str, value: Any, low: int, fix: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} {value!r}: give a whole number >= {low} ({fix})")
+def _how(cls: type) -> Any:
+    """The fix of a field of ``cls`` out of its range, for :func:`~zoo.bounds.check_bounds`: its option."""
+    def fix(name: str) -> str:
+        declared = options(cls)[name]
+        if declared.flag:
+            return f"set it with {declared.flag}" + (f" {declared.metavar}" if declared.metavar else "")
+        return f"set it with '{name}:' in a config file's data section"
+    return fix
 
 
 @dataclass(frozen=True)
@@ -65,22 +69,23 @@ class DataRequest:
         "the data folder's layout when detection is ambiguous (kaggle, fma, folder, ...)", "--layout",
         check=text("layout name"), metavar="L"))
     settings: Mapping[str, Any] = field(default_factory=dict)
-    limit: int | None = field(default=None, metadata=option(
-        "use at most N clips (stratified), for quick runs", "--limit", check=whole_from(1), metavar="N"))
+    limit: int | None = bounded(None, ge=1, whole=True, why="at most N clips, or None for all", metadata=option(
+        "use at most N clips (stratified), for quick runs", "--limit", metavar="N"))
     skip_bad: bool = field(default=False, metadata=option(
         "skip unreadable clips (listed and logged) instead of stopping", "--skip-bad", check=flag, switch=True))
-    workers: int | None = field(default=None, metadata=option(
-        "processes for feature extraction (default: all cores)", "--workers", check=whole_from(1), metavar="N"))
-    seed: int | None = field(default=None, metadata=option(
-        "the seed that draws --limit", check=whole_from(0, SEED_MAX)))
+    workers: int | None = bounded(
+        None, ge=1, whole=True, why="extraction processes, or None for one per core", metadata=option(
+            "processes for feature extraction (default: all cores)", "--workers", metavar="N"))
+    seed: int | None = bounded(None, ge=0, le=SEED_MAX, whole=True, why="or None for the run's first seed",
+                               metadata=option("the seed that draws --limit"))
     prepared: Prepared | None = None
-    max_seconds: float | None = field(default=MAX_SECONDS, metadata=option(
+    max_seconds: float | None = bounded(
+        MAX_SECONDS, ge=0.0, why="the longest audio per clip in seconds, or 0 for no limit", metadata=option(
         f"cut longer audio to its middle S seconds, and say how many clips were cut (default {MAX_SECONDS:g}, the "
-        f"lab's clips; 0 = no limit)", "--max-seconds", check=number_from(0.0), metavar="S"))
-    min_class_clips: int = field(default=0, metadata=option(
+        f"lab's clips; 0 = no limit)", "--max-seconds", metavar="S"))
+    min_class_clips: int = bounded(0, ge=0, whole=True, why="or 0 for no check", metadata=option(
         "stop with an error naming every class that has fewer than N clips, e.g. a mistyped label (default 0: only "
-        "warn about labels given to one clip of a CSV manifest)", "--min-class-clips", check=whole_from(0),
-        metavar="N"))
+        "warn about labels given to one clip of a CSV manifest)", "--min-class-clips", metavar="N"))
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -88,15 +93,7 @@ class DataRequest:
         if not isinstance(self.settings, Mapping):
             raise ConfigError(f"data settings {self.settings!r}: give a mapping such as {{'size': 'tiny'}}")
         object.__setattr__(self, "settings", dict(self.settings))
-        _whole("limit", self.limit, 1, "at most N clips, or None for all")
-        _whole("workers", self.workers, 1, "extraction processes, or None for one per core")
-        _whole("data seed", self.seed, 0, "or None for the run's first seed")
-        _whole("min_class_clips", self.min_class_clips, 0, "--min-class-clips N, or 0 for no check")
-        if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or
-                                             not isinstance(self.max_seconds, (int, float)) or
-                                             not self.max_seconds >= 0):
-            raise ConfigError(f"max_seconds {self.max_seconds!r}: give the longest audio per clip in seconds "
-                              f"(--max-seconds 30), or 0 for no limit")
+        check_bounds(self, "data", fix=_how(DataRequest))  # limit, workers, seed, max_seconds, min_class_clips
         if self.prepared is not None:
             unused = [name for name, value in (("data", self.path), ("layout", self.layout), ("limit", self.limit),
                                                ("skip_bad", self.skip_bad), ("dataset settings", self.settings),
@@ -118,16 +115,12 @@ class SeedPlan:
 
     ``--seed`` / ``--seeds`` on the command line, ``seed`` / ``seeds`` in a config file (the options' names)."""
 
-    first: int = field(default=0, metadata=option("first seed (default 0)", "--seed", check=whole_from(0, SEED_MAX)))
-    count: int = field(default=1, metadata=option(
-        "train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval", "--seeds", check=whole_from(1),
-        metavar="K"))
+    first: int = bounded(0, ge=0, le=SEED_MAX, whole=True, metadata=option("first seed (default 0)", "--seed"))
+    count: int = bounded(1, ge=1, whole=True, why="K trains K models with seeds seed..seed+K-1", metadata=option(
+        "train K models with seeds SEED..SEED+K-1 and report mean ± 95%% interval", "--seeds", metavar="K"))
 
     def __post_init__(self) -> None:
-        _whole("seed", self.first, 0, "--seed N")
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise ConfigError(f"seeds {self.count}: give 1 or more "
-                              f"(--seeds K trains K models with seeds seed..seed+K-1)")
+        check_bounds(self, "seeds", fix=_how(SeedPlan))
 
     @property
     def seeds(self) -> list[int]:
