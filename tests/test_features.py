@@ -152,11 +152,17 @@ def test_settings_come_from_the_command_line_and_round_trip(registry, music):
 
 @pytest.mark.parametrize("name,settings,message", [
     ("mel", {"n_mel": "64"}, "did you mean 'n_mels'"),
-    ("mel", {"n_mels": "0"}, "n_mels' must be > 0"),
+    ("mel", {"n_mels": "0"}, r"^feature 'mel': n_mels=0 must be positive; e.g. --set mel.n_mels=128$"),
     ("mel", {"fmax": "20000"}, "fmax"),
     ("chroma", {"n_chroma": "5"}, "multiple of n_chroma"),
-    ("beat", {"hpss_margin": "0.5"}, "hpss_margin"),
-    ("beat-chroma", {"min_beats": "0"}, "min_beats"),
+    ("beat", {"hpss_margin": "0.5"},
+     r"^feature 'beat': hpss_margin=0.5 must be at least 1; e.g. --set beat.hpss_margin=1.0$"),
+    ("beat-chroma", {"min_beats": "0"},
+     r"^feature 'beat-chroma': min_beats=0 must be positive; e.g. --set beat-chroma.min_beats=2$"),
+    ("mel", {"fmin": "-1"}, r"^feature 'mel': fmin=-1.0 must be at least 0 \(Hz\); e.g. --set mel.fmin=0.0$"),
+    ("chroma", {"fmin": "0"}, r"^feature 'chroma': fmin=0.0 must be positive \(Hz, or None for C1\)$"),
+    ("beat-chroma", {"n_chroma": "0"},
+     r"^feature 'beat-chroma': n_chroma=0 must be positive; e.g. --set beat-chroma.n_chroma=12$"),
 ])
 def test_bad_settings_fail_when_the_feature_is_built(registry, name, settings, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,7 +1,9 @@
 """Typed settings of the four features; the defaults are the lab's extractor settings.
 
 Every field can be set from the command line (``--set mel.n_mels=64``); values are checked here
-so that a bad one fails when the feature is built, not half-way through extracting a data set.
+so that a bad one fails when the feature is built, not half-way through extracting a data set: each
+field's range is declared beside it (:func:`zoo.bounds.bounded`), the checks between fields (``fmax``,
+``bins_per_octave``) are in ``__post_init__``.
 """
 from __future__ import annotations
 
@@ -9,13 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from zoo.bounds import bounded, check_bounds
 from zoo.errors import ConfigError
-
-
-def _positive(where: str, **values: float | int | None) -> None:
-    for key, value in values.items():
-        if value is not None and value <= 0:
-            raise ConfigError(f"{where} setting '{key}' must be > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -28,21 +25,18 @@ class MelConfig:
     GPU when there is one) or ``librosa`` (the lab's code).
     """
 
-    sr: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
-    fmin: float = 0.0
+    sr: int = bounded(22050, gt=0)
+    n_fft: int = bounded(2048, gt=0)
+    hop_length: int = bounded(512, gt=0)
+    n_mels: int = bounded(128, gt=0)
+    fmin: float = bounded(0.0, ge=0.0, why="Hz")
     fmax: float | None = None
-    top_db: float | None = 80.0
+    top_db: float | None = bounded(80.0, gt=0.0, why="dB below the clip's maximum, or None for no clip")
     backend: Literal["librosa", "torch"] = "torch"
 
     def __post_init__(self) -> None:
         where = f"feature '{_name(self)}'"
-        _positive(where, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
-                  top_db=self.top_db)
-        if self.fmin < 0:
-            raise ConfigError(f"{where} setting 'fmin' must be >= 0 Hz, got {self.fmin!r}")
+        check_bounds(self, where)  # a beat feature's fields (BeatSettings) too
         if self.fmax is not None and not self.fmin < self.fmax <= self.sr / 2:
             raise ConfigError(
                 f"{where} setting 'fmax' must lie between fmin ({self.fmin}) and sr/2 ({self.sr / 2}), "
@@ -60,18 +54,17 @@ class ChromaConfig:
     there is one) or ``librosa`` (``chroma_cqt``).
     """
 
-    sr: int = 22050
-    hop_length: int = 512
-    n_chroma: int = 12
-    n_octaves: int = 7
-    bins_per_octave: int = 36
-    fmin: float | None = None
+    sr: int = bounded(22050, gt=0)
+    hop_length: int = bounded(512, gt=0)
+    n_chroma: int = bounded(12, gt=0)
+    n_octaves: int = bounded(7, gt=0)
+    bins_per_octave: int = bounded(36, gt=0)
+    fmin: float | None = bounded(None, gt=0.0, why="Hz, or None for C1")
     backend: Literal["librosa", "torch"] = "torch"
 
     def __post_init__(self) -> None:
         where = f"feature '{_name(self)}'"
-        _positive(where, sr=self.sr, hop_length=self.hop_length, n_chroma=self.n_chroma,
-                  n_octaves=self.n_octaves, bins_per_octave=self.bins_per_octave, fmin=self.fmin)
+        check_bounds(self, where)  # a beat feature's fields (BeatSettings) too
         if self.bins_per_octave % self.n_chroma:
             raise ConfigError(
                 f"{where}: bins_per_octave ({self.bins_per_octave}) must be a multiple of n_chroma "
@@ -88,16 +81,10 @@ class BeatSettings:
     ``min_beats`` beats is refused.
     """
 
-    hpss_margin: float = 1.0
-    start_bpm: float = 120.0
-    tightness: float = 100.0
-    min_beats: int = 2
-
-    def _check_beats(self) -> None:
-        where = f"feature '{_name(self)}'"
-        _positive(where, start_bpm=self.start_bpm, tightness=self.tightness, min_beats=self.min_beats)
-        if self.hpss_margin < 1:
-            raise ConfigError(f"{where} setting 'hpss_margin' must be >= 1, got {self.hpss_margin!r}")
+    hpss_margin: float = bounded(1.0, ge=1.0)
+    start_bpm: float = bounded(120.0, gt=0.0)
+    tightness: float = bounded(100.0, gt=0.0)
+    min_beats: int = bounded(2, gt=0)
 
 
 @dataclass(frozen=True)
@@ -105,8 +92,7 @@ class BeatMelConfig(BeatSettings, MelConfig):
     """Beat-synchronous mel: the power mel's median between beats, then dB (see MelConfig, BeatSettings)."""
 
     def __post_init__(self) -> None:
-        MelConfig.__post_init__(self)
-        self._check_beats()
+        MelConfig.__post_init__(self)  # checks the bounds of every field, BeatSettings' too
 
 
 @dataclass(frozen=True)
@@ -114,8 +100,7 @@ class BeatChromaConfig(BeatSettings, ChromaConfig):
     """Beat-synchronous chroma: the chroma's median between beats (see ChromaConfig, BeatSettings)."""
 
     def __post_init__(self) -> None:
-        ChromaConfig.__post_init__(self)
-        self._check_beats()
+        ChromaConfig.__post_init__(self)  # checks the bounds of every field, BeatSettings' too
 
 
 # Settings that decide which clips are accepted but not the numbers (min_beats), or how the numbers
