@@ -130,8 +130,7 @@ def test_numbers_of_numpy_pass_and_text_in_a_number_field_is_named_a_number():
 
 
 def test_an_option_on_a_bounded_field_checks_its_text_with_the_declared_range():
-    from zoo.bounds import field_check
-    from zoo.config import option, options
+    from zoo.config import field_check, option, options
 
     @dataclasses.dataclass(frozen=True)
     class Narrow:

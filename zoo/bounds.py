@@ -15,8 +15,8 @@ not checked. Checks between fields (``embed_dim`` divisible by ``heads``) stay i
 
 ``whole=True`` asks for an ``int`` (not a bool, not 2.5) where a config is also made by hand, not only
 from text. A field that is also a command-line option declares both: ``bounded(30, ge=1,
-metadata=option(...))``; :func:`field_check` reads the bounds as the option's value check, so the
-option, the config file and the dataclass share the one declaration.
+metadata=option(...))``; :func:`zoo.config.field_check` reads the bounds as the option's value check,
+so the option, the config file and the dataclass share the one declaration.
 """
 from __future__ import annotations
 
@@ -131,39 +131,6 @@ def check_bounds(config: Any, where: str, fix: Callable[[str], str] | None = Non
         raise ConfigError(f"{where}: {said}{f' ({b.why})' if b.why else ''}{then}")
 
 
-def field_check(cls: type, name: str) -> Callable[[Any], Any] | None:
-    """The value check of field ``name`` of dataclass ``cls`` given alone, as a command-line option or a
-    config file's key: text (or a value) read as the field's type, a whole number or a number, and held to
-    its declared :class:`Bounds` (limits that name another field are left to the config); a ConfigError
-    says ``0 is out of range: give a whole number >= 1``. None for a field without bounds."""
-    from .config import number, whole
-    b = bounds(cls).get(name)
-    if b is None:
-        return None
-    declared = next(f.type for f in dataclasses.fields(cls) if f.name == name)  # "int", "int | None" (annotations)
-    spelled = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
-    is_whole = b.whole or set(spelled.replace(" ", "").split("|")) - {"None"} == {"int"}
-    ge, gt, le, lt = (None if isinstance(v, str) else v for v in (b.ge, b.gt, b.le, b.lt))
-    alone = Bounds(ge, gt, le, lt, odd=b.odd, why=b.why, whole=is_whole)
-    # the range as whole() or number() says it ("give a whole number >= 1", "from 0 to 4294967295", "> 0.0")
-    lowest = ge if ge is not None else (math.floor(gt) + 1 if gt is not None else None)
-    highest = le if le is not None else (math.ceil(lt) - 1 if lt is not None else None)
-    first: float | None = ge if ge is not None else gt
-
-    def check(value: Any) -> Any:
-        if is_whole:
-            got: float = whole(value, low=int(lowest) if lowest is not None else -(2 ** 63),
-                               high=int(highest) if highest is not None else None)
-        else:
-            got = number(value, low=float(first) if first is not None else -math.inf,
-                         strict=ge is None and gt is not None)
-        if not alone.holds(got, None):  # what whole() and number() do not say: odd, an upper bound of a number
-            span = alone.span(None)
-            raise ConfigError(f"{got} is out of range: give {span if is_whole else 'a number ' + span}")
-        return got
-    return check
-
-
 def _example(config: Any, name: str, where: str) -> str:
     """``; e.g. --set backbone.hidden=128`` (the default as the example), or nothing without one."""
     field = next(f for f in dataclasses.fields(config) if f.name == name)
@@ -176,4 +143,4 @@ def _example(config: Any, name: str, where: str) -> str:
     return f"; e.g. --set {scope}.{name}={shown}" if quoted else f"; e.g. {name}={shown}"
 
 
-__all__ = ["Bounds", "bounded", "bounds", "check_bounds", "field_check", "BOUNDS"]
+__all__ = ["Bounds", "bounded", "bounds", "check_bounds", "BOUNDS"]

@@ -7,6 +7,7 @@ import math
 import typing
 from typing import Any, Callable, Mapping
 
+from .bounds import Bounds, bounds
 from .errors import ConfigError, suggest
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -146,9 +147,8 @@ def option(help: str, flag: str | None = None, *, check: Callable[[Any], Any] | 
 def options(cls: type) -> dict[str, Option]:
     """``{field name: Option}`` of dataclass ``cls``, in field order (fields without one left out). An
     option declared without a ``check`` on a field with declared bounds (``bounded(..., metadata=option(...))``)
-    gets the bounds' check (:func:`zoo.bounds.field_check`): one range for the option, the config file and
+    gets the bounds' check (:func:`field_check`): one range for the option, the config file and
     the dataclass."""
-    from .bounds import field_check
     out = {}
     for f in dataclasses.fields(cls):
         if OPTION in f.metadata:
@@ -156,6 +156,38 @@ def options(cls: type) -> dict[str, Option]:
             check = declared.check or field_check(cls, f.name)
             out[f.name] = dataclasses.replace(declared, check=check) if check is not declared.check else declared
     return out
+
+
+def field_check(cls: type, name: str) -> Callable[[Any], Any] | None:
+    """The value check of field ``name`` of dataclass ``cls`` given alone, as a command-line option or a
+    config file's key: text (or a value) read as the field's type, a whole number or a number, and held to
+    its declared :class:`Bounds` (limits that name another field are left to the config); a ConfigError
+    says ``0 is out of range: give a whole number >= 1``. None for a field without bounds."""
+    b = bounds(cls).get(name)
+    if b is None:
+        return None
+    declared = next(f.type for f in dataclasses.fields(cls) if f.name == name)  # "int", "int | None" (annotations)
+    spelled = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
+    is_whole = b.whole or set(spelled.replace(" ", "").split("|")) - {"None"} == {"int"}
+    ge, gt, le, lt = (None if isinstance(v, str) else v for v in (b.ge, b.gt, b.le, b.lt))
+    alone = Bounds(ge, gt, le, lt, odd=b.odd, why=b.why, whole=is_whole)
+    # the range as whole() or number() says it ("give a whole number >= 1", "from 0 to 4294967295", "> 0.0")
+    lowest = ge if ge is not None else (math.floor(gt) + 1 if gt is not None else None)
+    highest = le if le is not None else (math.ceil(lt) - 1 if lt is not None else None)
+    first: float | None = ge if ge is not None else gt
+
+    def check(value: Any) -> Any:
+        if is_whole:
+            got: float = whole(value, low=int(lowest) if lowest is not None else -(2 ** 63),
+                               high=int(highest) if highest is not None else None)
+        else:
+            got = number(value, low=float(first) if first is not None else -math.inf,
+                         strict=ge is None and gt is not None)
+        if not alone.holds(got, None):  # what whole() and number() do not say: odd, an upper bound of a number
+            span = alone.span(None)
+            raise ConfigError(f"{got} is out of range: give {span if is_whole else 'a number ' + span}")
+        return got
+    return check
 
 
 def whole_from(low: int, high: int | None = None) -> Callable[[Any], int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal, Mapping
 
-from ..bounds import bounded, check_bounds, field_check
-from ..config import make_config, option, options
+from ..bounds import bounded, check_bounds
+from ..config import field_check, make_config, option, options
 from ..errors import ConfigError, suggest
 from ..protocols import RecommendsTraining
 
@@ -133,7 +133,7 @@ def _how(name: str) -> str:
 
 def option_check(name: str) -> Callable[[Any], Any] | None:
     """The check of ``train.NAME`` given as an option (``--epochs 0`` refused at parse time): the field's
-    declared bounds (:func:`zoo.bounds.field_check`), read as a whole number or a number by its type; None
+    declared bounds (:func:`zoo.config.field_check`), read as a whole number or a number by its type; None
     for a field without bounds."""
     return field_check(TrainConfig, name)
 
