@@ -198,13 +198,14 @@ def test_crops_per_clip_draws_every_training_clip_that_many_times_an_epoch(tmp_p
         TrainConfig(crop_frames=8, crops_per_clip=-1)
 
 
-def test_crops_per_clip_auto_gives_long_clips_two_crops_an_epoch():
-    from zoo.engine.trainconfig import LONG_CLIP_WINDOWS, crops_per_clip
+def test_crops_per_clip_auto_gives_long_clips_four_crops_an_epoch():
+    from zoo.engine.trainconfig import LONG_CLIP_CROPS, LONG_CLIP_WINDOWS, crops_per_clip
     auto = TrainConfig(crop_frames=128)
     assert auto.crops_per_clip == 0  # the default: auto
     real = np.full(20, 1292)  # 30 s at hop 512
     embedded = np.full(20, 259)  # 6 s
-    assert crops_per_clip(auto, real) == 2 and crops_per_clip(auto, embedded) == 1
+    assert LONG_CLIP_CROPS == 4
+    assert crops_per_clip(auto, real) == 4 and crops_per_clip(auto, embedded) == 1
     assert crops_per_clip(auto, np.array([LONG_CLIP_WINDOWS * 128 - 1] * 3)) == 1
     assert crops_per_clip(TrainConfig(crop_frames=128, crops_per_clip=3), embedded) == 3
     assert crops_per_clip(TrainConfig(), real) == 1  # whole clips: no crops to repeat
