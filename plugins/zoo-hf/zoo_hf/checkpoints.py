@@ -70,12 +70,6 @@ class Checkpoint:
         return int(self.config.get("hidden_size", 0))
 
 
-def resolve(weights: str, where: str) -> Path:
-    """The local folder of ``weights`` (``hf:ORG/NAME[@REV]`` or a folder): the core's one resolver,
-    :func:`zoo.hub.checkpoint_folder`, which the ``ast`` backbone uses too."""
-    return checkpoint_folder(weights, where)
-
-
 def _read_json(path: Path, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text())
@@ -125,7 +119,7 @@ def load_checkpoint(weights: str, where: str, expected_sha256: str = "") -> Chec
     ``expected_sha256`` (a recorded ``weights_hash``) must match when given: a run rebuilt from
     its settings then refuses weights that changed since.
     """
-    folder = resolve(weights, where)
+    folder = checkpoint_folder(weights, where)  # the core's one resolver, the ast backbone's too
     if not (folder / "config.json").is_file():
         raise ConfigError(
             f"{where} setting weights: '{weights}' ({folder}) has no config.json; it must be a transformers "

@@ -69,9 +69,9 @@ def _from_record(config: Pretrained, family: str, transformers: Any) -> nn.Modul
     record = config.record
     hf = dict(record["config"])
     if record.get("code"):  # the model's own code lives beside its checkpoint: read the config there
-        from .checkpoints import resolve
+        from zoo.hub import checkpoint_folder
 
-        folder = resolve(record["code"], config.component)
+        folder = checkpoint_folder(record["code"], config.component)
         hf_config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
         return transformers.AutoModel.from_config(hf_config, trust_remote_code=True)
     model_type = hf.pop("model_type", "")
