@@ -160,3 +160,27 @@ def test_the_cli_flag_sets_train_precision(tmp_path, workspace):
 
 def test_pick_device_keeps_fp32_unless_asked():
     assert pick_device("cpu").precision == "fp32"
+
+
+def test_a_declaration_that_depends_on_the_settings_is_read_from_the_runs_config(native):
+    """The LSTM declares bf16 with its conv front end (the CRNN, checked) and not without it (the
+    plain LSTM, unchecked): the engine reads the declaration from the config made with the run's
+    settings, not from the class, where a property would read as true."""
+    from zoo.engine.runner import speed_declarations
+    from zoo.model.building import build_components
+    from zoo.spec import parse_spec
+    native("AVX512-BF16")
+    registry = zoo.Registry()
+
+    def declared(settings):
+        return speed_declarations(build_components(parse_spec("lstm+mel:genre", registry), registry, settings),
+                                  registry)
+
+    assert declared(None) == {"cpu_bf16": True, "channels_last": True}
+    assert declared({"backbone": {"conv_layers": 0}})["cpu_bf16"] is False
+    assert speed_declarations(build_components(parse_spec("ast+mel:genre", registry), registry),
+                              registry)["cpu_bf16"] is False
+    crnn = pick_device("cpu", precision="auto", **declared(None))
+    plain = pick_device("cpu", precision="auto", **declared({"backbone": {"conv_layers": 0}}))
+    assert crnn.precision == "bf16" and plain.precision == "fp32"
+    assert "declares no bf16 speed-up" in plain.why

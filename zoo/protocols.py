@@ -30,8 +30,9 @@ looked up by a name string), and :mod:`zoo.testing` checks each.
   width it takes (a pretrained network's own front end, e.g. musicnn's 96 bands);
 - a backbone config's ``freeze`` field (:class:`FreezesItself`): the backbone freezes its first
   N blocks itself;
-- a backbone config's ``cpu_bf16`` and ``channels_last`` class attributes (:class:`FastInBf16`,
-  :class:`ChannelsLast`): measured speed-ups the engine's precision choice reads;
+- a backbone config's ``cpu_bf16`` (a class attribute, or a property of its settings) and
+  ``channels_last`` class attribute (:class:`FastInBf16`, :class:`ChannelsLast`): measured
+  speed-ups the engine's precision choice reads;
 - any config's ``former_defaults`` class attribute (:class:`RemembersDefaults`);
 - a config's ``resolved()``, what the files it names decide (:class:`FindsItsFiles`);
 - a feature's ``reads_lab`` attribute (:class:`ReadsLab`): False says ``from_lab`` cannot derive it
@@ -256,9 +257,13 @@ class FastInBf16(Protocol):
     ``bench/precision.py``, and that its default recipe's test score in bf16 over 3 seeds lies in
     float32's interval. ``train.precision=auto`` then trains it in bf16 on such a CPU; without the
     attribute (or False) it stays float32 there. On a GPU ``auto`` is mixed precision for all.
+
+    A class attribute, or a property where the answer depends on the settings (the LSTM's: true
+    with its conv front end); the engine reads it from the config made with the run's settings.
     """
 
-    cpu_bf16: ClassVar[bool]
+    @property
+    def cpu_bf16(self) -> bool: ...
 
 
 @runtime_checkable

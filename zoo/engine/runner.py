@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from ..config import make_config
 from ..data.preparedset import Prepared, parse_budget
 from ..data.select import task_needs
 from ..errors import ConfigError, DataError
@@ -621,13 +622,16 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
 
 def speed_declarations(built: Any, registry: Any) -> dict[str, bool]:
     """What the backbone declares about its speed (:class:`~zoo.protocols.FastInBf16`,
-    :class:`~zoo.protocols.ChannelsLast`), on its config class, or on the module itself when the
-    composition was given as objects."""
+    :class:`~zoo.protocols.ChannelsLast`): on its config, made with this composition's settings (a
+    declaration may depend on them, as the LSTM's bf16 does on its conv front end), or on the module
+    itself when the composition was given as objects."""
     from ..protocols import ChannelsLast, FastInBf16
     if isinstance(built, ObjectBuilt):
         holder: Any = built.backbone
     else:
-        holder = registry.load("backbone", built.composition.backbone).config
+        name = built.composition.backbone
+        holder = make_config(registry.load("backbone", name).config, built.settings.get("backbone", {}),
+                             where=f"backbone '{name}'")
     return {"cpu_bf16": isinstance(holder, FastInBf16) and bool(holder.cpu_bf16),
             "channels_last": isinstance(holder, ChannelsLast) and bool(holder.channels_last)}
 

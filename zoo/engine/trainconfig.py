@@ -59,11 +59,11 @@ class TrainConfig:
     """auto: cuda when available, else cpu."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(default="auto", metadata=option(
         "forward passes in this format (train.precision); default auto: bf16 on a GPU with it, and on a CPU with "
-        "native bf16 (AVX-512 BF16, AMX) for backbones that declare it (the CNN); else fp32", "--precision"))
+        "native bf16 (AVX-512 BF16, AMX) for backbones that declare it (the CNN, the CRNN); else fp32", "--precision"))
     """The forward passes' numeric format (autocast; weights and optimiser stay float32), in training,
     evaluation and ``zoo predict``. auto: on a GPU bf16 where it has it, else fp16 with loss scaling;
     on a CPU bf16 where the processor has native bf16 (AVX-512 BF16 or AMX, read from its flags) and
-    the backbone declares a measured speed-up and a checked accuracy (``cpu_bf16``: the CNN), else
+    the backbone declares a measured speed-up and a checked accuracy (``cpu_bf16``: the CNN and the LSTM with its conv front end), else
     fp32. fp16 is GPU-only."""
     threads: int = bounded(0, ge=0)
     """CPU threads for torch; 0: one per core this process may run on (its CPU affinity)."""

@@ -1,11 +1,10 @@
 """Fixtures of the plugin's tests: an isolated zoo home, tiny random checkpoints saved by transformers, and audio.
 
-Nothing is downloaded: every checkpoint is built from a small config (see :mod:`hftiny`) and the
-Hugging Face hub is switched offline for the whole session.
+Nothing is downloaded: every checkpoint is built from a small config (see :mod:`hftiny`), and a test
+that runs the zoo asks for :func:`zoo_env`, which also switches the Hugging Face hub offline.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,21 @@ import pytest
 from hftiny import SR, save_ast, save_w2v, tone
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated(tmp_path_factory):
-    home = tmp_path_factory.mktemp("zoo-hf-home")
-    names = ("ZOO_HOME", "MLFLOW_TRACKING_URI", "HF_HUB_OFFLINE")
-    old = {k: os.environ.get(k) for k in names}
-    os.environ.update(ZOO_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}", HF_HUB_OFFLINE="1")
-    yield home
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+@pytest.fixture(scope="session")
+def zoo_home(tmp_path_factory) -> Path:
+    """The zoo home the tests that ask for :func:`zoo_env` share (its weights cache is filled once)."""
+    return tmp_path_factory.mktemp("zoo-hf-home")
+
+
+@pytest.fixture
+def zoo_env(zoo_home, monkeypatch) -> Path:
+    """What a user sets in their shell before running ``zoo``: a zoo home and its tracking
+    store, with the Hugging Face hub offline. Set for the test that asks for it only, never for the
+    whole session, so that every other test sees the environment a user has."""
+    monkeypatch.setenv("ZOO_HOME", str(zoo_home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{zoo_home / 'mlflow.db'}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return zoo_home
 
 
 @pytest.fixture(scope="session")

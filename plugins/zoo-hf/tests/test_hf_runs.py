@@ -35,7 +35,8 @@ def _params(experiment: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("spec, checkpoint", [("hf-ast+fbank:genre", "tiny_ast"), ("hf-w2v+wave:genre", "tiny_w2v")])
-def test_a_one_epoch_run_from_a_checkpoint_folder_records_its_source_and_hash(spec, checkpoint, audio_folder, request):
+def test_a_one_epoch_run_from_a_checkpoint_folder_records_its_source_and_hash(spec, checkpoint, audio_folder, request,
+                                                                               zoo_env):
     folder = request.getfixturevalue(checkpoint)
     experiment = f"hf-{checkpoint}"
     _zoo(spec, "--data", str(audio_folder), "--epochs", "1", "--experiment", experiment,
@@ -45,12 +46,12 @@ def test_a_one_epoch_run_from_a_checkpoint_folder_records_its_source_and_hash(sp
     assert params["backbone.weights_hash"] == weights_sha256(folder)
     assert params["backbone.freeze"] == "1" and params["provider.backbone." + spec.split("+")[0]].startswith("music-zoo-hf==")
     # The front end is the model's own: the engine must not standardise it with the data's statistics.
-    (meta,) = Path(os.environ["ZOO_HOME"]).glob(f"runs/*-{spec.split(':')[0].replace('+', '-')}-genre-*/seed0/model/zoo_model.json")
+    (meta,) = zoo_env.glob(f"runs/*-{spec.split(':')[0].replace('+', '-')}-genre-*/seed0/model/zoo_model.json")
     norm = json.loads(meta.read_text())["normalisation"]
     assert set(norm["mean"]) == {0.0} and set(norm["std"]) == {1.0}
 
 
-def test_a_probe_computes_each_embedding_once_and_then_reads_the_cache(tiny_ast, audio_folder, monkeypatch):
+def test_a_probe_computes_each_embedding_once_and_then_reads_the_cache(tiny_ast, audio_folder, monkeypatch, zoo_env):
     calls = []
     forward = zoo_hf.backbones.HFASTBackbone.forward
 
@@ -105,7 +106,7 @@ def test_the_embedding_meets_the_feature_contract(checkpoint, request):
 
 
 def test_the_zoos_ast_from_a_checkpoint_records_its_architecture_and_is_rebuilt_without_the_checkpoint(
-        tiny_ast, audio_folder, tmp_path):
+        tiny_ast, audio_folder, tmp_path, zoo_env):
     # The checkpoint is read when the backbone is built (ASTConfig.resolved()), not when the config is made:
     # the packaged model must still record the checkpoint's shape, since a rebuild drops `weights`.
     from zoo.engine.package import load_model
@@ -113,7 +114,7 @@ def test_the_zoos_ast_from_a_checkpoint_records_its_architecture_and_is_rebuilt_
     shutil.copytree(tiny_ast, folder)
     _zoo("ast+fbank:genre", "--data", str(audio_folder), "--epochs", "1", "--no-track",
          "--set", f"backbone.weights={folder}")
-    found = [p for p in Path(os.environ["ZOO_HOME"]).glob("runs/*-ast-fbank-genre-*/seed0/model/zoo_model.json")
+    found = [p for p in zoo_env.glob("runs/*-ast-fbank-genre-*/seed0/model/zoo_model.json")
              if "-hf-ast-" not in p.parts[-4]]  # not hf-ast's runs of the session's workspace
     meta = max(found, key=lambda p: p.stat().st_mtime)
     recorded = json.loads(meta.read_text())["configs"]["backbone"]

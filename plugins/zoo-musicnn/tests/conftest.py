@@ -6,7 +6,6 @@ read by the plugin's own checkpoint reader; what TensorFlow computes is in the g
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,18 +16,20 @@ sys.path.insert(0, str(Path(__file__).parent))  # refaudio (shared with make_ref
 from musicnntiny import tone  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated(tmp_path_factory):
-    home = tmp_path_factory.mktemp("zoo-musicnn-home")
-    names = ("ZOO_HOME", "MLFLOW_TRACKING_URI")
-    old = {k: os.environ.get(k) for k in names}
-    os.environ.update(ZOO_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}")
-    yield home
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+@pytest.fixture(scope="session")
+def zoo_home(tmp_path_factory) -> Path:
+    """The zoo home the tests that ask for :func:`zoo_env` share (its weights cache is filled once)."""
+    return tmp_path_factory.mktemp("zoo-musicnn-home")
+
+
+@pytest.fixture
+def zoo_env(zoo_home, monkeypatch) -> Path:
+    """What a user sets in their shell before running ``zoo``: a zoo home and its tracking
+    store. Set for the test that asks for it only, never for the whole session, so that every other
+    test sees the environment a user has."""
+    monkeypatch.setenv("ZOO_HOME", str(zoo_home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{zoo_home / 'mlflow.db'}")
+    return zoo_home
 
 
 @pytest.fixture(scope="session")

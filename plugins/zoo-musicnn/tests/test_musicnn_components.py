@@ -34,13 +34,13 @@ def test_an_untrained_vgg_tagger_meets_the_backbone_contract():
 
 
 @needs_wheel
-def test_the_pretrained_backbone_meets_the_backbone_contract():
+def test_the_pretrained_backbone_meets_the_backbone_contract(zoo_env):
     check_backbone(specs.musicnn, n_bins=96)
 
 
 @needs_wheel
 @pytest.mark.parametrize("layer", ["penultimate", "taggram"])
-def test_the_embedding_meets_the_feature_contract(layer):
+def test_the_embedding_meets_the_feature_contract(layer, zoo_env):
     feature = specs.musicnn_embed.build(make_config(specs.musicnn_embed.config, {"layer": layer, "device": "cpu"}))
     check_feature(feature)
     assert feature.n_bins == (200 if layer == "penultimate" else 50) and feature.hop_length == 187 * 256
@@ -94,7 +94,7 @@ def test_a_missing_wheel_is_an_error_naming_the_install_command(monkeypatch):
 
 
 @needs_wheel
-def test_the_weights_are_converted_once_into_the_cache(monkeypatch):
+def test_the_weights_are_converted_once_into_the_cache(monkeypatch, zoo_env):
     path = weights.converted_path("MTT_vgg")
     path.unlink(missing_ok=True)
     calls = []
@@ -102,7 +102,7 @@ def test_the_weights_are_converted_once_into_the_cache(monkeypatch):
     monkeypatch.setattr(weights, "convert", lambda *a: calls.append(a) or convert(*a))
     first = weights.pretrained_state("MTT_vgg")
     second = weights.pretrained_state("MTT_vgg")
-    assert len(calls) == 1 and path.is_file() and path.parent.name == "musicnn"
+    assert len(calls) == 1 and path.is_file() and path.parent == zoo_env / "cache" / "musicnn"
     assert weights.checkpoint_sha256("MTT_vgg")[:16] in path.name
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]

@@ -36,6 +36,8 @@ REFERENCE_ENV = "ZOO_MUSICNN_REFERENCE_PYTHON"
 MODELS = ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")
 MEL_ATOL, TAG_ATOL, EMB_REL, EMB_SCALED = 1e-3, 1e-5, 5e-5, 1e-5
 
+pytestmark = pytest.mark.usefixtures("zoo_env")  # the pretrained weights are converted into its cache once
+
 
 def close_embeddings(got: np.ndarray, want: np.ndarray, what: str) -> None:
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"

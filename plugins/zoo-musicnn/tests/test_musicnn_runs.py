@@ -22,7 +22,7 @@ def _zoo(*args: str) -> None:
     assert code == 0, f"zoo run {' '.join(args)} exited {code}"
 
 
-def test_a_probe_computes_each_embedding_once_and_then_reads_the_cache(audio_folder, monkeypatch):
+def test_a_probe_computes_each_embedding_once_and_then_reads_the_cache(audio_folder, monkeypatch, zoo_env):
     import zoo_musicnn.backbone
 
     calls = []
@@ -40,7 +40,7 @@ def test_a_probe_computes_each_embedding_once_and_then_reads_the_cache(audio_fol
     assert len(calls) == 12, "a later run ran the network again instead of reading the cache"
 
 
-def test_fine_tuning_records_the_checkpoint_and_leaves_the_front_end_unscaled(audio_folder):
+def test_fine_tuning_records_the_checkpoint_and_leaves_the_front_end_unscaled(audio_folder, zoo_env):
     import mlflow
 
     _zoo("musicnn+musicnn-mel:genre", "--data", str(audio_folder), "--epochs", "1", "--batch-size", "4",
@@ -50,13 +50,13 @@ def test_fine_tuning_records_the_checkpoint_and_leaves_the_front_end_unscaled(au
     params = run.data.params
     assert params["backbone.model"] == "MSD_musicnn" and params["backbone.freeze"] == "4"
     assert params["provider.backbone.musicnn"].startswith("music-zoo-musicnn==")
-    (meta,) = Path(os.environ["ZOO_HOME"]).glob("runs/*-musicnn-musicnn-mel-genre-*/seed0/model/zoo_model.json")
+    (meta,) = zoo_env.glob("runs/*-musicnn-musicnn-mel-genre-*/seed0/model/zoo_model.json")
     meta = json.loads(meta.read_text())
     assert set(meta["normalisation"]["mean"]) == {0.0} and set(meta["normalisation"]["std"]) == {1.0}
     assert meta["train"]["crop_frames"] == 187 and meta["train"]["lr"] == 1e-3  # the backbone's recommendations
 
 
-def test_the_packaged_tagger_predicts_musicnns_tags(tmp_path, capsys):
+def test_the_packaged_tagger_predicts_musicnns_tags(tmp_path, capsys, zoo_env):
     import soundfile as sf
 
     from zoo_musicnn.backbone import windows
