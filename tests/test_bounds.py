@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from zoo.bounds import Bounds, bounded, bounds, check_bounds
+from zoo.bounds import Bounds, bounded, bounds, check_bounds, whole_fields
 from zoo.config import make_config
 from zoo.errors import ConfigError
 
@@ -64,6 +64,30 @@ def test_the_check_runs_on_configs_made_from_command_line_text():
 def test_bounds_lists_the_declared_fields_only():
     assert list(bounds(Toy)) == ["hidden", "dropout", "kernel", "depth", "freeze", "rate", "channels", "seconds"]
     assert bounds(Toy)["freeze"] == Bounds(ge=0, le="depth")
+    assert whole_fields(Toy) == {"hidden", "kernel", "depth", "freeze", "channels"}  # typed int
+
+
+@pytest.mark.parametrize("settings,said", [
+    ({"hidden": 2.5}, "hidden=2.5 must be a whole number at least 1"),
+    ({"hidden": True}, "hidden=True must be a whole number at least 1"),
+    ({"channels": (8, 16.0)}, "channels (8, 16.0) must all be a whole number at least 1"),
+    ({"freeze": 1.5}, "freeze=1.5 must be a whole number in 0..depth (4)"),
+])
+def test_a_field_typed_int_refuses_what_is_no_whole_number_when_the_config_is_made_by_hand(settings, said):
+    """Not only text: ``TrainConfig(epochs=2.5)`` in Python is refused as ``--epochs 2.5`` is, without a
+    ``whole=True`` beside each field; a whole number out of range is told its range alone."""
+    with pytest.raises(ConfigError) as err:
+        Toy(**settings)
+    assert said in str(err.value)
+    assert Toy(hidden=3, rate=2).rate == 2  # an int where a float is asked is a number
+
+
+def test_an_int_field_of_a_class_whose_annotations_do_not_resolve_is_read_from_their_text():
+    namespace: dict = {}
+    exec("from __future__ import annotations\nimport dataclasses\nfrom zoo.bounds import bounded\n"
+         "@dataclasses.dataclass\nclass Later:\n    n: int = bounded(1, ge=1)\n    x: Unknown = bounded(1, ge=0)\n",
+         namespace)
+    assert whole_fields(namespace["Later"]) == {"n"}
 
 
 def test_a_feature_or_a_task_is_fixed_by_its_own_name_a_dataset_by_its_kind():

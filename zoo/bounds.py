@@ -13,16 +13,20 @@ and its ``__post_init__`` calls ``check_bounds(self, "backbone 'lstm'")``. A val
 it. A tuple field (``channels=32,64``) is checked item by item; ``None`` (an optional field unset) is
 not checked. Checks between fields (``embed_dim`` divisible by ``heads``) stay in ``__post_init__``.
 
-``whole=True`` asks for an ``int`` (not a bool, not 2.5) where a config is also made by hand, not only
-from text. A field that is also a command-line option declares both: ``bounded(30, ge=1,
+A field typed ``int`` takes an ``int`` only (not a bool, not 2.5), since a config is also made by hand,
+not only from text; ``whole=True`` says so of a field typed otherwise, and says "a whole number" in
+every message of the field (a field typed ``int`` says it where the value is no whole number). A field that is also a command-line option declares both: ``bounded(30, ge=1,
 metadata=option(...))``; :func:`zoo.config.field_check` reads the bounds as the option's value check,
 so the option, the config file and the dataclass share the one declaration.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
+import types
+import typing
 from dataclasses import MISSING
 from typing import Any, Callable, Mapping
 
@@ -103,8 +107,37 @@ def _is_number(value: Any, whole: bool) -> bool:
 
 
 def bounds(cls: Any) -> dict[str, Bounds]:
-    """``{field name: Bounds}`` of a config class or instance, in field order."""
+    """``{field name: Bounds}`` of a config class or instance, in field order, as declared."""
     return {f.name: f.metadata[BOUNDS] for f in dataclasses.fields(cls) if BOUNDS in f.metadata}
+
+
+def whole_fields(cls: Any) -> frozenset[str]:
+    """The fields of a config class or instance that take whole numbers only: declared ``whole=True``,
+    or typed ``int`` (``int | None``, ``tuple[int, ...]``)."""
+    cls = cls if isinstance(cls, type) else type(cls)
+    return _typed_int(cls) | {name for name, b in bounds(cls).items() if b.whole}
+
+
+@functools.lru_cache(maxsize=None)
+def _typed_int(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` whose declared type holds integers only (``int``, ``int | None``,
+    ``tuple[int, ...]``); read from the annotations' text where they cannot be resolved."""
+    try:
+        hints: dict[str, Any] = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - a name imported for type checking only: read the text
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+
+    def integral(t: Any) -> bool:
+        if isinstance(t, str):
+            spelled = t.replace(" ", "").replace("Optional[int]", "int").replace("tuple[int,...]", "int")
+            return set(spelled.split("|")) - {"None"} == {"int"}
+        if t is int:
+            return True
+        args = set(typing.get_args(t)) - {type(None), Ellipsis}
+        origin = typing.get_origin(t)
+        return origin in (tuple, list, typing.Union, types.UnionType) and bool(args) and args <= {int}
+
+    return frozenset(name for name, t in hints.items() if integral(t))
 
 
 def check_bounds(config: Any, where: str, fix: Callable[[str], str] | None = None) -> None:
@@ -115,11 +148,15 @@ def check_bounds(config: Any, where: str, fix: Callable[[str], str] | None = Non
     task by its name, ``--set mel.<field>=...``, as a run may have several). ``fix(field)`` says it instead
     where the config is set otherwise (``set it with --epochs or --set train.epochs=...``).
     """
+    typed_int = _typed_int(type(config))
     for name, b in bounds(config).items():
         value = getattr(config, name)
         items = value if isinstance(value, (tuple, list)) else (value,)
-        if value is None or all(v is None or b.holds(v, config) for v in items):
+        held = dataclasses.replace(b, whole=True) if name in typed_int else b
+        if value is None or all(v is None or held.holds(v, config) for v in items):
             continue
+        if not all(v is None or _is_number(v, held.whole) for v in items):
+            b = held  # 2.5 where an int is typed: "must be a whole number ..."
         span = b.span(config)
         if any(isinstance(v, float) and not math.isfinite(v) for v in items):
             span = f"finite and {span}" if span else "finite"

@@ -7,7 +7,7 @@ import math
 import typing
 from typing import Any, Callable, Mapping
 
-from .bounds import Bounds, bounds
+from .bounds import Bounds, bounds, whole_fields
 from .errors import ConfigError, suggest
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -166,9 +166,7 @@ def field_check(cls: type, name: str) -> Callable[[Any], Any] | None:
     b = bounds(cls).get(name)
     if b is None:
         return None
-    declared = next(f.type for f in dataclasses.fields(cls) if f.name == name)  # "int", "int | None" (annotations)
-    spelled = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
-    is_whole = b.whole or set(spelled.replace(" ", "").split("|")) - {"None"} == {"int"}
+    is_whole = name in whole_fields(cls)
     ge, gt, le, lt = (None if isinstance(v, str) else v for v in (b.ge, b.gt, b.le, b.lt))
     alone = Bounds(ge, gt, le, lt, odd=b.odd, why=b.why, whole=is_whole)
     # the range as whole() or number() says it ("give a whole number >= 1", "from 0 to 4294967295", "> 0.0")
