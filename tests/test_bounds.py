@@ -184,3 +184,12 @@ def test_an_option_on_a_bounded_field_checks_its_text_with_the_declared_range():
         assert str(err.value) == said, name
     with pytest.raises(ConfigError, match=r"^toy: n=10 must be in 2\.\.9; e\.g\. n=5$"):
         Narrow(n=10)
+
+
+@pytest.mark.parametrize("seed,said", [(-1, "seed=-1 must be in 0..4294967295"),
+                                       (2.5, "seed=2.5 must be a whole number in 0..4294967295")])
+def test_a_latent_maps_layout_seed_is_checked_by_its_declared_range(seed, said):
+    from zoo.lab.embed import LatentMapRequest
+    with pytest.raises(ConfigError, match=rf"^latent map: {said} \(the t-SNE / UMAP layout's seed\); set it with --seed"):
+        LatentMapRequest(model="a-model", seed=seed)
+    assert LatentMapRequest(model="a-model", seed=7).seed == 7

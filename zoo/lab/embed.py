@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ..bounds import bounded, check_bounds
 from ..data.select import task_needs
 from ..engine.request import DataRequest
 from ..errors import ConfigError, DataError
@@ -55,7 +56,7 @@ class LatentMapRequest:
     data: DataRequest | None = None
     out_dir: Path | None = None
     log: bool = True
-    seed: int = 0
+    seed: int = bounded(0, ge=0, le=2 ** 32 - 1, why="the t-SNE / UMAP layout's seed")
     device: str = "auto"
     experiment: str = DEFAULT_EXPERIMENT
 
@@ -75,8 +76,7 @@ class LatentMapRequest:
         if data is not None and not isinstance(data, DataRequest):
             raise ConfigError(f"data {data!r}: give a DataRequest, a data folder or a Prepared (None: the run's own)")
         object.__setattr__(self, "data", data)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed {self.seed!r}: give a whole number >= 0 (the layout's seed)")
+        check_bounds(self, "latent map", fix=lambda name: f"set it with --{name} or {name}=...")
         if self.out_dir is not None:
             object.__setattr__(self, "out_dir", Path(self.out_dir).expanduser())
 
