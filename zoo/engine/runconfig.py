@@ -12,14 +12,16 @@ from typing import Any, Mapping
 
 from ..config import options
 from ..errors import ConfigError
+from ..recipes import RECIPE_FIELDS
 from ..spec import parse_spec
 from .request import DataRequest, RunRequest, SeedPlan
 
 CONFIG_FILE = "config.yaml"
 """The run's resolved configuration, in its folder and at its artifact root: ``zoo run --config`` takes it."""
-CONFIG_FIELDS = ("spec", "settings", "data", "seed", "seeds", "transfer", "tags",
-                 "summary", "lab_step", "group", "reference")
-"""Keys of a config file: a recipe's (``registry.yaml``) plus ``data``, ``seed``, ``seeds`` and ``tags``."""
+RUN_FIELDS = ("data", "seed", "seeds", "tags")
+"""What a config file holds beyond a recipe: the run's data, seeds and MLflow tags."""
+CONFIG_FIELDS = ("spec", "settings", *RUN_FIELDS, *(f for f in RECIPE_FIELDS if f not in ("spec", "settings")))
+"""Keys of a config file: a recipe's (``registry.yaml``, :data:`zoo.recipes.RECIPE_FIELDS`) plus :data:`RUN_FIELDS`."""
 DATA_FIELDS = tuple(options(DataRequest))
 """Keys of a config file's ``data:`` section: the :class:`~zoo.engine.request.DataRequest` fields that declare
 an :class:`~zoo.config.Option` (the same declaration makes ``zoo run``'s data options)."""

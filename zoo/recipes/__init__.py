@@ -1,15 +1,12 @@
 """Named recipes from ``registry.yaml``: a spec plus its settings, transfer source and lab references."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..spec import Composition, parse_spec
 from ..errors import ConfigError, unknown
-
-RECIPE_FIELDS = {"spec", "summary", "lab_step", "group", "settings", "transfer", "reference"}
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -43,6 +40,10 @@ class Recipe:
         return {tasks[0]: ref} if ref else {}
 
 
+RECIPE_FIELDS = tuple(f.name for f in fields(Recipe) if f.name != "name")
+"""The keys of a recipe's body in ``registry.yaml`` (its name is the key above them): :class:`Recipe`'s fields."""
+
+
 def default_path() -> Path:
     """The catalogue shipped with the zoo: ``registry.yaml``, package data beside this module.
 
@@ -69,7 +70,7 @@ def load_recipes(path: str | Path | None = None) -> dict[str, Recipe]:
     for name, body in entries.items():
         if not isinstance(body, Mapping) or "spec" not in body:
             raise ConfigError(f"recipe '{name}' in {path}: expected a mapping with at least 'spec'")
-        extra = set(body) - RECIPE_FIELDS
+        extra = set(body) - set(RECIPE_FIELDS)
         if extra:
             key = sorted(extra)[0]
             raise ConfigError(f"recipe '{name}' in {path}: unknown field '{key}'; valid: {', '.join(sorted(RECIPE_FIELDS))}")
