@@ -95,6 +95,20 @@ def test_a_killed_run_resumed_ends_as_an_uninterrupted_one_in_the_same_mlflow_ru
     assert not (folder / "seed0" / "checkpoint.pt").exists()  # removed once the seed is done
 
 
+def test_a_killed_run_with_averaged_weights_resumes_to_the_uninterrupted_result(audio_folder, monkeypatch, capsys):
+    """The weights' moving average (train.ema_epochs) is part of the checkpoint: started afresh on resume, it
+    would pick and package other weights."""
+    argv = ["lstm+chroma:genre", "--data", str(audio_folder), "--epochs", "4", "--patience", "0",
+            "--set", "train.ema_epochs=2", *SMALL]
+    full = run_json([*argv, "--experiment", "resume-ema-full"], capsys)
+    with monkeypatch.context() as m:
+        killed_after(m, 2)
+        assert main(["run", *argv, "--experiment", "resume-ema-cut"]) == 130
+    (cut,) = runs_of("resume-ema-cut")
+    resumed = run_json(["--resume", cut.info.run_id[:8]], capsys)
+    assert_same_model(full, resumed)
+
+
 def test_a_finished_run_cannot_be_resumed(audio_folder, capsys):
     assert main(["run", "lstm+chroma:genre", "--data", str(audio_folder), "--epochs", "1",
                  "--experiment", "resume-done", *SMALL]) == 0

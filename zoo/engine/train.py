@@ -5,6 +5,7 @@ running loss is accumulated on the device and read back only then.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import os
@@ -24,6 +25,7 @@ from .checkpoint import Checkpoint, rng_states, set_rng_states
 from .trainconfig import TrainConfig, crops_per_clip
 from .device import DeviceChoice
 from .metrics import flat, predict_split, split_metrics
+from .averaging import WeightAverage, averaging
 from .stopping import BestWeights, EarlyStopping
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -278,6 +280,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     scheduler, sched_kind = make_schedule(optimizer, config, draws.steps * config.epochs, greater)
     step = _Stepper(model, optimizer, device, config)
     step.weights = loss_weights
+    average = averaging(model, config.ema_epochs, draws.steps)
     aug_rng = rng  # one process: batch order and augmentation share one stream
     if group is not None:
         step.forward = group.wrap(model)
@@ -291,7 +294,7 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
     if group is not None:  # rank 0 holds the checkpoint: every rank goes on from it
         saved = group.share(saved)
     if saved is not None:
-        first = _restore(saved, model, optimizer, scheduler, step, rng, result, best, stop)
+        first = _restore(saved, model, optimizer, scheduler, step, rng, result, best, stop, average)
         if group is not None:
             _restore_rank(saved, group, aug_rng, seed, first)
         start -= result.seconds
@@ -306,18 +309,19 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             if group is not None:
                 rows = map(group.shard, rows)
             row = _train_epoch(step, train, rows, aug_rng, config, epoch, bar, shown,
-                               scheduler if sched_kind == "step" else None, group)
-            row.update(_validation(model, val, device, config, loss_weights, group))
-            row["lr"] = float(optimizer.param_groups[0]["lr"])
-            row.update(task_weights(model))
-            row["seconds"] = time.perf_counter() - t0
-            result.history.append(row)
-            if epoch == 1 and monitor not in row:
-                have = ", ".join(k[4:] for k in row if k.startswith("val."))
-                raise RunError(f"train.monitor {config.monitor!r} follows '{monitor}', which validation does not "
-                               f"report; valid: {have} (e.g. --set train.monitor=macro_f1)")
-            score = row.get(monitor, float("nan"))
-            stop.update(best.offer(epoch, score, model))
+                               scheduler if sched_kind == "step" else None, group, average)
+            with average.applied(model) if average is not None else contextlib.nullcontext():
+                row.update(_validation(model, val, device, config, loss_weights, group))
+                row["lr"] = float(optimizer.param_groups[0]["lr"])
+                row.update(task_weights(model))
+                row["seconds"] = time.perf_counter() - t0
+                result.history.append(row)
+                if epoch == 1 and monitor not in row:
+                    have = ", ".join(k[4:] for k in row if k.startswith("val."))
+                    raise RunError(f"train.monitor {config.monitor!r} follows '{monitor}', which validation does "
+                                   f"not report; valid: {have} (e.g. --set train.monitor=macro_f1)")
+                score = row.get(monitor, float("nan"))
+                stop.update(best.offer(epoch, score, model))  # the averaged weights, when averaging
             result.best_epoch, result.best_score = best.epoch, best.score
             if sched_kind == "epoch":
                 scheduler.step(score if not math.isnan(score) else (-math.inf if greater else math.inf))
@@ -330,6 +334,8 @@ def fit(model: Any, train: SplitData, val: SplitData, config: TrainConfig, devic
             if checkpoint is not None:
                 result.seconds = time.perf_counter() - start
                 state = _loop_state(epoch, stop, best, model, optimizer, scheduler, step, rng, result)
+                if average is not None:
+                    state["average"] = {"updates": average.updates, "state": average.state}
                 if per_rank is not None:
                     state["ranks"] = per_rank
                 checkpoint.save(state)
@@ -375,9 +381,11 @@ class _Draws:
 
 
 def _train_epoch(step: _Stepper, train: SplitData, rows: Any, aug_rng: np.random.Generator, config: TrainConfig,
-                 epoch: int, bar: Any, shown: str, step_scheduler: Any, group: Any) -> dict[str, float]:
+                 epoch: int, bar: Any, shown: str, step_scheduler: Any, group: Any,
+                 average: WeightAverage | None = None) -> dict[str, float]:
     """One pass over ``rows`` (batches of row indices): ``{"epoch", "train.loss", "train.<task>.loss"}``,
-    averaged over the steps (and over the ranks under torchrun). ``step_scheduler``: one that steps every batch."""
+    averaged over the steps (and over the ranks under torchrun). ``step_scheduler``: one that steps every batch;
+    ``average``: the weights' moving average, updated after every step."""
     import torch
     step.model.train()
     loss_sum = torch.zeros((), device=step.device.device)
@@ -387,6 +395,8 @@ def _train_epoch(step: _Stepper, train: SplitData, rows: Any, aug_rng: np.random
         total, per = step(*_augmented(batch, aug_rng, config))
         if step_scheduler is not None:
             step_scheduler.step()
+        if average is not None:
+            average.update(step.model)
         loss_sum += total
         per_sum += per
         n += 1
@@ -489,8 +499,10 @@ def _restore_rank(saved: dict[str, Any], group: Any, aug_rng: np.random.Generato
 
 
 def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, step: _Stepper,
-             rng: np.random.Generator, result: FitResult, best: BestWeights, stop: EarlyStopping) -> int:
-    """Put a :func:`_loop_state` back (``best`` and ``stop`` included); returns the first epoch still to train."""
+             rng: np.random.Generator, result: FitResult, best: BestWeights, stop: EarlyStopping,
+             average: WeightAverage | None = None) -> int:
+    """Put a :func:`_loop_state` back (``best``, ``stop`` and the weights' ``average`` included); returns the
+    first epoch still to train."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None and saved["scheduler"] is not None:
@@ -504,4 +516,7 @@ def _restore(saved: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, 
     best.load(saved["best_epoch"], saved["best_score"], saved["best_state"],
               next(iter(model.state_dict().values())).device)
     stop.waited = saved["waited"]
+    if average is not None and saved.get("average") is not None:
+        average.load(int(saved["average"]["updates"]), saved["average"]["state"],
+                     next(iter(model.state_dict().values())).device)
     return saved["epoch"] + 1

@@ -91,6 +91,10 @@ class TrainConfig:
     set's 6 s clips). Chosen on real music: on gtzan-mini's 30 s clips the CNN's validation accuracy
     over 3 seeds was 0.750 with one crop, 0.817 with two and 0.900 with four (docs/results.md). Without ``crop_frames``:
     1 (0 or 1 may be given)."""
+    ema_epochs: float = bounded(0.0, ge=0.0)
+    """Validate, choose the best epoch and package an exponential moving average of the weights
+    spanning about this many epochs (decay per step ``exp(-1 / (ema_epochs * steps per epoch))``),
+    while the optimiser trains the live weights; 0: off, the live weights (:mod:`zoo.engine.averaging`)."""
     balance: Literal["auto", "none", "weights", "sampler"] = "auto"
     """Unbalanced classes: weights: inverse-frequency class weights in the classification losses;
     sampler: batches drawn so that every class of the first classification task is equally likely;
