@@ -22,7 +22,6 @@ so the option, the config file and the dataclass share the one declaration.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 import types
@@ -118,10 +117,18 @@ def whole_fields(cls: Any) -> frozenset[str]:
     return _typed_int(cls) | {name for name, b in bounds(cls).items() if b.whole}
 
 
-@functools.lru_cache(maxsize=None)
+_TYPED_INT: dict[type, frozenset[str]] = {}
+
+
 def _typed_int(cls: type) -> frozenset[str]:
     """The fields of ``cls`` whose declared type holds integers only (``int``, ``int | None``,
     ``tuple[int, ...]``); read from the annotations' text where they cannot be resolved."""
+    if cls not in _TYPED_INT:
+        _TYPED_INT[cls] = _read_typed_int(cls)
+    return _TYPED_INT[cls]
+
+
+def _read_typed_int(cls: type) -> frozenset[str]:
     try:
         hints: dict[str, Any] = typing.get_type_hints(cls)
     except Exception:  # noqa: BLE001 - a name imported for type checking only: read the text
