@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from datafixtures import write_label_folders
 from zoo.cli import main
 from zoo.errors import ConfigError
-from zoo.processes import ProcessId, group_alive, identity, this_host, why_gone
+from zoo.processes import ProcessId, children, group_alive, guard_descendants, identity, this_host, why_gone
 from zoo.tracking import FAILURE_TAG
 from zoo.tracking.mlflow import reconcile as rc
 from zoo.tracking.mlflow.compare import compare_rows, failed_runs, unfinished_runs
@@ -86,18 +86,6 @@ def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 1
             pytest.fail(f"the zoo process ended (code {proc.returncode}) before {what}:\n{proc.stdout.read()}")
         time.sleep(0.2)
     pytest.fail(f"{what} did not happen within {timeout:.0f} s")
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return out
 
 
 def cmdline(pid: int) -> str:
@@ -216,6 +204,47 @@ def test_a_zoo_run_killed_during_extraction_leaves_no_worker(home, long_audio):
     kill_hard(proc)
     wait_for(lambda: all(why_gone(p) for p in workers + helpers), timeout=20,
              what=f"workers {[w.pid for w in workers]} ending after their parent was SIGKILLed")
+
+
+GUARDED = """
+import subprocess, sys, time
+from zoo.processes import guard_descendants
+guard_descendants()
+# out of reach of its parent's process group, and deaf to SIGTERM: as a service's agents can be
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                                "time.sleep(300)"], start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+@needs_proc
+def test_what_a_guarded_process_started_ends_when_it_is_sigkilled_and_so_does_the_guard(tmp_path):
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = identity(int(proc.stdout.readline()))
+    time.sleep(2.5)  # the guard notes the owner's processes every second
+    started = [identity(p) for p in children(proc.pid)]
+    assert child.pid in {p.pid for p in started} and len(started) == 2, "the guard and the child run under the owner"
+    kill_hard(proc)
+    wait_for(lambda: all(why_gone(p) for p in [child, *started]), timeout=20,
+             what="the guarded child (SIGKILLed after ignoring SIGTERM) and the guard ending after their owner")
+
+
+@needs_proc
+def test_a_guard_leaves_everything_alone_while_its_owner_lives():
+    guard = guard_descendants()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(2.5)
+        assert guard.poll() is None and sleeper.poll() is None
+    finally:
+        from zoo.processes import stop_guard
+        stop_guard(guard)
+        sleeper.kill()
+        sleeper.wait()
+    assert guard.returncode is not None
 
 
 def _free_port() -> int:

@@ -83,6 +83,143 @@ def test_without_ray_zoo_sweep_says_how_to_install_it_and_exits_2(zoo_env, capsy
     assert code == 2 and 'pip install "music-zoo[sweep]"' in err
 
 
+@pytest.fixture
+def own(tmp_path, monkeypatch):
+    """A workspace of this test alone, set in the environment as a user's shell would have it."""
+    from zoo.workspace import Workspace
+    ws = Workspace(home=tmp_path / "zoo-home")
+    for key, value in ws.environ().items():
+        monkeypatch.setenv(key, value)
+    return ws
+
+
+def _refused_before_anything_starts(args, workspace, capsys) -> str:
+    code = main(["sweep", "lstm+chroma:genre", "--param", "train.lr=uniform:0.001:0.01", *args, *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert not (workspace.home / "sweeps").exists()
+    from mlflow.tracking import MlflowClient
+    runs = MlflowClient(workspace.tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(workspace.tracking_uri).search_experiments()])
+    assert not [r for r in runs if r.data.tags.get("zoo.kind") == "sweep"], "no sweep run is left RUNNING"
+    return err
+
+
+def test_gpus_per_trial_on_a_machine_without_a_gpu_is_refused_not_waited_for(own, capsys,
+                                                                              monkeypatch):
+    # Tune would wait forever for a GPU the local Ray does not have, saying nothing.
+    import torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    err = _refused_before_anything_starts(["--gpus-per-trial", "1"], own, capsys)
+    assert "--gpus-per-trial 1" in err and "0 GPU(s)" in err and "--gpus-per-trial 0" in err
+
+
+def test_more_cpus_per_trial_than_the_local_ray_has_is_refused(own, capsys):
+    err = _refused_before_anything_starts(["--cpus", "2", "--cpus-per-trial", "3"], own, capsys)
+    assert "--cpus-per-trial 3" in err and "has 2 CPU(s)" in err and "--cpus-per-trial 2 or less" in err
+
+
+def test_a_ray_client_address_without_ray_client_says_what_to_install(own, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    err = _refused_before_anything_starts(["--address", "ray://127.0.0.1:10001"], own, capsys)
+    assert 'pip install "ray[client]"' in err
+
+
+def test_an_address_where_nothing_answers_is_told_at_once(own, capsys):
+    import socket
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        err = _refused_before_anything_starts(["--address", f"127.0.0.1:{port}"], own, capsys)
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in err and "ray start --head" in err
+
+
+def test_address_auto_without_a_running_cluster_is_one_line_and_the_sweep_run_failed(own, capsys,
+                                                                                       monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code = main(["sweep", "lstm+chroma:genre", "--param", "train.lr=uniform:0.001:0.01", "--address", "auto", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "--address auto: could not attach" in err and "Traceback" not in err, err
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(own.tracking_uri)
+    runs = c.search_runs([e.experiment_id for e in c.search_experiments()], "tags.`zoo.kind` = 'sweep'")
+    assert [r.info.status for r in runs] == ["FAILED"] and "could not attach" in runs[0].data.tags["zoo.failure"]
+
+
+def test_an_attached_cluster_short_of_gpus_is_warned_not_refused():
+    # An autoscaling cluster may add the nodes a trial waits for.
+    from zoo.sweep.driver import SweepPlan, check_resources
+    plan = SweepPlan(spec="lstm+chroma:genre", params=(), address="10.0.0.5:6379", gpus_per_trial=1)
+    assert "has 0 GPU(s) now" in check_resources(plan, {"CPU": 8.0})
+    assert check_resources(plan, {"CPU": 8.0, "GPU": 2.0}) is None
+
+
+SWEEP_THEN_SLEEP = """
+import sys, time
+from zoo.sweep.driver import SweepPlan, sweep
+from zoo.sweep.space import parse_params
+from zoo.workspace import Workspace
+
+def sleeper(config, job):
+    print("trial started", flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":  # the extraction's worker processes import this script too
+    ws = Workspace(home=sys.argv[1])
+    plan = SweepPlan(spec="lstm+chroma:genre", params=parse_params(["train.lr=uniform:0.001:0.01"]),
+                     settings={"dataset": {"size": "tiny"}}, train={"epochs": 1}, trials=1, cpus=1,
+                     experiment="kill")
+    sweep(plan, registry=ws.registry(), workspace=ws, say=lambda line: print(line, flush=True), trainable=sleeper)
+"""
+
+
+@pytest.mark.slow
+def test_a_sigkilled_sweep_leaves_no_ray_process_behind(own, tmp_path):
+    # Ray's dashboard and runtime-env agents outlived a SIGKILLed driver by minutes: the sweep's guard
+    # ends everything the sweep started.
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from zoo.processes import descendants, start_time
+    script = tmp_path / "sweep_then_sleep.py"
+    script.write_text(SWEEP_THEN_SLEEP)
+    env = {**os.environ, **own.environ()}
+    proc = subprocess.Popen([sys.executable, str(script), str(own.home)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    started = []
+    try:
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:
+            if "ray: started locally" in line:
+                started = [(pid, start_time(pid)) for pid in descendants(proc.pid)]
+            if "sweep: run" in line or time.monotonic() > deadline:
+                break
+        time.sleep(3)  # the trial's worker starts
+        started += [(pid, start_time(pid)) for pid in descendants(proc.pid)]
+        assert len({pid for pid, _ in started}) >= 3, "a local Ray runs several processes under the sweep"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def left() -> list[int]:
+        return [pid for pid, began in started if began and start_time(pid) == began]
+    deadline = time.monotonic() + 20
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left(), f"still running after the sweep was killed: {left()}"
+    from mlflow.tracking import MlflowClient
+
+    from zoo.tracking.mlflow.reconcile import end_ghost_runs
+    end_ghost_runs(own.tracking_uri, by="zoo compare")  # what the next zoo compare or run does
+    c = MlflowClient(own.tracking_uri)
+    (run,) = c.search_runs([c.get_experiment_by_name("kill").experiment_id], "tags.`zoo.kind` = 'sweep'")
+    assert run.info.status == "KILLED"
+
+
 FAIL_HIDDEN = "20"
 
 

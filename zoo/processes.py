@@ -107,23 +107,29 @@ def why_gone(proc: ProcessId) -> str | None:
 
 def group_alive(pgid: int) -> bool:
     """Whether a process of the process group ``pgid`` still runs (zombies, which hold nothing, do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
             return False
         return True
+    return any(int(fields[2]) == pgid and fields[0] not in ("Z", "X") for _, fields in _proc_stats())
+
+
+def _proc_stats():
+    """(pid, the fields of ``/proc/PID/stat`` after the command name) of every process now; none
+    without ``/proc``. Field 0 is the state, 1 the parent's pid, 2 the process group."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            # The command name may hold spaces and parentheses: the fields start after the last ')'.
+            yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # it ended while the list was read
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
 
 
 def pid_exists(pid: int) -> bool:
@@ -191,3 +197,88 @@ def bind_to_this_process(sig: int = signal.SIGTERM):
             os._exit(1)
 
     return preexec
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for pid, fields in _proc_stats():
+        found.setdefault(int(fields[1]), []).append(pid)
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that run now (Linux; [] where there is no ``/proc``)."""
+    return _children_by_parent().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs, now (Linux; [] where there is no ``/proc``)."""
+    by_parent = _children_by_parent()
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in by_parent.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def guard_descendants(sig: int = signal.SIGTERM, grace: float = 3.0):
+    """Start a guard that ends everything this process started once this process is gone, even when it
+    is SIGKILLed (Linux; None elsewhere). Returns the guard's ``Popen``; :func:`stop_guard` ends it.
+
+    For services that outlive their owner by design or by delay, such as a local Ray's agents, which
+    stay up for minutes after their driver is killed. The guard lives in a session of its own, so a
+    signal to the terminal's process group reaches the owner, not the guard. Every second it notes the
+    owner's descendants (with their start times, so a reused pid is never hit); once the owner is gone
+    it sends ``sig`` to those still running, waits ``grace`` seconds, and SIGKILLs what is left.
+    """
+    if not Path("/proc").is_dir():
+        return None
+    import subprocess
+    owner = os.getpid()
+    return subprocess.Popen([sys.executable, "-m", "zoo.processes", "guard", str(owner), start_time(owner),
+                             str(int(sig)), str(grace)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+
+
+def stop_guard(guard) -> None:
+    """End a guard from :func:`guard_descendants` (the owner ended its services itself)."""
+    if guard is None or guard.poll() is not None:
+        return
+    guard.kill()
+    guard.wait()
+
+
+def _guard(owner: int, owner_started: str, sig: int, grace: float) -> None:
+    me = os.getpid()
+    known: dict[int, str] = {}
+    while start_time(owner) == owner_started:
+        for pid in descendants(owner):
+            if pid != me and pid not in known:
+                known[pid] = start_time(pid)
+        time.sleep(_WATCH_SECONDS)
+    for pid in descendants(owner):  # what it started in its last second, if it is a zombie not yet collected
+        known.setdefault(pid, start_time(pid))
+
+    def alive() -> list[int]:
+        return [pid for pid, started in known.items() if started and start_time(pid) == started]
+
+    for pid in alive():
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "guard":
+    _guard(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))

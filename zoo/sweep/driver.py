@@ -8,10 +8,12 @@ FAILED with its reason and the sweep goes on; Ctrl-C stops every trial and ends 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..processes import guard_descendants, stop_guard
 from ..errors import ConfigError, RunError
 from ..tracking import FAILURE_TAG, failure_reason
 from .space import Param, merge, settings_of
@@ -144,6 +146,72 @@ def _metric(given: str | None, built: Any) -> tuple[str, str]:
     return given, "max" if higher else "min"
 
 
+def _attach(ray: Any, address: str) -> None:
+    """``ray.init`` on the cluster at ``address``, Ray's refusals as one line naming the address and the fix."""
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ValueError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--address {address}: could not attach to a Ray cluster there ({first}); start one "
+                          f"(ray start --head) or give its address, or leave --address out to start a local "
+                          f"Ray") from None
+
+
+PROBE_SECONDS = 5.0
+
+
+def _probe(address: str) -> None:
+    """Refuse an ``--address`` that cannot work before anything starts: a ``ray://`` one without Ray's
+    client, or a HOST:PORT where nothing answers within :data:`PROBE_SECONDS` (``ray.init`` would
+    retry for minutes, silently). ``auto`` is left to Ray, which finds the local cluster or says none runs."""
+    if address in ("auto", "local"):
+        return
+    client = address.startswith("ray://")
+    if client:
+        if importlib.util.find_spec("grpc") is None:  # what Ray's client needs
+            raise ConfigError(f"--address {address}: a ray:// address needs Ray's client (grpcio), which is "
+                              f'not installed here; install it with: pip install "ray[client]"')
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: give HOST:PORT (the head node's, e.g. 10.0.0.5:6379), "
+                          f"ray://HOST:PORT for Ray's client, or auto")
+    import socket
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        why = "no answer within {:g} s".format(PROBE_SECONDS) if isinstance(exc, TimeoutError) else \
+            (exc.strerror or str(exc)).lower()
+        raise ConfigError(f"--address {address}: no Ray cluster answers at {host}:{port} ({why}); start it "
+                          f"(ray start --head{' --ray-client-server-port ' + port if client else ''}) or fix the "
+                          f"address, or leave --address out to start a local Ray") from None
+
+
+def check_resources(plan: SweepPlan, cluster: Mapping[str, float] | None) -> str | None:
+    """Refuse a trial that asks for more CPUs or GPUs than the local Ray has: Tune would wait for them
+    forever, silently. ``cluster``: Ray's resources once it runs; None checks this machine before a local
+    Ray starts. A cluster at ``--address`` may grow (an autoscaler adds nodes), so its shortfall is
+    returned as a warning to say instead."""
+    if cluster is None:
+        if plan.address:
+            _probe(plan.address)
+            return None
+        import torch
+        cluster = {"CPU": float(plan.cpus or _free_cores()), "GPU": float(torch.cuda.device_count())}
+    where = f"the Ray cluster at {plan.address}" if plan.address else "this machine's local Ray"
+    for option, wanted, key in (("--cpus-per-trial", plan.cpus_per_trial, "CPU"),
+                                ("--gpus-per-trial", plan.gpus_per_trial, "GPU")):
+        have = float(cluster.get(key, 0.0))
+        if wanted <= have:
+            continue
+        if plan.address:
+            return (f"{option} {wanted:g}: {where} has {have:g} {key}(s) now; trials wait until nodes with "
+                    f"more join")
+        fix = "--gpus-per-trial 0 (trials on the CPU)" if key == "GPU" and not have else f"{option} {have:g} or less"
+        raise ConfigError(f"{option} {wanted:g}: {where} has {have:g} {key}(s), so no trial could ever start; "
+                          f"use {fix}, or --address for a Ray cluster that has them")
+    return None
+
+
 def _free_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -236,6 +304,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
     """
     built, metric, mode = check_space(plan, registry)
     ray = require_ray()
+    check_resources(plan, None)
     from ..tracking.mlflow.tracker import MlflowTracker
     spec, settings, recipe = _base(plan)
     tracker = MlflowTracker(plan.experiment, uri=workspace.tracking_uri, warn=lambda m: say(f"warning: {m}"))
@@ -243,6 +312,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
             "zoo.sweep.mode": mode, **({"zoo.recipe": recipe.name} if recipe else {})}
     parent_id = tracker.start_run(f"{built.composition} sweep", tags)
     started = False
+    guard = None
     grid = None
     try:
         from ray import tune
@@ -262,15 +332,20 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
             os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C reaches us, so we end the runs
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
             if plan.address:
-                ray.init(address=plan.address, log_to_driver=False)
+                _attach(ray, plan.address)
+                started = True
                 say(f"ray: attached to {plan.address}")
             else:
                 cpus = plan.cpus or _free_cores()
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                          object_store_memory=plan.object_store_mb * 1024 * 1024, configure_logging=True,
                          logging_level="error")
+                started = True
+                guard = guard_descendants()  # Ray's agents outlive a killed driver by minutes
                 say(f"ray: started locally with {cpus} CPU(s)")
-            started = True
+        short = check_resources(plan, ray.cluster_resources())
+        if short:
+            say(f"warning: {short}")
         resources = {"cpu": plan.cpus_per_trial, **({"gpu": plan.gpus_per_trial} if plan.gpus_per_trial else {})}
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(trainable, job=job), resources),
@@ -313,6 +388,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
     finally:
         if started:
             ray.shutdown()
+        stop_guard(guard)
     tracker.end_run(parent_id, "FINISHED")
     return SweepResult(parent_id, metric, mode, rows, best, registered)
 
