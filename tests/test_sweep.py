@@ -220,6 +220,41 @@ def test_a_sigkilled_sweep_leaves_no_ray_process_behind(own, tmp_path):
     assert run.info.status == "KILLED"
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_exits_143(own, tmp_path):
+    # ray.init put its own SIGTERM handler in the driver: the sweep aborted (exit 134) with Ray's C++ lines,
+    # its runs left RUNNING.
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "sweep", "lstm+chroma:genre", "--param",
+                             "train.lr=uniform:0.001:0.01", "--trials", "1", "--cpus", "1", "--experiment", "term",
+                             *TINY[:-4], "--epochs", "100000", "--patience", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "sweep: run" in line:
+            break
+    assert lines and "sweep: run" in lines[-1], "".join(lines)
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(own.tracking_uri)
+    experiment = c.get_experiment_by_name("term").experiment_id
+    deadline = time.monotonic() + 120
+    while len(c.search_runs([experiment])) < 2 and time.monotonic() < deadline:
+        time.sleep(1)  # until the trial's run is open
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "zoo: stopped by SIGTERM" in out and "SIGTERM received" not in out, out
+    runs = c.search_runs([experiment])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}, [(r.info.status, r.data.tags) for r in runs]
+    assert all("stopped by SIGTERM" in r.data.tags["zoo.failure"] for r in runs)
+
+
 FAIL_HIDDEN = "20"
 
 

@@ -13,10 +13,11 @@ import os
 import signal
 import socket
 import sys
+import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _WATCH_SECONDS = 1.0
@@ -197,6 +198,57 @@ def bind_to_this_process(sig: int = signal.SIGTERM):
             os._exit(1)
 
     return preexec
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt, so that both stop a long command
+    (the UI, a sweep) the same way; ``signum`` gives the command's exit status (128 + signum)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []  # the stop signal this process got inside stop_signals(), if any
+
+
+def _raise_stop(signum, frame) -> None:
+    for sig in STOP_SIGNALS:  # one request to stop is enough: let the clean-up run uninterrupted
+        signal.signal(sig, signal.SIG_IGN)
+    _received[:] = [signum]
+    raise StopSignal(signum)
+
+
+def stop_received() -> int | None:
+    """The SIGTERM or SIGHUP that :func:`stop_signals` caught, or None: a library may catch our
+    :class:`StopSignal` and raise a plain KeyboardInterrupt in its place (Ray's blocking calls do)."""
+    return _received[0] if _received else None
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`StopSignal` (a KeyboardInterrupt); a plain
+    KeyboardInterrupt leaving the block after one of them leaves as that StopSignal.
+
+    Signal handlers can only be set in the main thread: elsewhere the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, StopSignal) or not _received:
+            raise
+        raise StopSignal(_received[0]) from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _children_by_parent() -> dict[int, list[int]]:

@@ -14,6 +14,7 @@ import sys
 
 from ..errors import ZooError
 from ..fsio import describe_os_error, shown
+from ..processes import StopSignal
 from ..registry import AUTOLOAD_ENV, PLUGINS_ENV
 from ..tracking.credentials import scrub
 from ..workspace import Workspace
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file or folder no zoo code expected to fail (full disk, read-only): one line
         print(f"zoo: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
+    except StopSignal as exc:  # SIGTERM or SIGHUP where a command unwinds as on Ctrl-C
+        print(f"zoo: stopped by {exc.args[0]}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130

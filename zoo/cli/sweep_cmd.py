@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 
 from ..config import parse_assignments
+from ..processes import stop_signals
 from .argtypes import POSITIVE, number
 from .options import SWEEP_EXCLUDES, add_data_options, add_train_options, given_options
 
@@ -58,11 +57,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _terminated(signum, frame):
-    # Unwinds the sweep as Ctrl-C does: every trial is stopped and the sweep's run ended with the reason.
-    raise KeyboardInterrupt(f"terminated by signal {signal.Signals(signum).name}")
-
-
 def run(args, registry, workspace) -> int:
     from ..sweep.driver import SweepPlan, require_ray, sweep
     from ..sweep.space import parse_params
@@ -80,13 +74,8 @@ def run(args, registry, workspace) -> int:
                      experiment=args.experiment, register=args.register)
     require_ray()
     say = (lambda line: print(line, file=__import__("sys").stderr, flush=True)) if args.json else print
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
-    try:
+    with stop_signals():  # SIGTERM and SIGHUP unwind the sweep as Ctrl-C does: trials stopped, runs ended KILLED
         result = sweep(plan, registry=registry, workspace=workspace, say=say)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps({"run_id": result.run_id, "metric": result.metric, "mode": result.mode,
                           "best": result.best, "trials": result.rows}, indent=2, default=str))

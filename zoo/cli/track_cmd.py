@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..processes import StopSignal, stop_signals
 from .argtypes import PORT
 from ..tracking.credentials import redact_uri
 
@@ -91,7 +92,7 @@ def run_ui(args, registry, workspace) -> int:
     shared = _shared_address(args.host, args.port)
     log_path = workspace.mlflow_dir / f"ui-{args.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with ui.stop_signals():  # SIGTERM and SIGHUP stop the server as Ctrl-C does
+    with stop_signals():  # SIGTERM and SIGHUP stop the server as Ctrl-C does
         with open(log_path, "w") as log:
             proc = ui.start_server(uri, args.host, args.port, log=log, bound=not args.background)
         try:
@@ -113,7 +114,7 @@ def run_ui(args, registry, workspace) -> int:
             _print_addresses(uri, url, args.experiment)
             proc.wait()
         except KeyboardInterrupt as exc:
-            why = f" ({exc.args[0]})" if isinstance(exc, ui.StopSignal) else ""
+            why = f" ({exc.args[0]})" if isinstance(exc, StopSignal) else ""
             print(f"stopping the MLflow UI{why}", flush=True)
         finally:
             ui.stop(proc)
@@ -159,7 +160,7 @@ def run_server(args, registry, workspace) -> int:
     log_path = workspace.mlflow_dir / f"server-{args.port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     local = ui.address(args.host, args.port)
-    with ui.stop_signals():
+    with stop_signals():
         with open(log_path, "w") as log:
             proc = server.start(db, args.host, args.port, artifacts, workers=args.workers,
                                 allowed=args.allowed_hosts, log=log, bound=not args.background)
@@ -181,7 +182,7 @@ def run_server(args, registry, workspace) -> int:
             print(f"zoo server: the MLflow server exited by itself (code {code}); see {log_path}", flush=True)
             return 1
         except KeyboardInterrupt as exc:
-            why = f" ({exc.args[0]})" if isinstance(exc, ui.StopSignal) else ""
+            why = f" ({exc.args[0]})" if isinstance(exc, StopSignal) else ""
             print(f"stopping the MLflow server{why}", flush=True)
         finally:
             ui.stop(proc)

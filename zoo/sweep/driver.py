@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -144,6 +146,19 @@ def _metric(given: str | None, built: Any) -> tuple[str, str]:
                           f"better; give one it declares ({declared}), or add {parts[2]!r} to the task's "
                           f"higher_is_better (zoo.protocols.DeclaresMetrics)")
     return given, "max" if higher else "min"
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """This process's Python handlers of SIGTERM and SIGINT ({} outside the main thread, which cannot set them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(handlers: Mapping[int, Any]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: set outside Python, not ours to restore
+            signal.signal(sig, handler)
 
 
 def _attach(ray: Any, address: str) -> None:
@@ -330,6 +345,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
                        tags={"zoo.recipe": recipe.name} if recipe else {})
         if not ray.is_initialized():
             os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C reaches us, so we end the runs
+            handlers = _signal_handlers()  # ray.init puts its own on SIGTERM: it aborts, ending no run
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
             if plan.address:
                 _attach(ray, plan.address)
@@ -343,6 +359,7 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
                 started = True
                 guard = guard_descendants()  # Ray's agents outlive a killed driver by minutes
                 say(f"ray: started locally with {cpus} CPU(s)")
+            _restore(handlers)
         short = check_resources(plan, ray.cluster_resources())
         if short:
             say(f"warning: {short}")

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
+
+from ..processes import StopSignal, stop_received
 
 DEFAULT_EXPERIMENT = "music-zoo"
 FAILURE_TAG = "zoo.failure"
@@ -114,7 +117,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def failure_reason(exc: BaseException) -> str:
     """One line for the ``zoo.failure`` tag."""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by the user (Ctrl-C / SIGINT)"
+        signum = exc.signum if isinstance(exc, StopSignal) else stop_received()
+        return f"stopped by {signal.Signals(signum).name}" if signum else "interrupted by the user (Ctrl-C / SIGINT)"
     from .credentials import scrub
     text = scrub(str(exc) or repr(exc))  # a store's password never reaches a tag
     return f"{type(exc).__name__}: {text}"[:MAX_TAG]

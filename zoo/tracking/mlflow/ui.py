@@ -1,63 +1,27 @@
 """Starting and stopping the MLflow web UI on the zoo's store (one light worker).
 
 The server runs in its own process group: :func:`stop` ends the whole group (the server forks a
-web worker), and :func:`stop_signals` turns SIGTERM and SIGHUP into the same interruption as
+web worker), and :func:`zoo.processes.stop_signals` turns SIGTERM and SIGHUP into the same interruption as
 Ctrl-C, so ``zoo ui`` stops its server and frees the port however it is asked to stop. A server
 started in the foreground also gets SIGTERM from the kernel if ``zoo ui`` itself is killed.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from ...errors import ConfigError, RunError
 from ...processes import bind_to_this_process, group_alive
 from .store import artifact_location
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class StopSignal(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt so both stop the UI the same way."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_stop(signum, frame) -> None:
-    for sig in STOP_SIGNALS:  # one request to stop is enough: let the clean-up run uninterrupted
-        signal.signal(sig, signal.SIG_IGN)
-    raise StopSignal(signum)
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`StopSignal` (a KeyboardInterrupt).
-
-    Signal handlers can only be set in the main thread: elsewhere the block changes nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
 
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
