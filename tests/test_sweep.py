@@ -62,6 +62,9 @@ def test_drawn_values_become_set_scopes():
     ("backbone.hiden=choice:8,16", "did you mean 'hidden'"),
     ("backbone.hidden=choice:8,many", "with backbone.hidden=many"),
     ("train.lr=uniform:-1:0.1", "with train.lr=-1"),
+    ("train.epochs=uniform:1:3", "train.epochs takes whole numbers only, and uniform draws fractions between them; "
+                                 "search it with train.epochs=randint:1:3"),
+    ("backbone.hidden=loguniform:8:64", "backbone.hidden=randint:8:64"),
 ])
 def test_an_unknown_setting_or_bad_value_fails_before_ray_or_mlflow_start(param, says, zoo_env, capsys, workspace):
     code = main(["sweep", "lstm+chroma:genre", "--param", param, *TINY])

@@ -9,6 +9,7 @@ FAILED with its reason and the sweep goes on; Ctrl-C stops every trial and ends 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import signal
 import threading
@@ -119,6 +120,19 @@ def check_space(plan: SweepPlan, registry: Any) -> tuple[Any, str, str]:
                 built = _check_one(spec, merge(settings, settings_of(dict(first, **{p.name: value}))), registry)
             except ConfigError as exc:
                 raise ConfigError(f"--param {p.text()}: with {p.name}={value}: {exc}") from None
+    for p in plan.params:
+        if p.kind not in ("uniform", "loguniform"):
+            continue
+        # A range draws fractions between its ends: a setting that takes whole numbers only passes at both
+        # ends and would fail in every trial, inside Ray.
+        inside = math.nextafter(float(p.values[0]), float(p.values[1]))
+        try:
+            _check_one(spec, merge(settings, settings_of(dict(first, **{p.name: inside}))), registry)
+        except ConfigError:
+            low, high = (int(math.ceil(p.values[0])), int(math.floor(p.values[1])))
+            raise ConfigError(f"--param {p.text()}: {p.name} takes whole numbers only, and {p.kind} draws "
+                              f"fractions between them; search it with {p.name}=randint:{low}:{high} (or "
+                              f"choice:A,B,...)") from None
     built = _check_one(spec, merge(settings, settings_of(first)), registry)
     metric, mode = _metric(plan.metric, built)
     return built, metric, mode
