@@ -80,6 +80,35 @@ def test_zoo_ui_on_every_interface_warns_and_gives_the_address_others_use(capsys
     assert err.startswith("warning: --host 0.0.0.0 serves the MLflow UI to every machine") and "ssh -L 5123" in err
 
 
+def _resolving(table):
+    def getaddrinfo(name, port, *args, **kwargs):
+        if name not in table:
+            raise OSError(f"unknown host {name}")
+        return [(2, 1, 6, "", (table[name], 0))]
+    return getaddrinfo
+
+
+def test_a_host_name_that_maps_to_loopback_is_not_the_address_others_are_given(monkeypatch):
+    # /etc/hosts often maps the host name to 127.0.0.1: "http://localhost:5077" names nothing to another machine.
+    from zoo.tracking.mlflow import server
+    monkeypatch.setattr(server.socket, "getfqdn", lambda: "localhost")
+    monkeypatch.setattr(server.socket, "gethostname", lambda: "vm")
+    monkeypatch.setattr(server.socket, "getaddrinfo", _resolving({"localhost": "127.0.0.1", "vm": "127.0.1.1",
+                                                                  "192.0.2.2": "192.0.2.2"}))
+    monkeypatch.setattr(server, "_outbound_address", lambda: "192.0.2.2")
+    assert server.tracking_address("0.0.0.0", 5077) == "http://192.0.2.2:5077"
+    assert "192.0.2.2:5077" in server.allowed_hosts("0.0.0.0", 5077).split(",")
+
+
+def test_a_host_name_others_can_resolve_is_the_address_they_are_given(monkeypatch):
+    from zoo.tracking.mlflow import server
+    monkeypatch.setattr(server.socket, "getfqdn", lambda: "gpu-7.lab.org")
+    monkeypatch.setattr(server.socket, "gethostname", lambda: "gpu-7")
+    monkeypatch.setattr(server.socket, "getaddrinfo", _resolving({"gpu-7.lab.org": "10.1.2.7", "gpu-7": "10.1.2.7"}))
+    assert server.tracking_address("0.0.0.0", 5000) == "http://gpu-7.lab.org:5000"
+    assert server.tracking_address("10.1.2.7", 5000) == "http://10.1.2.7:5000"
+
+
 def test_a_run_says_its_features_came_from_the_pack_or_why_not(home, audio, capsys):
     assert main(["run", "lstm+mel:genre", "--data", str(audio), *QUICK]) == 0
     first = capsys.readouterr().out

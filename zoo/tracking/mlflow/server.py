@@ -73,7 +73,7 @@ def allowed_hosts(host: str, port: int, extra: str = "") -> str:
     names = {"localhost", "127.0.0.1", host}
     if host in ("0.0.0.0", "::", ""):
         names.discard(host)
-        names.update({socket.gethostname(), socket.getfqdn()})
+        names.update({socket.gethostname(), socket.getfqdn(), this_machine()})
         try:
             names.update(str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None))
         except OSError:
@@ -121,5 +121,39 @@ def start(db: str, host: str, port: int, artifacts: str, *, workers: int = 1, al
 def tracking_address(host: str, port: int) -> str:
     """The address the other nodes put in ``MLFLOW_TRACKING_URI``."""
     if host in ("0.0.0.0", "::", ""):
-        return f"http://{socket.getfqdn() or socket.gethostname()}:{port}"
+        name = this_machine()
+        return f"http://{f'[{name}]' if ':' in name else name}:{port}"
     return f"http://{host}:{port}"
+
+
+def this_machine() -> str:
+    """A name or address of this machine that other machines can use: its full or short host name where
+    that resolves to an address other than loopback, else the address of the interface that carries
+    its outgoing traffic (a host name often maps to 127.0.0.1 in /etc/hosts, where it names nothing
+    to another machine), else the host name."""
+    for name in (socket.getfqdn(), socket.gethostname()):
+        if name and name != "localhost" and not _loopback(name):
+            return name
+    outbound = _outbound_address()
+    return outbound if outbound and not _loopback(outbound) else socket.gethostname()
+
+
+def _loopback(name: str) -> bool:
+    """Whether ``name`` resolves to loopback addresses only (or does not resolve)."""
+    import ipaddress
+    try:
+        return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback
+                   for info in socket.getaddrinfo(name, None))
+    except (OSError, ValueError):
+        return True
+
+
+def _outbound_address() -> str:
+    """The local address of the interface a packet to another network would leave by ("" if none):
+    a UDP socket's connect only picks the route, it sends nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return str(s.getsockname()[0])
+        except OSError:
+            return ""
