@@ -100,3 +100,29 @@ def test_a_row_of_many_metrics_wraps_them_and_keeps_every_one():
     table = text[:text.index("\n\ndata:")]
     assert all(len(ln) <= 120 for ln in table.splitlines()), table
     assert all(f"task{i}.spearman 0.500 ± 0.010" in text for i in range(12))
+
+
+LONG_REASON = ("DataError: /home/someone/music/collections/gtzan-style/blues/blues.00042.wav: the file ends after "
+               "12 s of its 30 s (truncated while copying?); copy it again, or run with --skip-bad to leave it out "
+               "and list it in the run's report")
+
+
+@pytest.mark.parametrize("listing", [["--baseline"], ["--runs"], ["--failed"], ["--unfinished"]],
+                         ids=["baseline", "runs", "failed", "unfinished"])
+def test_every_listing_fits_120_columns_and_keeps_every_word(store, capsys, listing):
+    import os
+    tracker = MlflowTracker("layout", uri=os.environ["MLFLOW_TRACKING_URI"])
+    log_run(tracker, "stats+mel:genre", EMBEDDED, 0, {"test.genre.accuracy": 0.6, "test.genre.macro_f1": 0.5}, "g3")
+    failed = tracker.start_run("cnn+mel:genre seed 0", {"zoo.spec": "cnn+mel:genre", "zoo.kind": "run",
+                                                        "zoo.dataset": LONG_DATA, "zoo.failure": LONG_REASON})
+    tracker.end_run(failed, "FAILED")
+    assert main(["compare", "--experiment", "layout", *listing]) == 0
+    out = capsys.readouterr().out
+    assert max(len(ln) for ln in out.splitlines()) <= 120, out
+    words = " ".join(out.split())
+    if listing == ["--failed"]:
+        assert " ".join(f"{failed} cnn+mel:genre: {LONG_REASON}".split()) in words
+    if listing == ["--runs"]:
+        assert all(run_id in out for run_id in store) and LONG_DATA in words
+    if listing == ["--baseline"]:
+        assert "vs baseline: for each task, the latest finished, full stats+ run" in out

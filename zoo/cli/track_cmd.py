@@ -233,9 +233,8 @@ def run_compare(args, registry, workspace) -> int:
             print(json.dumps(rows, indent=2))
         elif not rows:
             print("no failed or killed runs" if args.failed else "no unfinished runs")
-        for r in rows if not args.json else []:
-            status = "" if r["status"] == "FAILED" else f"{r['status']} "
-            print(f"{r['run_id']}  {r['spec'] or r['name']}: {status}{r['reason']}")
+        else:
+            print(compare.format_failed(rows))
         return 0
     # First: it says which runs it just ended.
     unfinished = compare.unfinished_runs(args.experiment, args.spec, uri=workspace.tracking_uri)
@@ -251,7 +250,7 @@ def run_compare(args, registry, workspace) -> int:
         return _emit(json.dumps(jsonable(rows), indent=2, default=str))
     if args.format == "csv":
         return _emit(compare.format_csv(rows))
-    text = compare.format_runs(rows) if args.runs else compare.format_table(rows, wide=args.wide)
+    text = compare.format_runs(rows, wide=args.wide) if args.runs else compare.format_table(rows, wide=args.wide)
     if args.baseline and rows and not args.runs:
         text += "\n\n" + compare.format_baseline_notes(rows)
     if unfinished:

@@ -204,12 +204,29 @@ def format_unfinished(rows: list[dict]) -> str:
     lines = [f"unfinished runs ({len(rows)}; not in the table):"]
     for r in rows:
         state = "RUNNING" if r["status"] == "RUNNING" else f"{r['status']} now"
-        lines.append(f"  {r['run_id']}  {r['name'] or r['spec']}  {state}: {r['reason']}")
+        lines.append(fold(f"  {r['run_id']}  {r['name'] or r['spec']}  {state}: {r['reason']}"))
     return "\n".join(lines)
 
 
 TABLE_WIDTH = 120
 """Columns ``zoo compare``'s table fits (``--wide``: none)."""
+
+
+def fold(line: str, indent: str = "    ") -> str:
+    """A line of free text (a reason, a note) folded to :data:`TABLE_WIDTH` columns, its own indent kept
+    and ``indent`` more on the lines it goes on to; words are never cut."""
+    import textwrap
+    lead = line[:len(line) - len(line.lstrip(" "))]
+    return textwrap.fill(line.strip(), TABLE_WIDTH, initial_indent=lead, subsequent_indent=lead + indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _legend(ids: Mapping[str, str]) -> str:
+    """The data ids' legend under a table: each id and its data description, folded."""
+    import textwrap
+    return "data:\n" + "\n".join(
+        textwrap.fill(shown_dataset(d), TABLE_WIDTH, initial_indent=f"  {i}  ", subsequent_indent=" " * (len(i) + 4),
+                      break_on_hyphens=False) for d, i in ids.items())
 
 
 def data_ids(rows: list[dict]) -> dict[str, str]:
@@ -293,7 +310,7 @@ def _compact_table(rows: list[dict]) -> str:
     ids = data_ids(rows)
     with_baseline = any("baseline" in r for r in rows)
     header = ("spec", "data", "differs", "seeds", "test metrics (mean ± 95% CI)",
-              *(("vs baseline",) if with_baseline else ()), "runs (latest first)")
+              *(("vs baseline",) if with_baseline else ()), "runs")
     lines = []
     for r in rows:
         differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
@@ -304,13 +321,10 @@ def _compact_table(rows: list[dict]) -> str:
         lines.append((r["spec"], ids[r["dataset"]], differs or "-", str(len(r["seeds"])), metrics or "-", *vs, runs))
     wrap = {0: ",", 2: " ", 4: ", ", len(header) - 1: " "}
     if with_baseline:
-        wrap[5] = "; "
+        wrap[5] = ", "  # as baseline_text joins its cells
     table = _aligned(header, lines, width=TABLE_WIDTH, wrap=wrap)
-    import textwrap
-    legend = [textwrap.fill(shown_dataset(d), TABLE_WIDTH, initial_indent=f"  {i}  ",
-                            subsequent_indent=" " * (len(i) + 4), break_on_hyphens=False) for d, i in ids.items()]
-    return table + "\n\ndata:\n" + "\n".join(legend) + (
-        "\n(zoo compare --wide: every column in full; --runs: each run's full id and seed)")
+    return table + "\n\n" + _legend(ids) + (
+        "\n(runs: latest first; zoo compare --wide: every column in full; --runs: each run's full id and seed)")
 
 
 def shown_dataset(description: str) -> str:
@@ -417,18 +431,29 @@ def format_sweep(rows: list[dict]) -> str:
                      + [fmt.format(*line).rstrip() for line in lines])
 
 
-def format_runs(rows: list[dict]) -> str:
+def format_runs(rows: list[dict], *, wide: bool = False) -> str:
     """Every run of every row, one per line under its row: the seed, the full run id (which
-    ``zoo predict``, ``zoo register`` and ``zoo embed`` accept) and the seeds' parent run."""
+    ``zoo predict``, ``zoo register`` and ``zoo embed`` accept) and the seeds' parent run. The data
+    set is its id with the legend below (``wide``: its description in full on the row's line)."""
+    if not rows:
+        return "no finished runs"
+    ids = data_ids(rows)
     lines = []
     for r in rows:
         differs = " ".join(f"{k}={v}" for k, v in r.get("differs", {}).items())
-        lines.append(f"{r['spec']}  {r['dataset']}" + (f"  [{differs}]" if differs else ""))
+        head = f"{r['spec']}  {r['dataset'] if wide else ids[r['dataset']]}" + (f"  [{differs}]" if differs else "")
+        lines.append(head if wide else fold(head))
         for seed, run_id in zip(r.get("run_seeds", r["seeds"]), r["run_ids"]):
             lines.append(f"  seed {seed}  {run_id}")
         for parent in r["parent_run_ids"]:
             lines.append(f"  parent {parent} (all seeds)")
-    return "\n".join(lines) if lines else "no finished runs"
+    return "\n".join(lines) + ("" if wide else "\n\n" + _legend(ids))
+
+
+def format_failed(rows: list[dict]) -> str:
+    """``zoo compare --failed``: each failed or killed run, its spec and reason, folded."""
+    return "\n".join(fold(f"{r['run_id']}  {r['spec'] or r['name']}: "
+                           f"{'' if r['status'] == 'FAILED' else r['status'] + ' '}{r['reason']}") for r in rows)
 
 
 # -- the baseline beside every row (zoo compare --baseline) ------------------------------------------------
@@ -609,6 +634,8 @@ def baseline_text(row: dict) -> str:
     for metric, f in b["metrics"].items():
         name = metric.removeprefix("test.")
         cells.append(f"{name} {f['mean']:.3f} ({f['label']})" + ("" if f["beats"] else " NOT ABOVE"))
+    if not cells and len(b["missing"]) > 1:
+        return "none for any task"
     cells += [f"{m.removeprefix('test.')} none" for m in b["missing"]]
     return ", ".join(cells) or "-"
 
@@ -630,7 +657,8 @@ def format_baseline_notes(rows: list[dict]) -> str:
         lines.append(f"  {label}: {f['spec']}, {seeds}, run{'s' if len(f['run_ids']) > 1 else ''} "
                      f"{', '.join(f['run_ids'])}")
     if not used:
-        lines.append("  no row has a baseline: no finished, full stats+ run on its data set, split and tasks")
+        other = "other " if any(r["baseline"]["is_baseline"] for r in rows if r.get("baseline")) else ""
+        lines.append(f"  no {other}row has a baseline: no finished, full stats+ run on its data set, split and tasks")
     for hint in dict.fromkeys(r["baseline"]["hint"] for r in rows if r.get("baseline") and r["baseline"]["hint"]):
         lines.append("  " + hint)
-    return "\n".join(lines)
+    return "\n".join(fold(line) for line in lines)
