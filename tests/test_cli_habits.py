@@ -26,9 +26,14 @@ def test_no_parser_abbreviates_an_option(capsys):
     loose = [name for name, p in _parsers(build_parser()) if p.allow_abbrev]
     assert loose == []
     assert main(["run", "lstm+chroma:genre", "--overfit", "2", "--no-track"]) == 2  # was --overfit-batches 2
-    assert "unrecognized arguments: --overfit 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --overfit 2" in err and "did you mean --overfit-batches?" in err
+    assert err.startswith("usage: zoo run")
     assert main(["data", "stats", "--lim", "3"]) == 2
     assert "unrecognized arguments: --lim 3" in capsys.readouterr().err
+    assert main(["data", "stats", "--dat", "x"]) == 2  # in a sub-command's sub-command
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --dat x" in err and "did you mean --data?" in err and "usage: zoo data stats" in err
 
 
 def test_help_texts_print_a_single_percent_sign():

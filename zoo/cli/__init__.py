@@ -73,10 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """Refuse arguments no option takes, in the sub-command's usage, naming the options they may have
+    meant: options are never abbreviated, so ``--overfit 2`` is told ``--overfit-batches``."""
+    import difflib
+    target = parser
+    while True:  # down to the (sub-)sub-command that was given: `zoo data stats --lim 3`
+        subs = [a for a in target._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs and subs[0].dest != argparse.SUPPRESS else None
+        if not subs or chosen not in subs[0].choices:
+            break
+        target = subs[0].choices[chosen]
+    options = sorted({o for action in target._actions for o in action.option_strings if o.startswith("--")})
+    hints = []
+    for extra in extras:
+        if not extra.startswith("--"):
+            continue
+        name = extra.split("=", 1)[0]
+        meant = [o for o in options if o.startswith(name)] or difflib.get_close_matches(name, options, n=2)
+        if meant:
+            hints.append(f"{name}: did you mean {' or '.join(meant[:3])}?")
+    target.error(f"unrecognized arguments: {' '.join(extras)}"
+                 + (f" ({'; '.join(hints)} options are never abbreviated)" if hints else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            _unrecognized(parser, args, extras)
     except SystemExit as exc:  # a usage error (argparse printed it; exit 2), or --help / --version (0)
         return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
