@@ -142,9 +142,9 @@ def store_problem(exc: BaseException, uri: str) -> Exception | None:
                          f"{_FIX_ELSEWHERE}")
     if "database is locked" in text:
         return StoreUnavailable(
-            f"the MLflow store {where} stayed locked by another process (MLflow waited 20 s); let that process "
-            f"finish or stop it ({'fuser ' + shown(db) if db else 'see who holds it'} names it), then run again, "
-            f"or pass --no-track")
+            f"the MLflow store {where} stayed locked by another process for as long as MLflow waits for a "
+            f"lock; let that process finish or stop it ({'fuser ' + shown(db) if db else 'see who holds it'} "
+            f"names it), then run again, or pass --no-track")
     answered = re.search(r"api request to endpoint (\S+) failed with error code (\d+) != 200", text)
     if answered and uri.startswith(("http://", "https://")):  # not MLflow's JSON: another service, or a proxy
         return StoreUnavailable(
