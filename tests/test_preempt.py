@@ -146,9 +146,12 @@ def test_a_ddp_run_resumes_in_one_process(audio_folder, home, full):
               env_of(home, "term-launcher"))
     assert cut.returncode == EXIT_REQUEUE, cut.stderr
     run = the_run(home, "cut")
+    assert run.data.tags["zoo.world_size"] == "2"
     resumed = zoo(["run", "--resume", run.info.run_id, "--json"], env_of(home))
     assert resumed.returncode == 0, resumed.stderr
-    assert the_run(home, "cut").info.status == "FINISHED"
+    after = the_run(home, "cut")
+    assert after.info.status == "FINISHED"
+    assert after.data.tags["zoo.world_size"] == "1"  # it ended in one process (it said 2)
     assert_same(json.loads(resumed.stdout), full, OTHER_WORLD)
 
 

@@ -580,8 +580,10 @@ def run(request: RunRequest, *, registry: Any, tracker: Tracker | None = None, r
         group = group_key(text, configs, config, prepared.fingerprint)
         data_tags = {"zoo.dataset": prepared.description, "zoo.fingerprint": prepared.fingerprint, "zoo.group": group}
         tracker.set_tags(top_id, data_tags)
-        if ranks is not None:
-            tracker.set_tags(top_id, {"zoo.world_size": str(ranks.world_size)})
+        if ranks is not None or resume is not None:
+            # The processes that train now: a run resumed on another world size says so here (MLflow keeps
+            # the params of its first leg, distributed.world_size among them).
+            tracker.set_tags(top_id, {"zoo.world_size": str(ranks.world_size if ranks is not None else 1)})
         ctx = _Context(built, registry, config, prepared, norm, splits, device, tracker, configs,
                        dict(base_tags, **data_tags), folder, reporter, request.transfer, doc, ranks)
         results = []
