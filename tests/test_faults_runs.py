@@ -127,8 +127,9 @@ def test_a_zoo_run_killed_mid_training_is_ended_killed_by_the_next_compare(home,
     out = capsys.readouterr().out
     reason = f"process {proc.pid} on host {this_host()} is gone (killed, OOM or crashed)"
     assert "no finished runs" in out and "unfinished runs (2; not in the table):" in out
+    words = " ".join(out.split())  # the listing folds long lines to 120 columns
     for r in running:
-        assert f"{r.info.run_id}  {r.info.run_name}  KILLED now: {reason}" in out
+        assert f"{r.info.run_id} {r.info.run_name} KILLED now: {reason}" in words
         after = store.get_run(r.info.run_id)
         assert after.info.status == "KILLED" and after.data.tags[FAILURE_TAG].startswith(reason)
         assert "ended KILLED by zoo compare" in after.data.tags[FAILURE_TAG]
@@ -232,11 +233,37 @@ def test_what_a_guarded_process_started_ends_when_it_is_sigkilled_and_so_does_th
              what="the guarded child (SIGKILLed after ignoring SIGTERM) and the guard ending after their owner")
 
 
+KILLED_AT_ONCE = """
+import os, signal, subprocess, sys
+from zoo.processes import guard_descendants
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                                "time.sleep(300)"], start_new_session=True)
+print(child.pid, flush=True)
+guard_descendants()
+os.kill(os.getpid(), signal.SIGKILL)  # the moment the guard is asked for: before it could look for itself
+"""
+
+
+@needs_proc
+def test_an_owner_killed_the_moment_its_guard_started_is_still_covered(tmp_path):
+    script = tmp_path / "killed_at_once.py"
+    script.write_text(KILLED_AT_ONCE)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = identity(int(proc.stdout.readline()))
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    wait_for(lambda: why_gone(child), timeout=20, what="the child of an owner SIGKILLed right after its guard began")
+
+
 @needs_proc
 def test_a_guard_leaves_everything_alone_while_its_owner_lives():
-    guard = guard_descendants()
+    from zoo.processes import start_time
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    guard = guard_descendants()
     try:
+        # handed what runs now (an owner killed before the guard's first look is covered), and watching
+        assert f"{sleeper.pid}={start_time(sleeper.pid)}" in guard.args and guard.stdout.closed
         time.sleep(2.5)
         assert guard.poll() is None and sleeper.poll() is None
     finally:

@@ -275,24 +275,37 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+GUARD_START_SECONDS = 10.0
+"""How long :func:`guard_descendants` waits for its guard to say it watches."""
+
+
 def guard_descendants(sig: int = signal.SIGTERM, grace: float = 3.0):
     """Start a guard that ends everything this process started once this process is gone, even when it
     is SIGKILLed (Linux; None elsewhere). Returns the guard's ``Popen``; :func:`stop_guard` ends it.
 
     For services that outlive their owner by design or by delay, such as a local Ray's agents, which
     stay up for minutes after their driver is killed. The guard lives in a session of its own, so a
-    signal to the terminal's process group reaches the owner, not the guard. Every second it notes the
-    owner's descendants (with their start times, so a reused pid is never hit); once the owner is gone
-    it sends ``sig`` to those still running, waits ``grace`` seconds, and SIGKILLs what is left.
+    signal to the terminal's process group reaches the owner, not the guard. It is handed the owner's
+    descendants of now (with their start times, so a reused pid is never hit) and notes new ones every
+    second; once the owner is gone it sends ``sig`` to those still running, waits ``grace`` seconds,
+    and SIGKILLs what is left. This returns once the guard watches (at most
+    :data:`GUARD_START_SECONDS`), so an owner killed right after is still covered.
     """
     if not Path("/proc").is_dir():
         return None
+    import select
     import subprocess
     owner = os.getpid()
-    return subprocess.Popen([sys.executable, "-m", "zoo.processes", "guard", str(owner), start_time(owner),
-                             str(int(sig)), str(grace)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
+    now = [f"{pid}={start_time(pid)}" for pid in descendants(owner)]
+    guard = subprocess.Popen([sys.executable, "-m", "zoo.processes", "guard", str(owner), start_time(owner),
+                              str(int(sig)), str(grace), *now],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             start_new_session=True, close_fds=True)
+    assert guard.stdout is not None
+    if select.select([guard.stdout], [], [], GUARD_START_SECONDS)[0]:
+        guard.stdout.readline()  # "watching"
+    guard.stdout.close()
+    return guard
 
 
 def stop_guard(guard) -> None:
@@ -303,13 +316,24 @@ def stop_guard(guard) -> None:
     guard.wait()
 
 
-def _guard(owner: int, owner_started: str, sig: int, grace: float) -> None:
+def _guard(owner: int, owner_started: str, sig: int, grace: float, given: list[str]) -> None:
     me = os.getpid()
     known: dict[int, str] = {}
+    for item in given:  # what the owner had started when it asked for the guard
+        number, _, started = item.partition("=")
+        known[int(number)] = started
+    told = False
     while start_time(owner) == owner_started:
         for pid in descendants(owner):
             if pid != me and pid not in known:
                 known[pid] = start_time(pid)
+        if not told:
+            told = True
+            try:
+                print("watching", flush=True)
+                sys.stdout.close()
+            except OSError:  # the owner stopped listening
+                pass
         time.sleep(_WATCH_SECONDS)
     for pid in descendants(owner):  # what it started in its last second, if it is a zombie not yet collected
         known.setdefault(pid, start_time(pid))
@@ -332,5 +356,5 @@ def _guard(owner: int, owner_started: str, sig: int, grace: float) -> None:
             pass
 
 
-if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "guard":
-    _guard(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+if __name__ == "__main__" and len(sys.argv) >= 6 and sys.argv[1] == "guard":
+    _guard(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6:])
