@@ -207,24 +207,27 @@ def test_a_zoo_run_killed_during_extraction_leaves_no_worker(home, long_audio):
              what=f"workers {[w.pid for w in workers]} ending after their parent was SIGKILLed")
 
 
-GUARDED = """
-import subprocess, sys, time
+DEAF_CHILD = """
+import os, signal, subprocess, sys, time
 from zoo.processes import guard_descendants
-guard_descendants()
 # out of reach of its parent's process group, and deaf to SIGTERM: as a service's agents can be
 child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                                                 "time.sleep(300)"], start_new_session=True)
 print(child.pid, flush=True)
-time.sleep(300)
 """
+
+
+def _owner_of_a_deaf_child(tmp_path, then: str) -> tuple[subprocess.Popen, ProcessId]:
+    """A process that starts a child deaf to SIGTERM in a session of its own, then runs ``then``."""
+    script = tmp_path / "owner.py"
+    script.write_text(DEAF_CHILD + then)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    return proc, identity(int(proc.stdout.readline()))
 
 
 @needs_proc
 def test_what_a_guarded_process_started_ends_when_it_is_sigkilled_and_so_does_the_guard(tmp_path):
-    script = tmp_path / "guarded.py"
-    script.write_text(GUARDED)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    child = identity(int(proc.stdout.readline()))
+    proc, child = _owner_of_a_deaf_child(tmp_path, "guard_descendants()\ntime.sleep(300)\n")
     time.sleep(2.5)  # the guard notes the owner's processes every second
     started = [identity(p) for p in children(proc.pid)]
     assert child.pid in {p.pid for p in started} and len(started) == 2, "the guard and the child run under the owner"
@@ -233,23 +236,10 @@ def test_what_a_guarded_process_started_ends_when_it_is_sigkilled_and_so_does_th
              what="the guarded child (SIGKILLed after ignoring SIGTERM) and the guard ending after their owner")
 
 
-KILLED_AT_ONCE = """
-import os, signal, subprocess, sys
-from zoo.processes import guard_descendants
-child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                                                "time.sleep(300)"], start_new_session=True)
-print(child.pid, flush=True)
-guard_descendants()
-os.kill(os.getpid(), signal.SIGKILL)  # the moment the guard is asked for: before it could look for itself
-"""
-
-
 @needs_proc
 def test_an_owner_killed_the_moment_its_guard_started_is_still_covered(tmp_path):
-    script = tmp_path / "killed_at_once.py"
-    script.write_text(KILLED_AT_ONCE)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    child = identity(int(proc.stdout.readline()))
+    # killed as soon as the guard is asked for, before the guard could look for itself
+    proc, child = _owner_of_a_deaf_child(tmp_path, "guard_descendants()\nos.kill(os.getpid(), signal.SIGKILL)\n")
     proc.wait(timeout=60)
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
