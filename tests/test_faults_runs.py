@@ -264,6 +264,29 @@ def test_a_guard_leaves_everything_alone_while_its_owner_lives():
     assert guard.returncode is not None
 
 
+def test_a_stop_signal_is_named_inside_its_block_only():
+    from zoo.processes import StopSignal, stop_received, stop_signals
+    from zoo.tracking import failure_reason
+    with pytest.raises(StopSignal):
+        with stop_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except KeyboardInterrupt:  # what a library may raise in place of ours
+                assert failure_reason(KeyboardInterrupt()) == "stopped by SIGTERM"
+                raise KeyboardInterrupt from None
+    assert stop_received() is None  # a later Ctrl-C is Ctrl-C
+    assert failure_reason(KeyboardInterrupt()) == "interrupted by the user (Ctrl-C / SIGINT)"
+
+
+def test_handlers_a_library_puts_in_place_are_undone_after_the_block():
+    from zoo.processes import keep_signal_handlers
+    before = signal.getsignal(signal.SIGTERM)
+    with keep_signal_handlers():
+        signal.signal(signal.SIGTERM, lambda *_: None)  # as ray.init does
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

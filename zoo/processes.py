@@ -9,11 +9,11 @@ tell (another host, or a container with its own pids under the same host name).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
-import contextlib
 import threading
 import time
 from pathlib import Path
@@ -249,6 +249,24 @@ def stop_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _received.clear()  # a later Ctrl-C, outside the block, is not this signal
+
+
+@contextlib.contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """This process's Python handlers of SIGINT, SIGTERM and SIGHUP as they were, again after the block,
+    whatever a library called inside it put there (``ray.init`` puts its own on SIGTERM, which exits
+    at once). Outside the main thread, which cannot set handlers, the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, not ours to put back
+                signal.signal(sig, handler)
 
 
 def _children_by_parent() -> dict[int, list[int]]:

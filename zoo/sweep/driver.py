@@ -11,12 +11,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..processes import guard_descendants, stop_guard
+from ..processes import guard_descendants, keep_signal_handlers, stop_guard
 from ..errors import ConfigError, RunError
 from ..tracking import FAILURE_TAG, failure_reason
 from .space import Param, merge, settings_of
@@ -160,19 +158,6 @@ def _metric(given: str | None, built: Any) -> tuple[str, str]:
                           f"better; give one it declares ({declared}), or add {parts[2]!r} to the task's "
                           f"higher_is_better (zoo.protocols.DeclaresMetrics)")
     return given, "max" if higher else "min"
-
-
-def _signal_handlers() -> dict[int, Any]:
-    """This process's Python handlers of SIGTERM and SIGINT ({} outside the main thread, which cannot set them)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _restore(handlers: Mapping[int, Any]) -> None:
-    for sig, handler in handlers.items():
-        if handler is not None:  # None: set outside Python, not ours to restore
-            signal.signal(sig, handler)
 
 
 def _attach(ray: Any, address: str) -> None:
@@ -359,21 +344,20 @@ def sweep(plan: SweepPlan, *, registry: Any, workspace: Any, say: Callable[[str]
                        tags={"zoo.recipe": recipe.name} if recipe else {})
         if not ray.is_initialized():
             os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C reaches us, so we end the runs
-            handlers = _signal_handlers()  # ray.init puts its own on SIGTERM: it aborts, ending no run
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-            if plan.address:
-                _attach(ray, plan.address)
-                started = True
-                say(f"ray: attached to {plan.address}")
-            else:
-                cpus = plan.cpus or _free_cores()
-                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                         object_store_memory=plan.object_store_mb * 1024 * 1024, configure_logging=True,
-                         logging_level="error")
-                started = True
-                guard = guard_descendants()  # Ray's agents outlive a killed driver by minutes
-                say(f"ray: started locally with {cpus} CPU(s)")
-            _restore(handlers)
+            with keep_signal_handlers():  # ray.init puts its own on SIGTERM: it aborted, ending no run
+                if plan.address:
+                    _attach(ray, plan.address)
+                    started = True
+                    say(f"ray: attached to {plan.address}")
+                else:
+                    cpus = plan.cpus or _free_cores()
+                    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                             object_store_memory=plan.object_store_mb * 1024 * 1024, configure_logging=True,
+                             logging_level="error")
+                    started = True
+                    guard = guard_descendants()  # Ray's agents outlive a killed driver by minutes
+                    say(f"ray: started locally with {cpus} CPU(s)")
         short = check_resources(plan, ray.cluster_resources())
         if short:
             say(f"warning: {short}")
