@@ -70,7 +70,8 @@ def test_bounds_lists_the_declared_fields_only():
 @pytest.mark.parametrize("settings,said", [
     ({"hidden": 2.5}, "hidden=2.5 must be a whole number at least 1"),
     ({"hidden": True}, "hidden=True must be a whole number at least 1"),
-    ({"channels": (8, 16.0)}, "channels (8, 16.0) must all be a whole number at least 1"),
+    ({"channels": (8, 16.0)}, "channels (8, 16.0) must all be whole numbers at least 1"),
+    ({"channels": (8, float("inf"))}, "channels (8, inf) must all be finite and whole numbers at least 1"),
     ({"freeze": 1.5}, "freeze=1.5 must be a whole number in 0..depth (4)"),
 ])
 def test_a_field_typed_int_refuses_what_is_no_whole_number_when_the_config_is_made_by_hand(settings, said):

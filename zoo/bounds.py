@@ -169,10 +169,21 @@ def check_bounds(config: Any, where: str, fix: Callable[[str], str] | None = Non
             span = f"finite and {span}" if span else "finite"
         elif not all(v is None or _is_number(v, b.whole) for v in items):
             span = span if b.whole else f"a number {span}".rstrip()
-        said = (f"{name} {tuple(value)} must all be {span}" if isinstance(value, (tuple, list))
+        said = (f"{name} {tuple(value)} must all be {_plural(span)}" if isinstance(value, (tuple, list))
                 else f"{name}={value!r} must be {span}")
         then = f"; {fix(name)}" if fix else _example(config, name, where)
         raise ConfigError(f"{where}: {said}{f' ({b.why})' if b.why else ''}{then}")
+
+
+def _plural(span: str) -> str:
+    """What each item of a tuple must be, said of them all: "whole numbers at least 1", not "a whole number"."""
+    lead = "finite and " if span.startswith("finite and ") else ""
+    rest = span[len(lead):]
+    for one, many in (("an odd whole number", "odd whole numbers"), ("a whole number", "whole numbers"),
+                      ("a number", "numbers")):
+        if rest.startswith(one):
+            return lead + many + rest[len(one):]
+    return span
 
 
 def _example(config: Any, name: str, where: str) -> str:
