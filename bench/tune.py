@@ -30,6 +30,9 @@ def parse_variant(text: str) -> tuple[str, dict[str, dict[str, str]]]:
     name, _, rest = text.partition("=")
     if not name:
         raise argparse.ArgumentTypeError(f"variant {text!r}: give NAME=KEY=VALUE[;KEY=VALUE...], e.g. mix=train.mixup=0.2")
+    if "[" in name or "]" in name:
+        raise argparse.ArgumentTypeError(f"variant name {name!r}: give the bare name (e.g. bf16 for the row "
+                                          "'cnn [bf16]'); the recipe's name and the brackets are added")
     from zoo.config import parse_assignments
     from zoo.errors import ConfigError
     try:

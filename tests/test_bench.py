@@ -247,6 +247,8 @@ def test_tune_parses_variants_and_ranks_a_study_by_validation_only():
     for bad in ("=train.mixup=0.2", "x=mixup=0.2"):
         with pytest.raises(Exception, match="variant"):
             tune.parse_variant(bad)
+    with pytest.raises(Exception, match=r"give the bare name \(e.g. bf16"):  # a row's label typed as the name
+        tune.parse_variant("ast [bf16]=train.precision=bf16")
 
     def row(name, val, test):
         return {"spec": "cnn+mel:genre", "variant": name, "settings": {}, "seconds": 60.0, "best_epoch": [1, 2, 3],
