@@ -50,16 +50,19 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 def run_variant(spec: str, name: str, settings: dict, *, seeds: int, size: str, workspace, data=None) -> dict:
     """Train ``spec`` with ``settings`` for ``seeds`` seeds on the embedded set of ``size`` (or on
-    the data folder ``data``), untracked; one JSON-ready row with every seed's scores and history."""
+    the data folder ``data``), untracked; one JSON-ready row with every seed's scores and history.
+    ``settings["transfer"]`` (``from``, ``freeze``) starts the backbone from a trained model, as ``zoo run --from``."""
     import os
 
     import zoo
     merged = {k: dict(v) for k, v in settings.items()}
+    transfer = merged.pop("transfer", {})  # transfer.from=REF (a model folder, run, recipe); transfer.freeze=WHAT
     if data is None:
         merged.setdefault("dataset", {}).setdefault("size", size)
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    res = zoo.train(spec, data=data, settings=merged, seeds=seeds, track=False, progress=False, workspace=workspace)
+    res = zoo.train(spec, data=data, settings=merged, seeds=seeds, track=False, progress=False, workspace=workspace,
+                    init_from=transfer.get("from"), freeze=transfer.get("freeze"))
     seconds = time.perf_counter() - start
     return {"spec": spec, "variant": name, "settings": settings, "seconds": round(seconds, 1),
             "load": [round(load, 2), round(os.getloadavg()[0], 2)],

@@ -261,3 +261,27 @@ def test_tune_parses_variants_and_ranks_a_study_by_validation_only():
     assert "`cnn+mel:genre` b: defaults" in lines[2] and "0.800 ± 0.000" in lines[2] and "0.200 ± 0.248" in lines[2]
     assert "`cnn+mel:genre` a: defaults" in lines[3] and "0.600 ± 0.248" in lines[3]
     assert tune.mean_ci([0.7]) == (0.7, 0.0)
+
+
+def test_a_variant_with_transfer_settings_starts_from_that_model(monkeypatch):
+    """``transfer.from`` / ``transfer.freeze`` in a variant reach ``zoo.train`` as ``init_from`` / ``freeze``
+    (a study's row can start from a model trained elsewhere, as ``zoo run --from``), not as a settings scope."""
+    import types
+
+    import zoo
+    from bench import tune
+
+    seen = {}
+
+    def fake_train(spec, **kw):
+        seen.update(kw)
+        result = types.SimpleNamespace(val={"genre.accuracy": 0.5}, test={"genre.accuracy": 0.4}, best_epoch=1,
+                                       history=[{"epoch": 1.0}])
+        return types.SimpleNamespace(results=[result])
+
+    monkeypatch.setattr(zoo, "train", fake_train)
+    name, settings = tune.parse_variant("from-emotify=train.precision=bf16;transfer.from=/m/model;transfer.freeze=2")
+    row = tune.run_variant("ast+mel:genre", name, settings, seeds=1, size="default", workspace=None, data="/d")
+    assert seen["init_from"] == "/m/model" and seen["freeze"] == "2"
+    assert seen["settings"] == {"train": {"precision": "bf16"}}
+    assert row["settings"]["transfer"] == {"from": "/m/model", "freeze": "2"} and row["test"] == [{"genre.accuracy": 0.4}]
