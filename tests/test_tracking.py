@@ -368,3 +368,42 @@ def test_a_pyfunc_failure_tags_and_warns_but_the_run_finishes(store, tmp_path, m
     assert r.info.status == "FINISHED"
     assert "OSError: disk full" in r.data.tags[PYFUNC_ERROR_TAG] and "zoo register" in warned[0]
     assert {a.path for a in client.list_artifacts(res.run_id, "model")} >= {"model/zoo_model.json"}
+
+
+@pytest.mark.parametrize("said,kept", [
+    ('(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"', True),
+    ("RESOURCE_DOES_NOT_EXIST: run not found", False),
+])
+def test_a_run_that_loses_the_race_to_insert_its_data_set_logs_it_again(store, said, kept, monkeypatch):
+    """Two nodes logging the same data set at once on one PostgreSQL server: both find the dataset row
+    missing, the second insert breaks its unique key and the server answers BAD_REQUEST (seen in CI,
+    ``test_server``). Injected here as the server's answer to the first call: the input is logged again
+    and linked; any other error still fails the run, after one call."""
+    from mlflow.exceptions import RestException
+    from zoo.tracking import DataInputs
+    from zoo.tracking.mlflow import tracker as tracker_module
+
+    uri, client, _ = store
+    tracker = MlflowTracker(f"race-{kept}", uri=uri)
+    run_id = tracker.start_run("r")
+    real = tracker.client.log_inputs
+    calls = []
+
+    def first_call_loses(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RestException({"error_code": "BAD_REQUEST", "message": said})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", first_call_loses)
+    monkeypatch.setattr(tracker_module.time, "sleep", lambda s: None)
+    data = DataInputs(description="folder data at /d", fingerprint="f" * 40, counts={"train": 4, "val": 1, "test": 1},
+                      clips=6)
+    if kept:
+        tracker.log_inputs(run_id, data)
+        assert len(calls) == 2
+        assert [d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs] == ["folder data at /d"]
+    else:
+        with pytest.raises(RestException, match="RESOURCE_DOES_NOT_EXIST"):
+            tracker.log_inputs(run_id, data)
+        assert len(calls) == 1

@@ -35,6 +35,24 @@ def _warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
+INPUT_TRIES = 3
+"""How often a run input is logged before a lost insert race (:func:`lost_insert_race`) fails the run."""
+
+
+def lost_insert_race(exc: BaseException) -> bool:
+    """Whether ``exc`` says another writer inserted the same row first.
+
+    Two runs that log the same data set at once on one tracking server (two nodes of a team, a
+    sweep's trials) each find the store's dataset row missing and insert it; the second insert
+    breaks the row's unique key (PostgreSQL: UniqueViolation, "duplicate key value"; MySQL: "Duplicate
+    entry"; sqlite: "UNIQUE constraint failed"), and the server answers BAD_REQUEST. Nothing of the
+    call was kept (its transaction rolled back), and logging again finds the row and links it.
+    """
+    text = str(exc)
+    return any(s in text for s in ("UniqueViolation", "duplicate key value", "Duplicate entry",
+                                   "UNIQUE constraint failed"))
+
+
 class MlflowTracker:
     """Logs to the MLflow tracking store ``uri`` (the workspace's ``tracking_uri``).
 
@@ -144,7 +162,14 @@ class MlflowTracker:
                           profile=json.dumps({"clips": data.clips, "skipped": data.skipped, **dict(data.counts)}))
         tags = [InputTag("mlflow.data.context", "training")]
         tags += [InputTag(f"zoo.{split}", str(n)) for split, n in data.counts.items()]
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+        for attempt in range(1, INPUT_TRIES + 1):
+            try:
+                self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+                return
+            except Exception as exc:
+                if attempt == INPUT_TRIES or not lost_insert_race(exc):
+                    raise
+                time.sleep(0.2 * attempt)  # the other run's insert has committed: the row is found now
 
     def log_artifacts(self, run_id, folder, path=None) -> None:
         """Copy ``folder`` into the run's artifacts; a copy that fails half-way (a full disk) leaves no
